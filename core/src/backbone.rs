@@ -1,0 +1,59 @@
+//! A backbone: the ViT, the store that owns its variables, and the manifest describing it.
+
+use anyhow::Result;
+use candle_core::Device;
+
+use crate::checkpoint::Manifest;
+use crate::config::{model::vit_config, Config};
+use crate::model::{ParamStore, Vit};
+use crate::task_embedding::hashed_text_embedding;
+
+pub struct Backbone {
+    pub vit: Vit,
+    pub store: ParamStore,
+    pub manifest: Manifest,
+}
+
+impl Backbone {
+    /// A randomly initialised backbone (seed `run.seed`) with the configured task prompts.
+    pub fn fresh(config: &Config, device: &Device, config_hash: String) -> Result<Self> {
+        let cfg = vit_config(&config.model)?;
+        let store = ParamStore::new(device, config.run.seed);
+        let mut vit = Vit::new(&cfg, &store)?;
+        let mut tasks = Vec::new();
+        if let Some(p) = &cfg.prompts {
+            for task in &config.model.prompts.tasks {
+                vit.add_task(task, &hashed_text_embedding(task, p.text_dim)?)?;
+                tasks.push(task.clone());
+            }
+        }
+        if !tasks.is_empty() {
+            tracing::info!(?tasks, "task prompts seeded from name-hashed embeddings (no teacher configured)");
+        }
+        let manifest =
+            Manifest::new_backbone(&config.model.preset, &cfg, tasks, 0, config_hash);
+        Ok(Self {
+            vit,
+            store,
+            manifest,
+        })
+    }
+}
+
+impl Backbone {
+    /// The model inference runs: for a model with prompts, `task`'s gates and prompt folded in
+    /// (DESIGN §3); a plain ViT is returned as it is.
+    pub fn for_inference(&self, task: Option<&str>, fold_threshold: f64) -> Result<Vit> {
+        if self.vit.cfg.prompts.is_none() {
+            if let Some(t) = task {
+                anyhow::bail!("this backbone has no task prompts; drop --task {t}");
+            }
+            return Ok(self.vit.clone());
+        }
+        let tasks = self.vit.tasks();
+        let task = task.ok_or_else(|| {
+            anyhow::anyhow!("this backbone has task prompts: pass --task (one of {tasks:?})")
+        })?;
+        self.vit.fold(task, fold_threshold)
+    }
+}

@@ -1,0 +1,95 @@
+//! Saving and loading a backbone (model variables + prompt buffers, optional optimiser state).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use super::atomic::AtomicDir;
+use super::manifest::{Manifest, OPTIMIZER_FILE, WEIGHTS_FILE};
+use crate::backbone::Backbone;
+use crate::model::{ParamStore, Vit};
+
+/// All tensors of a model as saved: variables plus prompt buffers.
+pub fn state_dict(vit: &Vit, store: &ParamStore) -> BTreeMap<String, Tensor> {
+    let mut out = store.tensors();
+    out.extend(vit.buffers());
+    out
+}
+
+fn save_tensors(dir: &AtomicDir, name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&cpu.into_iter().collect(), dir.path(name))
+        .with_context(|| format!("writing {name}"))?;
+    dir.sync_file(name)
+}
+
+/// Writes `target/` atomically: weights, optional optimiser state, manifest last.
+pub fn save(
+    target: &Path,
+    vit: &Vit,
+    store: &ParamStore,
+    optimizer: Option<&BTreeMap<String, Tensor>>,
+    manifest: &Manifest,
+) -> Result<PathBuf> {
+    let dir = AtomicDir::begin(target)?;
+    save_tensors(&dir, WEIGHTS_FILE, &state_dict(vit, store))?;
+    if let Some(opt) = optimizer {
+        save_tensors(&dir, OPTIMIZER_FILE, opt)?;
+    }
+    dir.write(
+        super::manifest::MANIFEST_FILE,
+        serde_json::to_string_pretty(manifest)?.as_bytes(),
+    )?;
+    dir.commit()
+}
+
+pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+    Ok(candle_core::safetensors::load(path, device)
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_iter()
+        .collect())
+}
+
+/// Rebuilds the model a checkpoint describes and loads it strictly: any missing or unexpected key
+/// is an error that lists them.
+pub fn load(dir: &Path, device: &Device) -> Result<Backbone> {
+    let manifest = Manifest::read(dir)?;
+    let mut tensors = read_tensors(&dir.join(WEIGHTS_FILE), device)?;
+    let store = ParamStore::new(device, 0);
+    let mut vit = Vit::new(&manifest.model, &store)?;
+    for task in &manifest.tasks {
+        let key = format!("prompts.text_embed.{task}");
+        let e = tensors
+            .remove(&key)
+            .with_context(|| format!("{}: task `{task}` has no `{key}`", dir.display()))?;
+        vit.add_task(task, &e)?;
+    }
+    if let Some(stray) = tensors.keys().find(|k| k.starts_with("prompts.text_embed.")) {
+        bail!(
+            "{}: `{stray}` belongs to no task listed in the manifest",
+            dir.display()
+        );
+    }
+    store
+        .load_strict(&tensors)
+        .with_context(|| format!("loading {}", dir.join(WEIGHTS_FILE).display()))?;
+    Ok(Backbone {
+        vit,
+        store,
+        manifest,
+    })
+}
+
+/// The optimiser state saved beside the weights, if any.
+pub fn load_optimizer(dir: &Path, device: &Device) -> Result<Option<BTreeMap<String, Tensor>>> {
+    let path = dir.join(OPTIMIZER_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_tensors(&path, device).map(Some)
+}

@@ -1,0 +1,9 @@
+//! Checkpoints: safetensors weights + optimiser state + `manifest.json`, written atomically.
+
+pub mod atomic;
+pub mod backbone;
+pub mod manifest;
+pub mod store;
+
+pub use backbone::{load, save};
+pub use manifest::Manifest;

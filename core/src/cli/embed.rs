@@ -1,0 +1,93 @@
+//! `clasp embed`: CLS and pooled patch features of every image in a folder.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::GlobalArgs;
+use crate::checkpoint;
+use crate::data::images::{list_images, load_normalized};
+use crate::device::parse_device;
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// Backbone checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Folder of images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Output safetensors (`cls`, `patch_mean`); the image list goes to `<out>.images.txt`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Task whose prompt (and folded gates) to use, for models with prompts.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+}
+
+pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
+    let config = g.load()?;
+    let device = parse_device(&config.run.device)?;
+    let backbone = checkpoint::load(&args.checkpoint, &device)?;
+    let vit = backbone.for_inference(args.task.as_deref(), config.model.moe.fold_threshold)?;
+    let [h, w] = backbone.manifest.img_size;
+    let files = list_images(&args.images)?;
+    if files.is_empty() {
+        bail!("no images (jpg, jpeg, png, bmp, webp) in {}", args.images.display());
+    }
+    let bar = ProgressBar::new(files.len() as u64).with_style(
+        ProgressStyle::with_template("embed {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")?,
+    );
+    let (mut cls, mut pooled, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+    for chunk in files.chunks(args.batch.max(1)) {
+        let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
+        let mut n = 0;
+        for path in chunk {
+            match load_normalized(path, h, w) {
+                Ok(px) => {
+                    pixels.extend(px);
+                    kept.push(path.clone());
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("skipping {}: {e:#}", path.display());
+                    skipped += 1;
+                }
+            }
+            bar.inc(1);
+        }
+        if n == 0 {
+            continue;
+        }
+        let x = Tensor::from_vec(pixels, (n, 3, h, w), &device)?;
+        let out = vit.forward(&x, args.task.as_deref())?;
+        cls.push(out.cls.to_device(&candle_core::Device::Cpu)?);
+        pooled.push(out.pooled_patches()?.to_device(&candle_core::Device::Cpu)?);
+    }
+    bar.finish_and_clear();
+    if kept.is_empty() {
+        bail!("none of the {} images in {} could be read", files.len(), args.images.display());
+    }
+    let tensors = std::collections::HashMap::from([
+        ("cls".to_string(), Tensor::cat(&cls, 0)?),
+        ("patch_mean".to_string(), Tensor::cat(&pooled, 0)?),
+    ]);
+    candle_core::safetensors::save(&tensors, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let list_path = PathBuf::from(format!("{}.images.txt", args.out.display()));
+    let list: String = kept.iter().map(|p| format!("{}\n", p.display())).collect();
+    std::fs::write(&list_path, list).with_context(|| format!("writing {}", list_path.display()))?;
+    println!(
+        "embedded {} images ({} skipped as unreadable) → {} and {}",
+        kept.len(),
+        skipped,
+        args.out.display(),
+        list_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `clasp export --to timm`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::checkpoint;
+use crate::device::parse_device;
+use crate::export::timm::to_timm;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Target ecosystem (only `timm` for now).
+    #[arg(long, default_value = "timm")]
+    pub to: String,
+    /// Output safetensors; constructor kwargs go to `<out>.json`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Task to fold prompts and PC-MoE gates for.
+    #[arg(long)]
+    pub task: Option<String>,
+}
+
+pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
+    if args.to != "timm" {
+        bail!("export target `{}` is not supported (supported: timm)", args.to);
+    }
+    let config = g.load()?;
+    let device = parse_device(&config.run.device)?;
+    let backbone = checkpoint::load(&args.checkpoint, &device)?;
+    let vit = backbone.for_inference(args.task.as_deref(), config.model.moe.fold_threshold)?;
+    let (sd, kwargs) = to_timm(&vit)?;
+    let sd: std::collections::HashMap<String, candle_core::Tensor> = sd
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_device(&candle_core::Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&sd, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let kw_path = PathBuf::from(format!("{}.json", args.out.display()));
+    std::fs::write(&kw_path, serde_json::to_string_pretty(&kwargs)?)?;
+    println!(
+        "exported {} tensors → {} (timm kwargs in {}):\n  VisionTransformer(**json.load(open('{}')))",
+        sd.len(),
+        args.out.display(),
+        kw_path.display(),
+        kw_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Layered loading: built-in defaults → `--config FILE.toml` → `CLASP_*` variables → `--set k=v`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use super::schema::Config;
+
+/// Environment variables with the `CLASP_` prefix that are not configuration keys.
+pub const NON_CONFIG_ENV: [&str; 2] = ["PLUGIN_PATH", "LOG"];
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    pub file: Option<PathBuf>,
+    /// `key=value` pairs from `--set`, applied last.
+    pub overrides: Vec<String>,
+    /// Read `CLASP_*` environment variables (`CLASP_MODEL__PRESET=tiny`).
+    pub use_env: bool,
+}
+
+/// `--set` pairs as a figment provider, so errors say they came from the command line.
+struct SetFlags(Vec<(String, toml::Value)>);
+
+impl Provider for SetFlags {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line --set")
+    }
+
+    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
+        // Nest `a.b.c = v` into tables ourselves: values must carry this provider's tag.
+        let mut root = toml::Table::new();
+        for (key, value) in &self.0 {
+            let mut table = &mut root;
+            let parts: Vec<&str> = key.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                let entry = table
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if !entry.is_table() {
+                    *entry = toml::Value::Table(toml::Table::new());
+                }
+                table = entry.as_table_mut().expect("just made a table");
+            }
+            table.insert(parts[parts.len() - 1].to_string(), value.clone());
+        }
+        let dict = figment::value::Value::serialize(&root)?
+            .into_dict()
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Parses `key=value`; the value is read as TOML (numbers, booleans, arrays) or else a string.
+pub fn parse_override(pair: &str) -> Result<(String, toml::Value)> {
+    let (key, raw) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set `{pair}` is not of the form key=value"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        bail!("--set `{pair}`: `{key}` is not a dotted key such as model.preset");
+    }
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    Ok((key.to_string(), value))
+}
+
+impl ConfigSources {
+    pub fn figment(&self) -> Result<Figment> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &self.file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        if self.use_env {
+            fig = fig.merge(
+                Env::prefixed("CLASP_")
+                    .ignore(&NON_CONFIG_ENV)
+                    .split("__"),
+            );
+        }
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|p| parse_override(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(fig.merge(SetFlags(overrides)))
+    }
+
+    /// The resolved configuration, or an error naming the bad key and its source.
+    pub fn load(&self) -> Result<Config> {
+        let figment = self.figment()?;
+        let config: Config = figment.extract().map_err(|e| describe(&figment, e))?;
+        super::validate::validate(&config)?;
+        Ok(config)
+    }
+}
+
+/// figment reports keys with the profile in front (`default.model.x`); drop it and say where.
+fn describe(figment: &Figment, err: figment::Error) -> anyhow::Error {
+    let mut lines = Vec::new();
+    for e in err {
+        let key = e
+            .path
+            .iter()
+            .skip_while(|p| p.as_str() == "default")
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(".");
+        // Unknown-field errors carry no metadata: ask the figment which layer set that key.
+        let source = e
+            .metadata
+            .as_ref()
+            .or_else(|| figment.find_metadata(&key))
+            .map(|m| match &m.source {
+                Some(src) => format!("{} ({src})", m.name),
+                None => m.name.to_string(),
+            })
+            .unwrap_or_else(|| "unknown source".into());
+        lines.push(format!("config key `{key}`: {} [from {source}]", e.kind));
+    }
+    anyhow!("invalid configuration:\n  {}", lines.join("\n  "))
+}
+
+/// Loads a config file alone (no env, no overrides), e.g. to read a run's resolved config.
+pub fn load_file(path: &Path) -> Result<Config> {
+    ConfigSources {
+        file: Some(path.to_path_buf()),
+        ..Default::default()
+    }
+    .load()
+    .with_context(|| format!("loading {}", path.display()))
+}
+
+/// The resolved config as TOML, as `clasp config show` prints and runs save.
+pub fn to_toml(config: &Config) -> Result<String> {
+    Ok(toml::to_string(config)?)
+}

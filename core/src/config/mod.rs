@@ -1,0 +1,9 @@
+//! Configuration: schema with defaults, layered loading with figment, validation.
+
+pub mod load;
+pub mod model;
+pub mod schema;
+pub mod validate;
+
+pub use load::{to_toml, ConfigSources};
+pub use schema::Config;

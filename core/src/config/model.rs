@@ -1,0 +1,76 @@
+//! From model settings to the architecture ([`VitConfig`]).
+
+use anyhow::{bail, Context, Result};
+
+use super::schema::ModelSettings;
+use crate::model::{MoeConfig, PromptConfig, VitConfig};
+
+/// Which blocks carry PC-MoE, as written in `model.moe.blocks`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlockSpec {
+    All,
+    Last(usize),
+    List(Vec<usize>),
+}
+
+impl BlockSpec {
+    /// Reads `"all"`, `"last:N"` or `"i,j,k"`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let spec = spec.trim();
+        let err = || {
+            format!(
+                "config key `model.moe.blocks`: cannot read `{spec}` (use \"all\", \"last:N\" or \"0,3,5\")"
+            )
+        };
+        if spec == "all" {
+            return Ok(Self::All);
+        }
+        if let Some(n) = spec.strip_prefix("last:") {
+            return Ok(Self::Last(n.trim().parse().with_context(err)?));
+        }
+        let list = spec
+            .split(',')
+            .map(|s| s.trim().parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .with_context(err)?;
+        Ok(Self::List(list))
+    }
+
+    pub fn resolve(&self, depth: usize) -> Result<Vec<usize>> {
+        match self {
+            Self::All => Ok((0..depth).collect()),
+            Self::Last(n) if *n > depth => {
+                bail!("config key `model.moe.blocks`: last:{n} but the model has {depth} blocks")
+            }
+            Self::Last(n) => Ok((depth - n..depth).collect()),
+            Self::List(list) => {
+                if let Some(b) = list.iter().find(|b| **b >= depth) {
+                    bail!("config key `model.moe.blocks`: block {b} does not exist (depth {depth})");
+                }
+                Ok(list.clone())
+            }
+        }
+    }
+}
+
+pub fn vit_config(m: &ModelSettings) -> Result<VitConfig> {
+    let mut cfg = VitConfig::preset(&m.preset)?;
+    cfg.img_size = m.img_size;
+    if m.prompts.enabled {
+        cfg.prompts = Some(PromptConfig {
+            num_tokens: m.prompts.num_tokens,
+            text_dim: m.prompts.text_dim,
+        });
+    }
+    if m.moe.enabled {
+        cfg.moe = Some(MoeConfig {
+            num_experts: m.moe.num_experts,
+            expert_hidden: ((cfg.embed_dim as f64) * m.moe.expert_ratio).round() as usize,
+            temperature: m.moe.temperature,
+            top_k: (m.moe.top_k > 0).then_some(m.moe.top_k),
+            blocks: BlockSpec::parse(&m.moe.blocks)?.resolve(cfg.depth)?,
+        });
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -1,0 +1,163 @@
+//! The configuration tree with its built-in defaults. Every struct denies unknown keys, so a typo
+//! is an error that names the key rather than a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub run: RunSettings,
+    pub model: ModelSettings,
+    pub optim: OptimSettings,
+    pub checkpoint: CheckpointSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Run directory name under `dir`.
+    pub name: String,
+    pub dir: String,
+    pub seed: u64,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            dir: "runs".into(),
+            seed: 0,
+            device: "cpu".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// nano | tiny | small | base
+    pub preset: String,
+    /// Input size [H, W], multiples of 16.
+    pub img_size: [usize; 2],
+    pub prompts: PromptSettings,
+    pub moe: MoeSettings,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            preset: "small".into(),
+            img_size: [256, 128],
+            prompts: PromptSettings::default(),
+            moe: MoeSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptSettings {
+    pub enabled: bool,
+    /// Prompt tokens per task (m).
+    pub num_tokens: usize,
+    /// Width of the CLIP text embedding that seeds each prompt.
+    pub text_dim: usize,
+    /// Tasks created with the model (pre-training tasks of DESIGN §5).
+    pub tasks: Vec<String>,
+}
+
+impl Default for PromptSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            num_tokens: 4,
+            text_dim: 512,
+            tasks: vec!["ssl".into(), "part".into(), "attr".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoeSettings {
+    pub enabled: bool,
+    pub num_experts: usize,
+    /// Expert hidden width as a multiple of the embedding width.
+    pub expert_ratio: f64,
+    /// Temperature τ of the global gate.
+    pub temperature: f64,
+    /// Keep the k largest global gates; 0 keeps all (dense).
+    pub top_k: usize,
+    /// Which blocks are PC-MoE: "all", "last:N", or a list such as "8,9,10,11".
+    pub blocks: String,
+    /// Gate folding drops experts whose global gate is at most this.
+    pub fold_threshold: f64,
+}
+
+impl Default for MoeSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            num_experts: 4,
+            expert_ratio: 1.0,
+            temperature: 1.0,
+            top_k: 0,
+            blocks: "all".into(),
+            fold_threshold: 1e-4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSettings {
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    pub weight_decay_end: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Global gradient-norm clip; 0 disables.
+    pub clip_grad: f64,
+    /// Layer-wise LR decay (1.0 = off; fine-tuning typically 0.65–0.75).
+    pub layer_decay: f64,
+}
+
+impl Default for OptimSettings {
+    fn default() -> Self {
+        Self {
+            lr: 5e-4,
+            min_lr: 1e-6,
+            warmup_steps: 100,
+            weight_decay: 0.04,
+            weight_decay_end: 0.4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip_grad: 3.0,
+            layer_decay: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSettings {
+    /// Save every N optimiser steps (and at the end).
+    pub every: usize,
+    /// Keep the newest K checkpoints.
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        Self {
+            every: 500,
+            keep_last: 3,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Checks that serde cannot express (ranges, choices); each error names its key.
+
+use anyhow::{bail, Result};
+
+use super::schema::Config;
+use crate::model::config::PRESETS;
+
+pub fn validate(c: &Config) -> Result<()> {
+    let m = &c.model;
+    if !PRESETS.contains(&m.preset.as_str()) {
+        bail!(
+            "config key `model.preset`: `{}` is not one of {}",
+            m.preset,
+            PRESETS.join(", ")
+        );
+    }
+    if m.img_size.iter().any(|s| *s == 0 || s % 16 != 0) {
+        bail!(
+            "config key `model.img_size`: {:?} must be positive multiples of 16",
+            m.img_size
+        );
+    }
+    if m.moe.enabled && !m.prompts.enabled {
+        bail!("config key `model.moe.enabled`: PC-MoE needs `model.prompts.enabled = true`");
+    }
+    if m.moe.enabled && m.moe.top_k > m.moe.num_experts {
+        bail!(
+            "config key `model.moe.top_k`: {} exceeds `model.moe.num_experts` = {}",
+            m.moe.top_k,
+            m.moe.num_experts
+        );
+    }
+    if m.moe.expert_ratio <= 0.0 {
+        bail!("config key `model.moe.expert_ratio`: must be positive");
+    }
+    if m.moe.temperature <= 0.0 {
+        bail!("config key `model.moe.temperature`: must be positive");
+    }
+    super::model::BlockSpec::parse(&m.moe.blocks)?;
+    if !(c.run.device == "cpu" || c.run.device.starts_with("cuda")) {
+        bail!(
+            "config key `run.device`: `{}` is neither `cpu` nor `cuda[:N]`",
+            c.run.device
+        );
+    }
+    if c.checkpoint.keep_last == 0 {
+        bail!("config key `checkpoint.keep_last`: must be at least 1");
+    }
+    let o = &c.optim;
+    if o.layer_decay <= 0.0 || o.layer_decay > 1.0 {
+        bail!("config key `optim.layer_decay`: {} is not in (0, 1]", o.layer_decay);
+    }
+    if o.lr <= 0.0 {
+        bail!("config key `optim.lr`: must be positive");
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Data: image folders and preprocessing. Knows no model.
+
+pub mod images;

@@ -1,0 +1,3 @@
+//! Exporting backbones to other ecosystems.
+
+pub mod timm;

@@ -1,0 +1,53 @@
+//! Multi-head self-attention with timm's `attn.qkv` / `attn.proj` layout.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+
+use super::layers::{softmax_last_dim, Linear};
+use super::params::Scope;
+
+#[derive(Clone, Debug)]
+pub struct Attention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub num_heads: usize,
+    scale: f64,
+}
+
+impl Attention {
+    pub fn new(scope: &Scope, dim: usize, num_heads: usize, qkv_bias: bool) -> Result<Self> {
+        Ok(Self {
+            qkv: Linear::new(&scope.pp("qkv"), dim, 3 * dim, qkv_bias)?,
+            proj: Linear::new(&scope.pp("proj"), dim, dim, true)?,
+            num_heads,
+            scale: 1.0 / ((dim / num_heads) as f64).sqrt(),
+        })
+    }
+
+    /// Multiply-adds per image for `n` tokens of width `d`.
+    pub fn flops(&self, n: usize) -> u64 {
+        let d = self.proj.out_dim() as u64;
+        let n = n as u64;
+        // qkv + proj projections, then q·kᵀ and attn·v.
+        n * d * 3 * d + n * d * d + 2 * n * n * d
+    }
+}
+
+impl Module for Attention {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, n, d) = x.dims3()?;
+        let hd = d / self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, n, 3, self.num_heads, hd))?
+            .permute((2, 0, 3, 1, 4))?;
+        let q = qkv.get(0)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let attn = (q.matmul(&k.t()?)? * self.scale)?;
+        let attn = softmax_last_dim(&attn)?;
+        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
+        self.proj.forward(&y)
+    }
+}

@@ -1,0 +1,148 @@
+//! Architecture of the backbone: a timm-style ViT, optionally with task prompts and PC-MoE.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Task prompts: `m` learnable tokens per task, seeded from a text embedding (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptConfig {
+    /// Prompt tokens per task (m).
+    pub num_tokens: usize,
+    /// Width of the text embedding e_t that seeds each prompt.
+    pub text_dim: usize,
+}
+
+/// Prompt-controlled mixture of experts in the MLP position of some blocks (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeConfig {
+    pub num_experts: usize,
+    /// Hidden width of each expert MLP.
+    pub expert_hidden: usize,
+    /// Temperature τ of the global gate softmax.
+    pub temperature: f64,
+    /// Keep only the k largest global gates (renormalised); `None` is dense.
+    pub top_k: Option<usize>,
+    /// Indices of the blocks whose MLP is a PC-MoE.
+    pub blocks: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VitConfig {
+    pub embed_dim: usize,
+    pub depth: usize,
+    pub num_heads: usize,
+    pub mlp_ratio: f64,
+    pub patch_size: usize,
+    /// Native input size [H, W]; other sizes interpolate the position embedding.
+    pub img_size: [usize; 2],
+    pub qkv_bias: bool,
+    pub norm_eps: f64,
+    pub prompts: Option<PromptConfig>,
+    pub moe: Option<MoeConfig>,
+}
+
+/// The named sizes of DESIGN §3.
+pub const PRESETS: [&str; 4] = ["nano", "tiny", "small", "base"];
+
+impl VitConfig {
+    /// A plain ViT (no prompts, no MoE) of a named size at the default 256×128 input.
+    pub fn preset(name: &str) -> Result<Self> {
+        let (embed_dim, depth, num_heads) = match name {
+            "nano" => (64, 4, 2),
+            "tiny" => (192, 12, 3),
+            "small" => (384, 12, 6),
+            "base" => (768, 12, 12),
+            other => bail!("unknown model preset `{other}` (known: {})", PRESETS.join(", ")),
+        };
+        Ok(Self {
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio: 4.0,
+            patch_size: 16,
+            img_size: [256, 128],
+            qkv_bias: true,
+            norm_eps: 1e-6,
+            prompts: None,
+            moe: None,
+        })
+    }
+
+    /// Default prompts and PC-MoE on every block: 4 experts of width `embed_dim`, so the expert
+    /// FLOPs equal the plain MLP's and parameters stay ≤ 1.5× the plain ViT's.
+    pub fn with_clasp_defaults(mut self) -> Self {
+        self.prompts = Some(PromptConfig {
+            num_tokens: 4,
+            text_dim: 512,
+        });
+        self.moe = Some(MoeConfig {
+            num_experts: 4,
+            expert_hidden: self.embed_dim,
+            temperature: 1.0,
+            top_k: None,
+            blocks: (0..self.depth).collect(),
+        });
+        self
+    }
+
+    pub fn mlp_hidden(&self) -> usize {
+        (self.embed_dim as f64 * self.mlp_ratio) as usize
+    }
+
+    pub fn grid(&self) -> (usize, usize) {
+        (
+            self.img_size[0] / self.patch_size,
+            self.img_size[1] / self.patch_size,
+        )
+    }
+
+    pub fn is_moe_block(&self, i: usize) -> bool {
+        self.moe.as_ref().is_some_and(|m| m.blocks.contains(&i))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.embed_dim % self.num_heads != 0 {
+            bail!(
+                "embed_dim {} is not divisible by num_heads {}",
+                self.embed_dim,
+                self.num_heads
+            );
+        }
+        for (i, s) in self.img_size.iter().enumerate() {
+            if *s == 0 || s % self.patch_size != 0 {
+                bail!(
+                    "img_size[{i}] = {s} is not a positive multiple of the patch size {}",
+                    self.patch_size
+                );
+            }
+        }
+        if let Some(moe) = &self.moe {
+            if self.prompts.is_none() {
+                bail!("PC-MoE needs task prompts: its gates are computed from the prompt");
+            }
+            if moe.num_experts == 0 || moe.expert_hidden == 0 {
+                bail!("PC-MoE needs at least one expert of non-zero width");
+            }
+            if let Some(k) = moe.top_k {
+                if k == 0 || k > moe.num_experts {
+                    bail!("moe top_k = {k} must be in 1..={}", moe.num_experts);
+                }
+            }
+            if moe.temperature <= 0.0 {
+                bail!("moe temperature must be positive, got {}", moe.temperature);
+            }
+            if let Some(b) = moe.blocks.iter().find(|b| **b >= self.depth) {
+                bail!("moe block {b} does not exist (depth {})", self.depth);
+            }
+        }
+        if let Some(p) = &self.prompts {
+            if p.num_tokens == 0 || p.text_dim == 0 {
+                bail!("prompts need num_tokens ≥ 1 and text_dim ≥ 1");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! The transformer MLP (`fc1` → GELU → `fc2`), also the shape of one PC-MoE expert.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+
+use super::layers::{gelu, Linear};
+use super::params::Scope;
+
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl Mlp {
+    pub fn new(scope: &Scope, dim: usize, hidden: usize) -> Result<Self> {
+        Ok(Self {
+            fc1: Linear::new(&scope.pp("fc1"), dim, hidden, true)?,
+            fc2: Linear::new(&scope.pp("fc2"), hidden, dim, true)?,
+        })
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.fc1.out_dim()
+    }
+
+    /// Multiply-adds per token.
+    pub fn flops_per_token(&self) -> u64 {
+        2 * (self.fc1.in_dim() * self.fc1.out_dim()) as u64
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
+    }
+}

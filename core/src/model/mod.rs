@@ -1,0 +1,16 @@
+//! The backbone: a timm-compatible ViT with task prompts and PC-MoE. Knows no file formats and no
+//! training loop.
+
+pub mod attention;
+pub mod config;
+pub mod layers;
+pub mod mlp;
+pub mod params;
+pub mod pcmoe;
+pub mod pos_embed;
+pub mod prompts;
+pub mod vit;
+
+pub use config::{MoeConfig, PromptConfig, VitConfig};
+pub use params::{Init, ParamStore, Scope};
+pub use vit::{Vit, VitOutput};

@@ -1,0 +1,79 @@
+//! Position-embedding resampling to any patch grid, differentiable.
+//!
+//! timm resamples with `F.interpolate(mode="bicubic", antialias=True)`. That resampling is
+//! separable, so we build the two 1-D weight matrices exactly as PyTorch's anti-aliased bicubic
+//! kernel does and apply them as matmuls: the gradient flows back into `pos_embed` for free.
+
+use candle_core::{Device, Result, Tensor};
+
+/// PyTorch's anti-aliased bicubic filter (a = -0.5, as PIL).
+fn bicubic_aa(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// `[out, in]` weights of 1-D anti-aliased bicubic resampling (align_corners = False), following
+/// `_compute_indices_min_size_weights_aa` in ATen's UpSample.h.
+pub fn bicubic_aa_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
+    let scale = in_size as f64 / out_size as f64;
+    let support = if scale >= 1.0 { 2.0 * scale } else { 2.0 };
+    let inv_scale = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    let mut m = vec![0f32; out_size * in_size];
+    for i in 0..out_size {
+        let center = scale * (i as f64 + 0.5);
+        // C++ truncation toward zero, then clamped, as ATen does.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let weights: Vec<f64> = (xmin..xmax)
+            .map(|j| bicubic_aa((j as f64 - center + 0.5) * inv_scale))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        for (k, j) in (xmin..xmax).enumerate() {
+            let w = if total != 0.0 {
+                weights[k] / total
+            } else {
+                0.0
+            };
+            m[i * in_size + j] = w as f32;
+        }
+    }
+    m
+}
+
+fn matrix(in_size: usize, out_size: usize, device: &Device) -> Result<Tensor> {
+    Tensor::from_vec(
+        bicubic_aa_matrix(in_size, out_size),
+        (out_size, in_size),
+        device,
+    )
+}
+
+/// Resamples a `[gh0·gw0, d]` grid of position embeddings to `[gh·gw, d]`.
+pub fn resample_grid(
+    pos: &Tensor,
+    old: (usize, usize),
+    new: (usize, usize),
+) -> Result<Tensor> {
+    if old == new {
+        return Ok(pos.clone());
+    }
+    let (gh0, gw0) = old;
+    let (gh, gw) = new;
+    let d = pos.dim(1)?;
+    let dev = pos.device();
+    let ah = matrix(gh0, gh, dev)?.to_dtype(pos.dtype())?;
+    let aw = matrix(gw0, gw, dev)?.to_dtype(pos.dtype())?;
+    // Rows: [gh, gw0·d] = A_h · P[gh0, gw0·d]
+    let rows = ah.matmul(&pos.reshape((gh0, gw0 * d))?)?;
+    // Columns: per row, [d, gw0] · A_wᵀ → [d, gw]
+    let rows = rows.reshape((gh, gw0, d))?.transpose(1, 2)?.contiguous()?;
+    let out = rows.broadcast_matmul(&aw.t()?)?; // [gh, d, gw]
+    out.transpose(1, 2)?.contiguous()?.reshape((gh * gw, d))
+}

@@ -1,0 +1,74 @@
+//! Parameter groups: which variables get weight decay and which LR scale (layer-wise decay).
+
+use candle_core::Var;
+
+/// A set of variables sharing weight-decay and LR multipliers.
+#[derive(Clone)]
+pub struct ParamGroup {
+    pub name: String,
+    pub params: Vec<(String, Var)>,
+    /// Multiplies the scheduled weight decay (0 for norms, biases, embeddings, prompts).
+    pub weight_decay_scale: f64,
+    /// Multiplies the scheduled LR (layer-wise LR decay).
+    pub lr_scale: f64,
+}
+
+/// Parameters that must not be decayed: 1-D tensors (norms, biases, gates' biases), the position
+/// embedding, the CLS token and task prompts — as DINO, timm and SOLIDER do.
+pub fn is_no_decay(name: &str, rank: usize) -> bool {
+    rank <= 1
+        || name.ends_with(".bias")
+        || name == "pos_embed"
+        || name == "cls_token"
+        || name.starts_with("prompts.delta.")
+        || name.contains("norm")
+}
+
+/// Layer id for layer-wise LR decay (BEiT convention): embeddings and prompts are 0, block i is
+/// i + 1, everything after the blocks (final norm, heads) is `depth + 1`.
+pub fn layer_id(name: &str, depth: usize) -> usize {
+    if name.starts_with("cls_token")
+        || name.starts_with("pos_embed")
+        || name.starts_with("patch_embed")
+        || name.starts_with("prompts.")
+    {
+        0
+    } else if let Some(rest) = name.strip_prefix("blocks.") {
+        rest.split('.')
+            .next()
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(depth + 1, |i| i + 1)
+    } else {
+        depth + 1
+    }
+}
+
+/// Splits named variables into groups by (decay?, layer id). `layer_decay = 1.0` gives two groups.
+pub fn build_groups(params: &[(String, Var)], depth: usize, layer_decay: f64) -> Vec<ParamGroup> {
+    let mut groups: Vec<ParamGroup> = Vec::new();
+    for (name, var) in params {
+        let decay = !is_no_decay(name, var.rank());
+        let lid = if layer_decay == 1.0 {
+            0
+        } else {
+            layer_id(name, depth)
+        };
+        let lr_scale = layer_decay.powi((depth + 1 - lid.min(depth + 1)) as i32);
+        let lr_scale = if layer_decay == 1.0 { 1.0 } else { lr_scale };
+        let gname = format!(
+            "{}layer{}",
+            if decay { "decay_" } else { "no_decay_" },
+            lid
+        );
+        match groups.iter_mut().find(|g| g.name == gname) {
+            Some(g) => g.params.push((name.clone(), var.clone())),
+            None => groups.push(ParamGroup {
+                name: gname,
+                params: vec![(name.clone(), var.clone())],
+                weight_decay_scale: if decay { 1.0 } else { 0.0 },
+                lr_scale,
+            }),
+        }
+    }
+    groups
+}

@@ -1,0 +1,10 @@
+//! Optimisation: AdamW with groups, schedules, clipping. Sees variables, not layers.
+
+pub mod adamw;
+pub mod clip;
+pub mod groups;
+pub mod schedule;
+
+pub use adamw::{AdamW, AdamWConfig, StepStats};
+pub use groups::{build_groups, ParamGroup};
+pub use schedule::CosineSchedule;

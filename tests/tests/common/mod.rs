@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use clasp_core::model::{ParamStore, Vit, VitConfig};
+use clasp_core::task_embedding::hashed_text_embedding;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Tensors of a fixture file under `prefix.`, with the prefix removed.
+pub fn fixture_tensors(name: &str, prefix: &str) -> BTreeMap<String, Tensor> {
+    let all = candle_core::safetensors::load(fixture(name), &Device::Cpu).expect("fixture loads");
+    all.into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(&format!("{prefix}."))
+                .map(|s| (s.to_string(), v))
+        })
+        .collect()
+}
+
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+pub const TASKS: [&str; 3] = ["ssl", "part", "attr"];
+
+/// The nano preset with prompts and PC-MoE on every block, tasks ssl/part/attr.
+pub fn nano_clasp(cfg: VitConfig, seed: u64, dtype: DType) -> (Vit, ParamStore) {
+    let store = ParamStore::with_dtype(&Device::Cpu, seed, dtype);
+    let mut vit = Vit::new(&cfg, &store).expect("model builds");
+    let text_dim = cfg.prompts.as_ref().map(|p| p.text_dim).unwrap_or(0);
+    if text_dim > 0 {
+        for t in TASKS {
+            vit.add_task(t, &hashed_text_embedding(t, text_dim).unwrap())
+                .unwrap();
+        }
+    }
+    (vit, store)
+}
+
+pub fn nano_clasp_config() -> VitConfig {
+    VitConfig::preset("nano").unwrap().with_clasp_defaults()
+}
+
+pub fn images(b: usize, h: usize, w: usize, dtype: DType, seed: u64) -> Tensor {
+    // Deterministic pseudo-random pixels without touching the global RNG.
+    let n = b * 3 * h * w;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, (b, 3, h, w), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
