@@ -30,6 +30,24 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Where gradients come from: candle's `GradStore` (after `backward`), or tensors by parameter
+/// name (all-reduced gradients, fixtures).
+pub trait GradSource {
+    fn grad(&self, name: &str, var: &Var) -> Option<Tensor>;
+}
+
+impl GradSource for GradStore {
+    fn grad(&self, _name: &str, var: &Var) -> Option<Tensor> {
+        self.get(var.as_tensor()).cloned()
+    }
+}
+
+impl GradSource for BTreeMap<String, Tensor> {
+    fn grad(&self, name: &str, _var: &Var) -> Option<Tensor> {
+        self.get(name).cloned()
+    }
+}
+
 /// Moments and step count of one parameter.
 struct Moments {
     exp_avg: Tensor,
@@ -68,30 +86,38 @@ impl AdamW {
         })
     }
 
-    fn all_vars(&self) -> Vec<&Var> {
+    /// Gradients in group order (`None` where a parameter has none).
+    fn collect_grads(&self, grads: &impl GradSource) -> Vec<Option<Tensor>> {
         self.groups
             .iter()
-            .flat_map(|g| g.params.iter().map(|(_, v)| v))
+            .flat_map(|g| g.params.iter().map(|(n, v)| grads.grad(n, v)))
             .collect()
     }
 
     /// One update with scheduled `lr` and `weight_decay` (each group scales them). Parameters
     /// without a gradient are left alone, as torch does.
-    pub fn step(&mut self, grads: &GradStore, lr: f64, weight_decay: f64) -> Result<StepStats> {
-        let grad_norm = global_grad_norm(&self.all_vars(), grads)?;
+    pub fn step(
+        &mut self,
+        grads: &impl GradSource,
+        lr: f64,
+        weight_decay: f64,
+    ) -> Result<StepStats> {
+        let all_grads = self.collect_grads(grads);
+        let grad_norm = global_grad_norm(all_grads.iter().flatten())?;
         let clip_coef = match self.config.max_grad_norm {
             Some(max) => clip_coefficient(grad_norm, max),
             None => 1.0,
         };
         let (b1, b2, eps) = (self.config.beta1, self.config.beta2, self.config.eps);
+        let mut all_grads = all_grads.into_iter();
         for group in &self.groups {
             let lr = lr * group.lr_scale;
             let wd = weight_decay * group.weight_decay_scale;
             for (name, var) in &group.params {
-                let Some(grad) = grads.get(var.as_tensor()) else {
+                let Some(grad) = all_grads.next().flatten() else {
                     continue;
                 };
-                let grad = scaled(grad, clip_coef)?;
+                let grad = scaled(&grad, clip_coef)?;
                 let st = match self.state.get_mut(name) {
                     Some(st) => st,
                     None => {

@@ -1,15 +1,17 @@
 //! Global-norm gradient clipping, as `torch.nn.utils.clip_grad_norm_`.
 
 use anyhow::Result;
-use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_core::Tensor;
 
-/// The L2 norm over all gradients of `params` (missing gradients count as zero).
-pub fn global_grad_norm(params: &[&Var], grads: &GradStore) -> Result<f64> {
+/// The L2 norm over all `grads` together.
+pub fn global_grad_norm<'a>(grads: impl Iterator<Item = &'a Tensor>) -> Result<f64> {
     let mut sq = 0f64;
-    for v in params {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-        }
+    for g in grads {
+        sq += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
     }
     Ok(sq.sqrt())
 }

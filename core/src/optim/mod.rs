@@ -5,6 +5,6 @@ pub mod clip;
 pub mod groups;
 pub mod schedule;
 
-pub use adamw::{AdamW, AdamWConfig, StepStats};
+pub use adamw::{AdamW, AdamWConfig, GradSource, StepStats};
 pub use groups::{build_groups, ParamGroup};
 pub use schedule::CosineSchedule;

@@ -59,9 +59,9 @@ pub fn nano_clasp_config() -> VitConfig {
     VitConfig::preset("nano").unwrap().with_clasp_defaults()
 }
 
-pub fn images(b: usize, h: usize, w: usize, dtype: DType, seed: u64) -> Tensor {
-    // Deterministic pseudo-random pixels without touching the global RNG.
-    let n = b * 3 * h * w;
+/// Deterministic pseudo-random values in [-1, 1) of shape `[b, c, h, w]`, global RNG untouched.
+pub fn images(b: usize, c: usize, h: usize, w: usize, dtype: DType, seed: u64) -> Tensor {
+    let n = b * c * h * w;
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let v: Vec<f32> = (0..n)
         .map(|_| {
@@ -71,7 +71,7 @@ pub fn images(b: usize, h: usize, w: usize, dtype: DType, seed: u64) -> Tensor {
             ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
         })
         .collect();
-    Tensor::from_vec(v, (b, 3, h, w), &Device::Cpu)
+    Tensor::from_vec(v, (b, c, h, w), &Device::Cpu)
         .unwrap()
         .to_dtype(dtype)
         .unwrap()
