@@ -28,10 +28,12 @@ impl Backbone {
             }
         }
         if !tasks.is_empty() {
-            tracing::info!(?tasks, "task prompts seeded from name-hashed embeddings (no teacher configured)");
+            tracing::info!(
+                ?tasks,
+                "task prompts seeded from name-hashed embeddings (no teacher configured)"
+            );
         }
-        let manifest =
-            Manifest::new_backbone(&config.model.preset, &cfg, tasks, 0, config_hash);
+        let manifest = Manifest::new_backbone(&config.model.preset, &cfg, tasks, 0, config_hash);
         Ok(Self {
             vit,
             store,

@@ -16,7 +16,12 @@ pub fn hashed_text_embedding(task: &str, dim: usize) -> Result<Tensor> {
     seed.copy_from_slice(&digest);
     let mut rng = ChaCha8Rng::from_seed(seed);
     let mut v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     v.iter_mut().for_each(|x| *x /= norm);
     Tensor::from_vec(v, dim, &Device::Cpu)
 }

@@ -67,9 +67,7 @@ fn run_steps(s: &mut Setup, steps: std::ops::Range<usize>, all: &BTreeMap<String
             .iter()
             .map(|(name, _)| (name.clone(), all[&format!("grad.{step}.{name}")].clone()))
             .collect();
-        s.opt
-            .step(&grads, s.lr.at(step), s.wd.at(step))
-            .unwrap();
+        s.opt.step(&grads, s.lr.at(step), s.wd.at(step)).unwrap();
     }
 }
 
@@ -95,9 +93,17 @@ fn groups_follow_the_decay_and_layer_rules() {
     for g in &s.opt.groups {
         for (name, _) in &g.params {
             let want = &m["groups"][name];
-            assert_eq!(g.weight_decay_scale, want["wd_scale"].as_f64().unwrap(), "{name}");
+            assert_eq!(
+                g.weight_decay_scale,
+                want["wd_scale"].as_f64().unwrap(),
+                "{name}"
+            );
             let lr = want["lr_scale"].as_f64().unwrap();
-            assert!((g.lr_scale - lr).abs() < 1e-12, "{name}: {} vs {lr}", g.lr_scale);
+            assert!(
+                (g.lr_scale - lr).abs() < 1e-12,
+                "{name}: {} vs {lr}",
+                g.lr_scale
+            );
         }
     }
 }

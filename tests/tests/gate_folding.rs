@@ -15,7 +15,10 @@ fn assert_fold_agrees(cfg: VitConfig, threshold: f64) -> (u64, u64) {
     for task in TASKS {
         let folded = vit.fold(task, threshold).unwrap();
         assert!(
-            folded.blocks.iter().all(|b| matches!(b.mlp, BlockMlp::Plain(_))),
+            folded
+                .blocks
+                .iter()
+                .all(|b| matches!(b.mlp, BlockMlp::Plain(_))),
             "every PC-MoE block folds into a plain MLP"
         );
         let a = vit.forward(&x, Some(task)).unwrap();
@@ -32,7 +35,10 @@ fn assert_fold_agrees(cfg: VitConfig, threshold: f64) -> (u64, u64) {
 #[test]
 fn dense_gates_fold_exactly() {
     let (unfolded, folded) = assert_fold_agrees(nano_clasp_config(), 0.0);
-    assert_eq!(unfolded, folded, "nothing is dropped with dense gates and threshold 0");
+    assert_eq!(
+        unfolded, folded,
+        "nothing is dropped with dense gates and threshold 0"
+    );
 }
 
 #[test]
@@ -64,7 +70,10 @@ fn different_tasks_get_different_gates_and_features() {
     let x = images(1, 3, 256, 128, DType::F32, 7);
     let a = vit.forward(&x, Some("ssl")).unwrap();
     let b = vit.forward(&x, Some("part")).unwrap();
-    assert!(max_abs_diff(&a.cls, &b.cls) > 1e-4, "prompts steer the features");
+    assert!(
+        max_abs_diff(&a.cls, &b.cls) > 1e-4,
+        "prompts steer the features"
+    );
     let err = vit.forward(&x, Some("pose")).unwrap_err().to_string();
     assert!(err.contains("unknown task `pose`"), "{err}");
     let err = vit.forward(&x, None).unwrap_err().to_string();

@@ -15,10 +15,17 @@ fn multi_task_loss(vit: &Vit, x: &Tensor) -> Tensor {
         let out = vit.forward(x, Some(t)).unwrap();
         let (b, d, h, w) = out.patches.dims4().unwrap();
         let dtype = out.cls.dtype();
-        let a = images(1, 1, b, d, dtype, 100 + i as u64).reshape((b, d)).unwrap();
+        let a = images(1, 1, b, d, dtype, 100 + i as u64)
+            .reshape((b, d))
+            .unwrap();
         let p = images(b, d, h, w, dtype, 200 + i as u64);
         let l = ((out.cls * a).unwrap().sum_all().unwrap()
-            + (out.patches * p).unwrap().sqr().unwrap().mean_all().unwrap())
+            + (out.patches * p)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap())
         .unwrap();
         total = Some(match total {
             None => l,
@@ -90,7 +97,12 @@ fn gradients_match_finite_differences() {
     for (name, idx) in probes {
         let var = store.get(name).unwrap();
         let shape = var.shape().clone();
-        let flat = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let flat = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         let analytic = grads
             .get(var.as_tensor())
             .unwrap()

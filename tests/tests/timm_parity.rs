@@ -34,8 +34,14 @@ fn check(tag: &str) {
         .unwrap();
     let patch_diff = max_abs_diff(&ours, &t["patches"]);
     println!("{tag}: cls {cls_diff:.2e}, patches {patch_diff:.2e}");
-    assert!(cls_diff < 1e-4, "{tag}: CLS differs from timm by {cls_diff}");
-    assert!(patch_diff < 1e-4, "{tag}: patches differ from timm by {patch_diff}");
+    assert!(
+        cls_diff < 1e-4,
+        "{tag}: CLS differs from timm by {cls_diff}"
+    );
+    assert!(
+        patch_diff < 1e-4,
+        "{tag}: patches differ from timm by {patch_diff}"
+    );
 }
 
 #[test]

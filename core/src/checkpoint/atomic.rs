@@ -21,14 +21,17 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 pub struct AtomicDir {
     staging: PathBuf,
     target: PathBuf,
+    parent: PathBuf,
 }
 
 impl AtomicDir {
     pub fn begin(target: &Path) -> Result<Self> {
-        let parent = target
-            .parent()
-            .context("checkpoint path has no parent directory")?;
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        // A bare relative name ("ck") has the empty path as parent: that is the current directory.
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
         let name = target
             .file_name()
             .context("checkpoint path has no file name")?
@@ -37,11 +40,11 @@ impl AtomicDir {
         if staging.exists() {
             fs::remove_dir_all(&staging)?;
         }
-        fs::create_dir_all(&staging)
-            .with_context(|| format!("creating {}", staging.display()))?;
+        fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
         Ok(Self {
             staging,
             target: target.to_path_buf(),
+            parent,
         })
     }
 
@@ -69,12 +72,15 @@ impl AtomicDir {
     /// Moves the staged directory to its final name, replacing an older one of the same name.
     pub fn commit(self) -> Result<PathBuf> {
         fsync_dir(&self.staging)?;
-        let parent = self.target.parent().expect("checked in begin").to_path_buf();
+        let parent = self.parent.clone();
         if self.target.exists() {
             // rename() cannot replace a non-empty directory: move the old one aside first.
             let old = parent.join(format!(
                 "{TMP_PREFIX}old-{}-{}",
-                self.target.file_name().unwrap_or_default().to_string_lossy(),
+                self.target
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
                 std::process::id()
             ));
             fs::rename(&self.target, &old)?;

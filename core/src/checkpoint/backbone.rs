@@ -69,7 +69,10 @@ pub fn load(dir: &Path, device: &Device) -> Result<Backbone> {
             .with_context(|| format!("{}: task `{task}` has no `{key}`", dir.display()))?;
         vit.add_task(task, &e)?;
     }
-    if let Some(stray) = tensors.keys().find(|k| k.starts_with("prompts.text_embed.")) {
+    if let Some(stray) = tensors
+        .keys()
+        .find(|k| k.starts_with("prompts.text_embed."))
+    {
         bail!(
             "{}: `{stray}` belongs to no task listed in the manifest",
             dir.display()

@@ -63,8 +63,8 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let m: Manifest = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", path.display()))?;
+        let m: Manifest =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if m.format_version != FORMAT_VERSION {
             bail!(
                 "{}: checkpoint format {} but this build reads format {FORMAT_VERSION}",

@@ -24,7 +24,10 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         if name.starts_with(TMP_PREFIX) || !entry.path().join(MANIFEST_FILE).exists() {
             continue;
         }
-        if let Some(step) = name.strip_prefix("step_").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(step) = name
+            .strip_prefix("step_")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             out.push((step, entry.path()));
         }
     }

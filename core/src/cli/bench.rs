@@ -100,13 +100,19 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
     let config = g.load()?;
     let device = parse_device(&config.run.device)?;
     if let Some(v) = &args.variant {
-        println!("{}", serde_json::to_string(&run_variant(&args, v, &device)?)?);
+        println!(
+            "{}",
+            serde_json::to_string(&run_variant(&args, v, &device)?)?
+        );
         return Ok(());
     }
     let exe = std::env::current_exe()?;
     let mut rows = Vec::new();
     for variant in ["plain", "pcmoe"] {
-        eprintln!("bench: {} {variant}, batch {}, {} steps…", args.preset, args.batch, args.steps);
+        eprintln!(
+            "bench: {} {variant}, batch {}, {} steps…",
+            args.preset, args.batch, args.steps
+        );
         let mut cmd = Command::new(&exe);
         if let Some(c) = &g.config {
             cmd.arg("--config").arg(c);
@@ -129,7 +135,10 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
             );
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().last().context("benchmark child printed nothing")?;
+        let line = text
+            .lines()
+            .last()
+            .context("benchmark child printed nothing")?;
         rows.push(serde_json::from_str::<Figures>(line)?);
     }
     println!(
@@ -141,7 +150,10 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
         config.run.device,
         candle_core::utils::get_num_threads()
     );
-    println!("{:<8} {:>12} {:>10} {:>10} {:>14}", "variant", "params", "img/s", "step ms", "peak RSS MiB");
+    println!(
+        "{:<8} {:>12} {:>10} {:>10} {:>14}",
+        "variant", "params", "img/s", "step ms", "peak RSS MiB"
+    );
     for r in &rows {
         println!(
             "{:<8} {:>12} {:>10.2} {:>10.0} {:>14.0}",

@@ -38,11 +38,14 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let [h, w] = backbone.manifest.img_size;
     let files = list_images(&args.images)?;
     if files.is_empty() {
-        bail!("no images (jpg, jpeg, png, bmp, webp) in {}", args.images.display());
+        bail!(
+            "no images (jpg, jpeg, png, bmp, webp) in {}",
+            args.images.display()
+        );
     }
-    let bar = ProgressBar::new(files.len() as u64).with_style(
-        ProgressStyle::with_template("embed {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")?,
-    );
+    let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
+        "embed {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+    )?);
     let (mut cls, mut pooled, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
     for chunk in files.chunks(args.batch.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
@@ -71,7 +74,11 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     if kept.is_empty() {
-        bail!("none of the {} images in {} could be read", files.len(), args.images.display());
+        bail!(
+            "none of the {} images in {} could be read",
+            files.len(),
+            args.images.display()
+        );
     }
     let tensors = std::collections::HashMap::from([
         ("cls".to_string(), Tensor::cat(&cls, 0)?),

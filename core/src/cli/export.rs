@@ -27,7 +27,10 @@ pub struct ExportArgs {
 
 pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
     if args.to != "timm" {
-        bail!("export target `{}` is not supported (supported: timm)", args.to);
+        bail!(
+            "export target `{}` is not supported (supported: timm)",
+            args.to
+        );
     }
     let config = g.load()?;
     let device = parse_device(&config.run.device)?;

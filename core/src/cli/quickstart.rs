@@ -22,8 +22,14 @@ pub struct QuickstartArgs {
 
 /// Stages of the full quickstart not built yet, with the issue that builds them.
 const MISSING: [(&str, u32); 6] = [
-    ("synth: synthetic people in Market-1501 / LIP / COCO / PA-100K formats", 3),
-    ("teacher train: a small CLIP trained on synthetic captions", 6),
+    (
+        "synth: synthetic people in Market-1501 / LIP / COCO / PA-100K formats",
+        3,
+    ),
+    (
+        "teacher train: a small CLIP trained on synthetic captions",
+        6,
+    ),
     ("label: part and attribute pseudo-labels", 6),
     ("pretrain: DINO + part + attribute losses with PC-MoE", 7),
     ("finetune: reid, parsing, pose and attribute plugins", 4),
@@ -40,14 +46,21 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let config = sources.load()?;
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;
-    println!("[1/4] config resolved → {}/config.resolved.toml", run.path.display());
+    println!(
+        "[1/4] config resolved → {}/config.resolved.toml",
+        run.path.display()
+    );
 
     let bb = Backbone::fresh(&config, &device, run.config_hash.clone())?;
     println!(
         "[2/4] backbone: {} preset, {} parameters, PC-MoE {}, tasks {:?}",
         config.model.preset,
         bb.store.num_params(),
-        if config.model.moe.enabled { "on" } else { "off" },
+        if config.model.moe.enabled {
+            "on"
+        } else {
+            "off"
+        },
         bb.manifest.tasks
     );
 
@@ -71,7 +84,10 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let grads = loss.backward()?;
     let problems = bb.store.gradient_problems(&grads)?;
     if !problems.is_empty() {
-        bail!("gradient check failed for {} variables: {problems:?}", problems.len());
+        bail!(
+            "gradient check failed for {} variables: {problems:?}",
+            problems.len()
+        );
     }
     let o = &config.optim;
     let mut opt = AdamW::new(

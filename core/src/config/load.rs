@@ -81,11 +81,7 @@ impl ConfigSources {
             fig = fig.merge(Toml::file_exact(file));
         }
         if self.use_env {
-            fig = fig.merge(
-                Env::prefixed("CLASP_")
-                    .ignore(&NON_CONFIG_ENV)
-                    .split("__"),
-            );
+            fig = fig.merge(Env::prefixed("CLASP_").ignore(&NON_CONFIG_ENV).split("__"));
         }
         let overrides = self
             .overrides

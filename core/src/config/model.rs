@@ -45,7 +45,9 @@ impl BlockSpec {
             Self::Last(n) => Ok((depth - n..depth).collect()),
             Self::List(list) => {
                 if let Some(b) = list.iter().find(|b| **b >= depth) {
-                    bail!("config key `model.moe.blocks`: block {b} does not exist (depth {depth})");
+                    bail!(
+                        "config key `model.moe.blocks`: block {b} does not exist (depth {depth})"
+                    );
                 }
                 Ok(list.clone())
             }

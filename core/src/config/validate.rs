@@ -48,7 +48,10 @@ pub fn validate(c: &Config) -> Result<()> {
     }
     let o = &c.optim;
     if o.layer_decay <= 0.0 || o.layer_decay > 1.0 {
-        bail!("config key `optim.layer_decay`: {} is not in (0, 1]", o.layer_decay);
+        bail!(
+            "config key `optim.layer_decay`: {} is not in (0, 1]",
+            o.layer_decay
+        );
     }
     if o.lr <= 0.0 {
         bail!("config key `optim.lr`: must be positive");

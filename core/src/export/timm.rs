@@ -41,11 +41,17 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
         let p = format!("blocks.{i}");
         sd.insert(format!("{p}.norm1.weight"), block.norm1.weight.clone());
         sd.insert(format!("{p}.norm1.bias"), block.norm1.bias.clone());
-        sd.insert(format!("{p}.attn.qkv.weight"), block.attn.qkv.weight.clone());
+        sd.insert(
+            format!("{p}.attn.qkv.weight"),
+            block.attn.qkv.weight.clone(),
+        );
         if let Some(b) = &block.attn.qkv.bias {
             sd.insert(format!("{p}.attn.qkv.bias"), b.clone());
         }
-        sd.insert(format!("{p}.attn.proj.weight"), block.attn.proj.weight.clone());
+        sd.insert(
+            format!("{p}.attn.proj.weight"),
+            block.attn.proj.weight.clone(),
+        );
         if let Some(b) = &block.attn.proj.bias {
             sd.insert(format!("{p}.attn.proj.bias"), b.clone());
         }
@@ -75,7 +81,14 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
     let pos = vit.pos_embed.squeeze(0)?;
     let pos_embed = if reg_tokens > 0 {
         let zeros = Tensor::zeros((reg_tokens, d), pos.dtype(), pos.device())?;
-        Tensor::cat(&[&pos.narrow(0, 0, 1)?, &zeros, &pos.narrow(0, 1, pos.dim(0)? - 1)?], 0)?
+        Tensor::cat(
+            &[
+                &pos.narrow(0, 0, 1)?,
+                &zeros,
+                &pos.narrow(0, 1, pos.dim(0)? - 1)?,
+            ],
+            0,
+        )?
     } else {
         pos
     };
@@ -84,7 +97,10 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
         sd.insert("reg_token".into(), tokens.unsqueeze(0)?);
     }
     sd.insert("cls_token".into(), vit.cls_token.clone());
-    sd.insert("patch_embed.proj.weight".into(), vit.patch_embed.weight.clone());
+    sd.insert(
+        "patch_embed.proj.weight".into(),
+        vit.patch_embed.weight.clone(),
+    );
     if let Some(b) = &vit.patch_embed.bias {
         sd.insert("patch_embed.proj.bias".into(), b.clone());
     }

@@ -55,7 +55,10 @@ impl VitConfig {
             "tiny" => (192, 12, 3),
             "small" => (384, 12, 6),
             "base" => (768, 12, 12),
-            other => bail!("unknown model preset `{other}` (known: {})", PRESETS.join(", ")),
+            other => bail!(
+                "unknown model preset `{other}` (known: {})",
+                PRESETS.join(", ")
+            ),
         };
         Ok(Self {
             embed_dim,
@@ -104,7 +107,7 @@ impl VitConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.embed_dim % self.num_heads != 0 {
+        if !self.embed_dim.is_multiple_of(self.num_heads) {
             bail!(
                 "embed_dim {} is not divisible by num_heads {}",
                 self.embed_dim,

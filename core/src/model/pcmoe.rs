@@ -93,9 +93,7 @@ impl PcMoe {
     /// The literal mixture: every expert runs, and its output is scaled by g_e · c_e.
     pub fn forward(&self, x: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
         let gates = self.gates(s)?;
-        let scale = gates
-            .channel
-            .broadcast_mul(&gates.global.unsqueeze(1)?)?; // [E, d]
+        let scale = gates.channel.broadcast_mul(&gates.global.unsqueeze(1)?)?; // [E, d]
         let mut y: Option<Tensor> = None;
         for (e, expert) in self.experts.iter().enumerate() {
             let out = expert.forward(x)?.broadcast_mul(&scale.get(e)?)?;
@@ -117,7 +115,10 @@ impl PcMoe {
     /// g_e · c_e scales the rows of each kept expert's `fc2`.
     pub fn fold(&self, s: &Tensor, threshold: f64) -> Result<Mlp> {
         let gates = self.gates(s)?;
-        let g = gates.global.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        let g = gates
+            .global
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
         let kept: Vec<usize> = (0..g.len()).filter(|e| g[*e] as f64 > threshold).collect();
         if kept.is_empty() {
             bail!("gate folding dropped every expert (threshold {threshold}, gates {g:?})");
@@ -130,9 +131,27 @@ impl PcMoe {
             let expert = &self.experts[e];
             let scale = (gates.channel.get(e)? * g[e] as f64)?.detach(); // [d]
             w1.push(expert.fc1.weight.detach());
-            b1.push(expert.fc1.bias.as_ref().expect("expert fc1 has a bias").detach());
-            w2.push(expert.fc2.weight.detach().broadcast_mul(&scale.unsqueeze(1)?)?);
-            let bias = (expert.fc2.bias.as_ref().expect("expert fc2 has a bias").detach()
+            b1.push(
+                expert
+                    .fc1
+                    .bias
+                    .as_ref()
+                    .expect("expert fc1 has a bias")
+                    .detach(),
+            );
+            w2.push(
+                expert
+                    .fc2
+                    .weight
+                    .detach()
+                    .broadcast_mul(&scale.unsqueeze(1)?)?,
+            );
+            let bias = (expert
+                .fc2
+                .bias
+                .as_ref()
+                .expect("expert fc2 has a bias")
+                .detach()
                 * &scale)?;
             b2 = Some(match b2 {
                 None => bias,

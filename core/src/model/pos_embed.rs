@@ -56,11 +56,7 @@ fn matrix(in_size: usize, out_size: usize, device: &Device) -> Result<Tensor> {
 }
 
 /// Resamples a `[gh0·gw0, d]` grid of position embeddings to `[gh·gw, d]`.
-pub fn resample_grid(
-    pos: &Tensor,
-    old: (usize, usize),
-    new: (usize, usize),
-) -> Result<Tensor> {
+pub fn resample_grid(pos: &Tensor, old: (usize, usize), new: (usize, usize)) -> Result<Tensor> {
     if old == new {
         return Ok(pos.clone());
     }

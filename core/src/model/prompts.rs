@@ -94,7 +94,10 @@ impl TaskPrompts {
     /// P_t, `[m, d]`.
     pub fn prompt(&self, task: &str) -> Result<Tensor> {
         let e = self.text.get(task).with_context(|| {
-            format!("unknown task `{task}` (the model has prompts for: {:?})", self.tasks())
+            format!(
+                "unknown task `{task}` (the model has prompts for: {:?})",
+                self.tasks()
+            )
         })?;
         let projected = self
             .proj

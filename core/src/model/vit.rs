@@ -56,7 +56,10 @@ pub enum PromptSource {
     /// Learned per-task prompts (training, unfolded inference).
     Learned(TaskPrompts),
     /// One task's prompt frozen into constant tokens (a folded model).
-    Fixed { task: String, tokens: Tensor },
+    Fixed {
+        task: String,
+        tokens: Tensor,
+    },
 }
 
 /// Multi-level features of a batch.
@@ -199,7 +202,13 @@ impl Vit {
                 "this model has task prompts: name a task (one of {:?})",
                 p.tasks()
             ),
-            (PromptSource::Fixed { task: fixed, tokens }, t) => {
+            (
+                PromptSource::Fixed {
+                    task: fixed,
+                    tokens,
+                },
+                t,
+            ) => {
                 if let Some(t) = t.filter(|t| *t != fixed) {
                     bail!("this model is folded for task `{fixed}`, not `{t}`");
                 }
@@ -213,7 +222,10 @@ impl Vit {
         let (b, c, h, w) = images.dims4()?;
         let p = self.cfg.patch_size;
         if c != 3 || h % p != 0 || w % p != 0 {
-            bail!("input of shape {:?} must be [B, 3, H, W] with H and W multiples of {p}", images.dims());
+            bail!(
+                "input of shape {:?} must be [B, 3, H, W] with H and W multiples of {p}",
+                images.dims()
+            );
         }
         let (gh, gw) = (h / p, w / p);
         let d = self.cfg.embed_dim;
@@ -229,9 +241,16 @@ impl Vit {
         let x = proj.forward(&patches)?;
         let pos = self.pos_embed.squeeze(0)?;
         let cls_pos = pos.narrow(0, 0, 1)?;
-        let grid_pos = resample_grid(&pos.narrow(0, 1, pos.dim(0)? - 1)?, self.cfg.grid(), (gh, gw))?;
+        let grid_pos = resample_grid(
+            &pos.narrow(0, 1, pos.dim(0)? - 1)?,
+            self.cfg.grid(),
+            (gh, gw),
+        )?;
         let x = x.broadcast_add(&grid_pos.unsqueeze(0)?)?;
-        let cls = self.cls_token.broadcast_add(&cls_pos.unsqueeze(0)?)?.broadcast_as((b, 1, d))?;
+        let cls = self
+            .cls_token
+            .broadcast_add(&cls_pos.unsqueeze(0)?)?
+            .broadcast_as((b, 1, d))?;
         Ok(Tensor::cat(&[&cls, &x], 1)?)
     }
 
@@ -247,7 +266,14 @@ impl Vit {
             Some(pt) => {
                 let d = self.cfg.embed_dim;
                 let tokens = pt.unsqueeze(0)?.broadcast_as((b, m, d))?;
-                let x = Tensor::cat(&[&x.narrow(1, 0, 1)?, &tokens, &x.narrow(1, 1, x.dim(1)? - 1)?], 1)?;
+                let x = Tensor::cat(
+                    &[
+                        &x.narrow(1, 0, 1)?,
+                        &tokens,
+                        &x.narrow(1, 1, x.dim(1)? - 1)?,
+                    ],
+                    1,
+                )?;
                 (x, Some(pt.mean(0)?))
             }
             None => (x, None),
@@ -259,10 +285,12 @@ impl Vit {
         let x = self.norm.forward(&x)?;
         let n = x.dim(1)?;
         let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
-        let patches = x
-            .narrow(1, 1 + m, n - 1 - m)?
-            .transpose(1, 2)?
-            .reshape((b, self.cfg.embed_dim, h / p, w / p))?;
+        let patches = x.narrow(1, 1 + m, n - 1 - m)?.transpose(1, 2)?.reshape((
+            b,
+            self.cfg.embed_dim,
+            h / p,
+            w / p,
+        ))?;
         Ok(VitOutput { cls, patches })
     }
 

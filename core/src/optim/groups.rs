@@ -55,11 +55,7 @@ pub fn build_groups(params: &[(String, Var)], depth: usize, layer_decay: f64) ->
         };
         let lr_scale = layer_decay.powi((depth + 1 - lid.min(depth + 1)) as i32);
         let lr_scale = if layer_decay == 1.0 { 1.0 } else { lr_scale };
-        let gname = format!(
-            "{}layer{}",
-            if decay { "decay_" } else { "no_decay_" },
-            lid
-        );
+        let gname = format!("{}layer{}", if decay { "decay_" } else { "no_decay_" }, lid);
         match groups.iter_mut().find(|g| g.name == gname) {
             Some(g) => g.params.push((name.clone(), var.clone())),
             None => groups.push(ParamGroup {

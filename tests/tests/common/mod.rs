@@ -62,7 +62,9 @@ pub fn nano_clasp_config() -> VitConfig {
 /// Deterministic pseudo-random values in [-1, 1) of shape `[b, c, h, w]`, global RNG untouched.
 pub fn images(b: usize, c: usize, h: usize, w: usize, dtype: DType, seed: u64) -> Tensor {
     let n = b * c * h * w;
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let v: Vec<f32> = (0..n)
         .map(|_| {
             state = state

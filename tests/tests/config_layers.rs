@@ -1,0 +1,127 @@
+//! Layered config: defaults → file → CLASP_* env → --set, and errors that name key and source.
+
+use std::io::Write;
+
+use clasp_core::config::{model::vit_config, Config, ConfigSources};
+
+fn sources(file: Option<&std::path::Path>, sets: &[&str]) -> ConfigSources {
+    ConfigSources {
+        file: file.map(|p| p.to_path_buf()),
+        overrides: sets.iter().map(|s| s.to_string()).collect(),
+        use_env: false,
+    }
+}
+
+fn toml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn defaults_load_and_build_a_model() {
+    let c = sources(None, &[]).load().unwrap();
+    assert_eq!(c, Config::default());
+    let vit = vit_config(&c.model).unwrap();
+    assert_eq!(vit.embed_dim, 384);
+    assert_eq!(vit.moe.unwrap().blocks, (0..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn later_layers_win() {
+    let f = toml_file("[model]\npreset = \"tiny\"\n[optim]\nlr = 0.1\n");
+    let c = sources(
+        Some(f.path()),
+        &["optim.lr=0.25", "model.moe.blocks=\"last:3\""],
+    )
+    .load()
+    .unwrap();
+    assert_eq!(c.model.preset, "tiny");
+    assert_eq!(c.optim.lr, 0.25);
+    assert_eq!(
+        vit_config(&c.model).unwrap().moe.unwrap().blocks,
+        vec![9, 10, 11]
+    );
+}
+
+#[test]
+fn unknown_key_in_a_file_names_key_and_file() {
+    let f = toml_file("[model]\nnonsense = 1\n");
+    let err = format!("{:#}", sources(Some(f.path()), &[]).load().unwrap_err());
+    assert!(err.contains("`model.nonsense`"), "{err}");
+    assert!(err.contains(&f.path().display().to_string()), "{err}");
+}
+
+#[test]
+fn unknown_key_and_wrong_type_from_set_name_the_flag() {
+    let err = format!(
+        "{:#}",
+        sources(None, &["model.nonsense=1"]).load().unwrap_err()
+    );
+    assert!(
+        err.contains("`model.nonsense`") && err.contains("--set"),
+        "{err}"
+    );
+    let err = format!(
+        "{:#}",
+        sources(None, &["optim.lr=fast"]).load().unwrap_err()
+    );
+    assert!(err.contains("`optim.lr`") && err.contains("--set"), "{err}");
+    let err = format!("{:#}", sources(None, &["optim"]).load().unwrap_err());
+    assert!(err.contains("key=value"), "{err}");
+}
+
+#[test]
+fn environment_layer_and_its_errors() {
+    // The only test in this binary that touches the environment.
+    std::env::set_var("CLASP_MODEL__PRESET", "nano");
+    std::env::set_var("CLASP_PLUGIN_PATH", "/not/a/config/key");
+    let env = ConfigSources {
+        use_env: true,
+        ..Default::default()
+    };
+    assert_eq!(env.load().unwrap().model.preset, "nano");
+    // --set beats the environment.
+    let mut with_set = env.clone();
+    with_set.overrides.push("model.preset=tiny".into());
+    assert_eq!(with_set.load().unwrap().model.preset, "tiny");
+    std::env::set_var("CLASP_OPTIM__WARMUP_STEPS", "soon");
+    let err = format!("{:#}", env.load().unwrap_err());
+    std::env::remove_var("CLASP_OPTIM__WARMUP_STEPS");
+    std::env::remove_var("CLASP_MODEL__PRESET");
+    std::env::remove_var("CLASP_PLUGIN_PATH");
+    assert!(
+        err.contains("`optim.warmup_steps`") && err.contains("CLASP_"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_are_validated_with_their_key() {
+    for (set, key) in [
+        ("model.preset=huge", "model.preset"),
+        ("model.img_size=[250, 128]", "model.img_size"),
+        ("model.moe.blocks=\"some\"", "model.moe.blocks"),
+        ("model.moe.top_k=9", "model.moe.top_k"),
+        ("run.device=\"tpu\"", "run.device"),
+        ("optim.layer_decay=1.5", "optim.layer_decay"),
+    ] {
+        let err = format!("{:#}", sources(None, &[set]).load().unwrap_err());
+        assert!(err.contains(&format!("`{key}`")), "{set}: {err}");
+    }
+    let c = sources(None, &["model.moe.blocks=\"3,20\""])
+        .load()
+        .unwrap();
+    let err = format!("{:#}", vit_config(&c.model).unwrap_err());
+    assert!(err.contains("block 20 does not exist"), "{err}");
+}
+
+#[test]
+fn resolved_config_round_trips_through_toml() {
+    let c = sources(None, &["model.preset=tiny", "optim.lr=0.003"])
+        .load()
+        .unwrap();
+    let text = clasp_core::config::to_toml(&c).unwrap();
+    let f = toml_file(&text);
+    assert_eq!(clasp_core::config::load::load_file(f.path()).unwrap(), c);
+}
