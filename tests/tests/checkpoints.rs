@@ -149,3 +149,29 @@ fn optimizer_state_is_saved_beside_the_weights() {
         assert_eq!(max_abs_diff(v, &back[k]), 0.0, "{k}");
     }
 }
+
+#[test]
+fn loading_into_a_larger_model_names_the_keys_left_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bb = fresh(1);
+    let dir = save_at(&tmp.path().join("ck"), &bb);
+    // The same backbone plus a new task prompt, as fine-tuning builds it.
+    let mut target = fresh(5);
+    target
+        .vit
+        .add_task(
+            "reid",
+            &clasp_core::task_embedding::hashed_text_embedding("reid", 512).unwrap(),
+        )
+        .unwrap();
+    let new = checkpoint::backbone::load_into(&dir, &target.store).unwrap();
+    assert_eq!(new, vec!["prompts.delta.reid".to_string()]);
+    let x = images(1, 3, 256, 128, DType::F32, 4);
+    let a = bb.vit.forward(&x, Some("ssl")).unwrap();
+    let b = target.vit.forward(&x, Some("ssl")).unwrap();
+    assert_eq!(
+        max_abs_diff(&a.cls, &b.cls),
+        0.0,
+        "backbone weights were loaded"
+    );
+}

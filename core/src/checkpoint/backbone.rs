@@ -96,3 +96,32 @@ pub fn load_optimizer(dir: &Path, device: &Device) -> Result<Option<BTreeMap<Str
     }
     read_tensors(&path, device).map(Some)
 }
+
+/// Loads a backbone checkpoint's weights into a larger model (a backbone plus new prompts or
+/// heads), as fine-tuning does. Keys of the checkpoint the model lacks are an error; the model's
+/// keys the checkpoint lacks stay freshly initialised and are logged by name and returned.
+pub fn load_into(dir: &Path, store: &ParamStore) -> Result<Vec<String>> {
+    let weights = dir.join(WEIGHTS_FILE);
+    let tensors: BTreeMap<String, Tensor> = read_tensors(&weights, store.device())?
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("prompts.text_embed."))
+        .collect();
+    let report = store.load_report(&tensors);
+    if !report.unexpected.is_empty() {
+        bail!(
+            "{}: keys the model does not have: {:?}",
+            weights.display(),
+            report.unexpected
+        );
+    }
+    store.load_matching(&tensors)?;
+    if !report.missing.is_empty() {
+        tracing::info!(
+            "loaded {} tensors from {}; left new (not in the checkpoint): {:?}",
+            tensors.len(),
+            weights.display(),
+            report.missing
+        );
+    }
+    Ok(report.missing)
+}

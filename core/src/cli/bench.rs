@@ -141,12 +141,11 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
             .context("benchmark child printed nothing")?;
         rows.push(serde_json::from_str::<Figures>(line)?);
     }
+    let [h, w] = VitConfig::preset(&args.preset)?.img_size;
     println!(
-        "train step (fwd+bwd+AdamW), preset {}, batch {}, {}x{}, device {}, {} threads",
+        "train step (fwd+bwd+AdamW), preset {}, batch {}, {h}x{w}, device {}, {} threads",
         args.preset,
         args.batch,
-        256,
-        128,
         config.run.device,
         candle_core::utils::get_num_threads()
     );

@@ -48,14 +48,18 @@ pub fn build_groups(params: &[(String, Var)], depth: usize, layer_decay: f64) ->
     let mut groups: Vec<ParamGroup> = Vec::new();
     for (name, var) in params {
         let decay = !is_no_decay(name, var.rank());
+        // Without layer decay every layer shares one LR: keep two groups, not depth + 2.
         let lid = if layer_decay == 1.0 {
             0
         } else {
             layer_id(name, depth)
         };
-        let lr_scale = layer_decay.powi((depth + 1 - lid.min(depth + 1)) as i32);
-        let lr_scale = if layer_decay == 1.0 { 1.0 } else { lr_scale };
-        let gname = format!("{}layer{}", if decay { "decay_" } else { "no_decay_" }, lid);
+        let lr_scale = if layer_decay == 1.0 {
+            1.0
+        } else {
+            layer_decay.powi((depth + 1 - lid) as i32)
+        };
+        let gname = format!("{}layer{lid}", if decay { "decay_" } else { "no_decay_" });
         match groups.iter_mut().find(|g| g.name == gname) {
             Some(g) => g.params.push((name.clone(), var.clone())),
             None => groups.push(ParamGroup {
