@@ -12,16 +12,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${CLASP_CUDA_CACHE:-$HOME/.cache/clasp-cuda}
 venv=$cache/venv
+# CUDA 13.4: the newest toolkit cudarc 0.19 (candle 0.11's) knows; it reads the version off nvcc.
 wheels=(
-  nvidia-cuda-nvcc==13.5.37 nvidia-nvvm==13.5.37 nvidia-cuda-crt==13.5.37
-  nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37 nvidia-cublas==13.10.0.20
-  nvidia-curand==10.4.5.25 nvidia-cuda-cccl==13.3.5.0.6
+  nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92
+  nvidia-cuda-runtime==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cublas==13.8.2.12
+  nvidia-curand==10.4.4.72 nvidia-cuda-cccl==13.3.5.0.6
 )
 mkdir -p "$cache"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/pip" freeze 2>/dev/null | grep -q '^nvidia-cuda-nvcc==13.5.37$'; then
+if ! "$venv/bin/pip" freeze 2>/dev/null | grep -q '^nvidia-cuda-nvcc==13.4.92$'; then
   "$venv/bin/pip" install --quiet "${wheels[@]}"
 fi
 root=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
@@ -30,7 +31,7 @@ root=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__pat
 # Unversioned names for the linker (-lcublas etc.); the wheels ship only libX.so.N.
 for lib in "$root"/lib/lib*.so.*; do
   base=$(basename "$lib"); plain=${base%%.so.*}.so
-  [ -e "$root/lib/$plain" ] || ln -s "$base" "$root/lib/$plain"
+  ln -sf "$base" "$root/lib/$plain"
 done
 # nvcc looks for nvvm/ and the crt headers relative to its own bin/.
 [ -e "$root/bin/../nvvm" ] || { echo "nvvm missing under $root" >&2; exit 1; }
