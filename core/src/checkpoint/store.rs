@@ -50,3 +50,17 @@ pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     }
     Ok(removed)
 }
+
+/// Saves `step_XXXXXXXX/` under `dir` atomically, then keeps only the newest `keep_last`.
+pub fn save_step(
+    dir: &Path,
+    step: u64,
+    keep_last: usize,
+    save: impl FnOnce(&Path) -> Result<PathBuf>,
+) -> Result<PathBuf> {
+    let path = save(&dir.join(step_dir_name(step)))?;
+    for old in prune(dir, keep_last)? {
+        tracing::debug!("removed old checkpoint {}", old.display());
+    }
+    Ok(path)
+}

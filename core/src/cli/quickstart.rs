@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::backbone::Backbone;
-use crate::checkpoint::{self, store::step_dir_name};
+use crate::checkpoint::{self, store::save_step};
 use crate::device::parse_device;
 use crate::export::timm::to_timm;
 use crate::optim::{build_groups, AdamW, AdamWConfig};
@@ -102,13 +102,10 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let stats = opt.step(&grads, o.lr, o.weight_decay)?;
     let mut manifest = bb.manifest.clone();
     manifest.step = 1;
-    let ckpt = checkpoint::save(
-        &run.checkpoints().join(step_dir_name(1)),
-        &bb.vit,
-        &bb.store,
-        Some(&opt.state_dict()?),
-        &manifest,
-    )?;
+    let optim_state = opt.state_dict()?;
+    let ckpt = save_step(&run.checkpoints(), 1, config.checkpoint.keep_last, |dir| {
+        checkpoint::save(dir, &bb.vit, &bb.store, Some(&optim_state), &manifest)
+    })?;
     println!(
         "[3/4] one AdamW step: loss {:.4}, grad norm {:.4}, all {} variables received gradients → {}",
         loss.to_scalar::<f32>()?,
