@@ -6,6 +6,7 @@ pub mod embed;
 pub mod export;
 pub mod init;
 pub mod quickstart;
+pub mod synth;
 
 use std::path::PathBuf;
 
@@ -57,7 +58,7 @@ impl GlobalArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Render synthetic people in real dataset formats.
-    Synth,
+    Synth(synth::SynthArgs),
     /// Create a backbone checkpoint with random weights from a preset.
     Init(init::InitArgs),
     /// Train, evaluate or query the CLIP teacher.
@@ -150,7 +151,7 @@ fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
-        Command::Synth => not_built("synth", 3, "the synthetic-people generator"),
+        Command::Synth(args) => synth::run(g, args),
         Command::Init(args) => init::run(g, args),
         Command::Teacher { command } => {
             let name = match command {

@@ -1,3 +1,4 @@
 //! Data: image folders and preprocessing. Knows no model.
 
 pub mod images;
+pub mod synth;
