@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::GlobalArgs;
-use crate::data::synth::identity::Identity;
+use crate::data::synth::dataset::{cameras, generate, plan, render_job, SynthOptions};
 use crate::data::synth::preview::contact_sheet;
-use crate::data::synth::rng_for;
-use crate::data::synth::scene::{render, Camera};
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
@@ -27,27 +26,79 @@ pub struct SynthArgs {
     /// Image height and width.
     #[arg(long, num_args = 2, default_values_t = [256, 128], value_names = ["H", "W"])]
     pub size: Vec<usize>,
-    /// Write a contact sheet (image | labels + skeleton) of the first identities to this PNG.
+    #[arg(long, default_value_t = 90)]
+    pub jpeg_quality: u8,
+    /// Worker threads (default: all cores). Output does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write a contact sheet (image | part labels + skeleton) of the first 24 images to this PNG.
     #[arg(long)]
     pub preview: Option<PathBuf>,
 }
 
 pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
-    let (h, w) = (args.size[0], args.size[1]);
+    if args.out.is_none() && args.preview.is_none() {
+        bail!("nothing to do: pass --out DIR (the dataset) and/or --preview FILE.png");
+    }
+    if args.cameras < 2 || args.identities < 2 || args.images_per_id < 2 {
+        bail!("need at least 2 cameras, 2 identities and 2 images per identity");
+    }
+    let opts = SynthOptions {
+        out: args.out.clone().unwrap_or_default(),
+        identities: args.identities,
+        images_per_id: args.images_per_id,
+        cameras: args.cameras,
+        seed: args.seed,
+        height: args.size[0],
+        width: args.size[1],
+        jpeg_quality: args.jpeg_quality,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
     if let Some(path) = &args.preview {
-        let cameras: Vec<Camera> = (1..=args.cameras)
-            .map(|c| Camera::sample(c, &mut rng_for(args.seed, &[1, c as u64])))
+        let cams = cameras(&opts);
+        // One image of each of the first identities, as written to the dataset.
+        let samples: Vec<_> = plan(&opts)
+            .iter()
+            .filter(|j| j.shot == 0)
+            .take(24)
+            .map(|j| render_job(&opts, &cams, j))
             .collect();
-        let mut samples = Vec::new();
-        for pid in 1..=24u32 {
-            let who = Identity::sample(pid, &mut rng_for(args.seed, &[2, pid as u64]));
-            let cam = &cameras[(pid as usize) % cameras.len()];
-            samples.push(render(&who, cam, w, h, true, &mut rng_for(args.seed, &[3, pid as u64, 0])));
-        }
         contact_sheet(&samples, 6)
             .save(path)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote preview {}", path.display());
+    }
+    if args.out.is_some() {
+        let total = plan(&opts).len() as u64;
+        let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
+            "synth {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
+        )?);
+        let s = generate(&opts, &|n| bar.inc(n))?;
+        bar.finish_and_clear();
+        println!(
+            "wrote {} images to {} in {:.1} s ({:.0} images/s on {} threads)",
+            s.images,
+            opts.out.display(),
+            s.seconds,
+            s.images as f64 / s.seconds,
+            opts.threads
+        );
+        println!(
+            "  reid: {} train images ({} ids), {} query, {} gallery ({} distractors/junk) · \
+             parsing, pose, attributes, captions.jsonl",
+            s.train_images, s.train_ids, s.query, s.gallery, s.distractors
+        );
+        println!(
+            "  LIP classes never rendered: {}; PA-100K attributes not rendered: {}",
+            s.lip_classes_not_rendered.join(", "),
+            if s.attributes_not_rendered.is_empty() {
+                "none (all 26 rendered)".to_string()
+            } else {
+                s.attributes_not_rendered.join(", ")
+            }
+        );
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 //! Data: image folders and preprocessing. Knows no model.
 
+pub mod formats;
 pub mod images;
 pub mod synth;

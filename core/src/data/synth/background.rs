@@ -57,7 +57,11 @@ impl Backdrop {
                 _ => Wall::Stripes,
             },
             wall_rgb: [tint(rng), tint(rng), tint(rng)],
-            ground_rgb: [g, g * rng.gen_range(0.9..1.05), g * rng.gen_range(0.85..1.05)],
+            ground_rgb: [
+                g,
+                g * rng.gen_range(0.9..1.05),
+                g * rng.gen_range(0.85..1.05),
+            ],
             horizon: rng.gen_range(0.45..0.8),
             seed: rng.gen(),
         }
@@ -78,7 +82,11 @@ impl Backdrop {
                         Wall::Noise => 0.75 + 0.35 * coarse,
                         Wall::Bricks => {
                             let row = (fy / (9.0 * scale)).floor();
-                            let off = if row as i32 % 2 == 0 { 0.0 } else { 10.0 * scale };
+                            let off = if row as i32 % 2 == 0 {
+                                0.0
+                            } else {
+                                10.0 * scale
+                            };
                             let mortar = (fy % (9.0 * scale)) < 1.2 * scale
                                 || ((fx + off) % (20.0 * scale)) < 1.2 * scale;
                             if mortar {

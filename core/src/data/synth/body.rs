@@ -94,7 +94,11 @@ pub fn draw_person(
         }
     };
     let sw = if side { 1.0 } else { 0.105 * b };
-    let hw = if side { 1.0 } else { (if female { 0.075 } else { 0.068 }) * b };
+    let hw = if side {
+        1.0
+    } else {
+        (if female { 0.075 } else { 0.068 }) * b
+    };
     let mut sk = Skeleton {
         shoulder: [(0.0, 0.0); 2],
         elbow: [(0.0, 0.0); 2],
@@ -106,10 +110,18 @@ pub fn draw_person(
     for k in 0..2 {
         sk.shoulder[k] = (lat[k] * sw, pr.shoulder_y);
         sk.elbow[k] = add(sk.shoulder[k], pr.upper_arm, dir(k, pose.shoulder[k]));
-        sk.wrist[k] = add(sk.elbow[k], pr.forearm, dir(k, pose.shoulder[k] + pose.elbow[k]));
+        sk.wrist[k] = add(
+            sk.elbow[k],
+            pr.forearm,
+            dir(k, pose.shoulder[k] + pose.elbow[k]),
+        );
         sk.hip[k] = (lat[k] * hw, pr.hip_y);
         sk.knee[k] = add(sk.hip[k], pr.thigh, dir(k, pose.hip[k]));
-        let shin_angle = if side { pose.hip[k] - pose.knee[k] } else { pose.hip[k] };
+        let shin_angle = if side {
+            pose.hip[k] - pose.knee[k]
+        } else {
+            pose.hip[k]
+        };
         sk.ankle[k] = add(sk.knee[k], pr.shin, dir(k, shin_angle));
     }
 
@@ -177,7 +189,11 @@ pub fn draw_person(
     );
     // Depth order: in a side view the far limbs go behind the torso.
     let near = if side {
-        if fwd > 0.0 { 0 } else { 1 }
+        if fwd > 0.0 {
+            0
+        } else {
+            1
+        }
     } else {
         0
     };
@@ -194,7 +210,11 @@ pub fn draw_person(
     if who.long_hair && !matches!(pose.view, View::Back) {
         let hb = (head_c.0 - 0.02 * fwd, pr.shoulder_y + 0.08);
         canvas.fill(
-            &Shape::Capsule { a: px(head_c), b: px(hb), r: pr.head_r * 1.05 * s },
+            &Shape::Capsule {
+                a: px(head_c),
+                b: px(hb),
+                r: pr.head_r * 1.05 * s,
+            },
             Some(lip::HAIR),
             &flat(hair),
         );
@@ -204,7 +224,11 @@ pub fn draw_person(
             let back = if side { -fwd * 0.08 } else { 0.0 };
             let bag = shade(rgb(bp.rgb), light * 0.9);
             canvas.fill(
-                &rounded_box(px((back - 0.07, ay + 0.02)), px((back + 0.07, ay + 0.24)), 0.02 * s),
+                &rounded_box(
+                    px((back - 0.07, ay + 0.02)),
+                    px((back + 0.07, ay + 0.24)),
+                    0.02 * s,
+                ),
                 Some(lip::BACKGROUND),
                 &flat(bag),
             );
@@ -215,24 +239,40 @@ pub fn draw_person(
         // Legs: skin, then garments over them, then shoes.
         let leg_r = 0.04 * b * s;
         canvas.fill(
-            &Shape::Capsule { a: px(sk.hip[k]), b: px(sk.knee[k]), r: leg_r },
+            &Shape::Capsule {
+                a: px(sk.hip[k]),
+                b: px(sk.knee[k]),
+                r: leg_r,
+            },
             Some(leg_label[k]),
             &flat(skin),
         );
         canvas.fill(
-            &Shape::Capsule { a: px(sk.knee[k]), b: px(sk.ankle[k]), r: leg_r * 0.78 },
+            &Shape::Capsule {
+                a: px(sk.knee[k]),
+                b: px(sk.ankle[k]),
+                r: leg_r * 0.78,
+            },
             Some(leg_label[k]),
             &flat(skin),
         );
         match who.lower {
             Lower::Trousers => {
                 canvas.fill(
-                    &Shape::Capsule { a: px(sk.hip[k]), b: px(sk.knee[k]), r: leg_r * 1.12 },
+                    &Shape::Capsule {
+                        a: px(sk.hip[k]),
+                        b: px(sk.knee[k]),
+                        r: leg_r * 1.12,
+                    },
                     Some(lip::PANTS),
                     &lower_fill,
                 );
                 canvas.fill(
-                    &Shape::Capsule { a: px(sk.knee[k]), b: px(sk.ankle[k]), r: leg_r * 0.95 },
+                    &Shape::Capsule {
+                        a: px(sk.knee[k]),
+                        b: px(sk.ankle[k]),
+                        r: leg_r * 0.95,
+                    },
                     Some(lip::PANTS),
                     &lower_fill,
                 );
@@ -240,41 +280,69 @@ pub fn draw_person(
             Lower::Shorts => {
                 let mid = px(sk.hip[k]).lerp(px(sk.knee[k]), 0.65);
                 canvas.fill(
-                    &Shape::Capsule { a: px(sk.hip[k]), b: mid, r: leg_r * 1.2 },
+                    &Shape::Capsule {
+                        a: px(sk.hip[k]),
+                        b: mid,
+                        r: leg_r * 1.2,
+                    },
                     Some(lip::PANTS),
                     &lower_fill,
                 );
             }
             Lower::Skirt | Lower::Dress => {}
         }
-        let foot_dir = if side { (fwd, 0.0) } else { (lat[k] * 0.35, 0.0) };
+        let foot_dir = if side {
+            (fwd, 0.0)
+        } else {
+            (lat[k] * 0.35, 0.0)
+        };
         let toe = add(sk.ankle[k], 0.055, foot_dir);
         let ankle = (sk.ankle[k].0, sk.ankle[k].1 + 0.012);
         if who.boots {
             let top = px(sk.knee[k]).lerp(px(sk.ankle[k]), 0.45);
             canvas.fill(
-                &Shape::Capsule { a: top, b: px(ankle), r: leg_r * 0.95 },
+                &Shape::Capsule {
+                    a: top,
+                    b: px(ankle),
+                    r: leg_r * 0.95,
+                },
                 Some(shoe_label[k]),
                 &flat(shoes),
             );
         }
         canvas.fill(
-            &Shape::Capsule { a: px(ankle), b: px((toe.0, toe.1 + 0.012)), r: 0.02 * s },
+            &Shape::Capsule {
+                a: px(ankle),
+                b: px((toe.0, toe.1 + 0.012)),
+                r: 0.02 * s,
+            },
             Some(shoe_label[k]),
             &flat(shoes),
         );
     };
     let arm = |canvas: &mut Canvas, k: usize| {
         let r = 0.028 * b * s;
-        let sleeve_label = if who.coat.is_some() { lip::COAT } else { upper_label };
+        let sleeve_label = if who.coat.is_some() {
+            lip::COAT
+        } else {
+            upper_label
+        };
         let sleeve = who.coat.map_or(upper, |c| shade(rgb(c.rgb), light));
         canvas.fill(
-            &Shape::Capsule { a: px(sk.shoulder[k]), b: px(sk.elbow[k]), r },
+            &Shape::Capsule {
+                a: px(sk.shoulder[k]),
+                b: px(sk.elbow[k]),
+                r,
+            },
             Some(arm_label[k]),
             &flat(skin),
         );
         canvas.fill(
-            &Shape::Capsule { a: px(sk.elbow[k]), b: px(sk.wrist[k]), r: r * 0.85 },
+            &Shape::Capsule {
+                a: px(sk.elbow[k]),
+                b: px(sk.wrist[k]),
+                r: r * 0.85,
+            },
             Some(arm_label[k]),
             &flat(skin),
         );
@@ -285,19 +353,31 @@ pub fn draw_person(
             px(sk.shoulder[k]).lerp(px(sk.elbow[k]), 0.6)
         };
         canvas.fill(
-            &Shape::Capsule { a: px(sk.shoulder[k]), b: px(sk.elbow[k]).lerp(sleeve_end, if long { 0.0 } else { 1.0 }), r: r * 1.15 },
+            &Shape::Capsule {
+                a: px(sk.shoulder[k]),
+                b: px(sk.elbow[k]).lerp(sleeve_end, if long { 0.0 } else { 1.0 }),
+                r: r * 1.15,
+            },
             Some(sleeve_label),
             &flat(sleeve),
         );
         if long {
             canvas.fill(
-                &Shape::Capsule { a: px(sk.elbow[k]), b: sleeve_end.lerp(px(sk.elbow[k]), 0.1), r: r * 1.0 },
+                &Shape::Capsule {
+                    a: px(sk.elbow[k]),
+                    b: sleeve_end.lerp(px(sk.elbow[k]), 0.1),
+                    r: r * 1.0,
+                },
                 Some(sleeve_label),
                 &flat(sleeve),
             );
         }
         canvas.fill(
-            &Shape::Ellipse { c: px(sk.wrist[k]), rx: r * 0.9, ry: r * 0.9 },
+            &Shape::Ellipse {
+                c: px(sk.wrist[k]),
+                rx: r * 0.9,
+                ry: r * 0.9,
+            },
             Some(arm_label[k]),
             &flat(skin),
         );
@@ -331,7 +411,11 @@ pub fn draw_person(
     if who.pattern == Pattern::Logo && !matches!(pose.view, View::Back) {
         let c = (if side { 0.02 * fwd } else { 0.0 }, pr.shoulder_y + 0.1);
         canvas.fill(
-            &Shape::Ellipse { c: px(c), rx: 0.03 * s, ry: 0.03 * s },
+            &Shape::Ellipse {
+                c: px(c),
+                rx: 0.03 * s,
+                ry: 0.03 * s,
+            },
             Some(upper_label),
             &flat(upper2),
         );
@@ -374,7 +458,11 @@ pub fn draw_person(
     if let Some(coat) = who.coat {
         let c = shade(rgb(coat.rgb), light);
         let bottom = pr.hip_y + 0.17;
-        let (l, r) = if side { (-0.058 * b, 0.062 * b) } else { (-sw - 0.018, sw + 0.018) };
+        let (l, r) = if side {
+            (-0.058 * b, 0.062 * b)
+        } else {
+            (-sw - 0.018, sw + 0.018)
+        };
         let open = !side && !matches!(pose.view, View::Back);
         let panels: Vec<(f32, f32)> = if open {
             vec![(l, -0.025), (0.025, r)]
@@ -410,7 +498,11 @@ pub fn draw_person(
                 for k in 0..2 {
                     let x = sk.shoulder[k].0 * 0.6;
                     canvas.fill(
-                        &Shape::Capsule { a: px((x, ay - 0.005)), b: px((x * 0.9, ay + 0.16)), r: 0.008 * s },
+                        &Shape::Capsule {
+                            a: px((x, ay - 0.005)),
+                            b: px((x * 0.9, ay + 0.16)),
+                            r: 0.008 * s,
+                        },
                         None,
                         &flat(bag),
                     );
@@ -423,14 +515,29 @@ pub fn draw_person(
         let bag = shade(rgb(sb.rgb), light);
         let k = 1;
         let from = (sk.shoulder[1 - k].0 * 0.8, ay);
-        let hang = (if side { -0.04 * fwd } else { lat[k] * (hw + 0.05) }, pr.hip_y + 0.02);
+        let hang = (
+            if side {
+                -0.04 * fwd
+            } else {
+                lat[k] * (hw + 0.05)
+            },
+            pr.hip_y + 0.02,
+        );
         canvas.fill(
-            &Shape::Capsule { a: px(from), b: px(hang), r: 0.007 * s },
+            &Shape::Capsule {
+                a: px(from),
+                b: px(hang),
+                r: 0.007 * s,
+            },
             None,
             &flat(shade(bag, 0.8)),
         );
         canvas.fill(
-            &rounded_box(px((hang.0 - 0.05, hang.1 - 0.02)), px((hang.0 + 0.05, hang.1 + 0.08)), 0.015 * s),
+            &rounded_box(
+                px((hang.0 - 0.05, hang.1 - 0.02)),
+                px((hang.0 + 0.05, hang.1 + 0.08)),
+                0.015 * s,
+            ),
             Some(lip::BACKGROUND),
             &flat(bag),
         );
@@ -445,13 +552,20 @@ pub fn draw_person(
         let bag = shade(rgb(hb.rgb), light);
         let w = sk.wrist[0];
         canvas.fill(
-            &rounded_box(px((w.0 - 0.04, w.1 + 0.015)), px((w.0 + 0.04, w.1 + 0.1)), 0.012 * s),
+            &rounded_box(
+                px((w.0 - 0.04, w.1 + 0.015)),
+                px((w.0 + 0.04, w.1 + 0.1)),
+                0.012 * s,
+            ),
             Some(lip::BACKGROUND),
             &flat(bag),
         );
     }
     if who.holds_object && !matches!(pose.view, View::Back) {
-        let mid = ((sk.wrist[0].0 + sk.wrist[1].0) / 2.0, (sk.wrist[0].1 + sk.wrist[1].1) / 2.0);
+        let mid = (
+            (sk.wrist[0].0 + sk.wrist[1].0) / 2.0,
+            (sk.wrist[0].1 + sk.wrist[1].1) / 2.0,
+        );
         canvas.fill(
             &Shape::Poly(vec![
                 px((mid.0 - 0.09, mid.1 - 0.09)),
@@ -466,19 +580,31 @@ pub fn draw_person(
 
     // Neck and head.
     canvas.fill(
-        &Shape::Capsule { a: px((head_c.0, pr.head_y + pr.head_r * 0.6)), b: px((0.0, pr.shoulder_y)), r: 0.024 * s },
+        &Shape::Capsule {
+            a: px((head_c.0, pr.head_y + pr.head_r * 0.6)),
+            b: px((0.0, pr.shoulder_y)),
+            r: 0.024 * s,
+        },
         Some(lip::FACE),
         &flat(skin),
     );
     let (hr, hcx, hcy) = (pr.head_r * s, px(head_c).0, px(head_c).1);
-    let face = Shape::Ellipse { c: P(hcx, hcy), rx: hr * 0.88, ry: hr };
+    let face = Shape::Ellipse {
+        c: P(hcx, hcy),
+        rx: hr * 0.88,
+        ry: hr,
+    };
     canvas.fill(&face, Some(lip::FACE), &flat(skin));
     match pose.view {
         View::Back => {
             canvas.fill(&face, Some(lip::HAIR), &flat(hair));
             if who.long_hair {
                 canvas.fill(
-                    &Shape::Capsule { a: P(hcx, hcy), b: px((0.0, pr.shoulder_y + 0.08)), r: hr * 1.02 },
+                    &Shape::Capsule {
+                        a: P(hcx, hcy),
+                        b: px((0.0, pr.shoulder_y + 0.08)),
+                        r: hr * 1.02,
+                    },
                     Some(lip::HAIR),
                     &flat(hair),
                 );
@@ -488,22 +614,38 @@ pub fn draw_person(
             // A cap of hair over the top (and the back, in a side view).
             let shift = if side { -fwd * hr * 0.3 } else { 0.0 };
             canvas.fill(
-                &Shape::Ellipse { c: P(hcx + shift, hcy - hr * 0.35), rx: hr * 0.92, ry: hr * 0.7 },
+                &Shape::Ellipse {
+                    c: P(hcx + shift, hcy - hr * 0.35),
+                    rx: hr * 0.92,
+                    ry: hr * 0.7,
+                },
                 Some(lip::HAIR),
                 &flat(hair),
             );
             let eye = [20.0, 20.0, 24.0];
-            let eyes: Vec<f32> = if side { vec![fwd * 0.5] } else { vec![-0.38, 0.38] };
+            let eyes: Vec<f32> = if side {
+                vec![fwd * 0.5]
+            } else {
+                vec![-0.38, 0.38]
+            };
             for ex in &eyes {
                 if who.glasses {
                     canvas.fill(
-                        &Shape::Ellipse { c: P(hcx + ex * hr, hcy + 0.02 * hr), rx: hr * 0.28, ry: hr * 0.2 },
+                        &Shape::Ellipse {
+                            c: P(hcx + ex * hr, hcy + 0.02 * hr),
+                            rx: hr * 0.28,
+                            ry: hr * 0.2,
+                        },
                         Some(lip::SUNGLASSES),
                         &flat([18.0, 18.0, 22.0]),
                     );
                 } else {
                     canvas.fill(
-                        &Shape::Ellipse { c: P(hcx + ex * hr, hcy + 0.02 * hr), rx: hr * 0.09, ry: hr * 0.09 },
+                        &Shape::Ellipse {
+                            c: P(hcx + ex * hr, hcy + 0.02 * hr),
+                            rx: hr * 0.09,
+                            ry: hr * 0.09,
+                        },
                         None,
                         &flat(eye),
                     );
@@ -514,12 +656,20 @@ pub fn draw_person(
     if let Some(hat) = who.hat {
         let c = shade(rgb(hat.rgb), light);
         canvas.fill(
-            &Shape::Ellipse { c: P(hcx, hcy - hr * 0.55), rx: hr * 1.0, ry: hr * 0.62 },
+            &Shape::Ellipse {
+                c: P(hcx, hcy - hr * 0.55),
+                rx: hr * 1.0,
+                ry: hr * 0.62,
+            },
             Some(lip::HAT),
             &flat(c),
         );
         canvas.fill(
-            &Shape::Capsule { a: P(hcx - hr * 1.1, hcy - hr * 0.3), b: P(hcx + hr * 1.1, hcy - hr * 0.3), r: hr * 0.1 },
+            &Shape::Capsule {
+                a: P(hcx - hr * 1.1, hcy - hr * 0.3),
+                b: P(hcx + hr * 1.1, hcy - hr * 0.3),
+                r: hr * 0.1,
+            },
             Some(lip::HAT),
             &flat(shade(c, 0.85)),
         );
@@ -558,7 +708,11 @@ fn keypoints(
     let (hx, hy) = head_c;
     let mut face: [((f32, f32), f32); 5] = match pose.view {
         View::Front | View::Back => {
-            let v = if matches!(pose.view, View::Back) { 0.0 } else { 2.0 };
+            let v = if matches!(pose.view, View::Back) {
+                0.0
+            } else {
+                2.0
+            };
             [
                 ((hx, hy + 0.25 * r), v),
                 ((hx + lat[0] * 0.38 * r, hy + 0.02 * r), v),
@@ -585,14 +739,7 @@ fn keypoints(
         let q = px(*p);
         out[i] = [q.0, q.1, *v];
     }
-    let joints = [
-        sk.shoulder,
-        sk.elbow,
-        sk.wrist,
-        sk.hip,
-        sk.knee,
-        sk.ankle,
-    ];
+    let joints = [sk.shoulder, sk.elbow, sk.wrist, sk.hip, sk.knee, sk.ankle];
     for (j, pair) in joints.iter().enumerate() {
         for k in 0..2 {
             let q = px(pair[k]);

@@ -12,7 +12,10 @@ pub struct Colour {
 }
 
 const fn c(name: &'static str, r: u8, g: u8, b: u8) -> Colour {
-    Colour { name, rgb: [r, g, b] }
+    Colour {
+        name,
+        rgb: [r, g, b],
+    }
 }
 
 pub const GARMENT_COLOURS: [Colour; 12] = [
@@ -146,7 +149,12 @@ impl Identity {
         let upper = pick(rng, &GARMENT_COLOURS);
         let mut upper_second = pick(rng, &GARMENT_COLOURS);
         if upper_second == upper {
-            upper_second = GARMENT_COLOURS[(GARMENT_COLOURS.iter().position(|c| *c == upper).unwrap_or(0) + 5) % GARMENT_COLOURS.len()];
+            upper_second = GARMENT_COLOURS[(GARMENT_COLOURS
+                .iter()
+                .position(|c| *c == upper)
+                .unwrap_or(0)
+                + 5)
+                % GARMENT_COLOURS.len()];
         }
         let pattern = match rng.gen_range(0..10) {
             0..=4 => Pattern::Plain,
@@ -162,7 +170,11 @@ impl Identity {
         };
         let maybe = |rng: &mut R, p: f64| rng.gen_bool(p).then(|| pick(rng, &GARMENT_COLOURS));
         let backpack = maybe(rng, 0.25);
-        let shoulder_bag = if backpack.is_none() { maybe(rng, 0.2) } else { None };
+        let shoulder_bag = if backpack.is_none() {
+            maybe(rng, 0.2)
+        } else {
+            None
+        };
         let holds_object = rng.gen_bool(0.08);
         let hand_bag = if holds_object { None } else { maybe(rng, 0.15) };
         Self {

@@ -1,8 +1,11 @@
 //! Synthetic people with full ground truth (DESIGN §7): identities, poses, cameras, a rasteriser,
 //! and the dataset writer that emits the real formats.
 
+pub mod attributes;
 pub mod background;
 pub mod body;
+pub mod captions;
+pub mod dataset;
 pub mod identity;
 pub mod lip;
 pub mod pose;

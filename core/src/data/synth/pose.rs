@@ -64,7 +64,9 @@ pub enum View {
     Front,
     Back,
     /// Seen from the side; `facing_right` in the image.
-    Side { facing_right: bool },
+    Side {
+        facing_right: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,9 +125,16 @@ impl Pose {
             ),
             (Action::ArmsRaised, _) => {
                 let a = rng.gen_range(2.2..2.9);
-                ([a, a - j(rng, 0.3).abs()], [0.2, 0.3], [0.08, 0.08], [0.0, 0.0])
+                (
+                    [a, a - j(rng, 0.3).abs()],
+                    [0.2, 0.3],
+                    [0.08, 0.08],
+                    [0.0, 0.0],
+                )
             }
-            (Action::Carrying, View::Side { .. }) => ([0.9, 0.9], [0.8, 0.8], [0.0, 0.1], [0.0, 0.1]),
+            (Action::Carrying, View::Side { .. }) => {
+                ([0.9, 0.9], [0.8, 0.8], [0.0, 0.1], [0.0, 0.1])
+            }
             (Action::Carrying, _) => ([0.25, 0.25], [-1.2, -1.2], [0.06, 0.06], [0.0, 0.0]),
         };
         Self {

@@ -45,7 +45,11 @@ pub fn draw_skeleton(img: &mut image::RgbImage, kps: &[[f32; 3]; 17]) {
     }
     for kp in kps {
         if kp[2] > 0.0 {
-            let c = if kp[2] == 2.0 { [0, 255, 0] } else { [255, 0, 0] };
+            let c = if kp[2] == 2.0 {
+                [0, 255, 0]
+            } else {
+                [255, 0, 0]
+            };
             for dy in -1..=1 {
                 for dx in -1..=1 {
                     let (x, y) = (kp[0] as i64 + dx, kp[1] as i64 + dy);
@@ -70,7 +74,10 @@ pub fn contact_sheet(samples: &[Rendered], cols: usize) -> image::RgbImage {
         image::Rgb([255, 255, 255]),
     );
     for (i, s) in samples.iter().enumerate() {
-        let (cx, cy) = ((i % cols) as u32 * (2 * w + 2 * gap), (i / cols) as u32 * (h + gap));
+        let (cx, cy) = (
+            (i % cols) as u32 * (2 * w + 2 * gap),
+            (i / cols) as u32 * (h + gap),
+        );
         let plain = image::RgbImage::from_raw(w, h, s.rgb.clone()).expect("buffer matches size");
         image::imageops::overlay(&mut sheet, &plain, cx as i64, cy as i64);
         image::imageops::overlay(&mut sheet, &annotated(s), (cx + w + gap) as i64, cy as i64);

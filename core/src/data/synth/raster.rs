@@ -14,8 +14,16 @@ impl P {
 #[derive(Debug, Clone)]
 pub enum Shape {
     /// A segment with round ends, as limbs are drawn.
-    Capsule { a: P, b: P, r: f32 },
-    Ellipse { c: P, rx: f32, ry: f32 },
+    Capsule {
+        a: P,
+        b: P,
+        r: f32,
+    },
+    Ellipse {
+        c: P,
+        rx: f32,
+        ry: f32,
+    },
     /// A convex polygon, vertices in either winding.
     Poly(Vec<P>),
 }

@@ -68,9 +68,10 @@ pub fn render(
 ) -> Rendered {
     let mut canvas = Canvas::new(width, height);
     let (w, h) = (width as f32, height as f32);
-    camera
-        .backdrop
-        .paint(&mut canvas, (rng.gen_range(0.0..400.0), rng.gen_range(0.0..200.0)));
+    camera.backdrop.paint(
+        &mut canvas,
+        (rng.gen_range(0.0..400.0), rng.gen_range(0.0..200.0)),
+    );
     let pose = Pose::sample(rng, who.holds_object);
     let mut keypoints = [[0f32; 3]; 17];
     if person {
@@ -91,21 +92,38 @@ pub fn render(
     // Occluders: a pole, a passer-by's shoulder or a bin, in front of the person.
     if rng.gen_bool(0.2) {
         let shade = rng.gen_range(40.0..200.0);
-        let colour = [shade, shade * rng.gen_range(0.8..1.2), shade * rng.gen_range(0.8..1.2)];
+        let colour = [
+            shade,
+            shade * rng.gen_range(0.8..1.2),
+            shade * rng.gen_range(0.8..1.2),
+        ];
         let shape = match rng.gen_range(0..3) {
             0 => {
                 let x = w * rng.gen_range(0.1..0.9);
-                Shape::Capsule { a: P(x, -10.0), b: P(x, h + 10.0), r: w * rng.gen_range(0.04..0.08) }
+                Shape::Capsule {
+                    a: P(x, -10.0),
+                    b: P(x, h + 10.0),
+                    r: w * rng.gen_range(0.04..0.08),
+                }
             }
             1 => {
                 let left = rng.gen_bool(0.5);
                 let cx = if left { 0.0 } else { w };
-                Shape::Ellipse { c: P(cx, h * rng.gen_range(0.3..0.7)), rx: w * rng.gen_range(0.2..0.35), ry: h * 0.25 }
+                Shape::Ellipse {
+                    c: P(cx, h * rng.gen_range(0.3..0.7)),
+                    rx: w * rng.gen_range(0.2..0.35),
+                    ry: h * 0.25,
+                }
             }
             _ => {
                 let top = h * rng.gen_range(0.7..0.85);
                 let x0 = w * rng.gen_range(-0.2..0.4);
-                Shape::Poly(vec![P(x0, top), P(x0 + w * 0.6, top), P(x0 + w * 0.6, h + 5.0), P(x0, h + 5.0)])
+                Shape::Poly(vec![
+                    P(x0, top),
+                    P(x0 + w * 0.6, top),
+                    P(x0 + w * 0.6, h + 5.0),
+                    P(x0, h + 5.0),
+                ])
             }
         };
         canvas.fill(&shape, Some(lip::BACKGROUND), &|_, _| colour);
@@ -184,5 +202,8 @@ fn person_box(canvas: &Canvas) -> ([f32; 4], usize) {
     if area == 0 {
         return ([0.0; 4], 0);
     }
-    ([x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32], area)
+    (
+        [x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32],
+        area,
+    )
 }

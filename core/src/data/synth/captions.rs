@@ -1,0 +1,139 @@
+//! Captions of a rendered person in several phrasings (for training the CLIP teacher).
+
+use super::identity::{AgeGroup, Gender, Identity, Lower, LowerPattern, Pattern};
+use super::pose::{Action, Pose, View};
+
+fn person_noun(who: &Identity) -> &'static str {
+    match (who.gender, who.age) {
+        (Gender::Female, AgeGroup::Child) => "girl",
+        (Gender::Male, AgeGroup::Child) => "boy",
+        (Gender::Female, AgeGroup::Senior) => "old woman",
+        (Gender::Male, AgeGroup::Senior) => "old man",
+        (Gender::Female, AgeGroup::Adult) => "woman",
+        (Gender::Male, AgeGroup::Adult) => "man",
+    }
+}
+
+fn upper_phrase(who: &Identity) -> String {
+    let pattern = match who.pattern {
+        Pattern::Plain => String::new(),
+        Pattern::Stripes => "striped ".into(),
+        Pattern::Logo => "logo ".into(),
+        Pattern::Plaid => "plaid ".into(),
+        Pattern::Splice => format!("{}-and-", who.upper_second.name),
+    };
+    let sleeves = if who.long_sleeves {
+        "long-sleeved"
+    } else {
+        "short-sleeved"
+    };
+    let garment = if who.lower == Lower::Dress {
+        "dress"
+    } else {
+        "shirt"
+    };
+    format!("a {} {pattern}{sleeves} {garment}", who.upper.name)
+}
+
+fn lower_phrase(who: &Identity) -> Option<String> {
+    let pattern = match who.lower_pattern {
+        LowerPattern::Plain => "",
+        LowerPattern::Stripes => "striped ",
+        LowerPattern::Dots => "polka-dot ",
+    };
+    let item = match who.lower {
+        Lower::Trousers => "trousers",
+        Lower::Shorts => "shorts",
+        Lower::Skirt => "skirt",
+        Lower::Dress => return None,
+    };
+    let article = if who.lower == Lower::Skirt { "a " } else { "" };
+    Some(format!(
+        "{article}{} {pattern}{item}",
+        who.lower_colour.name
+    ))
+}
+
+fn carried(who: &Identity) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = who.backpack {
+        out.push(format!("a {} backpack", c.name));
+    }
+    if let Some(c) = who.shoulder_bag {
+        out.push(format!("a {} shoulder bag", c.name));
+    }
+    if let Some(c) = who.hand_bag {
+        out.push(format!("a {} handbag", c.name));
+    }
+    if who.holds_object {
+        out.push("a box".into());
+    }
+    out
+}
+
+fn join(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [a] => a.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Three phrasings of the same content.
+pub fn captions(who: &Identity, pose: &Pose) -> Vec<String> {
+    let noun = person_noun(who);
+    let hair = format!(
+        "{} {} hair",
+        if who.long_hair { "long" } else { "short" },
+        who.hair.name
+    );
+    let mut wear = vec![upper_phrase(who)];
+    if let Some(l) = lower_phrase(who) {
+        wear.push(l);
+    }
+    wear.push(format!(
+        "{} {}",
+        who.shoes.name,
+        if who.boots { "boots" } else { "shoes" }
+    ));
+    if let Some(c) = who.coat {
+        wear.push(format!("a {} coat", c.name));
+    }
+    if let Some(h) = who.hat {
+        wear.push(format!("a {} hat", h.name));
+    }
+    if who.glasses {
+        wear.push("glasses".into());
+    }
+    let carry = carried(who);
+    let carry_clause = if carry.is_empty() {
+        String::new()
+    } else {
+        format!(", carrying {}", join(&carry))
+    };
+    let view = match pose.view {
+        View::Front => "seen from the front",
+        View::Back => "seen from behind",
+        View::Side { .. } => "seen from the side",
+    };
+    let doing = match pose.action {
+        Action::Walking => "walking",
+        Action::Standing => "standing",
+        Action::ArmsRaised => "with raised arms",
+        Action::Carrying => "carrying something",
+    };
+    vec![
+        format!("a {noun} with {hair} wearing {}{carry_clause}", join(&wear)),
+        format!("a photo of a {noun} {doing}, {view}, in {}", join(&wear)),
+        format!(
+            "{} {noun}, {hair}, {}{}",
+            if noun.starts_with('o') { "an" } else { "a" },
+            join(&wear),
+            if carry.is_empty() {
+                ", no bag".to_string()
+            } else {
+                format!(", with {}", join(&carry))
+            }
+        ),
+    ]
+}

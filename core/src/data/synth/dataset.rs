@@ -1,0 +1,387 @@
+//! Writes a synthetic dataset in the real formats: Market-1501 (ReID), LIP (parsing), COCO
+//! keypoints (pose), a PA-100K table (attributes) and captions. Every image is rendered once,
+//! encoded once, and hard-linked into each format's folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::attributes::pa100k_labels;
+use super::captions::captions;
+use super::identity::Identity;
+use super::lip;
+use super::rng_for;
+use super::scene::{render, Camera, Rendered};
+use crate::data::formats::coco::{CocoAnnotation, CocoImage, CocoKeypoints};
+use crate::data::formats::market1501::{MarketName, GALLERY_DIR, QUERY_DIR, TRAIN_DIR};
+use crate::data::formats::pa100k::{self, AttributeRow};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthOptions {
+    pub out: PathBuf,
+    pub identities: u32,
+    pub images_per_id: u32,
+    pub cameras: u32,
+    pub seed: u64,
+    pub height: usize,
+    pub width: usize,
+    pub jpeg_quality: u8,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Split {
+    Train,
+    Query,
+    Gallery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    Person,
+    /// A backdrop without a person: Market's `0000` distractors.
+    Distractor,
+    /// A person image of no identity: Market's `-1` junk.
+    Junk,
+}
+
+/// One image to render.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub index: usize,
+    pub pid: u32,
+    pub shot: u32,
+    pub cam: u32,
+    pub split: Split,
+    pub kind: Kind,
+    pub name: MarketName,
+}
+
+impl Job {
+    pub fn stem(&self) -> String {
+        self.name.file_name().trim_end_matches(".jpg").to_string()
+    }
+
+    fn reid_dir(&self) -> &'static str {
+        match self.split {
+            Split::Train => TRAIN_DIR,
+            Split::Query => QUERY_DIR,
+            Split::Gallery => GALLERY_DIR,
+        }
+    }
+
+    /// Train identities feed the training splits of every format; test identities the others.
+    pub fn is_train(&self) -> bool {
+        self.split == Split::Train
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthSummary {
+    pub images: usize,
+    pub train_ids: u32,
+    pub test_ids: u32,
+    pub train_images: usize,
+    pub query: usize,
+    pub gallery: usize,
+    pub distractors: usize,
+    pub seconds: f64,
+    /// LIP classes that exist in the label space but are never rendered.
+    pub lip_classes_not_rendered: Vec<&'static str>,
+    /// PA-100K attributes that are constant because they are not rendered.
+    pub attributes_not_rendered: Vec<&'static str>,
+}
+
+pub fn cameras(opts: &SynthOptions) -> Vec<Camera> {
+    (1..=opts.cameras)
+        .map(|c| Camera::sample(c, &mut rng_for(opts.seed, &[1, c as u64])))
+        .collect()
+}
+
+pub fn identity(opts: &SynthOptions, pid: u32) -> Identity {
+    Identity::sample(pid, &mut rng_for(opts.seed, &[2, pid as u64]))
+}
+
+/// Every image of the dataset: train identities first, then test identities (one query in each
+/// of their first two cameras, the rest gallery), then distractors and junk.
+pub fn plan(opts: &SynthOptions) -> Vec<Job> {
+    let n_train = opts.identities.div_ceil(2);
+    let mut jobs = Vec::new();
+    fn push(
+        jobs: &mut Vec<Job>,
+        pid: u32,
+        shot: u32,
+        cam: u32,
+        split: Split,
+        kind: Kind,
+        market_pid: i32,
+    ) {
+        let index = jobs.len();
+        jobs.push(Job {
+            index,
+            pid,
+            shot,
+            cam,
+            split,
+            kind,
+            name: MarketName {
+                pid: market_pid,
+                cam,
+                seq: 1 + shot % 3,
+                frame: 100 + 37 * shot + 3 * pid,
+                det: 1 + (index % 3) as u32,
+            },
+        });
+    }
+    for pid in 1..=opts.identities {
+        let mut query_cams = Vec::new();
+        for shot in 0..opts.images_per_id {
+            // Cameras cycle from a per-identity offset, so every identity is seen by several.
+            let cam = (pid * 5 + shot) % opts.cameras + 1;
+            let split = if pid <= n_train {
+                Split::Train
+            } else if query_cams.len() < 2 && !query_cams.contains(&cam) {
+                query_cams.push(cam);
+                Split::Query
+            } else {
+                Split::Gallery
+            };
+            push(&mut jobs, pid, shot, cam, split, Kind::Person, pid as i32);
+        }
+    }
+    let gallery = jobs.iter().filter(|j| j.split == Split::Gallery).count() as u32;
+    for d in 0..gallery.div_ceil(10) {
+        let cam = d % opts.cameras + 1;
+        push(&mut jobs, 0, d, cam, Split::Gallery, Kind::Distractor, 0);
+        let pid = 1 + d % opts.identities.max(1);
+        push(
+            &mut jobs,
+            pid,
+            1000 + d,
+            cam,
+            Split::Gallery,
+            Kind::Junk,
+            -1,
+        );
+    }
+    jobs
+}
+
+/// Renders one job: the same pixels whatever thread or order renders it.
+pub fn render_job(opts: &SynthOptions, cameras: &[Camera], job: &Job) -> Rendered {
+    let who = identity(opts, job.pid.max(1));
+    let cam = &cameras[(job.cam - 1) as usize];
+    let mut rng = rng_for(
+        opts.seed,
+        &[3, job.pid as u64, job.shot as u64, job.kind as u64],
+    );
+    render(
+        &who,
+        cam,
+        opts.width,
+        opts.height,
+        job.kind != Kind::Distractor,
+        &mut rng,
+    )
+}
+
+/// What a finished image contributes to the annotation files.
+struct Done {
+    job: Job,
+    rendered: Rendered,
+}
+
+fn encode_jpeg(r: &Rendered, quality: u8) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality).encode(
+        &r.rgb,
+        r.width as u32,
+        r.height as u32,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    Ok(bytes)
+}
+
+fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
+    if dst.exists() {
+        std::fs::remove_file(dst)?;
+    }
+    if std::fs::hard_link(src, dst).is_err() {
+        std::fs::copy(src, dst).with_context(|| format!("copying to {}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn write_job(opts: &SynthOptions, job: &Job, r: &Rendered) -> Result<()> {
+    let root = &opts.out;
+    let reid = root
+        .join("reid")
+        .join(job.reid_dir())
+        .join(job.name.file_name());
+    std::fs::write(&reid, encode_jpeg(r, opts.jpeg_quality)?)
+        .with_context(|| format!("writing {}", reid.display()))?;
+    if job.kind != Kind::Person {
+        return Ok(());
+    }
+    let stem = job.stem();
+    let split = if job.is_train() { "train" } else { "val" };
+    let parsing = root.join("parsing");
+    link_or_copy(&reid, &parsing.join(format!("{split}_images/{stem}.jpg")))?;
+    let labels = image::GrayImage::from_raw(r.width as u32, r.height as u32, r.labels.clone())
+        .context("label buffer size")?;
+    let png = parsing.join(format!("{split}_segmentations/{stem}.png"));
+    labels
+        .save(&png)
+        .with_context(|| format!("writing {}", png.display()))?;
+    link_or_copy(&reid, &root.join(format!("pose/images/{stem}.jpg")))?;
+    link_or_copy(&reid, &root.join(format!("attributes/images/{stem}.jpg")))?;
+    Ok(())
+}
+
+/// Renders and writes everything; returns what it wrote.
+pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary> {
+    let start = Instant::now();
+    let root = &opts.out;
+    for dir in [
+        format!("reid/{TRAIN_DIR}"),
+        format!("reid/{QUERY_DIR}"),
+        format!("reid/{GALLERY_DIR}"),
+        "parsing/train_images".into(),
+        "parsing/train_segmentations".into(),
+        "parsing/val_images".into(),
+        "parsing/val_segmentations".into(),
+        "pose/images".into(),
+        "pose/annotations".into(),
+        "attributes/images".into(),
+    ] {
+        std::fs::create_dir_all(root.join(&dir))
+            .with_context(|| format!("creating {}", root.join(&dir).display()))?;
+    }
+    let cams = cameras(opts);
+    let jobs = plan(opts);
+    let threads = opts.threads.max(1);
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let mut done: Vec<Done> = std::thread::scope(|s| -> Result<Vec<Done>> {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                let cams = &cams;
+                s.spawn(move || -> Result<Vec<Done>> {
+                    let mut out = Vec::with_capacity(part.len());
+                    for job in part {
+                        let rendered = render_job(opts, cams, job);
+                        write_job(opts, job, &rendered)?;
+                        progress(1);
+                        out.push(Done {
+                            job: job.clone(),
+                            rendered,
+                        });
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().expect("synth worker panicked")?);
+        }
+        Ok(all)
+    })?;
+    done.sort_by_key(|d| d.job.index);
+    write_annotations(opts, &done)?;
+
+    let count = |f: &dyn Fn(&Job) -> bool| done.iter().filter(|d| f(&d.job)).count();
+    let n_train = opts.identities.div_ceil(2);
+    let summary = SynthSummary {
+        images: done.len(),
+        train_ids: n_train,
+        test_ids: opts.identities - n_train,
+        train_images: count(&|j| j.split == Split::Train),
+        query: count(&|j| j.split == Split::Query),
+        gallery: count(&|j| j.split == Split::Gallery),
+        distractors: count(&|j| j.kind != Kind::Person),
+        seconds: start.elapsed().as_secs_f64(),
+        lip_classes_not_rendered: lip::NOT_RENDERED
+            .iter()
+            .map(|c| lip::CLASS_NAMES[*c as usize])
+            .collect(),
+        attributes_not_rendered: vec![],
+    };
+    std::fs::write(
+        root.join("synth.json"),
+        serde_json::to_string_pretty(&serde_json::json!({ "options": opts, "summary": summary }))?,
+    )?;
+    Ok(summary)
+}
+
+fn write_annotations(opts: &SynthOptions, done: &[Done]) -> Result<()> {
+    let root = &opts.out;
+    let persons: Vec<&Done> = done.iter().filter(|d| d.job.kind == Kind::Person).collect();
+    // LIP id lists and class names.
+    for (split, train) in [("train", true), ("val", false)] {
+        let ids: String = persons
+            .iter()
+            .filter(|d| d.job.is_train() == train)
+            .map(|d| format!("{}\n", d.job.stem()))
+            .collect();
+        std::fs::write(root.join(format!("parsing/{split}_id.txt")), ids)?;
+    }
+    let classes: String = lip::CLASS_NAMES.iter().map(|c| format!("{c}\n")).collect();
+    std::fs::write(root.join("parsing/classes.txt"), classes)?;
+    // COCO keypoints, one file per split.
+    for (split, train) in [("train", true), ("val", false)] {
+        let mut coco = CocoKeypoints {
+            images: vec![],
+            annotations: vec![],
+            categories: vec![CocoKeypoints::person_category()],
+        };
+        for d in persons.iter().filter(|d| d.job.is_train() == train) {
+            let id = d.job.index as u64 + 1;
+            let r = &d.rendered;
+            coco.images.push(CocoImage {
+                id,
+                file_name: format!("{}.jpg", d.job.stem()),
+                width: r.width as u32,
+                height: r.height as u32,
+            });
+            coco.annotations.push(CocoAnnotation {
+                id,
+                image_id: id,
+                category_id: 1,
+                keypoints: r.keypoints.iter().flatten().copied().collect(),
+                num_keypoints: r.keypoints.iter().filter(|k| k[2] > 0.0).count() as u32,
+                bbox: r.bbox,
+                area: r.area as f32,
+                iscrowd: 0,
+            });
+        }
+        coco.write(&root.join(format!("pose/annotations/person_keypoints_{split}.json")))?;
+    }
+    // Attribute tables.
+    for (split, train) in [("train", true), ("test", false)] {
+        let rows: Vec<AttributeRow> = persons
+            .iter()
+            .filter(|d| d.job.is_train() == train)
+            .map(|d| AttributeRow {
+                image: format!("{}.jpg", d.job.stem()),
+                labels: pa100k_labels(&identity(opts, d.job.pid), &d.rendered.pose),
+            })
+            .collect();
+        pa100k::write(&root.join(format!("attributes/{split}.csv")), &rows)?;
+    }
+    // Captions, for the teacher.
+    let mut f = std::io::BufWriter::new(std::fs::File::create(root.join("captions.jsonl"))?);
+    for d in &persons {
+        let line = serde_json::json!({
+            "image": format!("reid/{}/{}", d.job.reid_dir(), d.job.name.file_name()),
+            "pid": d.job.pid,
+            "captions": captions(&identity(opts, d.job.pid), &d.rendered.pose),
+        });
+        writeln!(f, "{line}")?;
+    }
+    f.flush()?;
+    Ok(())
+}
