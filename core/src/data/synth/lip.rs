@@ -47,19 +47,6 @@ pub const CLASS_NAMES: [&str; 20] = [
 /// Classes the renderer never produces (their ids still exist in the label space).
 pub const NOT_RENDERED: [u8; 4] = [GLOVE, SOCKS, JUMPSUITS, SCARF];
 
-/// Class id after a horizontal flip (left/right parts swap).
-pub fn flipped(class: u8) -> u8 {
-    match class {
-        LEFT_ARM => RIGHT_ARM,
-        RIGHT_ARM => LEFT_ARM,
-        LEFT_LEG => RIGHT_LEG,
-        RIGHT_LEG => LEFT_LEG,
-        LEFT_SHOE => RIGHT_SHOE,
-        RIGHT_SHOE => LEFT_SHOE,
-        c => c,
-    }
-}
-
 /// A fixed colour per class for overlays.
 pub fn palette(class: u8) -> [u8; 3] {
     const P: [[u8; 3]; 20] = [
@@ -86,3 +73,10 @@ pub fn palette(class: u8) -> [u8; 3] {
     ];
     P[class as usize % 20]
 }
+
+/// Left/right class pairs, for flipping label maps.
+pub const FLIP_SWAPS: [(u8, u8); 3] = [
+    (LEFT_ARM, RIGHT_ARM),
+    (LEFT_LEG, RIGHT_LEG),
+    (LEFT_SHOE, RIGHT_SHOE),
+];

@@ -133,9 +133,9 @@ pub fn render(
             }
         }
     }
-    // Keypoints outside the frame are unlabelled, as COCO does.
+    // Unlabelled keypoints (facing away, outside the frame) are [0, 0, 0], as in COCO.
     for kp in keypoints.iter_mut() {
-        if kp[0] < 0.0 || kp[1] < 0.0 || kp[0] >= w || kp[1] >= h {
+        if kp[2] == 0.0 || kp[0] < 0.0 || kp[1] < 0.0 || kp[0] >= w || kp[1] >= h {
             *kp = [0.0, 0.0, 0.0];
         }
     }
