@@ -1,0 +1,116 @@
+//! The loader: same batches whatever the worker count, corrupt images skipped and named, P×K
+//! batches, shards that partition an epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clasp_core::data::augment::MultiCropConfig;
+use clasp_core::data::image_folder::MultiCropFolder;
+use clasp_core::data::loader::{Loader, LoaderConfig};
+use clasp_core::data::sampler::{Sampler, Shard};
+use clasp_core::data::synth::dataset::{generate, SynthOptions};
+
+fn synth_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        out: dir.path().to_path_buf(),
+        identities: 8, // 4 train identities × 3 images
+        images_per_id: 3,
+        cameras: 2,
+        seed: 1,
+        height: 128,
+        width: 64,
+        jpeg_quality: 90,
+        threads: 2,
+    };
+    generate(&opts, &|_| {}).unwrap();
+    dir
+}
+
+fn config(workers: usize) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: 3,
+        workers,
+        prefetch: 2,
+        seed: 9,
+        drop_last: false,
+        sampler: Sampler::Shuffle,
+        shard: Shard::default(),
+    }
+}
+
+fn crops() -> MultiCropConfig {
+    MultiCropConfig {
+        global_size: [64, 32],
+        local_size: [32, 16],
+        n_local: 2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn batches_are_identical_with_one_or_three_workers() {
+    let dir = synth_folder();
+    let root = dir.path().join("reid/bounding_box_train");
+    let run = |workers| {
+        let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(workers));
+        loader
+            .epoch(3)
+            .unwrap()
+            .map(|b| (b.indices.clone(), b.items))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (run(1), run(3));
+    assert_eq!(a.len(), 4, "12 images in batches of 3");
+    for ((ia, va), (ib, vb)) in a.iter().zip(&b) {
+        assert_eq!(ia, ib);
+        assert!(va == vb, "views differ between worker counts");
+    }
+    // Another epoch is another order and other crops.
+    let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(2));
+    let other: Vec<Vec<usize>> = loader.epoch(4).unwrap().map(|b| b.indices).collect();
+    assert_ne!(other, a.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_corrupt_jpeg_is_skipped_counted_and_named() {
+    let dir = synth_folder();
+    let root = dir.path().join("reid/bounding_box_train");
+    std::fs::write(root.join("0999_c1s1_000001_01.jpg"), b"\xff\xd8 truncated").unwrap();
+    let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(2));
+    let mut it = loader.epoch(0).unwrap();
+    let n: usize = it.by_ref().map(|b| b.items.len()).sum();
+    assert_eq!(n, 12, "every good image still arrives");
+    let skipped = it.skipped();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].name.ends_with("0999_c1s1_000001_01.jpg"), "{skipped:?}");
+}
+
+#[test]
+fn identity_balanced_batches_hold_p_ids_of_k_images() {
+    let pids: Vec<i64> = (0..40).map(|i| i / 5).collect(); // 8 ids × 5 images
+    let sampler = Sampler::IdentityBalanced { p: 4, k: 2, pids: pids.clone() };
+    let order = sampler.order(40, 0, 0, Shard::default()).unwrap();
+    assert_eq!(order.len(), 16, "two batches of 4 × 2");
+    for batch in order.chunks(8) {
+        let mut per: BTreeMap<i64, usize> = BTreeMap::new();
+        for i in batch {
+            *per.entry(pids[*i]).or_default() += 1;
+        }
+        assert_eq!(per.len(), 4);
+        assert!(per.values().all(|&k| k == 2));
+    }
+}
+
+#[test]
+fn shards_partition_an_epoch() {
+    let order = |rank| {
+        Sampler::Shuffle
+            .order(10, 5, 1, Shard { rank, world_size: 3 })
+            .unwrap()
+    };
+    let parts: Vec<Vec<usize>> = (0..3).map(order).collect();
+    assert!(parts.iter().all(|p| p.len() == 3));
+    let all: BTreeSet<usize> = parts.iter().flatten().copied().collect();
+    assert_eq!(all.len(), 9, "disjoint shards");
+    assert!(Sampler::Shuffle.order(10, 5, 1, Shard { rank: 3, world_size: 3 }).is_err());
+}
