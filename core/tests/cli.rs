@@ -39,8 +39,7 @@ fn config_show_names_an_unknown_key() {
 fn commands_not_built_yet_say_so_and_fail() {
     let tmp = tempfile::tempdir().unwrap();
     for args in [
-        &["synth"][..],
-        &["pretrain"],
+        &["pretrain"][..],
         &["teacher", "train"],
         &["plugins", "list"],
         &["analyze", "grad-conflict"],
@@ -154,6 +153,51 @@ fn quickstart_fast_runs_what_exists() {
     assert!(run.join("config.resolved.toml").exists());
     assert!(run.join("checkpoints/step_00000001/manifest.json").exists());
     assert!(text(&o).contains("Not built yet"), "{}", text(&o));
+    assert!(run.join("data/reid/bounding_box_train").exists());
+}
+
+#[test]
+fn synth_writes_every_format_and_a_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = clasp(
+        tmp.path(),
+        &[
+            "synth",
+            "--out",
+            "data",
+            "--identities",
+            "4",
+            "--images-per-id",
+            "3",
+            "--seed",
+            "1",
+            "--preview",
+            "grid.png",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let d = tmp.path().join("data");
+    for f in [
+        "reid/bounding_box_train",
+        "reid/query",
+        "reid/bounding_box_test",
+        "parsing/train_id.txt",
+        "parsing/classes.txt",
+        "pose/annotations/person_keypoints_val.json",
+        "attributes/train.csv",
+        "captions.jsonl",
+        "synth.json",
+    ] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let grid = image::open(tmp.path().join("grid.png")).unwrap();
+    assert!(grid.width() > 500 && grid.height() > 200);
+    assert!(
+        text(&o).contains("never rendered"),
+        "says which classes it cannot render"
+    );
+    let o = clasp(tmp.path(), &["synth"]);
+    assert!(!o.status.success() && text(&o).contains("--out"));
 }
 
 #[test]

@@ -57,8 +57,8 @@ fn class_colours(s: &Sample) -> BTreeMap<u8, [f32; 3]> {
             }
             let p = s.image.pixel(x, y);
             let e = acc.entry(c).or_insert(([0.0; 3], 0));
-            for k in 0..3 {
-                e.0[k] += p[k];
+            for (acc, v) in e.0.iter_mut().zip(p) {
+                *acc += v;
             }
             e.1 += 1;
         }
@@ -97,13 +97,13 @@ fn assert_aligned(orig: &Sample, aug: &Sample, flipped: bool) {
         m.data[(y as usize).min(m.height - 1) * m.width + (x as usize).min(m.width - 1)]
     };
     let (mut same, mut total) = (0, 0);
-    for i in 0..17 {
+    for (i, &p) in ko.iter().enumerate() {
         let j = if flipped {
             clasp_core::data::augment::sample::flipped_keypoint(i)
         } else {
             i
         };
-        let (p, q) = (ko[i], ka[j]);
+        let q = ka[j];
         if p[2] != 2.0 || q[2] == 0.0 {
             continue;
         }

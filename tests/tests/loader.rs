@@ -52,7 +52,10 @@ fn batches_are_identical_with_one_or_three_workers() {
     let dir = synth_folder();
     let root = dir.path().join("reid/bounding_box_train");
     let run = |workers| {
-        let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(workers));
+        let loader = Loader::new(
+            MultiCropFolder::new(&root, crops()).unwrap(),
+            config(workers),
+        );
         loader
             .epoch(3)
             .unwrap()
@@ -82,13 +85,20 @@ fn a_corrupt_jpeg_is_skipped_counted_and_named() {
     assert_eq!(n, 12, "every good image still arrives");
     let skipped = it.skipped();
     assert_eq!(skipped.len(), 1);
-    assert!(skipped[0].name.ends_with("0999_c1s1_000001_01.jpg"), "{skipped:?}");
+    assert!(
+        skipped[0].name.ends_with("0999_c1s1_000001_01.jpg"),
+        "{skipped:?}"
+    );
 }
 
 #[test]
 fn identity_balanced_batches_hold_p_ids_of_k_images() {
     let pids: Vec<i64> = (0..40).map(|i| i / 5).collect(); // 8 ids × 5 images
-    let sampler = Sampler::IdentityBalanced { p: 4, k: 2, pids: pids.clone() };
+    let sampler = Sampler::IdentityBalanced {
+        p: 4,
+        k: 2,
+        pids: pids.clone(),
+    };
     let order = sampler.order(40, 0, 0, Shard::default()).unwrap();
     assert_eq!(order.len(), 16, "two batches of 4 × 2");
     for batch in order.chunks(8) {
@@ -105,12 +115,30 @@ fn identity_balanced_batches_hold_p_ids_of_k_images() {
 fn shards_partition_an_epoch() {
     let order = |rank| {
         Sampler::Shuffle
-            .order(10, 5, 1, Shard { rank, world_size: 3 })
+            .order(
+                10,
+                5,
+                1,
+                Shard {
+                    rank,
+                    world_size: 3,
+                },
+            )
             .unwrap()
     };
     let parts: Vec<Vec<usize>> = (0..3).map(order).collect();
     assert!(parts.iter().all(|p| p.len() == 3));
     let all: BTreeSet<usize> = parts.iter().flatten().copied().collect();
     assert_eq!(all.len(), 9, "disjoint shards");
-    assert!(Sampler::Shuffle.order(10, 5, 1, Shard { rank: 3, world_size: 3 }).is_err());
+    assert!(Sampler::Shuffle
+        .order(
+            10,
+            5,
+            1,
+            Shard {
+                rank: 3,
+                world_size: 3
+            }
+        )
+        .is_err());
 }

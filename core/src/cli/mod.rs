@@ -1,6 +1,7 @@
 //! The `clasp` command line: one subcommand per job of DESIGN §9.
 
 pub mod bench;
+pub mod bench_data;
 pub mod config_cmd;
 pub mod embed;
 pub mod export;
@@ -132,6 +133,8 @@ pub enum AnalyzeCommand {
 pub enum BenchCommand {
     /// Forward + backward + AdamW step of the backbone, with and without PC-MoE.
     Model(bench::BenchModelArgs),
+    /// Synthetic rendering and data-loader throughput per core.
+    Data(bench_data::BenchDataArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,7 +147,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: init, embed, export, bench model, config show, quickstart."
+         Built so far: synth, init, embed, export, bench model|data, config show, quickstart."
     )
 }
 
@@ -181,6 +184,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Model(args),
         } => bench::run(g, args),
+        Command::Bench {
+            command: BenchCommand::Data(args),
+        } => bench_data::run(args),
         Command::Config {
             command: ConfigCommand::Show,
         } => config_cmd::show(g),

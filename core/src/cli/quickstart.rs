@@ -8,6 +8,8 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::backbone::Backbone;
 use crate::checkpoint::{self, store::save_step};
+use crate::data::images::{list_images, load_normalized};
+use crate::data::synth::dataset::{generate, SynthOptions};
 use crate::device::parse_device;
 use crate::export::timm::to_timm;
 use crate::optim::{build_groups, AdamW, AdamWConfig};
@@ -21,11 +23,7 @@ pub struct QuickstartArgs {
 }
 
 /// Stages of the full quickstart not built yet, with the issue that builds them.
-const MISSING: [(&str, u32); 6] = [
-    (
-        "synth: synthetic people in Market-1501 / LIP / COCO / PA-100K formats",
-        3,
-    ),
+const MISSING: [(&str, u32); 5] = [
     (
         "teacher train: a small CLIP trained on synthetic captions",
         6,
@@ -47,13 +45,42 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;
     println!(
-        "[1/4] config resolved → {}/config.resolved.toml",
+        "[1/5] config resolved → {}/config.resolved.toml",
         run.path.display()
     );
 
+    // Built-in data: synthetic people in every real format (reused when already there).
+    let [h, w] = config.model.img_size;
+    let data = run.path.join("data");
+    let synth = SynthOptions {
+        out: data.clone(),
+        identities: if args.fast { 8 } else { 100 },
+        images_per_id: if args.fast { 4 } else { 8 },
+        cameras: 6,
+        seed: config.run.seed,
+        height: h,
+        width: w,
+        jpeg_quality: 90,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if data.join("synth.json").exists() {
+        println!(
+            "[2/5] synthetic data already in {} (reused)",
+            data.display()
+        );
+    } else {
+        let s = generate(&synth, &|_| {})?;
+        println!(
+            "[2/5] synth: {} images of {} identities → {} (ReID, parsing, pose, attributes, captions)",
+            s.images,
+            synth.identities,
+            data.display()
+        );
+    }
+
     let bb = Backbone::fresh(&config, &device, run.config_hash.clone())?;
     println!(
-        "[2/4] backbone: {} preset, {} parameters, PC-MoE {}, tasks {:?}",
+        "[3/5] backbone: {} preset, {} parameters, PC-MoE {}, tasks {:?}",
         config.model.preset,
         bb.store.num_params(),
         if config.model.moe.enabled {
@@ -64,11 +91,15 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
         bb.manifest.tasks
     );
 
-    // One real optimisation step on noise: checks every variable is trained before anything
-    // expensive runs.
-    let [h, w] = config.model.img_size;
+    // One real optimisation step on rendered people: checks every variable is trained before
+    // anything expensive runs.
     let batch = if args.fast { 2 } else { 8 };
-    let x = Tensor::randn(0f32, 1.0, (batch, 3, h, w), &device)?;
+    let files = list_images(&data.join("reid/bounding_box_train"))?;
+    let mut pixels = Vec::with_capacity(batch * 3 * h * w);
+    for f in files.iter().take(batch) {
+        pixels.extend(load_normalized(f, h, w)?);
+    }
+    let x = Tensor::from_vec(pixels, (batch.min(files.len()), 3, h, w), &device)?;
     // Every task's prompt must be trained, so the check sums a loss over all tasks.
     let tasks: Vec<Option<String>> = if bb.manifest.tasks.is_empty() {
         vec![None]
@@ -107,7 +138,7 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
         checkpoint::save(dir, &bb.vit, &bb.store, Some(&optim_state), &manifest)
     })?;
     println!(
-        "[3/4] one AdamW step: loss {:.4}, grad norm {:.4}, all {} variables received gradients → {}",
+        "[4/5] one AdamW step: loss {:.4}, grad norm {:.4}, all {} variables received gradients → {}",
         loss.to_scalar::<f32>()?,
         stats.grad_norm,
         bb.store.vars().len(),
@@ -117,7 +148,7 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let inference = bb.for_inference(task.as_deref(), config.model.moe.fold_threshold)?;
     let (sd, _) = to_timm(&inference)?;
     println!(
-        "[4/4] folded for task {:?}: {:.1} → {:.1} MFLOPs/image; timm export has {} tensors",
+        "[5/5] folded for task {:?}: {:.1} → {:.1} MFLOPs/image; timm export has {} tensors",
         task,
         bb.vit.flops(h, w) as f64 / 1e6,
         inference.flops(h, w) as f64 / 1e6,

@@ -73,10 +73,10 @@ impl<D: Dataset> Loader<D> {
 
     /// Batches of `epoch`, in order, prepared by the worker threads.
     pub fn epoch(&self, epoch: u64) -> Result<EpochIter<D::Item>> {
-        let order = self
-            .cfg
-            .sampler
-            .order(self.dataset.len(), self.cfg.seed, epoch, self.cfg.shard)?;
+        let order =
+            self.cfg
+                .sampler
+                .order(self.dataset.len(), self.cfg.seed, epoch, self.cfg.shard)?;
         let bs = self.cfg.batch_size.max(1);
         let mut batches: Vec<Vec<(usize, usize)>> = order
             .iter()

@@ -14,7 +14,11 @@ pub enum Sampler {
     Sequential,
     Shuffle,
     /// Each batch holds `p` identities with `k` images each; `pids[i]` is item i's identity.
-    IdentityBalanced { p: usize, k: usize, pids: Vec<i64> },
+    IdentityBalanced {
+        p: usize,
+        k: usize,
+        pids: Vec<i64>,
+    },
 }
 
 /// This process's part of the data when training runs on `world_size` processes.
@@ -38,7 +42,11 @@ impl Sampler {
     /// gets the same number of items, so their steps stay in lockstep).
     pub fn order(&self, len: usize, seed: u64, epoch: u64, shard: Shard) -> Result<Vec<usize>> {
         if shard.world_size == 0 || shard.rank >= shard.world_size {
-            bail!("shard rank {} of world size {}", shard.rank, shard.world_size);
+            bail!(
+                "shard rank {} of world size {}",
+                shard.rank,
+                shard.world_size
+            );
         }
         let mut rng = rng_for(seed, &[10, epoch]);
         let order = match self {
@@ -57,7 +65,10 @@ impl Sampler {
                     by_pid.entry(*pid).or_default().push(i);
                 }
                 if by_pid.len() < *p {
-                    bail!("P×K sampler needs at least P = {p} identities, found {}", by_pid.len());
+                    bail!(
+                        "P×K sampler needs at least P = {p} identities, found {}",
+                        by_pid.len()
+                    );
                 }
                 let mut ids: Vec<i64> = by_pid.keys().copied().collect();
                 ids.shuffle(&mut rng);

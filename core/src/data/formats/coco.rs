@@ -80,3 +80,43 @@ impl CocoKeypoints {
         }
     }
 }
+
+/// The top-down crop of a person box, as MMPose and HRNet make it: the box centre, the box grown
+/// to the model's aspect ratio (`width / height`), then scaled by `padding` (1.25 by default).
+pub fn topdown_box(
+    bbox: [f32; 4],
+    aspect: f32,
+    padding: f32,
+) -> crate::data::augment::geometric::CropBox {
+    let [x, y, w, h] = bbox;
+    let (cx, cy) = (x + w / 2.0, y + h / 2.0);
+    let (mut w, mut h) = (w.max(1.0), h.max(1.0));
+    if w > aspect * h {
+        h = w / aspect;
+    } else {
+        w = h * aspect;
+    }
+    let (w, h) = (w * padding, h * padding);
+    crate::data::augment::geometric::CropBox {
+        x: cx - w / 2.0,
+        y: cy - h / 2.0,
+        w,
+        h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topdown_box_keeps_the_centre_and_the_aspect() {
+        let b = topdown_box([10.0, 20.0, 40.0, 40.0], 0.5, 1.25);
+        assert!((b.w / b.h - 0.5).abs() < 1e-6);
+        assert!((b.x + b.w / 2.0 - 30.0).abs() < 1e-5 && (b.y + b.h / 2.0 - 40.0).abs() < 1e-5);
+        assert!(
+            (b.h - 80.0 * 1.25).abs() < 1e-4,
+            "the tall side grows to fit the aspect"
+        );
+    }
+}

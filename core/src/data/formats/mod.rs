@@ -3,4 +3,5 @@
 pub mod coco;
 pub mod lip;
 pub mod market1501;
+pub mod msmt17;
 pub mod pa100k;

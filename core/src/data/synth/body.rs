@@ -107,15 +107,15 @@ pub fn draw_person(
         knee: [(0.0, 0.0); 2],
         ankle: [(0.0, 0.0); 2],
     };
-    for k in 0..2 {
-        sk.shoulder[k] = (lat[k] * sw, pr.shoulder_y);
+    for (k, l) in lat.iter().enumerate() {
+        sk.shoulder[k] = (l * sw, pr.shoulder_y);
         sk.elbow[k] = add(sk.shoulder[k], pr.upper_arm, dir(k, pose.shoulder[k]));
         sk.wrist[k] = add(
             sk.elbow[k],
             pr.forearm,
             dir(k, pose.shoulder[k] + pose.elbow[k]),
         );
-        sk.hip[k] = (lat[k] * hw, pr.hip_y);
+        sk.hip[k] = (l * hw, pr.hip_y);
         sk.knee[k] = add(sk.hip[k], pr.thigh, dir(k, pose.hip[k]));
         let shin_angle = if side {
             pose.hip[k] - pose.knee[k]

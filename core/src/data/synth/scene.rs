@@ -143,10 +143,10 @@ pub fn render(
         box_blur(&mut canvas);
     }
     for p in canvas.rgb.iter_mut() {
-        for k in 0..3 {
+        for (v, cast) in p.iter_mut().zip(camera.cast) {
             // Two uniforms give a cheap triangular noise with the camera's spread.
             let n = (rng.gen::<f32>() - rng.gen::<f32>()) * camera.noise;
-            p[k] = p[k] * camera.cast[k] + n;
+            *v = *v * cast + n;
         }
     }
     let (bbox, area) = person_box(&canvas);
