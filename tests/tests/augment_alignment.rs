@@ -213,3 +213,61 @@ fn multi_crop_views_have_the_configured_sizes_and_stay_aligned() {
         }
     }
 }
+
+/// A patch-grid map (as pseudo-labels are) follows the crop at its own resolution: after the
+/// crop it still agrees with the full-resolution labels sampled at the grid cells' centres.
+#[test]
+fn patch_grids_follow_the_geometry() {
+    for s in samples(4) {
+        let l = s.labels.as_ref().unwrap();
+        // 16×8 grid: the label at each 16×16 cell centre.
+        let (gw, gh) = (l.width / 16, l.height / 16);
+        let grid = LabelMap {
+            width: gw,
+            height: gh,
+            data: (0..gh)
+                .flat_map(|y| (0..gw).map(move |x| (x, y)))
+                .map(|(x, y)| l.data[(16 * y + 8) * l.width + 16 * x + 8])
+                .collect(),
+            ignore: 255,
+            flip_swaps: lip::FLIP_SWAPS.to_vec(),
+        };
+        let s = Sample {
+            grids: vec![grid],
+            ..s
+        };
+        let out = hflip(&crop_resize(
+            &s,
+            CropBox {
+                x: 16.0,
+                y: 32.0,
+                w: 96.0,
+                h: 192.0,
+            },
+            128,
+            256,
+        ));
+        let (g, lo) = (&out.grids[0], out.labels.as_ref().unwrap());
+        assert_eq!(
+            (g.width, g.height),
+            (8, 16),
+            "the grid keeps its 1/16 ratio"
+        );
+        let mut agree = 0;
+        for y in 0..g.height {
+            for x in 0..g.width {
+                // The grid cell's source point, seen in the augmented full-resolution map.
+                let v = g.data[y * g.width + x];
+                let near = (0..16).any(|dy| {
+                    (0..16).any(|dx| lo.data[(16 * y + dy) * lo.width + 16 * x + dx] == v)
+                });
+                agree += near as usize;
+            }
+        }
+        assert!(
+            agree * 100 >= g.width * g.height * 95,
+            "{agree}/{} grid cells agree",
+            g.width * g.height
+        );
+    }
+}
