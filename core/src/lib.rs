@@ -12,5 +12,6 @@ pub mod device;
 pub mod export;
 pub mod model;
 pub mod optim;
+pub mod plugin_host;
 pub mod run_dir;
 pub mod task_embedding;

@@ -41,7 +41,6 @@ fn commands_not_built_yet_say_so_and_fail() {
     for args in [
         &["pretrain"][..],
         &["teacher", "train"],
-        &["plugins", "list"],
         &["analyze", "grad-conflict"],
     ] {
         let o = clasp(tmp.path(), args);

@@ -1,4 +1,38 @@
-//! clasp-sdk: the stable plugin ABI of CLASP-rs and the safe API plugin authors write against.
+//! clasp-sdk: the stable plugin ABI of CLASP-rs and the safe API task plugins are written against.
 //!
-//! Reserved crate: the ABI (abi_stable prefix-type root module, tensor-handle vtable, export
-//! macro) is built by issue #4. It will never depend on candle or on clasp-core.
+//! A plugin is a `cdylib` that implements [`Task`] and calls [`export_task!`]. Tensors never cross
+//! the boundary: the plugin holds [`TensorId`] handles into the host's arena and asks the host, through
+//! the [`abi::HostOps`] vtable, to compute with them — on the host's device, with its autograd.
+//! abi_stable checks every layout at load time; [`abi::INTERFACE_VERSION`] guards the meaning.
+//! This crate never depends on candle or on clasp-core.
+
+pub mod abi;
+pub mod export;
+pub mod host;
+pub mod plugin;
+pub mod task;
+
+pub use abi::{Features, PluginSpec, Record, TensorId, INTERFACE_VERSION};
+pub use abi_stable;
+pub use host::{Host, Init, Result, Tensor};
+pub use task::{FeatureMaps, Spec, Task, TaskConfig};
+
+/// An error a plugin reports to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `bail!`-style early return with an [`Error`].
+#[macro_export]
+macro_rules! fail {
+    ($($arg:tt)*) => {
+        return Err($crate::Error(format!($($arg)*)))
+    };
+}

@@ -6,6 +6,7 @@ pub mod config_cmd;
 pub mod embed;
 pub mod export;
 pub mod init;
+pub mod plugins;
 pub mod quickstart;
 pub mod synth;
 
@@ -119,8 +120,11 @@ pub enum TeacherCommand {
 pub enum PluginsCommand {
     /// List discovered plugins.
     List,
-    /// Show one plugin's spec.
-    Inspect,
+    /// Show one plugin's spec: file, sha256, labels, metrics, config schema, heads.
+    Inspect {
+        /// Task name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,7 +151,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, embed, export, bench model|data, config show, quickstart."
+         Built so far: synth, init, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -171,13 +175,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict => not_built("predict", 4, "task prediction"),
         Command::Embed(args) => embed::run(g, args),
         Command::Export(args) => export::run(g, args),
-        Command::Plugins { command } => {
-            let name = match command {
-                PluginsCommand::List => "plugins list",
-                PluginsCommand::Inspect => "plugins inspect",
-            };
-            not_built(name, 4, "the plugin host")
-        }
+        Command::Plugins { command } => match command {
+            PluginsCommand::List => plugins::list(g),
+            PluginsCommand::Inspect { name } => plugins::inspect(g, &name),
+        },
         Command::Analyze {
             command: AnalyzeCommand::GradConflict,
         } => not_built("analyze grad-conflict", 7, "gradient-conflict analysis"),

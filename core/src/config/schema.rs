@@ -10,6 +10,16 @@ pub struct Config {
     pub model: ModelSettings,
     pub optim: OptimSettings,
     pub checkpoint: CheckpointSettings,
+    pub plugins: PluginSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// Directories (or files) searched for task plugins, besides `CLASP_PLUGIN_PATH`.
+    pub dirs: Vec<String>,
+    /// Required sha256 per plugin file name; a mismatch is refused before the plugin is loaded.
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,206 @@
+//! Finding, checking and loading task plugins. A plugin is loaded once and never unloaded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use anyhow::{anyhow, bail, Context, Result};
+use clasp_sdk::abi::{PluginSpec, INTERFACE_VERSION};
+use clasp_sdk::plugin::TaskPluginRef;
+use sha2::{Digest, Sha256};
+
+/// A loaded plugin with what identifies it.
+#[derive(Clone)]
+pub struct Plugin {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub module: TaskPluginRef,
+    pub spec: PluginSpec,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        self.spec.name.as_str()
+    }
+
+    /// Prefixes an error from a plugin call with the plugin and the call.
+    pub fn call_error(&self, call: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!(
+            "plugin `{}` ({}) failed in `{call}`: {msg}",
+            self.name(),
+            self.path.display()
+        )
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Shared-library file names of this platform.
+fn is_library(p: &Path) -> bool {
+    let ext = if cfg!(target_os = "windows") {
+        "dll"
+    } else if cfg!(target_os = "macos") {
+        "dylib"
+    } else {
+        "so"
+    };
+    p.extension().is_some_and(|e| e == ext)
+}
+
+/// Candidate plugin files in `dirs` (config `plugins.dirs`) and `CLASP_PLUGIN_PATH` (colon-separated).
+pub fn discover(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut all: Vec<PathBuf> = dirs.to_vec();
+    if let Ok(env) = std::env::var("CLASP_PLUGIN_PATH") {
+        all.extend(std::env::split_paths(&env));
+    }
+    let mut out = Vec::new();
+    for dir in all {
+        if dir.is_file() && is_library(&dir) {
+            out.push(dir);
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            tracing::warn!("plugin directory {} cannot be read; skipped", dir.display());
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_file() && is_library(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Checks `spec` for what the host relies on.
+pub fn validate_spec(spec: &PluginSpec) -> Result<()> {
+    crate::model::prompts::validate_task_name(spec.name.as_str())
+        .map_err(|e| anyhow!("invalid spec: {e}"))?;
+    if spec.labels.is_empty() {
+        bail!("invalid spec: the task declares zero labels/classes");
+    }
+    if spec.description.trim().is_empty() {
+        bail!("invalid spec: empty description sentence (it seeds the task prompt)");
+    }
+    if spec.input_size.iter().any(|s| *s == 0 || s % 16 != 0) {
+        bail!(
+            "invalid spec: input size {:?} is not a multiple of 16",
+            spec.input_size
+        );
+    }
+    if !spec.metrics.iter().any(|m| m == &spec.primary_metric) {
+        bail!(
+            "invalid spec: primary metric `{}` is not among {:?}",
+            spec.primary_metric,
+            spec.metrics
+        );
+    }
+    Ok(())
+}
+
+/// Loads the plugin at `path`. With `pin`, the file's sha256 must match before any of its code
+/// runs. Layout (abi_stable), SDK version and interface version are checked, then the spec.
+pub fn load(path: &Path, pin: Option<&str>) -> Result<Plugin> {
+    if !path.exists() {
+        bail!("plugin file {} does not exist", path.display());
+    }
+    let sha256 = sha256_file(path)?;
+    if let Some(want) = pin {
+        if !want.eq_ignore_ascii_case(&sha256) {
+            bail!(
+                "plugin {} refused: sha256 {sha256} does not match the pinned {want}",
+                path.display()
+            );
+        }
+    }
+    let header = lib_header_from_path(path).map_err(|e| describe(path, e))?;
+    let module = header
+        .init_root_module::<TaskPluginRef>()
+        .map_err(|e| describe(path, e))?;
+    if module.interface_version() != INTERFACE_VERSION {
+        bail!(
+            "plugin {} was built for CLASP plugin interface {} but this host speaks {INTERFACE_VERSION}: rebuild it against this clasp-sdk",
+            path.display(),
+            module.interface_version()
+        );
+    }
+    let spec = (module.spec())()
+        .into_result()
+        .map_err(|e| anyhow!("plugin {} failed in `spec`: {e}", path.display()))?;
+    validate_spec(&spec).with_context(|| format!("plugin {}", path.display()))?;
+    Ok(Plugin {
+        path: path.to_path_buf(),
+        sha256,
+        module,
+        spec,
+    })
+}
+
+fn describe(path: &Path, e: LibraryError) -> anyhow::Error {
+    let what = match &e {
+        LibraryError::OpenError { .. } => "cannot be opened as a shared library",
+        LibraryError::GetSymbolError { .. } => {
+            "is not a CLASP task plugin (it exports no abi_stable root module)"
+        }
+        LibraryError::IncompatibleVersionNumber { .. } => {
+            "was built against an incompatible clasp-sdk version"
+        }
+        LibraryError::AbiInstability(_) => {
+            "was built against a clasp-sdk whose types have a different layout"
+        }
+        _ => "could not be loaded",
+    };
+    anyhow!(
+        "plugin {} {what} (expected root module `{}`): {e}",
+        path.display(),
+        TaskPluginRef::NAME
+    )
+}
+
+/// What discovery found: plugins by task name, and files that failed with why.
+pub struct Discovered {
+    pub plugins: BTreeMap<String, Plugin>,
+    pub failed: Vec<(PathBuf, anyhow::Error)>,
+}
+
+/// Every plugin found, by task name; failures are reported with their file, not fatal here.
+/// `pins` maps a plugin file name to its required sha256.
+pub fn load_all(dirs: &[PathBuf], pins: &BTreeMap<String, String>) -> Result<Discovered> {
+    let mut ok = BTreeMap::new();
+    let mut failed = Vec::new();
+    for path in discover(dirs)? {
+        let pin = path
+            .file_name()
+            .and_then(|n| pins.get(n.to_string_lossy().as_ref()))
+            .map(String::as_str);
+        match load(&path, pin) {
+            Ok(p) => {
+                if let Some(prev) = ok.get(p.name()) {
+                    let prev: &Plugin = prev;
+                    failed.push((
+                        path.clone(),
+                        anyhow!(
+                            "task `{}` is already provided by {}",
+                            p.name(),
+                            prev.path.display()
+                        ),
+                    ));
+                } else {
+                    ok.insert(p.name().to_string(), p);
+                }
+            }
+            Err(e) => failed.push((path, e)),
+        }
+    }
+    Ok(Discovered {
+        plugins: ok,
+        failed,
+    })
+}

@@ -1,0 +1,135 @@
+//! A plugin's head on the host: builds it, runs its forward, loss and decode through the vtable,
+//! and names the plugin and the call in every error.
+
+use abi_stable::std_types::RStr;
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use clasp_sdk::abi::{Features, Metric, Record};
+
+use super::head::HeadState;
+use super::loader::Plugin;
+use super::ops::{host_ops, CallCtx};
+
+pub struct TaskHead {
+    pub plugin: Plugin,
+    /// The task's resolved configuration, as the JSON object plugins receive.
+    pub config: String,
+    pub state: HeadState,
+    pub device: Device,
+    pub dim: usize,
+}
+
+impl TaskHead {
+    /// Creates the head's parameters (`build_head`).
+    pub fn build(
+        plugin: Plugin,
+        config: String,
+        dim: usize,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let head = Self {
+            plugin,
+            config,
+            state: HeadState::new(device, seed),
+            device: device.clone(),
+            dim,
+        };
+        let ctx = CallCtx::new(&head.state, device);
+        (head.plugin.module.build_head())(
+            host_ops(),
+            ctx.handle(),
+            RStr::from(head.config.as_str()),
+            dim as u64,
+        )
+        .into_result()
+        .map_err(|e| head.plugin.call_error("build_head", e))?;
+        Ok(head)
+    }
+
+    /// The head's output for features `cls` `[B, d]` and `patches` `[B, d, h, w]`.
+    pub fn forward(&self, cls: &Tensor, patches: &Tensor, training: bool) -> Result<Tensor> {
+        let ctx = CallCtx::new(&self.state, &self.device);
+        let features = Features {
+            cls: ctx.insert(cls.clone()),
+            patches: ctx.insert(patches.clone()),
+            dim: self.dim as u64,
+            training,
+        };
+        let id = (self.plugin.module.forward())(
+            host_ops(),
+            ctx.handle(),
+            RStr::from(self.config.as_str()),
+            features,
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("forward", e))?;
+        ctx.get(id)
+            .map_err(|e| self.plugin.call_error("forward", e))
+    }
+
+    pub fn loss(&self, output: &Tensor, targets: &[Record]) -> Result<Tensor> {
+        let ctx = CallCtx::new(&self.state, &self.device);
+        let out = ctx.insert(output.clone());
+        let id = (self.plugin.module.loss())(
+            host_ops(),
+            ctx.handle(),
+            RStr::from(self.config.as_str()),
+            out,
+            targets.into(),
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("loss", e))?;
+        let loss = ctx.get(id).map_err(|e| self.plugin.call_error("loss", e))?;
+        if loss.elem_count() != 1 {
+            return Err(self.plugin.call_error(
+                "loss",
+                format!("returned shape {:?}, not a scalar", loss.dims()),
+            ));
+        }
+        Ok(loss.flatten_all()?.squeeze(0)?)
+    }
+
+    pub fn decode(&self, output: &Tensor) -> Result<Vec<Record>> {
+        let ctx = CallCtx::new(&self.state, &self.device);
+        let out = ctx.insert(output.detach());
+        let recs = (self.plugin.module.decode())(
+            host_ops(),
+            ctx.handle(),
+            RStr::from(self.config.as_str()),
+            out,
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("decode", e))?;
+        Ok(recs.into_vec())
+    }
+
+    pub fn evaluate(&self, predictions: &[Record], targets: &[Record]) -> Result<Vec<Metric>> {
+        let m = (self.plugin.module.evaluate())(
+            RStr::from(self.config.as_str()),
+            predictions.into(),
+            targets.into(),
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("evaluate", e))?;
+        Ok(m.into_vec())
+    }
+}
+
+/// The samples of `split` as the plugin lists them.
+pub fn dataset(
+    plugin: &Plugin,
+    config: &str,
+    root: &std::path::Path,
+    split: &str,
+) -> Result<Vec<Record>> {
+    let root = root.display().to_string();
+    let recs = (plugin.module.dataset())(
+        RStr::from(config),
+        RStr::from(root.as_str()),
+        RStr::from(split),
+    )
+    .into_result()
+    .map_err(|e| plugin.call_error("dataset", e))?;
+    Ok(recs.into_vec())
+}

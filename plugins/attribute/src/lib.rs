@@ -1,0 +1,270 @@
+//! Pedestrian attribute recognition as a CLASP task plugin.
+//!
+//! Head: `linear` (CLS → A logits) or `mlp` (CLS → hidden → ReLU → dropout → A logits), chosen by
+//! the `head` config key. Loss: binary cross entropy weighted by each attribute's positive ratio in
+//! the training set (DeepMAR). Metrics: mA and instance accuracy/precision/recall/F1.
+
+mod chart;
+mod metrics;
+mod table;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use clasp_sdk::{
+    export_task, fail, FeatureMaps, Host, Init, Record, Result, Spec, Task, TaskConfig, Tensor,
+};
+
+/// PA-100K's attributes, in its order (the synthetic tables use the same).
+pub const PA100K: [&str; 26] = [
+    "Female",
+    "AgeOver60",
+    "Age18-60",
+    "AgeLess18",
+    "Front",
+    "Side",
+    "Back",
+    "Hat",
+    "Glasses",
+    "HandBag",
+    "ShoulderBag",
+    "Backpack",
+    "HoldObjectsInFront",
+    "ShortSleeve",
+    "LongSleeve",
+    "UpperStride",
+    "UpperLogo",
+    "UpperPlaid",
+    "UpperSplice",
+    "LowerStripe",
+    "LowerPattern",
+    "LongCoat",
+    "Trousers",
+    "Shorts",
+    "Skirt&Dress",
+    "boots",
+];
+
+pub struct AttributeTask {
+    /// Positive ratio of each attribute in the training split (set by `dataset("train")`).
+    pos_ratio: Mutex<Option<Vec<f32>>>,
+}
+
+fn logits_of<'h>(
+    host: &'h Host,
+    cfg: &TaskConfig,
+    x: Tensor<'h>,
+    dim: usize,
+    training: bool,
+) -> Result<Tensor<'h>> {
+    let a = PA100K.len();
+    match cfg.str("head")?.as_str() {
+        "linear" => x.linear(
+            host.param("fc.weight", &[a, dim], Init::TruncNormal(0.02))?,
+            Some(host.param("fc.bias", &[a], Init::Zeros)?),
+        ),
+        "mlp" => {
+            let hidden = cfg.usize("hidden")?;
+            let h = x
+                .linear(
+                    host.param("fc1.weight", &[hidden, dim], Init::KaimingUniform)?,
+                    Some(host.param("fc1.bias", &[hidden], Init::Zeros)?),
+                )?
+                .relu()?
+                .dropout(cfg.f64("dropout")?, training)?;
+            h.linear(
+                host.param("fc2.weight", &[a, hidden], Init::TruncNormal(0.02))?,
+                Some(host.param("fc2.bias", &[a], Init::Zeros)?),
+            )
+        }
+        other => fail!("unknown head `{other}` (attribute offers: linear, mlp)"),
+    }
+}
+
+impl Task for AttributeTask {
+    fn new() -> Self {
+        Self {
+            pos_ratio: Mutex::new(None),
+        }
+    }
+
+    fn spec(&self) -> Spec {
+        Spec {
+            name: "attribute".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description:
+                "recognize the visual attributes of a pedestrian: gender, age, viewpoint, \
+                          accessories and clothing"
+                    .into(),
+            labels: PA100K.iter().map(|s| s.to_string()).collect(),
+            input_size: [256, 128],
+            metrics: ["mA", "accuracy", "precision", "recall", "f1"]
+                .map(String::from)
+                .to_vec(),
+            primary_metric: "mA".into(),
+            config: vec![
+                (
+                    "head".into(),
+                    "\"linear\"".into(),
+                    "head variant: linear or mlp".into(),
+                ),
+                (
+                    "hidden".into(),
+                    "512".into(),
+                    "hidden width of the mlp head".into(),
+                ),
+                (
+                    "dropout".into(),
+                    "0.1".into(),
+                    "dropout before the mlp head's last layer".into(),
+                ),
+                (
+                    "weighted".into(),
+                    "true".into(),
+                    "weight the BCE by positive ratios (DeepMAR)".into(),
+                ),
+                (
+                    "train_table".into(),
+                    "\"train.csv\"".into(),
+                    "training table under the dataset root".into(),
+                ),
+                (
+                    "test_table".into(),
+                    "\"test.csv\"".into(),
+                    "evaluation table under the dataset root".into(),
+                ),
+            ],
+            head_variants: vec!["linear".into(), "mlp".into()],
+        }
+    }
+
+    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
+        // Parameters are created on first use; a dry run on a zero feature creates them all.
+        let x = host.constant(&[1, dim], &vec![0.0; dim])?;
+        logits_of(host, cfg, x, dim, false).map(|_| ())
+    }
+
+    fn forward<'h>(
+        &self,
+        host: &'h Host,
+        cfg: &TaskConfig,
+        f: &FeatureMaps<'h>,
+    ) -> Result<Tensor<'h>> {
+        logits_of(host, cfg, f.cls, f.dim, f.training)
+    }
+
+    fn loss<'h>(
+        &self,
+        host: &'h Host,
+        cfg: &TaskConfig,
+        output: Tensor<'h>,
+        targets: &[Record],
+    ) -> Result<Tensor<'h>> {
+        let a = PA100K.len();
+        let mut y = Vec::with_capacity(targets.len() * a);
+        for t in targets {
+            if t.values.len() != a {
+                fail!(
+                    "{}: {} attribute values, expected {a}",
+                    t.image,
+                    t.values.len()
+                );
+            }
+            y.extend_from_slice(&t.values);
+        }
+        let target = host.constant(&[targets.len(), a], &y)?;
+        if !cfg.bool("weighted")? {
+            return host.bce_with_logits(output, target, None);
+        }
+        let ratio = self.pos_ratio.lock().expect("poisoned").clone();
+        let Some(ratio) = ratio else {
+            fail!("positive ratios unknown: the host must list the training split (dataset \"train\") first");
+        };
+        let w: Vec<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let p = ratio[i % a];
+                if *v > 0.5 {
+                    (1.0 - p).exp()
+                } else {
+                    p.exp()
+                }
+            })
+            .collect();
+        let weight = host.constant(&[targets.len(), a], &w)?;
+        host.bce_with_logits(output, target, Some(weight))
+    }
+
+    fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
+        let (shape, data) = output.sigmoid()?.to_cpu()?;
+        let a = shape[1];
+        Ok(data
+            .chunks(a)
+            .map(|p| Record {
+                values: p.to_vec().into(),
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    fn evaluate(
+        &self,
+        _cfg: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Result<Vec<(String, f64)>> {
+        if predictions.len() != targets.len() {
+            fail!(
+                "{} predictions for {} targets",
+                predictions.len(),
+                targets.len()
+            );
+        }
+        let probs: Vec<Vec<f32>> = predictions.iter().map(|r| r.values.to_vec()).collect();
+        let gts: Vec<Vec<f32>> = targets.iter().map(|r| r.values.to_vec()).collect();
+        let m = metrics::attribute_metrics(&probs, &gts);
+        Ok(vec![
+            ("mA".into(), m.ma),
+            ("accuracy".into(), m.accuracy),
+            ("precision".into(), m.precision),
+            ("recall".into(), m.recall),
+            ("f1".into(), m.f1),
+        ])
+    }
+
+    fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
+        let name = match split {
+            "train" => cfg.str("train_table")?,
+            "test" | "val" => cfg.str("test_table")?,
+            other => fail!("unknown split `{other}` (train, test)"),
+        };
+        let t = table::read(&root.join(&name), &root.join("images"))?;
+        if t.attributes != PA100K {
+            fail!(
+                "{}: columns are not PA-100K's 26 attributes in order",
+                root.join(&name).display()
+            );
+        }
+        if split == "train" {
+            let n = t.rows.len().max(1) as f32;
+            let ratio = (0..PA100K.len())
+                .map(|j| t.rows.iter().map(|r| r.values[j]).sum::<f32>() / n)
+                .collect();
+            *self.pos_ratio.lock().expect("poisoned") = Some(ratio);
+        }
+        Ok(t.rows)
+    }
+
+    fn visualize(
+        &self,
+        _cfg: &TaskConfig,
+        image: &Path,
+        prediction: &Record,
+        out: &Path,
+    ) -> Option<Result<()>> {
+        Some(chart::bar_chart(image, &prediction.values, out))
+    }
+}
+
+export_task!(AttributeTask);

@@ -1,0 +1,289 @@
+//! The types that cross the plugin boundary. Everything here is `#[repr(C)]` + `StableAbi`, so
+//! abi_stable checks at load time that host and plugin agree on every layout.
+
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::StableAbi;
+
+/// Bumped when the meaning of the interface changes in a way layouts cannot show.
+pub const INTERFACE_VERSION: u32 = 1;
+
+/// A tensor living in the host's arena. Only the host can read it.
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TensorId(pub u64);
+
+/// How a new parameter is filled.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub enum InitKind {
+    Zeros,
+    Ones,
+    /// Normal(0, std) truncated at ±2·std; std in `InitSpec::value`.
+    TruncNormal,
+    /// Kaiming-uniform as torch's default for Linear/Conv (value unused).
+    KaimingUniform,
+    Constant,
+}
+
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct InitSpec {
+    pub kind: InitKind,
+    pub value: f64,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Relu,
+    Gelu,
+    Sigmoid,
+    Tanh,
+    Exp,
+    Log,
+    Neg,
+    Abs,
+    Sqrt,
+    Sqr,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+/// The standard losses, computed by the host (with autograd).
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossKind {
+    /// logits `[N, C]` (or `[N, C, H, W]`), target class ids; params: label smoothing, ignore id.
+    CrossEntropy,
+    /// logits and 0/1 targets of one shape, optional per-element weight; mean over elements.
+    BinaryCrossEntropyWithLogits,
+    /// prediction and target of one shape, optional per-element weight.
+    MeanSquaredError,
+}
+
+/// A CPU copy of a tensor.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct HostArray {
+    pub shape: RVec<u64>,
+    pub data: RVec<f32>,
+}
+
+/// The backbone's outputs for a batch, as handles.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct Features {
+    /// `[B, d]`
+    pub cls: TensorId,
+    /// `[B, d, h, w]`
+    pub patches: TensorId,
+    pub dim: u64,
+    /// The head is being trained (dropout, batch-norm statistics).
+    pub training: bool,
+}
+
+/// One labelled sample of a task's dataset. Which fields a task fills is its own business;
+/// the host carries them through batching and augmentation.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    /// Image file.
+    pub image: RString,
+    /// Dense targets (attribute vector, keypoints as x, y, v triples, …).
+    pub values: RVec<f32>,
+    /// Integer targets (identity, camera, class).
+    pub ints: RVec<i64>,
+    /// A label-map file that follows the image's geometry, if the task has one.
+    pub label_map: ROption<RString>,
+}
+
+/// One entry of a plugin's configuration schema; `default` is a TOML value.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct ConfigEntry {
+    pub key: RString,
+    pub default: RString,
+    pub help: RString,
+}
+
+/// What a task plugin is.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: RString,
+    pub version: RString,
+    /// The sentence whose text embedding seeds the task prompt.
+    pub description: RString,
+    /// Names of the outputs (attributes, classes, keypoints, …).
+    pub labels: RVec<RString>,
+    /// Input size [H, W] the task expects.
+    pub input_size: [u32; 2],
+    pub metrics: RVec<RString>,
+    /// The metric that selects the best epoch (higher is better).
+    pub primary_metric: RString,
+    pub config: RVec<ConfigEntry>,
+    pub head_variants: RVec<RString>,
+}
+
+/// A named metric value.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: RString,
+    pub value: f64,
+}
+
+/// The host's tensor operations, passed to every plugin call. A prefix type, so later hosts can
+/// append operations and older plugins keep working.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = HostOpsRef)))]
+#[sabi(missing_field(panic))]
+pub struct HostOps {
+    /// A trainable parameter of the head, created once (or returned if it exists).
+    pub param: extern "C" fn(
+        ctx: HostCtx,
+        name: RStr<'_>,
+        shape: RSlice<'_, u64>,
+        init: InitSpec,
+    ) -> RResult<TensorId, RString>,
+    /// A non-trainable buffer (batch-norm statistics), saved with the head.
+    pub buffer: extern "C" fn(
+        ctx: HostCtx,
+        name: RStr<'_>,
+        shape: RSlice<'_, u64>,
+        init: InitSpec,
+    ) -> RResult<TensorId, RString>,
+    /// A constant from CPU data (targets, masks).
+    pub constant: extern "C" fn(
+        ctx: HostCtx,
+        shape: RSlice<'_, u64>,
+        data: RSlice<'_, f32>,
+    ) -> RResult<TensorId, RString>,
+    pub linear: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        w: TensorId,
+        b: ROption<TensorId>,
+    ) -> RResult<TensorId, RString>,
+    pub conv2d: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        w: TensorId,
+        b: ROption<TensorId>,
+        stride: u32,
+        padding: u32,
+    ) -> RResult<TensorId, RString>,
+    pub conv_transpose2d: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        w: TensorId,
+        b: ROption<TensorId>,
+        stride: u32,
+        padding: u32,
+        output_padding: u32,
+    ) -> RResult<TensorId, RString>,
+    /// Batch norm over dim 1 with running statistics (updated in training).
+    pub batch_norm: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        weight: ROption<TensorId>,
+        bias: ROption<TensorId>,
+        running_mean: TensorId,
+        running_var: TensorId,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> RResult<TensorId, RString>,
+    /// Layer norm over the last dimension.
+    pub layer_norm: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        weight: TensorId,
+        bias: TensorId,
+        eps: f64,
+    ) -> RResult<TensorId, RString>,
+    pub unary: extern "C" fn(ctx: HostCtx, op: UnaryOp, x: TensorId) -> RResult<TensorId, RString>,
+    /// Broadcasting elementwise op.
+    pub binary: extern "C" fn(
+        ctx: HostCtx,
+        op: BinaryOp,
+        a: TensorId,
+        b: TensorId,
+    ) -> RResult<TensorId, RString>,
+    /// `x * mul + add`.
+    pub affine:
+        extern "C" fn(ctx: HostCtx, x: TensorId, mul: f64, add: f64) -> RResult<TensorId, RString>,
+    pub matmul: extern "C" fn(ctx: HostCtx, a: TensorId, b: TensorId) -> RResult<TensorId, RString>,
+    pub reshape: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        shape: RSlice<'_, u64>,
+    ) -> RResult<TensorId, RString>,
+    pub permute: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        dims: RSlice<'_, u64>,
+    ) -> RResult<TensorId, RString>,
+    pub concat: extern "C" fn(
+        ctx: HostCtx,
+        xs: RSlice<'_, TensorId>,
+        dim: u64,
+    ) -> RResult<TensorId, RString>,
+    pub narrow: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        dim: u64,
+        start: u64,
+        len: u64,
+    ) -> RResult<TensorId, RString>,
+    pub reduce: extern "C" fn(
+        ctx: HostCtx,
+        op: ReduceOp,
+        x: TensorId,
+        dim: u64,
+        keepdim: bool,
+    ) -> RResult<TensorId, RString>,
+    /// Dropout with probability `p` (identity when not training).
+    pub dropout: extern "C" fn(
+        ctx: HostCtx,
+        x: TensorId,
+        p: f64,
+        training: bool,
+    ) -> RResult<TensorId, RString>,
+    /// A scalar loss; `weight` is per element (or broadcastable), `params` as `LossKind` says.
+    pub loss: extern "C" fn(
+        ctx: HostCtx,
+        kind: LossKind,
+        input: TensorId,
+        target: TensorId,
+        weight: ROption<TensorId>,
+        params: RSlice<'_, f64>,
+    ) -> RResult<TensorId, RString>,
+    pub shape: extern "C" fn(ctx: HostCtx, x: TensorId) -> RResult<RVec<u64>, RString>,
+    #[sabi(last_prefix_field)]
+    pub to_cpu: extern "C" fn(ctx: HostCtx, x: TensorId) -> RResult<HostArray, RString>,
+}
+
+/// The host's context for one call; opaque to plugins.
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct HostCtx(pub *const core::ffi::c_void);

@@ -1,0 +1,191 @@
+//! Turning a [`Task`] into the exported root module; every call catches panics.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec};
+
+use crate::abi::{
+    Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId, INTERFACE_VERSION,
+};
+use crate::host::Host;
+use crate::plugin::{TaskPlugin, TaskPluginRef};
+use crate::task::{FeatureMaps, Task, TaskConfig};
+use crate::Error;
+
+/// The plugin's one task instance (each plugin library has its own copy of this static).
+static INSTANCE: OnceLock<Box<dyn Any + Send + Sync>> = OnceLock::new();
+
+fn task<T: Task>() -> &'static T {
+    INSTANCE
+        .get_or_init(|| Box::new(T::new()))
+        .downcast_ref::<T>()
+        .expect("one task type per plugin library")
+}
+
+fn guard<R>(f: impl FnOnce() -> Result<R, Error>) -> RResult<R, RString> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => ROk(v),
+        Ok(Err(e)) => RErr(e.0.into()),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".into());
+            RErr(format!("panicked: {msg}").into())
+        }
+    }
+}
+
+extern "C" fn spec<T: Task>() -> RResult<PluginSpec, RString> {
+    guard(|| Ok(task::<T>().spec().into_abi()))
+}
+
+extern "C" fn build_head<T: Task>(
+    ops: HostOpsRef,
+    ctx: HostCtx,
+    config: RStr<'_>,
+    dim: u64,
+) -> RResult<(), RString> {
+    guard(|| {
+        let host = Host::new(ops, ctx);
+        task::<T>().build_head(&host, &TaskConfig::parse(config.as_str())?, dim as usize)
+    })
+}
+
+extern "C" fn forward<T: Task>(
+    ops: HostOpsRef,
+    ctx: HostCtx,
+    config: RStr<'_>,
+    features: Features,
+) -> RResult<TensorId, RString> {
+    guard(|| {
+        let host = Host::new(ops, ctx);
+        let f = FeatureMaps::new(&host, features);
+        Ok(task::<T>()
+            .forward(&host, &TaskConfig::parse(config.as_str())?, &f)?
+            .id)
+    })
+}
+
+extern "C" fn loss<T: Task>(
+    ops: HostOpsRef,
+    ctx: HostCtx,
+    config: RStr<'_>,
+    output: TensorId,
+    targets: RSlice<'_, Record>,
+) -> RResult<TensorId, RString> {
+    guard(|| {
+        let host = Host::new(ops, ctx);
+        let out = host.tensor(output);
+        Ok(task::<T>()
+            .loss(
+                &host,
+                &TaskConfig::parse(config.as_str())?,
+                out,
+                targets.as_slice(),
+            )?
+            .id)
+    })
+}
+
+extern "C" fn decode<T: Task>(
+    ops: HostOpsRef,
+    ctx: HostCtx,
+    config: RStr<'_>,
+    output: TensorId,
+) -> RResult<RVec<Record>, RString> {
+    guard(|| {
+        let host = Host::new(ops, ctx);
+        let out = host.tensor(output);
+        Ok(task::<T>()
+            .decode(&host, &TaskConfig::parse(config.as_str())?, out)?
+            .into())
+    })
+}
+
+extern "C" fn evaluate<T: Task>(
+    config: RStr<'_>,
+    predictions: RSlice<'_, Record>,
+    targets: RSlice<'_, Record>,
+) -> RResult<RVec<Metric>, RString> {
+    guard(|| {
+        let m = task::<T>().evaluate(
+            &TaskConfig::parse(config.as_str())?,
+            predictions.as_slice(),
+            targets.as_slice(),
+        )?;
+        Ok(m.into_iter()
+            .map(|(name, value)| Metric {
+                name: name.into(),
+                value,
+            })
+            .collect())
+    })
+}
+
+extern "C" fn dataset<T: Task>(
+    config: RStr<'_>,
+    root: RStr<'_>,
+    split: RStr<'_>,
+) -> RResult<RVec<Record>, RString> {
+    guard(|| {
+        Ok(task::<T>()
+            .dataset(
+                &TaskConfig::parse(config.as_str())?,
+                Path::new(root.as_str()),
+                split.as_str(),
+            )?
+            .into())
+    })
+}
+
+extern "C" fn visualize<T: Task>(
+    config: RStr<'_>,
+    image: RStr<'_>,
+    prediction: &Record,
+    out: RStr<'_>,
+) -> RResult<(), RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        task::<T>()
+            .visualize(
+                &cfg,
+                Path::new(image.as_str()),
+                prediction,
+                Path::new(out.as_str()),
+            )
+            .unwrap_or_else(|| Err(Error("this task draws nothing".into())))
+    })
+}
+
+/// The root module for task `T`; used by [`crate::export_task!`].
+pub fn root_module<T: Task>() -> TaskPluginRef {
+    TaskPlugin {
+        interface_version: INTERFACE_VERSION,
+        spec: spec::<T>,
+        build_head: build_head::<T>,
+        forward: forward::<T>,
+        loss: loss::<T>,
+        decode: decode::<T>,
+        evaluate: evaluate::<T>,
+        dataset: dataset::<T>,
+        visualize: ROption::RSome(visualize::<T>),
+    }
+    .leak_into_prefix()
+}
+
+/// Exports a [`Task`] as this library's plugin: `clasp_sdk::export_task!(MyTask);`
+#[macro_export]
+macro_rules! export_task {
+    ($task:ty) => {
+        #[::abi_stable::export_root_module]
+        pub fn clasp_task_root_module() -> $crate::plugin::TaskPluginRef {
+            $crate::export::root_module::<$task>()
+        }
+    };
+}

@@ -1,0 +1,173 @@
+//! The trait a plugin author implements, and the configuration it receives.
+
+use std::path::Path;
+
+use abi_stable::std_types::RString;
+use serde_json::{Map, Value};
+
+use crate::abi::{ConfigEntry, Features, PluginSpec, Record};
+use crate::host::{Host, Result, Tensor};
+use crate::Error;
+
+/// A task's description, in plain Rust types.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub name: String,
+    pub version: String,
+    /// The sentence that seeds the task prompt ("recognise the attributes of a person").
+    pub description: String,
+    pub labels: Vec<String>,
+    /// [H, W]
+    pub input_size: [u32; 2],
+    pub metrics: Vec<String>,
+    pub primary_metric: String,
+    /// (key, default as a TOML value, help).
+    pub config: Vec<(String, String, String)>,
+    pub head_variants: Vec<String>,
+}
+
+impl Spec {
+    pub(crate) fn into_abi(self) -> PluginSpec {
+        let s = |v: Vec<String>| v.into_iter().map(RString::from).collect();
+        PluginSpec {
+            name: self.name.into(),
+            version: self.version.into(),
+            description: self.description.into(),
+            labels: s(self.labels),
+            input_size: self.input_size,
+            metrics: s(self.metrics),
+            primary_metric: self.primary_metric.into(),
+            config: self
+                .config
+                .into_iter()
+                .map(|(key, default, help)| ConfigEntry {
+                    key: key.into(),
+                    default: default.into(),
+                    help: help.into(),
+                })
+                .collect(),
+            head_variants: s(self.head_variants),
+        }
+    }
+}
+
+/// The task's configuration (its `[task]` table, defaults filled in by the host).
+#[derive(Debug, Clone, Default)]
+pub struct TaskConfig(pub Map<String, Value>);
+
+impl TaskConfig {
+    pub fn parse(json: &str) -> Result<Self> {
+        match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(m)) => Ok(Self(m)),
+            Ok(other) => Err(Error(format!("task config must be a table, got {other}"))),
+            Err(e) => Err(Error(format!("task config is not valid JSON: {e}"))),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<&Value> {
+        self.0
+            .get(key)
+            .ok_or_else(|| Error(format!("task config has no key `{key}`")))
+    }
+
+    pub fn str(&self, key: &str) -> Result<String> {
+        match self.get(key)? {
+            Value::String(s) => Ok(s.clone()),
+            v => Err(Error(format!("task config `{key}` = {v} is not a string"))),
+        }
+    }
+
+    pub fn f64(&self, key: &str) -> Result<f64> {
+        self.get(key)?
+            .as_f64()
+            .ok_or_else(|| Error(format!("task config `{key}` is not a number")))
+    }
+
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        self.get(key)?
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| Error(format!("task config `{key}` is not a non-negative integer")))
+    }
+
+    pub fn bool(&self, key: &str) -> Result<bool> {
+        self.get(key)?
+            .as_bool()
+            .ok_or_else(|| Error(format!("task config `{key}` is not a boolean")))
+    }
+}
+
+/// Backbone features of a batch, as tensors of this call.
+pub struct FeatureMaps<'h> {
+    /// `[B, d]`
+    pub cls: Tensor<'h>,
+    /// `[B, d, h, w]`
+    pub patches: Tensor<'h>,
+    pub dim: usize,
+    pub training: bool,
+}
+
+impl<'h> FeatureMaps<'h> {
+    pub(crate) fn new(host: &'h Host, f: Features) -> Self {
+        Self {
+            cls: host.tensor(f.cls),
+            patches: host.tensor(f.patches),
+            dim: f.dim as usize,
+            training: f.training,
+        }
+    }
+}
+
+/// A downstream task: its description, head, loss, decoding, metrics and data.
+pub trait Task: Send + Sync + 'static {
+    fn new() -> Self
+    where
+        Self: Sized;
+
+    fn spec(&self) -> Spec;
+
+    /// Creates the head's parameters with `host.param` for features of width `dim`.
+    fn build_head(&self, host: &Host, config: &TaskConfig, dim: usize) -> Result<()>;
+
+    /// The head's output for a batch (parameters are fetched again with `host.param`).
+    fn forward<'h>(
+        &self,
+        host: &'h Host,
+        config: &TaskConfig,
+        features: &FeatureMaps<'h>,
+    ) -> Result<Tensor<'h>>;
+
+    /// A scalar loss of `output` against the batch's `targets`.
+    fn loss<'h>(
+        &self,
+        host: &'h Host,
+        config: &TaskConfig,
+        output: Tensor<'h>,
+        targets: &[Record],
+    ) -> Result<Tensor<'h>>;
+
+    /// Predictions as plain values, one record per sample.
+    fn decode(&self, host: &Host, config: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>>;
+
+    /// Metrics over a split.
+    fn evaluate(
+        &self,
+        config: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Result<Vec<(String, f64)>>;
+
+    /// The samples of `split` under `root`, in the task's native annotation format.
+    fn dataset(&self, config: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>>;
+
+    /// Draws `prediction` over `image` into the PNG `out`; `None` when the task draws nothing.
+    fn visualize(
+        &self,
+        _config: &TaskConfig,
+        _image: &Path,
+        _prediction: &Record,
+        _out: &Path,
+    ) -> Option<Result<()>> {
+        None
+    }
+}

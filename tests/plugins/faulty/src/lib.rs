@@ -1,0 +1,82 @@
+//! A plugin that panics where its config says (`panic_in = "forward"`), to test containment.
+
+use std::path::Path;
+
+use clasp_sdk::{
+    export_task, FeatureMaps, Host, Init, Record, Result, Spec, Task, TaskConfig, Tensor,
+};
+
+pub struct Faulty;
+
+impl Task for Faulty {
+    fn new() -> Self {
+        Faulty
+    }
+
+    fn spec(&self) -> Spec {
+        Spec {
+            name: "faulty".into(),
+            version: "0.0.1".into(),
+            description: "a task that fails on purpose".into(),
+            labels: vec!["x".into()],
+            input_size: [256, 128],
+            metrics: vec!["score".into()],
+            primary_metric: "score".into(),
+            config: vec![(
+                "panic_in".into(),
+                "\"nowhere\"".into(),
+                "call that panics".into(),
+            )],
+            head_variants: vec!["linear".into()],
+        }
+    }
+
+    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
+        if cfg.str("panic_in")? == "build_head" {
+            panic!("deliberate panic in build_head");
+        }
+        host.param("w", &[1, dim], Init::Zeros).map(|_| ())
+    }
+
+    fn forward<'h>(
+        &self,
+        host: &'h Host,
+        cfg: &TaskConfig,
+        f: &FeatureMaps<'h>,
+    ) -> Result<Tensor<'h>> {
+        if cfg.str("panic_in")? == "forward" {
+            panic!("deliberate panic in forward");
+        }
+        f.cls
+            .linear(host.param("w", &[1, f.dim], Init::Zeros)?, None)
+    }
+
+    fn loss<'h>(
+        &self,
+        _host: &'h Host,
+        _cfg: &TaskConfig,
+        output: Tensor<'h>,
+        _t: &[Record],
+    ) -> Result<Tensor<'h>> {
+        output.mean(0, false)?.mean(0, false)
+    }
+
+    fn decode(&self, _host: &Host, _cfg: &TaskConfig, _output: Tensor<'_>) -> Result<Vec<Record>> {
+        Ok(vec![])
+    }
+
+    fn evaluate(
+        &self,
+        _cfg: &TaskConfig,
+        _p: &[Record],
+        _t: &[Record],
+    ) -> Result<Vec<(String, f64)>> {
+        Ok(vec![("score".into(), 0.0)])
+    }
+
+    fn dataset(&self, _cfg: &TaskConfig, _root: &Path, _split: &str) -> Result<Vec<Record>> {
+        Ok(vec![])
+    }
+}
+
+export_task!(Faulty);

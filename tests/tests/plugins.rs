@@ -1,0 +1,202 @@
+//! Task plugins through the stable ABI: the attribute plugin's head trains through the host's
+//! vtable, and every kind of broken plugin is refused or contained with a message naming it.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use clasp_core::data::synth::dataset::{generate, SynthOptions};
+use clasp_core::plugin_host::task_config::resolve;
+use clasp_core::plugin_host::task_head::{dataset, TaskHead};
+use clasp_core::plugin_host::{load, loader::sha256_file};
+
+/// A workspace library built next to this test binary (target/<profile>/lib<name>.so).
+fn library(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(format!("lib{name}.so"));
+    assert!(
+        path.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+fn err(r: anyhow::Result<impl Sized>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn attribute_data() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        &SynthOptions {
+            out: dir.path().to_path_buf(),
+            identities: 6,
+            images_per_id: 3,
+            cameras: 3,
+            seed: 2,
+            height: 64,
+            width: 32,
+            jpeg_quality: 90,
+            threads: 1,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn attribute_head_trains_through_the_vtable() {
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    assert_eq!(plugin.spec.name.as_str(), "attribute");
+    assert_eq!(plugin.spec.labels.len(), 26);
+    assert_eq!(plugin.spec.primary_metric.as_str(), "mA");
+    let data = attribute_data();
+    for head in ["linear", "mlp"] {
+        let mut overrides = toml::Table::new();
+        overrides.insert("head".into(), head.into());
+        let config = resolve(&plugin.spec, &overrides).unwrap();
+        let records = dataset(&plugin, &config, &data.path().join("attributes"), "train").unwrap();
+        assert_eq!(records.len(), 9, "3 train identities × 3 images");
+        let th = TaskHead::build(plugin.clone(), config, 64, &Device::Cpu, 0).unwrap();
+        let b = 4;
+        let cls = Tensor::randn(0f32, 1.0, (b, 64), &Device::Cpu).unwrap();
+        let patches = Tensor::randn(0f32, 1.0, (b, 64, 4, 2), &Device::Cpu).unwrap();
+        let out = th.forward(&cls, &patches, true).unwrap();
+        assert_eq!(out.dims(), &[b, 26]);
+        let loss = th.loss(&out, &records[..b]).unwrap();
+        assert!(loss.to_scalar::<f32>().unwrap() > 0.0);
+        let grads = loss.backward().unwrap();
+        let problems = th.state.params.gradient_problems(&grads).unwrap();
+        assert!(problems.is_empty(), "{head}: {problems:?}");
+        let names = th.state.params.names();
+        let want = if head == "mlp" {
+            "head.fc1.weight"
+        } else {
+            "head.fc.weight"
+        };
+        assert!(names.iter().any(|n| n == want), "{head}: {names:?}");
+        let preds = th.decode(&out).unwrap();
+        assert_eq!(preds.len(), b);
+        assert!(preds[0].values.iter().all(|p| *p > 0.0 && *p < 1.0));
+        let metrics = th.evaluate(&preds, &records[..b]).unwrap();
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["mA", "accuracy", "precision", "recall", "f1"]);
+    }
+}
+
+#[test]
+fn unknown_or_mistyped_task_settings_are_named() {
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    let mut o = toml::Table::new();
+    o.insert("nonsense".into(), 1.into());
+    let e = err(resolve(&plugin.spec, &o));
+    assert!(
+        e.contains("task.nonsense") && e.contains("attribute"),
+        "{e}"
+    );
+    let mut o = toml::Table::new();
+    o.insert("hidden".into(), "wide".into());
+    assert!(err(resolve(&plugin.spec, &o)).contains("task.hidden"));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let e = err(load(&PathBuf::from("/nowhere/libmissing.so"), None));
+    assert!(
+        e.contains("/nowhere/libmissing.so") && e.contains("does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_shared_library_that_is_not_a_plugin_is_refused() {
+    // The C library this test process already uses: a real shared library, not a plugin.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let libc = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("libc.so") || p.contains("libc-"))
+        .expect("libc is mapped");
+    let e = err(load(&PathBuf::from(libc), None));
+    assert!(e.contains("not a CLASP task plugin"), "{e}");
+}
+
+#[test]
+fn a_sha256_mismatch_is_refused_before_loading() {
+    let path = library("clasp_test_plugin_faulty");
+    let e = err(load(&path, Some("0000")));
+    assert!(e.contains("sha256") && e.contains("does not match"), "{e}");
+    // The right pin loads.
+    let sha = sha256_file(&path).unwrap();
+    assert_eq!(load(&path, Some(&sha)).unwrap().sha256, sha);
+}
+
+#[test]
+fn an_incompatible_interface_version_is_refused() {
+    let e = err(load(&library("clasp_test_plugin_old_interface"), None));
+    assert!(e.contains("interface 999") && e.contains("rebuild"), "{e}");
+}
+
+#[test]
+fn an_invalid_spec_is_refused() {
+    let e = err(load(&library("clasp_test_plugin_bad_spec"), None));
+    assert!(e.contains("zero labels"), "{e}");
+}
+
+#[test]
+fn a_panic_inside_forward_is_contained_and_named() {
+    let plugin = load(&library("clasp_test_plugin_faulty"), None).unwrap();
+    let mut o = toml::Table::new();
+    o.insert("panic_in".into(), "forward".into());
+    let config = resolve(&plugin.spec, &o).unwrap();
+    let th = TaskHead::build(plugin, config, 8, &Device::Cpu, 0).unwrap();
+    let cls = Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap();
+    let patches = Tensor::zeros((2, 8, 2, 1), DType::F32, &Device::Cpu).unwrap();
+    let e = err(th.forward(&cls, &patches, true));
+    assert!(
+        e.contains("plugin `faulty`")
+            && e.contains("`forward`")
+            && e.contains("deliberate panic in forward"),
+        "{e}"
+    );
+    // The host carries on: the same head still answers other calls.
+    assert!(th.loss(&cls.narrow(1, 0, 1).unwrap(), &[]).is_ok());
+}
+
+#[test]
+fn clasp_plugins_inspect_shows_the_spec() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let clasp = dir.join("clasp");
+    assert!(
+        clasp.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        clasp.display()
+    );
+    let out = std::process::Command::new(&clasp)
+        .args(["plugins", "inspect", "attribute"])
+        .env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "sha256",
+        "Female",
+        "mA",
+        "head",
+        "linear, mlp",
+        "recognize the visual attributes",
+    ] {
+        assert!(text.contains(want), "`{want}` missing from:\n{text}");
+    }
+}
