@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod export;
+pub mod finetune;
 pub mod model;
 pub mod optim;
 pub mod plugin_host;

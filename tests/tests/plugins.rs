@@ -200,3 +200,72 @@ fn clasp_plugins_inspect_shows_the_spec() {
         assert!(text.contains(want), "`{want}` missing from:\n{text}");
     }
 }
+
+#[test]
+fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
+    use clasp_core::config::ConfigSources;
+    use clasp_core::finetune::finetune;
+    use clasp_core::run_dir::RunDir;
+
+    let data = tempfile::tempdir().unwrap();
+    generate(
+        &SynthOptions {
+            out: data.path().to_path_buf(),
+            identities: 8,
+            images_per_id: 4,
+            cameras: 3,
+            seed: 5,
+            height: 128,
+            width: 64,
+            jpeg_quality: 90,
+            threads: 2,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let config = ConfigSources {
+        overrides: vec![
+            "model.preset=nano".into(),
+            "model.img_size=[128, 64]".into(),
+            format!("run.dir=\"{}\"", runs.path().display()),
+            format!(
+                "finetune.data=\"{}\"",
+                data.path().join("attributes").display()
+            ),
+            "finetune.epochs=6".into(),
+            "finetune.batch_size=16".into(),
+            "optim.lr=1e-3".into(),
+            "optim.weight_decay=0.0".into(),
+            // Evaluate on the training table: this checks the loop fits, not generalisation.
+            "task.test_table=\"train.csv\"".into(),
+        ],
+        ..Default::default()
+    }
+    .load()
+    .unwrap();
+    let run = RunDir::create(&config).unwrap();
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    let sha = plugin.sha256.clone();
+    let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
+    assert_eq!(out.history.len(), 6);
+    let (first, last) = (out.history[0].train_loss, out.history[5].train_loss);
+    assert!(
+        last < first * 0.9,
+        "training loss {first} → {last} should fall"
+    );
+    let lines = std::fs::read_to_string(run.path.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 6);
+    assert!(out.checkpoint.join("head.safetensors").exists());
+    let manifest = clasp_core::checkpoint::Manifest::read(&out.checkpoint).unwrap();
+    assert_eq!(manifest.kind, "task");
+    let p = manifest.plugin.unwrap();
+    assert_eq!(
+        (p.name.as_str(), p.sha256.as_str()),
+        ("attribute", sha.as_str())
+    );
+    assert!(
+        manifest.tasks.contains(&"attribute".to_string()),
+        "the task prompt is saved"
+    );
+}

@@ -36,10 +36,25 @@ pub fn save(
     optimizer: Option<&BTreeMap<String, Tensor>>,
     manifest: &Manifest,
 ) -> Result<PathBuf> {
+    let mut files = Vec::new();
+    if let Some(opt) = optimizer {
+        files.push((OPTIMIZER_FILE, opt.clone()));
+    }
+    save_with(target, vit, store, &files, manifest)
+}
+
+/// As [`save`], with more named safetensors files in the same atomic directory (a task head).
+pub fn save_with(
+    target: &Path,
+    vit: &Vit,
+    store: &ParamStore,
+    files: &[(&str, BTreeMap<String, Tensor>)],
+    manifest: &Manifest,
+) -> Result<PathBuf> {
     let dir = AtomicDir::begin(target)?;
     save_tensors(&dir, WEIGHTS_FILE, &state_dict(vit, store))?;
-    if let Some(opt) = optimizer {
-        save_tensors(&dir, OPTIMIZER_FILE, opt)?;
+    for (name, tensors) in files {
+        save_tensors(&dir, name, tensors)?;
     }
     dir.write(
         super::manifest::MANIFEST_FILE,

@@ -31,6 +31,19 @@ pub struct Manifest {
     /// sha256 of the resolved config TOML of the run that wrote it.
     pub config_hash: String,
     pub created_unix: u64,
+    /// For task checkpoints: the plugin that owns the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginRef>,
+}
+
+/// Which plugin a task checkpoint needs, and the task settings it was trained with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// The resolved task configuration (JSON object).
+    pub config: String,
 }
 
 impl Manifest {
@@ -56,6 +69,7 @@ impl Manifest {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            plugin: None,
         }
     }
 

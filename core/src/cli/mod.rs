@@ -5,6 +5,7 @@ pub mod bench_data;
 pub mod config_cmd;
 pub mod embed;
 pub mod export;
+pub mod finetune;
 pub mod init;
 pub mod plugins;
 pub mod quickstart;
@@ -73,7 +74,7 @@ pub enum Command {
     /// CLIP-guided pre-training with PC-MoE.
     Pretrain,
     /// Fine-tune a backbone on a task through its plugin.
-    Finetune,
+    Finetune(finetune::FinetuneArgs),
     /// Evaluate a task checkpoint (or results from other systems).
     Eval,
     /// Predict and draw with a task checkpoint.
@@ -151,7 +152,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, embed, export, plugins, bench model|data, config show, quickstart."
+         Built so far: synth, init, finetune, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -170,7 +171,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Label => not_built("label", 6, "pseudo-labelling"),
         Command::Pretrain => not_built("pretrain", 7, "CLIP-guided pre-training"),
-        Command::Finetune => not_built("finetune", 4, "fine-tuning through plugins"),
+        Command::Finetune(args) => finetune::run(g, args),
         Command::Eval => not_built("eval", 4, "task evaluation"),
         Command::Predict => not_built("predict", 4, "task prediction"),
         Command::Embed(args) => embed::run(g, args),

@@ -11,6 +11,33 @@ pub struct Config {
     pub optim: OptimSettings,
     pub checkpoint: CheckpointSettings,
     pub plugins: PluginSettings,
+    pub finetune: FinetuneSettings,
+    /// Settings of the task plugin being fine-tuned (checked against the plugin's schema).
+    pub task: toml::Table,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneSettings {
+    /// Dataset root in the task's native format.
+    pub data: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub warmup_epochs: usize,
+    /// Loader threads.
+    pub workers: usize,
+}
+
+impl Default for FinetuneSettings {
+    fn default() -> Self {
+        Self {
+            data: String::new(),
+            epochs: 20,
+            batch_size: 32,
+            warmup_epochs: 1,
+            workers: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

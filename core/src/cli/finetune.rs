@@ -1,0 +1,79 @@
+//! `clasp finetune --task NAME [--backbone CKPT] [--data DIR]`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::device::parse_device;
+use crate::finetune::finetune;
+use crate::plugin_host::loader::load_all;
+use crate::run_dir::RunDir;
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// Task name (a plugin's spec name).
+    #[arg(long)]
+    pub task: String,
+    /// Backbone checkpoint to start from (random initialisation without it).
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
+    /// Dataset root (same as --set finetune.data=DIR).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Same as --set finetune.epochs=N.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
+    let mut sources = g.sources();
+    if let Some(d) = &args.data {
+        sources
+            .overrides
+            .push(format!("finetune.data=\"{}\"", d.display()));
+    }
+    if let Some(e) = args.epochs {
+        sources.overrides.push(format!("finetune.epochs={e}"));
+    }
+    let mut config = sources.load()?;
+    if config.run.name == "default" {
+        config.run.name = format!("finetune-{}", args.task);
+    }
+    let dirs: Vec<PathBuf> = config.plugins.dirs.iter().map(PathBuf::from).collect();
+    let found = load_all(&dirs, &config.plugins.sha256)?;
+    let Some(plugin) = found.plugins.get(&args.task).cloned() else {
+        for (path, e) in &found.failed {
+            eprintln!("plugin {} failed to load: {e:#}", path.display());
+        }
+        bail!(
+            "no plugin provides task `{}` (found: {:?}); set plugins.dirs or CLASP_PLUGIN_PATH",
+            args.task,
+            found.plugins.keys().collect::<Vec<_>>()
+        );
+    };
+    let device = parse_device(&config.run.device)?;
+    let run = RunDir::create(&config)?;
+    println!(
+        "fine-tuning `{}` ({} {}) → {}",
+        args.task,
+        plugin.path.display(),
+        &plugin.sha256[..12],
+        run.path.display()
+    );
+    let out = finetune(&config, plugin, args.backbone.as_deref(), &run, &device)?;
+    println!(
+        "best epoch {}: {}\ntask checkpoint: {}\nmetrics: {}",
+        out.best.epoch,
+        out.best
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        out.checkpoint.display(),
+        run.path.join("metrics.jsonl").display()
+    );
+    Ok(())
+}

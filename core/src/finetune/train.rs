@@ -1,0 +1,262 @@
+//! The fine-tuning loop, top to bottom: task settings → data → backbone with the task's prompt →
+//! the plugin's head → AdamW with layer-wise decay → epochs of training and evaluation → the
+//! task checkpoint.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::data::TaskImages;
+use crate::backbone::Backbone;
+use crate::checkpoint::{self, manifest::PluginRef};
+use crate::config::Config;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::sampler::{Sampler, Shard};
+use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
+use crate::plugin_host::task_config::resolve;
+use crate::plugin_host::task_head::{dataset, TaskHead};
+use crate::plugin_host::Plugin;
+use crate::run_dir::RunDir;
+use crate::task_embedding::hashed_text_embedding;
+
+/// Metrics of one epoch's evaluation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f64,
+    pub lr: f64,
+    pub metrics: Vec<(String, f64)>,
+}
+
+pub struct FinetuneOutcome {
+    pub history: Vec<EpochMetrics>,
+    /// The best epoch by the plugin's primary metric.
+    pub best: EpochMetrics,
+    pub checkpoint: PathBuf,
+}
+
+fn batch_tensor(
+    items: &[(Vec<f32>, clasp_sdk::Record)],
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut px = Vec::with_capacity(items.len() * 3 * h * w);
+    for (p, _) in items {
+        px.extend_from_slice(p);
+    }
+    Ok(Tensor::from_vec(px, (items.len(), 3, h, w), device)?)
+}
+
+pub fn finetune(
+    config: &Config,
+    plugin: Plugin,
+    backbone_dir: Option<&Path>,
+    run: &RunDir,
+    device: &Device,
+) -> Result<FinetuneOutcome> {
+    let ft = &config.finetune;
+    let task = plugin.name().to_string();
+
+    // 1. The task's settings and data, as the plugin reads them.
+    let task_config = resolve(&plugin.spec, &config.task)?;
+    if ft.data.is_empty() {
+        bail!("config key `finetune.data` is empty: point it at the task's dataset root");
+    }
+    let root = PathBuf::from(&ft.data);
+    let train = dataset(&plugin, &task_config, &root, "train")?;
+    let test = dataset(&plugin, &task_config, &root, "test")?;
+    if train.is_empty() || test.is_empty() {
+        bail!(
+            "{}: the train ({}) or test ({}) split is empty",
+            root.display(),
+            train.len(),
+            test.len()
+        );
+    }
+
+    // 2. The backbone, with a prompt for this task seeded from its description sentence.
+    let mut bb = match backbone_dir {
+        Some(dir) => checkpoint::load(dir, device)?,
+        None => Backbone::fresh(config, device, run.config_hash.clone())?,
+    };
+    if let Some(p) = bb.vit.cfg.prompts.clone() {
+        if !bb.vit.tasks().contains(&task) {
+            let e = hashed_text_embedding(plugin.spec.description.as_str(), p.text_dim)?;
+            bb.vit.add_task(&task, &e)?;
+            tracing::info!(
+                task,
+                "new task prompt from the description sentence (no teacher configured)"
+            );
+        }
+    }
+    let prompt_task = bb.vit.cfg.prompts.as_ref().map(|_| task.as_str());
+    let [h, w] = bb.manifest.img_size;
+
+    // 3. The plugin's head, built through the vtable.
+    let head = TaskHead::build(
+        plugin.clone(),
+        task_config.clone(),
+        bb.vit.cfg.embed_dim,
+        device,
+        config.run.seed,
+    )?;
+
+    // 4. AdamW over backbone and head, layer-wise decay (the head counts as the last layer).
+    let o = &config.optim;
+    let mut params = bb.store.vars();
+    params.extend(head.state.params.vars());
+    let mut opt = AdamW::new(
+        build_groups(&params, bb.vit.cfg.depth, o.layer_decay),
+        AdamWConfig {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            max_grad_norm: (o.clip_grad > 0.0).then_some(o.clip_grad),
+        },
+    )?;
+    let steps_per_epoch = train.len().div_ceil(ft.batch_size.max(1));
+    let schedule = CosineSchedule {
+        base: o.lr,
+        final_value: o.min_lr,
+        total_steps: ft.epochs * steps_per_epoch,
+        warmup_steps: ft.warmup_epochs * steps_per_epoch,
+        warmup_start: 0.0,
+    };
+    let loader = |records: Vec<clasp_sdk::Record>, sampler: Sampler, flip: bool| {
+        Loader::new(
+            TaskImages {
+                records,
+                height: h,
+                width: w,
+                flip,
+            },
+            LoaderConfig {
+                batch_size: ft.batch_size.max(1),
+                workers: ft.workers.max(1),
+                prefetch: 4,
+                seed: config.run.seed,
+                drop_last: false,
+                sampler,
+                shard: Shard::default(),
+            },
+        )
+    };
+    // Flips would swap left/right targets; only the attribute task is flip-invariant here.
+    let train_loader = loader(train, Sampler::Shuffle, task == "attribute");
+    let test_loader = loader(test.clone(), Sampler::Sequential, false);
+
+    // 5. Epochs.
+    let metrics_path = run.path.join("metrics.jsonl");
+    let mut metrics_file = std::fs::File::create(&metrics_path)
+        .with_context(|| format!("creating {}", metrics_path.display()))?;
+    let mut history = Vec::new();
+    let mut step = 0;
+    for epoch in 0..ft.epochs {
+        let bar =
+            ProgressBar::new(steps_per_epoch as u64).with_style(ProgressStyle::with_template(
+                "epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+            )?);
+        bar.set_message(format!("{}/{}", epoch + 1, ft.epochs));
+        let (mut loss_sum, mut batches) = (0.0, 0);
+        for batch in train_loader.epoch(epoch as u64)? {
+            if batch.items.is_empty() {
+                continue;
+            }
+            let x = batch_tensor(&batch.items, h, w, device)?;
+            let targets: Vec<clasp_sdk::Record> =
+                batch.items.iter().map(|(_, r)| r.clone()).collect();
+            let features = bb.vit.forward(&x, prompt_task)?;
+            let output = head.forward(&features.cls, &features.patches, true)?;
+            let loss = head.loss(&output, &targets)?;
+            let grads = loss.backward()?;
+            opt.step(&grads, schedule.at(step), o.weight_decay)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            batches += 1;
+            step += 1;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+
+        // Evaluation through the plugin's decode and metrics.
+        let mut predictions = Vec::with_capacity(test.len());
+        let mut targets = Vec::with_capacity(test.len());
+        for batch in test_loader.epoch(0)? {
+            if batch.items.is_empty() {
+                continue;
+            }
+            let x = batch_tensor(&batch.items, h, w, device)?;
+            let features = bb.vit.forward(&x, prompt_task)?;
+            let output = head.forward(&features.cls.detach(), &features.patches.detach(), false)?;
+            predictions.extend(head.decode(&output)?);
+            targets.extend(batch.items.into_iter().map(|(_, r)| r));
+        }
+        let metrics: Vec<(String, f64)> = head
+            .evaluate(&predictions, &targets)?
+            .into_iter()
+            .map(|m| (m.name.to_string(), m.value))
+            .collect();
+        let record = EpochMetrics {
+            epoch: epoch + 1,
+            step,
+            train_loss: loss_sum / batches.max(1) as f64,
+            lr: schedule.at(step.saturating_sub(1)),
+            metrics,
+        };
+        println!(
+            "epoch {}/{}: loss {:.4}, {}",
+            record.epoch,
+            ft.epochs,
+            record.train_loss,
+            record
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+        history.push(record);
+    }
+
+    // 6. The task checkpoint: backbone + prompt + head + which plugin it needs.
+    let primary = plugin.spec.primary_metric.to_string();
+    let score = |e: &EpochMetrics| {
+        e.metrics
+            .iter()
+            .find(|(k, _)| *k == primary)
+            .map_or(f64::MIN, |(_, v)| *v)
+    };
+    let best = history
+        .iter()
+        .max_by(|a, b| score(a).total_cmp(&score(b)))
+        .cloned()
+        .context("no epochs were run (finetune.epochs = 0)")?;
+    let mut manifest = bb.manifest.clone();
+    manifest.kind = "task".into();
+    manifest.step = step as u64;
+    manifest.tasks = bb.vit.tasks();
+    manifest.config_hash = run.config_hash.clone();
+    manifest.plugin = Some(PluginRef {
+        name: task.clone(),
+        version: plugin.spec.version.to_string(),
+        sha256: plugin.sha256.clone(),
+        config: task_config,
+    });
+    let dir = checkpoint::backbone::save_with(
+        &run.checkpoints().join("task_final"),
+        &bb.vit,
+        &bb.store,
+        &[("head.safetensors", head.state.tensors())],
+        &manifest,
+    )?;
+    Ok(FinetuneOutcome {
+        history,
+        best,
+        checkpoint: dir,
+    })
+}
