@@ -81,6 +81,31 @@ fn logits_of<'h>(
     }
 }
 
+/// The feature the head reads: the CLS token, the mean patch token, or both side by side.
+fn pool<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
+    let mean = || -> Result<Tensor<'h>> {
+        let [b, d, h, w]: [usize; 4] = match f.patches.shape()?.as_slice() {
+            [b, d, h, w] => [*b, *d, *h, *w],
+            other => fail!("patch map of shape {other:?}, expected [B, d, h, w]"),
+        };
+        f.patches.reshape(&[b, d, h * w])?.mean(2, false)
+    };
+    match cfg.str("pool")?.as_str() {
+        "cls" => Ok(f.cls),
+        "mean" => mean(),
+        "cls+mean" => host.concat(&[f.cls, mean()?], 1),
+        other => fail!("unknown pool `{other}` (cls, mean, cls+mean)"),
+    }
+}
+
+fn pooled_width(cfg: &TaskConfig, dim: usize) -> Result<usize> {
+    Ok(if cfg.str("pool")? == "cls+mean" {
+        2 * dim
+    } else {
+        dim
+    })
+}
+
 impl Task for AttributeTask {
     fn new() -> Self {
         Self {
@@ -107,6 +132,11 @@ impl Task for AttributeTask {
                     "head".into(),
                     "\"linear\"".into(),
                     "head variant: linear or mlp".into(),
+                ),
+                (
+                    "pool".into(),
+                    "\"cls\"".into(),
+                    "head input: cls, mean (of the patch tokens) or cls+mean".into(),
                 ),
                 (
                     "hidden".into(),
@@ -140,8 +170,9 @@ impl Task for AttributeTask {
 
     fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
         // Parameters are created on first use; a dry run on a zero feature creates them all.
-        let x = host.constant(&[1, dim], &vec![0.0; dim])?;
-        logits_of(host, cfg, x, dim, false).map(|_| ())
+        let width = pooled_width(cfg, dim)?;
+        let x = host.constant(&[1, width], &vec![0.0; width])?;
+        logits_of(host, cfg, x, width, false).map(|_| ())
     }
 
     fn forward<'h>(
@@ -150,7 +181,8 @@ impl Task for AttributeTask {
         cfg: &TaskConfig,
         f: &FeatureMaps<'h>,
     ) -> Result<Tensor<'h>> {
-        logits_of(host, cfg, f.cls, f.dim, f.training)
+        let x = pool(host, cfg, f)?;
+        logits_of(host, cfg, x, pooled_width(cfg, f.dim)?, f.training)
     }
 
     fn loss<'h>(
