@@ -1,7 +1,8 @@
 //! Task plugins through the stable ABI: the attribute plugin's head trains through the host's
 //! vtable, and every kind of broken plugin is refused or contained with a message naming it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use clasp_core::data::synth::dataset::{generate, SynthOptions};
@@ -9,16 +10,43 @@ use clasp_core::plugin_host::task_config::resolve;
 use clasp_core::plugin_host::task_head::{dataset, TaskHead};
 use clasp_core::plugin_host::{load, loader::sha256_file};
 
-/// A workspace library built next to this test binary (target/<profile>/lib<name>.so).
+/// The plugin crates these tests load, built once per test run as shared libraries.
+const PLUGIN_CRATES: [&str; 4] = [
+    "clasp-plugin-attribute",
+    "clasp-test-plugin-faulty",
+    "clasp-test-plugin-bad-spec",
+    "clasp-test-plugin-old-interface",
+];
+
+/// `cargo test` builds libraries only as rlibs, so the `cdylib`s are built here, with cargo, into
+/// their own target directory (`target/test-plugins`; the test run holds no lock on it).
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let target = root.join("target").join("test-plugins");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(&root)
+            .arg("build")
+            .env("CARGO_TARGET_DIR", &target);
+        for c in PLUGIN_CRATES {
+            cmd.args(["-p", c]);
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo to build the test plugins");
+        assert!(status.success(), "building the plugins failed");
+        target.join("debug")
+    })
+}
+
 fn library(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(format!("lib{name}.so"));
-    assert!(
-        path.exists(),
-        "{} not built (cargo test --workspace builds it)",
-        path.display()
-    );
+    let path = plugin_dir().join(format!("lib{name}.so"));
+    assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
