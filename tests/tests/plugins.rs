@@ -297,3 +297,40 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
         "the task prompt is saved"
     );
 }
+
+#[test]
+fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target = root.join("target").join("test-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--manifest-path",
+            "examples/view-plugin/Cargo.toml",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the example plugin must build on its own");
+    let lib = target.join("debug").join("libclasp_example_view.so");
+    let plugin = load(&lib, None).unwrap();
+    assert_eq!(plugin.spec.name.as_str(), "view");
+    assert_eq!(plugin.spec.labels.len(), 3);
+    let exe = std::env::current_exe().unwrap();
+    let clasp = exe.parent().unwrap().parent().unwrap().join("clasp");
+    let out = std::process::Command::new(&clasp)
+        .args(["plugins", "inspect", "view"])
+        .env("CLASP_PLUGIN_PATH", &lib)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("front, side, back") && text.contains("balanced_accuracy"),
+        "{text}"
+    );
+}
