@@ -84,12 +84,9 @@ pub fn load_normalized(path: &Path, h: usize, w: usize) -> Result<Vec<f32>> {
         .with_context(|| format!("decoding {}", path.display()))?
         .to_rgb8();
     let img = image::imageops::resize(&img, w as u32, h as u32, FilterType::Triangle);
-    let mut out = vec![0f32; 3 * h * w];
-    for (x, y, px) in img.enumerate_pixels() {
-        for c in 0..3 {
-            out[c * h * w + y as usize * w + x as usize] =
-                (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-        }
-    }
-    Ok(out)
+    Ok(normalize_chw(
+        &Image::from_rgb8(w, h, img.as_raw()),
+        MEAN,
+        STD,
+    ))
 }
