@@ -163,6 +163,16 @@ extern "C" fn visualize<T: Task>(
     })
 }
 
+extern "C" fn describe<T: Task>(
+    config: RStr<'_>,
+    prediction: &Record,
+) -> RResult<RString, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        Ok(RString::from(task::<T>().describe(&cfg, prediction)?))
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -175,6 +185,7 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         evaluate: evaluate::<T>,
         dataset: dataset::<T>,
         visualize: ROption::RSome(visualize::<T>),
+        describe: ROption::RSome(describe::<T>),
     }
     .leak_into_prefix()
 }

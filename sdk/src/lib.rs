@@ -7,6 +7,8 @@
 //! This crate never depends on candle or on clasp-core.
 
 pub mod abi;
+#[cfg(feature = "draw")]
+pub mod draw;
 pub mod export;
 pub mod host;
 pub mod plugin;

@@ -69,6 +69,9 @@ pub struct TaskPlugin {
             out: RStr<'_>,
         ) -> RResult<(), RString>,
     >,
+    /// One line a person reads for a prediction (`clasp predict` prints it; optional).
+    pub describe:
+        ROption<extern "C" fn(config: RStr<'_>, prediction: &Record) -> RResult<RString, RString>>,
 }
 
 impl RootModule for TaskPluginRef {

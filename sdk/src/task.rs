@@ -170,4 +170,14 @@ pub trait Task: Send + Sync + 'static {
     ) -> Option<Result<()>> {
         None
     }
+
+    /// One line a person reads for `prediction`; the default lists its values.
+    fn describe(&self, _config: &TaskConfig, prediction: &Record) -> Result<String> {
+        let values: Vec<String> = prediction
+            .values
+            .iter()
+            .map(|v| format!("{v:.3}"))
+            .collect();
+        Ok(format!("[{}]", values.join(", ")))
+    }
 }

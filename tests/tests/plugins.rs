@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
+use clap::Parser;
 use clasp_core::data::synth::dataset::{generate, SynthOptions};
 use clasp_core::plugin_host::task_config::resolve;
 use clasp_core::plugin_host::task_head::{dataset, TaskHead};
@@ -42,6 +43,24 @@ fn plugin_dir() -> &'static Path {
         assert!(status.success(), "building the plugins failed");
         target.join("debug")
     })
+}
+
+/// Builds the cargo workspace at `dir` (relative to the repository) into the test plugins' target
+/// directory, apart from this workspace, and returns its library `lib<name>.so`.
+fn build_apart(dir: &str, name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = root.join("target").join("test-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--manifest-path", &format!("{dir}/Cargo.toml")])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{dir} must build on its own");
+    let lib = target.join("debug").join(format!("lib{name}.so"));
+    assert!(lib.exists(), "{} was not built", lib.display());
+    lib
 }
 
 fn library(name: &str) -> PathBuf {
@@ -171,6 +190,20 @@ fn an_incompatible_interface_version_is_refused() {
 }
 
 #[test]
+fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
+    // Its own workspace: it depends on a clasp-sdk 0.1.0 whose root module lacks `describe`.
+    let path = build_apart("tests/plugins/old_layout", "clasp_test_plugin_old_layout");
+    let e = err(load(&path, None));
+    assert!(
+        e.contains(&path.display().to_string())
+            && e.contains("different layout")
+            && e.contains("too many fields (host 10, plugin 9)")
+            && e.contains("rebuild"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_invalid_spec_is_refused() {
     let e = err(load(&library("clasp_test_plugin_bad_spec"), None));
     assert!(e.contains("zero labels"), "{e}");
@@ -232,7 +265,7 @@ fn clasp_plugins_inspect_shows_the_spec() {
 #[test]
 fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     use clasp_core::config::ConfigSources;
-    use clasp_core::finetune::finetune;
+    use clasp_core::finetune::{evaluate, finetune, TaskModel};
     use clasp_core::run_dir::RunDir;
 
     let data = tempfile::tempdir().unwrap();
@@ -296,34 +329,69 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
         manifest.tasks.contains(&"attribute".to_string()),
         "the task prompt is saved"
     );
+    assert!(run.path.join("curves.png").exists());
+
+    // The task checkpoint loads back with its plugin and scores what the last epoch scored
+    // (the loaded model runs with the task's gates folded in).
+    let plugins = clasp_core::config::schema::PluginSettings {
+        dirs: vec![plugin_dir().display().to_string()],
+        ..Default::default()
+    };
+    let mut model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();
+    model.fold_for_inference(0.0).unwrap();
+    let train = dataset(
+        &model.head.plugin,
+        &model.head.config,
+        &data.path().join("attributes"),
+        "train",
+    )
+    .unwrap();
+    let eval = evaluate(&model, train, &config.finetune, &Device::Cpu).unwrap();
+    let last = out.history.last().unwrap();
+    for (name, value) in &last.metrics {
+        let again = eval.metric(name).unwrap();
+        assert!((again - value).abs() < 1e-4, "{name}: {value} → {again}");
+    }
+
+    // `clasp predict` (in process) writes the plugin's reading of each image and draws it.
+    let images = data.path().join("attributes").join("images");
+    let mut args: Vec<String> = ["clasp", "predict", "--checkpoint"]
+        .map(String::from)
+        .to_vec();
+    args.push(out.checkpoint.display().to_string());
+    args.extend(
+        std::fs::read_dir(&images)
+            .unwrap()
+            .take(3)
+            .map(|e| e.unwrap().path().display().to_string()),
+    );
+    for set in [
+        format!("run.dir=\"{}\"", runs.path().display()),
+        format!("plugins.dirs=[\"{}\"]", plugin_dir().display()),
+    ] {
+        args.extend(["--set".to_string(), set]);
+    }
+    clasp_core::cli::run(clasp_core::cli::Cli::try_parse_from(args).unwrap()).unwrap();
+    let pictures = runs.path().join("predict-attribute").join("pictures");
+    assert_eq!(std::fs::read_dir(&pictures).unwrap().count(), 3);
+    let lines =
+        std::fs::read_to_string(runs.path().join("predict-attribute/predictions.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+}
+
+/// The `clasp` binary of this build.
+fn clasp_exe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("clasp")
 }
 
 #[test]
 fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let target = root.join("target").join("test-plugins");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--manifest-path",
-            "examples/view-plugin/Cargo.toml",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the example plugin must build on its own");
-    let lib = target.join("debug").join("libclasp_example_view.so");
+    let lib = build_apart("examples/view-plugin", "clasp_example_view");
     let plugin = load(&lib, None).unwrap();
     assert_eq!(plugin.spec.name.as_str(), "view");
     assert_eq!(plugin.spec.labels.len(), 3);
-    let exe = std::env::current_exe().unwrap();
-    let clasp = exe.parent().unwrap().parent().unwrap().join("clasp");
-    let out = std::process::Command::new(&clasp)
+    let out = std::process::Command::new(clasp_exe())
         .args(["plugins", "inspect", "view"])
         .env("CLASP_PLUGIN_PATH", &lib)
         .output()

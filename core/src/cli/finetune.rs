@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::GlobalArgs;
 use crate::device::parse_device;
 use crate::finetune::finetune;
-use crate::plugin_host::loader::load_all;
+use crate::plugin_host::loader::find_task;
 use crate::run_dir::RunDir;
 
 #[derive(Args, Debug)]
@@ -41,18 +41,7 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     if config.run.name == "default" {
         config.run.name = format!("finetune-{}", args.task);
     }
-    let dirs: Vec<PathBuf> = config.plugins.dirs.iter().map(PathBuf::from).collect();
-    let found = load_all(&dirs, &config.plugins.sha256)?;
-    let Some(plugin) = found.plugins.get(&args.task).cloned() else {
-        for (path, e) in &found.failed {
-            eprintln!("plugin {} failed to load: {e:#}", path.display());
-        }
-        bail!(
-            "no plugin provides task `{}` (found: {:?}); set plugins.dirs or CLASP_PLUGIN_PATH",
-            args.task,
-            found.plugins.keys().collect::<Vec<_>>()
-        );
-    };
+    let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;
     println!(

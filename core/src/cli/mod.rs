@@ -4,10 +4,12 @@ pub mod bench;
 pub mod bench_data;
 pub mod config_cmd;
 pub mod embed;
+pub mod eval;
 pub mod export;
 pub mod finetune;
 pub mod init;
 pub mod plugins;
+pub mod predict;
 pub mod quickstart;
 pub mod synth;
 
@@ -75,10 +77,10 @@ pub enum Command {
     Pretrain,
     /// Fine-tune a backbone on a task through its plugin.
     Finetune(finetune::FinetuneArgs),
-    /// Evaluate a task checkpoint (or results from other systems).
-    Eval,
+    /// Evaluate a task checkpoint on a split of a dataset.
+    Eval(eval::EvalArgs),
     /// Predict and draw with a task checkpoint.
-    Predict,
+    Predict(predict::PredictArgs),
     /// Write CLS and pooled patch features of a folder of images.
     Embed(embed::EmbedArgs),
     /// Export a backbone to another ecosystem (timm).
@@ -152,7 +154,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, finetune, embed, export, plugins, bench model|data, config show, quickstart."
+         Built so far: synth, init, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -172,8 +174,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Label => not_built("label", 6, "pseudo-labelling"),
         Command::Pretrain => not_built("pretrain", 7, "CLIP-guided pre-training"),
         Command::Finetune(args) => finetune::run(g, args),
-        Command::Eval => not_built("eval", 4, "task evaluation"),
-        Command::Predict => not_built("predict", 4, "task prediction"),
+        Command::Eval(args) => eval::run(g, args),
+        Command::Predict(args) => predict::run(g, args),
         Command::Embed(args) => embed::run(g, args),
         Command::Export(args) => export::run(g, args),
         Command::Plugins { command } => match command {

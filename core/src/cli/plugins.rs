@@ -1,7 +1,5 @@
 //! `clasp plugins list | inspect NAME`.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Result};
 
 use super::GlobalArgs;
@@ -9,8 +7,7 @@ use crate::plugin_host::loader::{load_all, Discovered};
 
 fn discover(g: &GlobalArgs) -> Result<Discovered> {
     let config = g.load()?;
-    let dirs: Vec<PathBuf> = config.plugins.dirs.iter().map(PathBuf::from).collect();
-    load_all(&dirs, &config.plugins.sha256)
+    load_all(&config.plugins)
 }
 
 pub fn list(g: &GlobalArgs) -> Result<()> {

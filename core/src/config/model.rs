@@ -58,6 +58,7 @@ impl BlockSpec {
 pub fn vit_config(m: &ModelSettings) -> Result<VitConfig> {
     let mut cfg = VitConfig::preset(&m.preset)?;
     cfg.img_size = m.img_size;
+    cfg.patch_size = m.patch_size;
     if m.prompts.enabled {
         cfg.prompts = Some(PromptConfig {
             num_tokens: m.prompts.num_tokens,

@@ -76,8 +76,10 @@ impl Default for RunSettings {
 pub struct ModelSettings {
     /// nano | tiny | small | base
     pub preset: String,
-    /// Input size [H, W], multiples of 16.
+    /// Input size [H, W], multiples of the patch size.
     pub img_size: [usize; 2],
+    /// Side of the square patches (16 as in timm's ViTs; 8 suits small crops).
+    pub patch_size: usize,
     pub prompts: PromptSettings,
     pub moe: MoeSettings,
 }
@@ -87,6 +89,7 @@ impl Default for ModelSettings {
         Self {
             preset: "small".into(),
             img_size: [256, 128],
+            patch_size: 16,
             prompts: PromptSettings::default(),
             moe: MoeSettings::default(),
         }

@@ -14,10 +14,14 @@ pub fn validate(c: &Config) -> Result<()> {
             PRESETS.join(", ")
         );
     }
-    if m.img_size.iter().any(|s| *s == 0 || s % 16 != 0) {
+    if m.patch_size == 0 {
+        bail!("config key `model.patch_size`: must be positive");
+    }
+    if m.img_size.iter().any(|s| *s == 0 || s % m.patch_size != 0) {
         bail!(
-            "config key `model.img_size`: {:?} must be positive multiples of 16",
-            m.img_size
+            "config key `model.img_size`: {:?} must be positive multiples of `model.patch_size` = {}",
+            m.img_size,
+            m.patch_size
         );
     }
     if m.moe.enabled && !m.prompts.enabled {

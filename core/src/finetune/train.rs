@@ -6,15 +6,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::data::TaskImages;
+use super::curves::{write_curves, Series};
+use super::data::{batch_tensor, report_skipped, task_loader, TrainOrder};
+use super::evaluate::{evaluate, format_metrics};
+use super::task_model::TaskModel;
 use crate::backbone::Backbone;
-use crate::checkpoint::{self, manifest::PluginRef};
+use crate::checkpoint;
 use crate::config::Config;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::sampler::{Sampler, Shard};
 use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, TaskHead};
@@ -39,17 +40,24 @@ pub struct FinetuneOutcome {
     pub checkpoint: PathBuf,
 }
 
-fn batch_tensor(
-    items: &[(Vec<f32>, clasp_sdk::Record)],
-    h: usize,
-    w: usize,
-    device: &Device,
-) -> Result<Tensor> {
-    let mut px = Vec::with_capacity(items.len() * 3 * h * w);
-    for (p, _) in items {
-        px.extend_from_slice(p);
+/// Training loss, then each metric, one value per epoch.
+fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
+    let mut out = vec![Series {
+        name: "train loss",
+        values: history.iter().map(|e| e.train_loss).collect(),
+    }];
+    if let Some(first) = history.first() {
+        for (i, (name, _)) in first.metrics.iter().enumerate() {
+            out.push(Series {
+                name,
+                values: history
+                    .iter()
+                    .map(|e| e.metrics.get(i).map_or(f64::NAN, |m| m.1))
+                    .collect(),
+            });
+        }
     }
-    Ok(Tensor::from_vec(px, (items.len(), 3, h, w), device)?)
+    out
 }
 
 pub fn finetune(
@@ -94,24 +102,26 @@ pub fn finetune(
             );
         }
     }
-    let prompt_task = bb.vit.cfg.prompts.as_ref().map(|_| task.as_str());
-    let [h, w] = bb.manifest.img_size;
 
     // 3. The plugin's head, built through the vtable.
     let head = TaskHead::build(
         plugin.clone(),
-        task_config.clone(),
+        task_config,
         bb.vit.cfg.embed_dim,
         device,
         config.run.seed,
     )?;
+    let model = TaskModel::new(bb, head);
+    let size = model.img_size();
 
     // 4. AdamW over backbone and head, layer-wise decay (the head counts as the last layer).
     let o = &config.optim;
-    let mut params = bb.store.vars();
-    params.extend(head.state.params.vars());
     let mut opt = AdamW::new(
-        build_groups(&params, bb.vit.cfg.depth, o.layer_decay),
+        build_groups(
+            &model.trainable(),
+            model.backbone.vit.cfg.depth,
+            o.layer_decay,
+        ),
         AdamWConfig {
             beta1: o.beta1,
             beta2: o.beta2,
@@ -127,28 +137,11 @@ pub fn finetune(
         warmup_steps: ft.warmup_epochs * steps_per_epoch,
         warmup_start: 0.0,
     };
-    let loader = |records: Vec<clasp_sdk::Record>, sampler: Sampler, flip: bool| {
-        Loader::new(
-            TaskImages {
-                records,
-                height: h,
-                width: w,
-                flip,
-            },
-            LoaderConfig {
-                batch_size: ft.batch_size.max(1),
-                workers: ft.workers.max(1),
-                prefetch: 4,
-                seed: config.run.seed,
-                drop_last: false,
-                sampler,
-                shard: Shard::default(),
-            },
-        )
-    };
     // Flips would swap left/right targets; only the attribute task is flip-invariant here.
-    let train_loader = loader(train, Sampler::Shuffle, task == "attribute");
-    let test_loader = loader(test.clone(), Sampler::Sequential, false);
+    let order = TrainOrder {
+        flip: task == "attribute",
+    };
+    let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
 
     // 5. Epochs.
     let metrics_path = run.path.join("metrics.jsonl");
@@ -163,16 +156,16 @@ pub fn finetune(
             )?);
         bar.set_message(format!("{}/{}", epoch + 1, ft.epochs));
         let (mut loss_sum, mut batches) = (0.0, 0);
-        for batch in train_loader.epoch(epoch as u64)? {
+        let mut epoch_batches = train_loader.epoch(epoch as u64)?;
+        for batch in epoch_batches.by_ref() {
             if batch.items.is_empty() {
                 continue;
             }
-            let x = batch_tensor(&batch.items, h, w, device)?;
+            let x = batch_tensor(&batch.items, size, device)?;
             let targets: Vec<clasp_sdk::Record> =
                 batch.items.iter().map(|(_, r)| r.clone()).collect();
-            let features = bb.vit.forward(&x, prompt_task)?;
-            let output = head.forward(&features.cls, &features.patches, true)?;
-            let loss = head.loss(&output, &targets)?;
+            let output = model.forward(&x, true)?;
+            let loss = model.head.loss(&output, &targets)?;
             let grads = loss.backward()?;
             opt.step(&grads, schedule.at(step), o.weight_decay)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
@@ -181,46 +174,27 @@ pub fn finetune(
             bar.inc(1);
         }
         bar.finish_and_clear();
+        report_skipped(&format!("epoch {}", epoch + 1), &epoch_batches.skipped());
 
         // Evaluation through the plugin's decode and metrics.
-        let mut predictions = Vec::with_capacity(test.len());
-        let mut targets = Vec::with_capacity(test.len());
-        for batch in test_loader.epoch(0)? {
-            if batch.items.is_empty() {
-                continue;
-            }
-            let x = batch_tensor(&batch.items, h, w, device)?;
-            let features = bb.vit.forward(&x, prompt_task)?;
-            let output = head.forward(&features.cls.detach(), &features.patches.detach(), false)?;
-            predictions.extend(head.decode(&output)?);
-            targets.extend(batch.items.into_iter().map(|(_, r)| r));
-        }
-        let metrics: Vec<(String, f64)> = head
-            .evaluate(&predictions, &targets)?
-            .into_iter()
-            .map(|m| (m.name.to_string(), m.value))
-            .collect();
+        let eval = evaluate(&model, test.clone(), ft, device)?;
         let record = EpochMetrics {
             epoch: epoch + 1,
             step,
             train_loss: loss_sum / batches.max(1) as f64,
             lr: schedule.at(step.saturating_sub(1)),
-            metrics,
+            metrics: eval.metrics,
         };
         println!(
             "epoch {}/{}: loss {:.4}, {}",
             record.epoch,
             ft.epochs,
             record.train_loss,
-            record
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k} {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            format_metrics(&record.metrics)
         );
         writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
         history.push(record);
+        write_curves(&run.path.join("curves.png"), &curve_series(&history))?;
     }
 
     // 6. The task checkpoint: backbone + prompt + head + which plugin it needs.
@@ -236,23 +210,10 @@ pub fn finetune(
         .max_by(|a, b| score(a).total_cmp(&score(b)))
         .cloned()
         .context("no epochs were run (finetune.epochs = 0)")?;
-    let mut manifest = bb.manifest.clone();
-    manifest.kind = "task".into();
-    manifest.step = step as u64;
-    manifest.tasks = bb.vit.tasks();
-    manifest.config_hash = run.config_hash.clone();
-    manifest.plugin = Some(PluginRef {
-        name: task.clone(),
-        version: plugin.spec.version.to_string(),
-        sha256: plugin.sha256.clone(),
-        config: task_config,
-    });
-    let dir = checkpoint::backbone::save_with(
+    let dir = model.save(
         &run.checkpoints().join("task_final"),
-        &bb.vit,
-        &bb.store,
-        &[("head.safetensors", head.state.tensors())],
-        &manifest,
+        step as u64,
+        &run.config_hash,
     )?;
     Ok(FinetuneOutcome {
         history,

@@ -8,6 +8,8 @@ use crate::model::ParamStore;
 
 /// Parameters live under `head.` so a task checkpoint keeps backbone and head apart.
 pub const HEAD_PREFIX: &str = "head.";
+/// Buffers are saved under this prefix, beside the parameters.
+const BUFFER_PREFIX: &str = "buffers.";
 
 pub struct HeadState {
     pub params: ParamStore,
@@ -29,8 +31,22 @@ impl HeadState {
             self.buffers
                 .tensors()
                 .into_iter()
-                .map(|(k, v)| (format!("buffers.{k}"), v)),
+                .map(|(k, v)| (format!("{BUFFER_PREFIX}{k}"), v)),
         );
         out
+    }
+
+    /// Loads what [`Self::tensors`] saved; the head must already be built, and any missing or
+    /// unexpected tensor is an error that names it.
+    pub fn load_strict(&self, tensors: BTreeMap<String, Tensor>) -> anyhow::Result<()> {
+        let (buffers, params): (BTreeMap<_, _>, BTreeMap<_, _>) = tensors
+            .into_iter()
+            .partition(|(k, _)| k.starts_with(BUFFER_PREFIX));
+        let buffers = buffers
+            .into_iter()
+            .map(|(k, v)| (k[BUFFER_PREFIX.len()..].to_string(), v))
+            .collect();
+        self.params.load_strict(&params)?;
+        self.buffers.load_strict(&buffers)
     }
 }

@@ -9,6 +9,8 @@ use clasp_sdk::abi::{PluginSpec, INTERFACE_VERSION};
 use clasp_sdk::plugin::TaskPluginRef;
 use sha2::{Digest, Sha256};
 
+use crate::config::schema::PluginSettings;
+
 /// A loaded plugin with what identifies it.
 #[derive(Clone)]
 pub struct Plugin {
@@ -157,11 +159,51 @@ fn describe(path: &Path, e: LibraryError) -> anyhow::Error {
         }
         _ => "could not be loaded",
     };
+    let detail = e.to_string();
+    if matches!(e, LibraryError::AbiInstability(_)) {
+        // abi_stable prints both layouts in full; the summary names what differs.
+        tracing::debug!("{}: {detail}", path.display());
+        return anyhow!(
+            "plugin {} {what}: {}; rebuild it against this host's clasp-sdk (run with -v for both layouts)",
+            path.display(),
+            layout_differences(&detail)
+        );
+    }
     anyhow!(
-        "plugin {} {what} (expected root module `{}`): {e}",
+        "plugin {} {what} (expected root module `{}`): {detail}",
         path.display(),
         TaskPluginRef::NAME
     )
+}
+
+/// `too many fields (host 10, plugin 9)` from abi_stable's report, which gives each difference
+/// as `Error:<what>` then `Expected:`/`Found:` on the following lines.
+fn layout_differences(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let value_after = |from: usize, label: &str| -> String {
+        lines[from..]
+            .iter()
+            .position(|l| *l == label)
+            .and_then(|i| lines.get(from + i + 1))
+            .map_or(String::from("?"), |v| v.to_string())
+    };
+    let found: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let what = l.strip_prefix("Error:")?.trim();
+            Some(format!(
+                "{what} (host {}, plugin {})",
+                value_after(i, "Expected:"),
+                value_after(i, "Found:")
+            ))
+        })
+        .collect();
+    if found.is_empty() {
+        "the layouts differ".into()
+    } else {
+        found.join("; ")
+    }
 }
 
 /// What discovery found: plugins by task name, and files that failed with why.
@@ -170,15 +212,16 @@ pub struct Discovered {
     pub failed: Vec<(PathBuf, anyhow::Error)>,
 }
 
-/// Every plugin found, by task name; failures are reported with their file, not fatal here.
-/// `pins` maps a plugin file name to its required sha256.
-pub fn load_all(dirs: &[PathBuf], pins: &BTreeMap<String, String>) -> Result<Discovered> {
+/// Every plugin found in `plugins.dirs` and `CLASP_PLUGIN_PATH`, by task name; failures are
+/// reported with their file, not fatal here. `plugins.sha256` pins files by name.
+pub fn load_all(settings: &PluginSettings) -> Result<Discovered> {
+    let dirs: Vec<PathBuf> = settings.dirs.iter().map(PathBuf::from).collect();
     let mut ok = BTreeMap::new();
     let mut failed = Vec::new();
-    for path in discover(dirs)? {
+    for path in discover(&dirs)? {
         let pin = path
             .file_name()
-            .and_then(|n| pins.get(n.to_string_lossy().as_ref()))
+            .and_then(|n| settings.sha256.get(n.to_string_lossy().as_ref()))
             .map(String::as_str);
         match load(&path, pin) {
             Ok(p) => {
@@ -203,4 +246,22 @@ pub fn load_all(dirs: &[PathBuf], pins: &BTreeMap<String, String>) -> Result<Dis
         plugins: ok,
         failed,
     })
+}
+
+/// The plugin of task `task` among those [`load_all`] finds; when there is none, the error lists
+/// what was found and why other files failed to load.
+pub fn find_task(settings: &PluginSettings, task: &str) -> Result<Plugin> {
+    let mut found = load_all(settings)?;
+    if let Some(p) = found.plugins.remove(task) {
+        return Ok(p);
+    }
+    let failures: String = found
+        .failed
+        .iter()
+        .map(|(path, e)| format!("\n  {} failed to load: {e:#}", path.display()))
+        .collect();
+    bail!(
+        "no plugin provides task `{task}` (found: {:?}); set plugins.dirs or CLASP_PLUGIN_PATH{failures}",
+        found.plugins.keys().collect::<Vec<_>>()
+    )
 }

@@ -1,7 +1,9 @@
 //! A plugin's head on the host: builds it, runs its forward, loss and decode through the vtable,
 //! and names the plugin and the call in every error.
 
-use abi_stable::std_types::RStr;
+use std::path::Path;
+
+use abi_stable::std_types::{ROption, RStr};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use clasp_sdk::abi::{Features, Metric, Record};
@@ -116,13 +118,39 @@ impl TaskHead {
     }
 }
 
+impl TaskHead {
+    /// The plugin's one-line reading of a prediction (its values when it offers none).
+    pub fn describe(&self, prediction: &Record) -> Result<String> {
+        match self.plugin.module.describe() {
+            ROption::RSome(describe) => describe(RStr::from(self.config.as_str()), prediction)
+                .into_result()
+                .map(|s| s.into_string())
+                .map_err(|e| self.plugin.call_error("describe", e)),
+            _ => Ok(format!("{:?}", prediction.values.as_slice())),
+        }
+    }
+
+    /// Asks the plugin to draw `prediction` over `image` into the PNG `out`; `false` when the
+    /// plugin draws nothing.
+    pub fn visualize(&self, image: &Path, prediction: &Record, out: &Path) -> Result<bool> {
+        let ROption::RSome(visualize) = self.plugin.module.visualize() else {
+            return Ok(false);
+        };
+        let (image, out) = (image.display().to_string(), out.display().to_string());
+        visualize(
+            RStr::from(self.config.as_str()),
+            RStr::from(image.as_str()),
+            prediction,
+            RStr::from(out.as_str()),
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("visualize", e))?;
+        Ok(true)
+    }
+}
+
 /// The samples of `split` as the plugin lists them.
-pub fn dataset(
-    plugin: &Plugin,
-    config: &str,
-    root: &std::path::Path,
-    split: &str,
-) -> Result<Vec<Record>> {
+pub fn dataset(plugin: &Plugin, config: &str, root: &Path, split: &str) -> Result<Vec<Record>> {
     let root = root.display().to_string();
     let recs = (plugin.module.dataset())(
         RStr::from(config),

@@ -295,7 +295,25 @@ impl Task for AttributeTask {
         prediction: &Record,
         out: &Path,
     ) -> Option<Result<()>> {
-        Some(chart::bar_chart(image, &prediction.values, out))
+        Some(chart::bar_chart(image, &PA100K, &prediction.values, out))
+    }
+
+    fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
+        let mut on: Vec<(&str, f32)> = PA100K
+            .iter()
+            .zip(prediction.values.iter())
+            .filter(|(_, p)| **p > 0.5)
+            .map(|(a, p)| (*a, *p))
+            .collect();
+        on.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if on.is_empty() {
+            return Ok("no attribute above 0.5".into());
+        }
+        Ok(on
+            .iter()
+            .map(|(a, p)| format!("{a} {p:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "))
     }
 }
 

@@ -1,55 +1,12 @@
 //! A plugin that claims an interface version this host does not speak (as a plugin built
 //! against a future or past SDK would), exported by hand.
 
-use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{RErr, ROption, RResult, RSlice, RStr, RString, RVec};
-use clasp_sdk::abi::{Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId};
-use clasp_sdk::plugin::{TaskPlugin, TaskPluginRef};
+mod never;
 
-fn unused<T>() -> RResult<T, RString> {
-    RErr("never called".into())
-}
-extern "C" fn spec() -> RResult<PluginSpec, RString> {
-    unused()
-}
-extern "C" fn build_head(_: HostOpsRef, _: HostCtx, _: RStr<'_>, _: u64) -> RResult<(), RString> {
-    unused()
-}
-extern "C" fn forward(
-    _: HostOpsRef,
-    _: HostCtx,
-    _: RStr<'_>,
-    _: Features,
-) -> RResult<TensorId, RString> {
-    unused()
-}
-extern "C" fn loss(
-    _: HostOpsRef,
-    _: HostCtx,
-    _: RStr<'_>,
-    _: TensorId,
-    _: RSlice<'_, Record>,
-) -> RResult<TensorId, RString> {
-    unused()
-}
-extern "C" fn decode(
-    _: HostOpsRef,
-    _: HostCtx,
-    _: RStr<'_>,
-    _: TensorId,
-) -> RResult<RVec<Record>, RString> {
-    unused()
-}
-extern "C" fn evaluate(
-    _: RStr<'_>,
-    _: RSlice<'_, Record>,
-    _: RSlice<'_, Record>,
-) -> RResult<RVec<Metric>, RString> {
-    unused()
-}
-extern "C" fn dataset(_: RStr<'_>, _: RStr<'_>, _: RStr<'_>) -> RResult<RVec<Record>, RString> {
-    unused()
-}
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::ROption;
+use clasp_sdk::plugin::{TaskPlugin, TaskPluginRef};
+use never::*;
 
 #[abi_stable::export_root_module]
 pub fn clasp_task_root_module() -> TaskPluginRef {
@@ -63,6 +20,7 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         evaluate,
         dataset,
         visualize: ROption::RNone,
+        describe: ROption::RNone,
     }
     .leak_into_prefix()
 }

@@ -1,0 +1,148 @@
+//! A task model: the backbone with its task prompt and a plugin's head. Fine-tuning saves it as a
+//! task checkpoint (backbone + prompt + head + a manifest naming the plugin); `clasp eval` and
+//! `clasp predict` load it back with that plugin.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor, Var};
+
+use crate::backbone::Backbone;
+use crate::checkpoint::{self, backbone::read_tensors, manifest::PluginRef};
+use crate::config::schema::PluginSettings;
+use crate::model::Vit;
+use crate::plugin_host::loader::find_task;
+use crate::plugin_host::task_head::TaskHead;
+
+/// The head's tensors inside a task checkpoint.
+pub const HEAD_FILE: &str = "head.safetensors";
+
+pub struct TaskModel {
+    pub backbone: Backbone,
+    pub head: TaskHead,
+    /// The backbone with this task's gates and prompt folded in, for inference (DESIGN §3).
+    folded: Option<Vit>,
+}
+
+impl TaskModel {
+    pub fn new(backbone: Backbone, head: TaskHead) -> Self {
+        Self {
+            backbone,
+            head,
+            folded: None,
+        }
+    }
+
+    pub fn task(&self) -> &str {
+        self.head.plugin.name()
+    }
+
+    /// The prompt the backbone runs with (none for a plain ViT).
+    fn prompt_task(&self) -> Option<&str> {
+        self.backbone.vit.cfg.prompts.as_ref().map(|_| self.task())
+    }
+
+    /// Input size [H, W] of the model.
+    pub fn img_size(&self) -> [usize; 2] {
+        self.backbone.manifest.img_size
+    }
+
+    /// Every trainable variable: backbone, prompts and head.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        let mut params = self.backbone.store.vars();
+        params.extend(self.head.state.params.vars());
+        params
+    }
+
+    /// Folds the task's gates and prompt into the backbone for faster inference; forward passes
+    /// with `training = false` use the folded model from then on.
+    pub fn fold_for_inference(&mut self, threshold: f64) -> Result<()> {
+        self.folded = Some(self.backbone.for_inference(self.prompt_task(), threshold)?);
+        Ok(())
+    }
+
+    /// The head's output for images `x` `[B, 3, H, W]`; without `training`, no gradient reaches
+    /// the backbone and the head runs in evaluation mode.
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let vit = match (&self.folded, training) {
+            (Some(folded), false) => folded,
+            _ => &self.backbone.vit,
+        };
+        let f = vit.forward(x, self.prompt_task())?;
+        if training {
+            self.head.forward(&f.cls, &f.patches, true)
+        } else {
+            self.head
+                .forward(&f.cls.detach(), &f.patches.detach(), false)
+        }
+    }
+
+    /// Writes the task checkpoint `target/` atomically; `step` optimiser steps were taken.
+    pub fn save(&self, target: &Path, step: u64, config_hash: &str) -> Result<PathBuf> {
+        let bb = &self.backbone;
+        let plugin = &self.head.plugin;
+        let mut manifest = bb.manifest.clone();
+        manifest.kind = "task".into();
+        manifest.step = step;
+        manifest.tasks = bb.vit.tasks();
+        manifest.config_hash = config_hash.to_string();
+        manifest.plugin = Some(PluginRef {
+            name: plugin.name().to_string(),
+            version: plugin.spec.version.to_string(),
+            sha256: plugin.sha256.clone(),
+            config: self.head.config.clone(),
+        });
+        checkpoint::backbone::save_with(
+            target,
+            &bb.vit,
+            &bb.store,
+            &[(HEAD_FILE, self.head.state.tensors())],
+            &manifest,
+        )
+    }
+
+    /// Loads a task checkpoint and the plugin its manifest names (found through `plugins`).
+    /// A plugin file whose sha256 differs from the one trained with is used, with a warning.
+    pub fn load(dir: &Path, plugins: &PluginSettings, device: &Device) -> Result<Self> {
+        let backbone = checkpoint::load(dir, device)?;
+        let wanted = backbone.manifest.plugin.clone().with_context(|| {
+            format!(
+                "{}: a `{}` checkpoint, not a task checkpoint (its manifest names no plugin)",
+                dir.display(),
+                backbone.manifest.kind
+            )
+        })?;
+        let plugin = find_task(plugins, &wanted.name).with_context(|| {
+            format!(
+                "{} needs the plugin of task `{}` (version {})",
+                dir.display(),
+                wanted.name,
+                wanted.version
+            )
+        })?;
+        if plugin.sha256 != wanted.sha256 {
+            tracing::warn!(
+                "{}: trained with plugin `{}` {} (sha256 {}), loading {} {} (sha256 {})",
+                dir.display(),
+                wanted.name,
+                wanted.version,
+                &wanted.sha256[..12.min(wanted.sha256.len())],
+                plugin.path.display(),
+                plugin.spec.version,
+                &plugin.sha256[..12]
+            );
+        }
+        let head = TaskHead::build(plugin, wanted.config, backbone.vit.cfg.embed_dim, device, 0)?;
+        let path = dir.join(HEAD_FILE);
+        head.state
+            .load_strict(read_tensors(&path, device)?)
+            .with_context(|| {
+                format!(
+                    "loading {} into the head `{}` builds",
+                    path.display(),
+                    head.plugin.name()
+                )
+            })?;
+        Ok(Self::new(backbone, head))
+    }
+}

@@ -1,0 +1,79 @@
+//! The root module a task plugin exports.
+
+use abi_stable::library::RootModule;
+use abi_stable::package_version_strings;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::StableAbi;
+
+use crate::abi::{Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId};
+
+/// Every function returns `RErr(message)` on failure, panics included: the host names the plugin
+/// and the call. `config` is the task's configuration as a JSON object.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = TaskPluginRef)))]
+#[sabi(missing_field(panic))]
+pub struct TaskPlugin {
+    /// [`crate::abi::INTERFACE_VERSION`] of the SDK the plugin was built with.
+    pub interface_version: u32,
+    pub spec: extern "C" fn() -> RResult<PluginSpec, RString>,
+    /// Creates the head's parameters through `host.param` (features of width `dim`).
+    pub build_head: extern "C" fn(
+        host: HostOpsRef,
+        ctx: HostCtx,
+        config: RStr<'_>,
+        dim: u64,
+    ) -> RResult<(), RString>,
+    /// The head's output for a batch of backbone features.
+    pub forward: extern "C" fn(
+        host: HostOpsRef,
+        ctx: HostCtx,
+        config: RStr<'_>,
+        features: Features,
+    ) -> RResult<TensorId, RString>,
+    /// A scalar loss of `output` against the batch's targets.
+    pub loss: extern "C" fn(
+        host: HostOpsRef,
+        ctx: HostCtx,
+        config: RStr<'_>,
+        output: TensorId,
+        targets: RSlice<'_, Record>,
+    ) -> RResult<TensorId, RString>,
+    /// Predictions as plain CPU values, one record per sample.
+    pub decode: extern "C" fn(
+        host: HostOpsRef,
+        ctx: HostCtx,
+        config: RStr<'_>,
+        output: TensorId,
+    ) -> RResult<RVec<Record>, RString>,
+    /// Metrics over a whole split.
+    pub evaluate: extern "C" fn(
+        config: RStr<'_>,
+        predictions: RSlice<'_, Record>,
+        targets: RSlice<'_, Record>,
+    ) -> RResult<RVec<Metric>, RString>,
+    /// The samples of `split` in the task's native annotation format under `root`.
+    #[sabi(last_prefix_field)]
+    pub dataset: extern "C" fn(
+        config: RStr<'_>,
+        root: RStr<'_>,
+        split: RStr<'_>,
+    ) -> RResult<RVec<Record>, RString>,
+    /// Draws a prediction for `image` into the PNG `out` (optional).
+    pub visualize: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            image: RStr<'_>,
+            prediction: &Record,
+            out: RStr<'_>,
+        ) -> RResult<(), RString>,
+    >,
+}
+
+impl RootModule for TaskPluginRef {
+    abi_stable::declare_root_module_statics! {TaskPluginRef}
+    const BASE_NAME: &'static str = "clasp_task";
+    const NAME: &'static str = "clasp_task";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
