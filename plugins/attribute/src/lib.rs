@@ -2,7 +2,8 @@
 //!
 //! Head: `linear` (CLS → A logits) or `mlp` (CLS → hidden → ReLU → dropout → A logits), chosen by
 //! the `head` config key. Loss: binary cross entropy weighted by each attribute's positive ratio in
-//! the training set (DeepMAR). Metrics: mA and instance accuracy/precision/recall/F1.
+//! the training set (DeepMAR's weights, or balanced ones). Metrics: mA and instance
+//! accuracy/precision/recall/F1.
 
 mod chart;
 mod metrics;
@@ -106,6 +107,22 @@ fn pooled_width(cfg: &TaskConfig, dim: usize) -> Result<usize> {
     })
 }
 
+/// Per-element BCE weights for targets `y` (`[B·A]`, row-major) from the positive ratios.
+fn loss_weights(weighting: &str, ratio: &[f32], y: &[f32]) -> Result<Vec<f32>> {
+    let a = ratio.len();
+    // A ratio of exactly 0 or 1 would make balanced weights infinite.
+    let clamp = |p: f32| p.clamp(1e-3, 1.0 - 1e-3);
+    let weight: fn(f32, bool) -> f32 = match weighting {
+        "deepmar" => |p, pos| if pos { (1.0 - p).exp() } else { p.exp() },
+        "balanced" => |p, pos| if pos { 0.5 / p } else { 0.5 / (1.0 - p) },
+        other => fail!("unknown weighting `{other}` (deepmar, balanced, none)"),
+    };
+    Ok(y.iter()
+        .enumerate()
+        .map(|(i, v)| weight(clamp(ratio[i % a]), *v > 0.5))
+        .collect())
+}
+
 impl Task for AttributeTask {
     fn new() -> Self {
         Self {
@@ -149,9 +166,20 @@ impl Task for AttributeTask {
                     "dropout before the mlp head's last layer".into(),
                 ),
                 (
-                    "weighted".into(),
-                    "true".into(),
-                    "weight the BCE by positive ratios (DeepMAR)".into(),
+                    "weighting".into(),
+                    "\"deepmar\"".into(),
+                    "BCE weights from each attribute's positive ratio p: deepmar (exp(1-p) on \
+                     positives, exp(p) on negatives), balanced (1/2p, 1/2(1-p): the loss's best \
+                     threshold is mA's 0.5) or none"
+                        .into(),
+                ),
+                (
+                    "weighting".into(),
+                    "\"deepmar\"".into(),
+                    "BCE weights from each attribute's positive ratio p: deepmar (exp(1-p) on \
+                     positives, exp(p) on negatives), balanced (1/2p and 1/2(1-p): the loss's \
+                     best threshold is mA's 0.5) or none"
+                        .into(),
                 ),
                 (
                     "train_table".into(),
@@ -169,6 +197,11 @@ impl Task for AttributeTask {
     }
 
     fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
+        // A misspelt weighting fails here, before any training.
+        let weighting = cfg.str("weighting")?;
+        if weighting != "none" {
+            loss_weights(&weighting, &[0.5], &[1.0])?;
+        }
         // Parameters are created on first use; a dry run on a zero feature creates them all.
         let width = pooled_width(cfg, dim)?;
         let x = host.constant(&[1, width], &vec![0.0; width])?;
@@ -205,25 +238,15 @@ impl Task for AttributeTask {
             y.extend_from_slice(&t.values);
         }
         let target = host.constant(&[targets.len(), a], &y)?;
-        if !cfg.bool("weighted")? {
+        let weighting = cfg.str("weighting")?;
+        if weighting == "none" {
             return host.bce_with_logits(output, target, None);
         }
         let ratio = self.pos_ratio.lock().expect("poisoned").clone();
         let Some(ratio) = ratio else {
             fail!("positive ratios unknown: the host must list the training split (dataset \"train\") first");
         };
-        let w: Vec<f32> = y
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let p = ratio[i % a];
-                if *v > 0.5 {
-                    (1.0 - p).exp()
-                } else {
-                    p.exp()
-                }
-            })
-            .collect();
+        let w = loss_weights(&weighting, &ratio, &y)?;
         let weight = host.constant(&[targets.len(), a], &w)?;
         host.bce_with_logits(output, target, Some(weight))
     }
@@ -318,3 +341,22 @@ impl Task for AttributeTask {
 }
 
 export_task!(AttributeTask);
+
+#[cfg(test)]
+mod tests {
+    use super::loss_weights;
+
+    #[test]
+    fn weights_follow_the_positive_ratio() {
+        let y = [1.0, 0.0, 1.0, 0.0];
+        let ratio = [0.2, 0.2];
+        let dm = loss_weights("deepmar", &ratio, &y).unwrap();
+        let e = |x: f32| x.exp();
+        assert_eq!(dm, vec![e(0.8), e(0.2), e(0.8), e(0.2)]);
+        let bal = loss_weights("balanced", &ratio, &y).unwrap();
+        assert_eq!(bal, vec![2.5, 0.625, 2.5, 0.625]);
+        // Balanced: positives and negatives of an attribute weigh the same in expectation.
+        assert!((0.2 * bal[0] - 0.8 * bal[1]).abs() < 1e-6);
+        assert!(loss_weights("inverse", &ratio, &y).is_err());
+    }
+}
