@@ -25,3 +25,33 @@ pub fn hashed_text_embedding(task: &str, dim: usize) -> Result<Tensor> {
     v.iter_mut().for_each(|x| *x /= norm);
     Tensor::from_vec(v, dim, &Device::Cpu)
 }
+
+/// Name of the tensor a task-embedding file holds.
+pub const EMBEDDING_KEY: &str = "embedding";
+
+/// A configured text embedding: the 1-D tensor `embedding` of length `dim` in a safetensors file.
+pub fn read_text_embedding(path: &std::path::Path, dim: usize) -> anyhow::Result<Tensor> {
+    use anyhow::Context;
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| {
+        format!(
+            "config key `finetune.task_embedding`: reading {}",
+            path.display()
+        )
+    })?;
+    let e = tensors.get(EMBEDDING_KEY).with_context(|| {
+        format!(
+            "config key `finetune.task_embedding`: {} has no tensor `{EMBEDDING_KEY}` (it has {:?})",
+            path.display(),
+            tensors.keys().collect::<Vec<_>>()
+        )
+    })?;
+    if e.dims() != [dim] {
+        anyhow::bail!(
+            "config key `finetune.task_embedding`: `{EMBEDDING_KEY}` in {} has shape {:?}; the \
+             model's prompts take [{dim}]",
+            path.display(),
+            e.dims()
+        );
+    }
+    Ok(e.to_dtype(candle_core::DType::F32)?)
+}

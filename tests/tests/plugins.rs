@@ -230,6 +230,40 @@ fn a_panic_inside_forward_is_contained_and_named() {
 }
 
 #[test]
+fn a_panic_inside_forward_ends_clasp_finetune_with_a_message_not_an_abort() {
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..2 {
+        image::RgbImage::from_pixel(32, 64, image::Rgb([90, 120, 150]))
+            .save(data.path().join(format!("{i}.png")))
+            .unwrap();
+    }
+    let runs = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(clasp_exe())
+        .args(["finetune", "--task", "faulty", "--data"])
+        .arg(data.path())
+        .args(["--epochs", "1", "--set", "model.preset=\"nano\""])
+        .args([
+            "--set",
+            "model.img_size=[64, 32]",
+            "--set",
+            "task.panic_in=\"forward\"",
+        ])
+        .args(["--set", &format!("run.dir=\"{}\"", runs.path().display())])
+        .env("CLASP_PLUGIN_PATH", library("clasp_test_plugin_faulty"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // Exit status 2 from main's error path: no abort (134), no signal.
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("plugin `faulty`")
+            && stderr.contains("failed in `forward`")
+            && stderr.contains("deliberate panic in forward"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn clasp_plugins_inspect_shows_the_spec() {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
@@ -377,6 +411,69 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     let lines =
         std::fs::read_to_string(runs.path().join("predict-attribute/predictions.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
+}
+
+/// `finetune.task_embedding` seeds the new task prompt from a file; a wrong shape names the key.
+#[test]
+fn a_configured_task_embedding_seeds_the_prompt() {
+    use clasp_core::config::ConfigSources;
+    use clasp_core::finetune::finetune;
+    use clasp_core::run_dir::RunDir;
+
+    let data = attribute_data();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, len: usize| {
+        let v: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+        let t = Tensor::from_vec(v, len, &Device::Cpu).unwrap();
+        let path = dir.path().join(name);
+        candle_core::safetensors::save(&[("embedding", t)].into_iter().collect(), &path).unwrap();
+        path
+    };
+    let run_with = |embedding: &Path| {
+        let config = ConfigSources {
+            overrides: vec![
+                "model.preset=\"nano\"".into(),
+                "model.img_size=[64, 32]".into(),
+                format!("run.dir=\"{}\"", dir.path().display()),
+                format!(
+                    "finetune.data=\"{}\"",
+                    data.path().join("attributes").display()
+                ),
+                format!("finetune.task_embedding=\"{}\"", embedding.display()),
+                "finetune.epochs=1".into(),
+            ],
+            ..Default::default()
+        }
+        .load()
+        .unwrap();
+        let run = RunDir::create(&config).unwrap();
+        let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+        finetune(&config, plugin, None, &run, &Device::Cpu)
+    };
+    let good = write("e512.safetensors", 512);
+    let out = run_with(&good).unwrap();
+    let saved =
+        candle_core::safetensors::load(out.checkpoint.join("model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let want = candle_core::safetensors::load(&good, &Device::Cpu).unwrap()["embedding"]
+        .to_vec1::<f32>()
+        .unwrap();
+    // The prompt keeps the direction of e_t (stored as a unit vector).
+    let norm = want.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let got = saved["prompts.text_embed.attribute"]
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(got.len(), 512);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w / norm).abs() < 1e-6, "{g} vs {}", w / norm);
+    }
+
+    let bad = write("e7.safetensors", 7);
+    let e = err(run_with(&bad));
+    assert!(
+        e.contains("finetune.task_embedding") && e.contains("[7]") && e.contains("[512]"),
+        "{e}"
+    );
 }
 
 /// The `clasp` binary of this build.

@@ -26,6 +26,9 @@ pub struct FinetuneSettings {
     pub warmup_epochs: usize,
     /// Loader threads.
     pub workers: usize,
+    /// safetensors file with the text embedding (`embedding`, `[text_dim]`) that seeds a new task
+    /// prompt; empty: the teacher's, or a fixed vector hashed from the task's description.
+    pub task_embedding: String,
 }
 
 impl Default for FinetuneSettings {
@@ -36,6 +39,7 @@ impl Default for FinetuneSettings {
             batch_size: 32,
             warmup_epochs: 1,
             workers: 2,
+            task_embedding: String::new(),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
-use crate::task_embedding::hashed_text_embedding;
+use crate::task_embedding::{hashed_text_embedding, read_text_embedding};
 
 /// Metrics of one epoch's evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -93,7 +93,19 @@ pub fn finetune(
         None => Backbone::fresh(config, device, run.config_hash.clone())?,
     };
     if let Some(p) = bb.vit.cfg.prompts.clone() {
-        if !bb.vit.tasks().contains(&task) {
+        let configured = (!ft.task_embedding.is_empty()).then(|| PathBuf::from(&ft.task_embedding));
+        if bb.vit.tasks().contains(&task) {
+            if let Some(path) = configured {
+                tracing::warn!(
+                    "the backbone already has a `{task}` prompt; {} (finetune.task_embedding) is not used",
+                    path.display()
+                );
+            }
+        } else if let Some(path) = configured {
+            bb.vit
+                .add_task(&task, &read_text_embedding(&path, p.text_dim)?)?;
+            tracing::info!(task, "new task prompt from {}", path.display());
+        } else {
             let e = hashed_text_embedding(plugin.spec.description.as_str(), p.text_dim)?;
             bb.vit.add_task(&task, &e)?;
             tracing::info!(

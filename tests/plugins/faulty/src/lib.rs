@@ -74,8 +74,25 @@ impl Task for Faulty {
         Ok(vec![("score".into(), 0.0)])
     }
 
-    fn dataset(&self, _cfg: &TaskConfig, _root: &Path, _split: &str) -> Result<Vec<Record>> {
-        Ok(vec![])
+    /// Every `.png` directly under `root`, in name order, for either split.
+    fn dataset(&self, _cfg: &TaskConfig, root: &Path, _split: &str) -> Result<Vec<Record>> {
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) => clasp_sdk::fail!("listing {}: {e}", root.display()),
+        };
+        let mut images: Vec<String> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "png"))
+            .map(|p| p.display().to_string())
+            .collect();
+        images.sort();
+        Ok(images
+            .into_iter()
+            .map(|image| Record {
+                image: image.into(),
+                ..Default::default()
+            })
+            .collect())
     }
 }
 
