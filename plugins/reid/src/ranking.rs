@@ -1,0 +1,234 @@
+//! Retrieval metrics under the Market-1501 protocol: mAP, CMC and mINP.
+//!
+//! For each query the gallery is ranked by distance; gallery images of the query's identity taken
+//! by the query's camera are removed, as are junk images (identity −1); distractors (identity 0)
+//! stay as negatives. Queries whose identity is absent from what remains are skipped and counted.
+//! Per query: AP over the ranked matches, the CMC step at the first match, and INP = (number of
+//! matches) / (rank of the last match) — fast-reid's mINP. Distances are computed one query at a
+//! time, so memory is one row of `gallery` distances however large the query set is.
+
+use clasp_sdk::{fail, Result};
+
+/// Identity of junk gallery images, ignored in every ranking (Market-1501's `-1`).
+pub const JUNK: i64 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distance {
+    /// 1 − cosine similarity.
+    Cosine,
+    /// Squared Euclidean distance (the same ranking as Euclidean).
+    Euclidean,
+}
+
+impl Distance {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cosine" => Ok(Self::Cosine),
+            "euclidean" => Ok(Self::Euclidean),
+            other => fail!("unknown distance `{other}` (cosine, euclidean)"),
+        }
+    }
+}
+
+/// Features of a set of images with their identities and cameras.
+pub struct Side<'a> {
+    /// Row-major `[n, dim]`.
+    pub features: &'a [f32],
+    pub pids: &'a [i64],
+    pub camids: &'a [i64],
+}
+
+impl Side<'_> {
+    fn len(&self) -> usize {
+        self.pids.len()
+    }
+
+    fn check(&self, what: &str, dim: usize) -> Result<()> {
+        let n = self.len();
+        if self.camids.len() != n || self.features.len() != n * dim {
+            fail!(
+                "{what}: {} pids, {} camids and {} feature values do not describe {n} images of dimension {dim}",
+                n,
+                self.camids.len(),
+                self.features.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankingMetrics {
+    pub map: f64,
+    /// CMC at ranks 1..=max_rank.
+    pub cmc: Vec<f64>,
+    pub minp: f64,
+    /// Queries with at least one valid match (the others are skipped).
+    pub valid_queries: usize,
+}
+
+impl RankingMetrics {
+    /// CMC at rank `k` (1-based); the last value when `k` exceeds the curve.
+    pub fn rank(&self, k: usize) -> f64 {
+        self.cmc
+            .get(k.saturating_sub(1))
+            .or(self.cmc.last())
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+fn norms(features: &[f32], dim: usize) -> Vec<f64> {
+    features
+        .chunks(dim)
+        .map(|r| r.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>())
+        .collect()
+}
+
+/// Distances from one query to every gallery image, in f64.
+fn distances_into(
+    out: &mut [f64],
+    q: &[f32],
+    q_sq: f64,
+    gallery: &[f32],
+    g_sq: &[f64],
+    dim: usize,
+    distance: Distance,
+) {
+    for (j, (g, d)) in gallery.chunks(dim).zip(out.iter_mut()).enumerate() {
+        let dot: f64 = q
+            .iter()
+            .zip(g)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
+        *d = match distance {
+            Distance::Euclidean => q_sq + g_sq[j] - 2.0 * dot,
+            Distance::Cosine => 1.0 - dot / (q_sq.sqrt() * g_sq[j].sqrt()).max(1e-12),
+        };
+    }
+}
+
+/// Market-1501 evaluation of `query` against `gallery` (features of width `dim`).
+pub fn evaluate(
+    query: &Side,
+    gallery: &Side,
+    dim: usize,
+    distance: Distance,
+    max_rank: usize,
+) -> Result<RankingMetrics> {
+    query.check("query", dim)?;
+    gallery.check("gallery", dim)?;
+    let ng = gallery.len();
+    let max_rank = max_rank.min(ng).max(1);
+    let g_sq = norms(gallery.features, dim);
+    let mut cmc_sum = vec![0.0f64; max_rank];
+    let (mut ap_sum, mut inp_sum, mut valid) = (0.0f64, 0.0f64, 0usize);
+    let mut dist = vec![0.0f64; ng];
+    let mut order: Vec<usize> = Vec::with_capacity(ng);
+    for qi in 0..query.len() {
+        let q = &query.features[qi * dim..(qi + 1) * dim];
+        let q_sq = q.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>();
+        distances_into(&mut dist, q, q_sq, gallery.features, &g_sq, dim, distance);
+        order.clear();
+        order.extend(0..ng);
+        order.sort_by(|a, b| dist[*a].total_cmp(&dist[*b]));
+        let (q_pid, q_cam) = (query.pids[qi], query.camids[qi]);
+        // Matches along the ranking, without junk and same-camera images of the identity.
+        let matches: Vec<bool> = order
+            .iter()
+            .filter(|&&j| {
+                let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
+                pid != JUNK && !(pid == q_pid && cam == q_cam)
+            })
+            .map(|&j| gallery.pids[j] == q_pid)
+            .collect();
+        let num_rel = matches.iter().filter(|m| **m).count();
+        if num_rel == 0 {
+            continue;
+        }
+        valid += 1;
+        let first = matches.iter().position(|m| *m).expect("num_rel > 0");
+        for c in cmc_sum.iter_mut().skip(first) {
+            *c += 1.0;
+        }
+        let (mut hits, mut ap, mut last) = (0usize, 0.0f64, 0usize);
+        for (i, m) in matches.iter().enumerate() {
+            if *m {
+                hits += 1;
+                ap += hits as f64 / (i + 1) as f64;
+                last = i;
+            }
+        }
+        ap_sum += ap / num_rel as f64;
+        inp_sum += num_rel as f64 / (last + 1) as f64;
+    }
+    if valid == 0 {
+        fail!("no query identity appears in the gallery (from another camera)");
+    }
+    let n = valid as f64;
+    Ok(RankingMetrics {
+        map: ap_sum / n,
+        cmc: cmc_sum.into_iter().map(|c| c / n).collect(),
+        minp: inp_sum / n,
+        valid_queries: valid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One query (identity 1, camera 1); gallery ranked by a 1-D feature.
+    #[test]
+    fn hand_computed_case() {
+        // Gallery features (distance = squared difference to the query's 0.0):
+        // g0 pid 1 cam 1 (same camera: removed) at 0.1
+        // g1 pid 2 cam 2 (negative)             at 0.2
+        // g2 pid 1 cam 2 (match)                at 0.3
+        // g3 pid -1 cam 2 (junk: removed)       at 0.4
+        // g4 pid 0 cam 3 (distractor)           at 0.5
+        // g5 pid 1 cam 3 (match)                at 0.6
+        // Kept ranking: g1 ✗, g2 ✓, g4 ✗, g5 ✓ → AP = (1/2 + 2/4) / 2 = 0.5,
+        // first match at rank 2, INP = 2 matches / rank 4 of the last = 0.5.
+        let g = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let gallery = Side {
+            features: &g,
+            pids: &[1, 2, 1, JUNK, 0, 1],
+            camids: &[1, 2, 2, 2, 3, 3],
+        };
+        let query = Side {
+            features: &[0.0],
+            pids: &[1],
+            camids: &[1],
+        };
+        let m = evaluate(&query, &gallery, 1, Distance::Euclidean, 3).unwrap();
+        assert!((m.map - 0.5).abs() < 1e-12);
+        assert_eq!(m.cmc, vec![0.0, 1.0, 1.0]);
+        assert!((m.minp - 0.5).abs() < 1e-12);
+        assert_eq!(m.valid_queries, 1);
+    }
+
+    #[test]
+    fn queries_without_a_valid_match_are_skipped_and_shapes_checked() {
+        let gallery = Side {
+            features: &[1.0, 0.0, 0.0, 1.0],
+            pids: &[5, 6],
+            camids: &[1, 2],
+        };
+        let query = Side {
+            features: &[1.0, 0.1, 0.0, 1.0],
+            pids: &[5, 9],
+            camids: &[2, 1],
+        };
+        let m = evaluate(&query, &gallery, 2, Distance::Cosine, 10).unwrap();
+        assert_eq!(m.valid_queries, 1);
+        assert_eq!(m.cmc.len(), 2, "max rank is capped at the gallery size");
+        assert_eq!(m.rank(1), 1.0);
+        let bad = Side {
+            features: &[1.0],
+            pids: &[5, 6],
+            camids: &[1, 2],
+        };
+        assert!(evaluate(&query, &bad, 2, Distance::Cosine, 10).is_err());
+    }
+}
