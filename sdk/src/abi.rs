@@ -281,6 +281,11 @@ pub struct HostOps {
     pub shape: extern "C" fn(ctx: HostCtx, x: TensorId) -> RResult<RVec<u64>, RString>,
     #[sabi(last_prefix_field)]
     pub to_cpu: extern "C" fn(ctx: HostCtx, x: TensorId) -> RResult<HostArray, RString>,
+    /// Overwrites a buffer (from `buffer`) with `value` of the same shape: statistics a plugin
+    /// computes from data. Absent from hosts older than this field.
+    #[sabi(missing_field(option))]
+    pub assign:
+        extern "C" fn(ctx: HostCtx, buffer: TensorId, value: TensorId) -> RResult<(), RString>,
 }
 
 /// The host's context for one call; opaque to plugins.

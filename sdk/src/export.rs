@@ -173,6 +173,18 @@ extern "C" fn describe<T: Task>(
     })
 }
 
+extern "C" fn prepare<T: Task>(
+    ops: HostOpsRef,
+    ctx: HostCtx,
+    config: RStr<'_>,
+    train: RSlice<'_, Record>,
+) -> RResult<(), RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        task::<T>().prepare(&Host::new(ops, ctx), &cfg, train.as_slice())
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -186,6 +198,7 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         dataset: dataset::<T>,
         visualize: ROption::RSome(visualize::<T>),
         describe: ROption::RSome(describe::<T>),
+        prepare: ROption::RSome(prepare::<T>),
     }
     .leak_into_prefix()
 }

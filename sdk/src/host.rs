@@ -87,6 +87,16 @@ impl Host {
         ))
     }
 
+    /// Overwrites `buffer` (made by [`Host::buffer`]) with `value` of the same shape.
+    pub fn assign(&self, buffer: Tensor<'_>, value: Tensor<'_>) -> Result<()> {
+        let Some(assign) = self.ops.assign() else {
+            return Err(Error(
+                "this clasp host cannot assign buffers (it predates `assign`)".into(),
+            ));
+        };
+        ok(assign(self.ctx, buffer.id, value.id))
+    }
+
     /// A constant tensor from CPU values.
     pub fn constant(&self, shape: &[usize], data: &[f32]) -> Result<Tensor<'_>> {
         let n: usize = shape.iter().product();

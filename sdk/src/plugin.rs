@@ -72,6 +72,16 @@ pub struct TaskPlugin {
     /// One line a person reads for a prediction (`clasp predict` prints it; optional).
     pub describe:
         ROption<extern "C" fn(config: RStr<'_>, prediction: &Record) -> RResult<RString, RString>>,
+    /// Statistics of the training split kept in the head's buffers (positive ratios, class
+    /// counts); called once after `build_head`, before training (optional).
+    pub prepare: ROption<
+        extern "C" fn(
+            host: HostOpsRef,
+            ctx: HostCtx,
+            config: RStr<'_>,
+            train: RSlice<'_, Record>,
+        ) -> RResult<(), RString>,
+    >,
 }
 
 impl RootModule for TaskPluginRef {

@@ -171,6 +171,13 @@ pub trait Task: Send + Sync + 'static {
         None
     }
 
+    /// Statistics of the training split the head keeps in its buffers (`host.buffer` +
+    /// `host.assign`), so they travel with the head into its checkpoint; called once after
+    /// `build_head`, before training. The default keeps nothing.
+    fn prepare(&self, _host: &Host, _config: &TaskConfig, _train: &[Record]) -> Result<()> {
+        Ok(())
+    }
+
     /// One line a person reads for `prediction`; the default lists its values.
     fn describe(&self, _config: &TaskConfig, prediction: &Record) -> Result<String> {
         let values: Vec<String> = prediction

@@ -110,10 +110,17 @@ fn attribute_head_trains_through_the_vtable() {
         let records = dataset(&plugin, &config, &data.path().join("attributes"), "train").unwrap();
         assert_eq!(records.len(), 9, "3 train identities × 3 images");
         let th = TaskHead::build(plugin.clone(), config, 64, &Device::Cpu, 0).unwrap();
+        // The loss needs the training split's positive ratios, kept in the head by `prepare`.
         let b = 4;
         let cls = Tensor::randn(0f32, 1.0, (b, 64), &Device::Cpu).unwrap();
         let patches = Tensor::randn(0f32, 1.0, (b, 64, 4, 2), &Device::Cpu).unwrap();
         let out = th.forward(&cls, &patches, true).unwrap();
+        let e = err(th.loss(&out, &records[..b]));
+        assert!(e.contains("`prepare`"), "{e}");
+        th.prepare(&records).unwrap();
+        let ratio = th.state.buffers.get("head.pos_ratio").unwrap();
+        let female = records.iter().map(|r| r.values[0]).sum::<f32>() / records.len() as f32;
+        assert_eq!(ratio.as_tensor().to_vec1::<f32>().unwrap()[0], female);
         assert_eq!(out.dims(), &[b, 26]);
         let loss = th.loss(&out, &records[..b]).unwrap();
         assert!(loss.to_scalar::<f32>().unwrap() > 0.0);
@@ -197,7 +204,7 @@ fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
     assert!(
         e.contains(&path.display().to_string())
             && e.contains("different layout")
-            && e.contains("too many fields (host 10, plugin 9)")
+            && e.contains("too many fields (host 11, plugin 9)")
             && e.contains("rebuild"),
         "{e}"
     );

@@ -115,7 +115,7 @@ pub fn finetune(
         }
     }
 
-    // 3. The plugin's head, built through the vtable.
+    // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
     let head = TaskHead::build(
         plugin.clone(),
         task_config,
@@ -123,6 +123,7 @@ pub fn finetune(
         device,
         config.run.seed,
     )?;
+    head.prepare(&train)?;
     let model = TaskModel::new(bb, head);
     let size = model.img_size();
 

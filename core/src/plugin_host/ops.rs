@@ -262,11 +262,25 @@ extern "C" fn batch_norm(
 fn update_buffer(c: &CallCtx, t: &Tensor, value: &Tensor) -> Result<()> {
     for (_, var) in c.head.buffers.vars() {
         if var.as_tensor().id() == t.id() {
-            var.set(value)?;
+            if var.dims() != value.dims() {
+                bail!(
+                    "buffer of shape {:?} cannot take a value of shape {:?}",
+                    var.dims(),
+                    value.dims()
+                );
+            }
+            var.set(&value.detach().to_dtype(var.dtype())?)?;
             return Ok(());
         }
     }
-    bail!("batch_norm running statistics must come from `buffer`")
+    bail!("the tensor written to is not a buffer (create it with `buffer`)")
+}
+
+extern "C" fn assign(ctx: HostCtx, buffer: TensorId, value: TensorId) -> RResult<(), RString> {
+    run(ctx, |c| {
+        let (t, v) = (c.get(buffer)?, c.get(value)?);
+        update_buffer(c, &t, &v)
+    })
 }
 
 extern "C" fn layer_norm(
@@ -529,6 +543,7 @@ pub fn host_ops() -> HostOpsRef {
         loss,
         shape,
         to_cpu,
+        assign,
     }
     .leak_into_prefix()
 }

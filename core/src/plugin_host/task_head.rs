@@ -119,6 +119,23 @@ impl TaskHead {
 }
 
 impl TaskHead {
+    /// Lets the plugin keep statistics of the training split in the head (`prepare`); plugins
+    /// without it keep none.
+    pub fn prepare(&self, train: &[Record]) -> Result<()> {
+        let ROption::RSome(prepare) = self.plugin.module.prepare() else {
+            return Ok(());
+        };
+        let ctx = CallCtx::new(&self.state, &self.device);
+        prepare(
+            host_ops(),
+            ctx.handle(),
+            RStr::from(self.config.as_str()),
+            train.into(),
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("prepare", e))
+    }
+
     /// The plugin's one-line reading of a prediction (its values when it offers none).
     pub fn describe(&self, prediction: &Record) -> Result<String> {
         match self.plugin.module.describe() {

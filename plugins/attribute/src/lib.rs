@@ -9,12 +9,10 @@ mod chart;
 mod metrics;
 mod table;
 
-use std::path::Path;
-use std::sync::Mutex;
-
 use clasp_sdk::{
     export_task, fail, FeatureMaps, Host, Init, Record, Result, Spec, Task, TaskConfig, Tensor,
 };
+use std::path::Path;
 
 /// PA-100K's attributes, in its order (the synthetic tables use the same).
 pub const PA100K: [&str; 26] = [
@@ -46,9 +44,15 @@ pub const PA100K: [&str; 26] = [
     "boots",
 ];
 
-pub struct AttributeTask {
-    /// Positive ratio of each attribute in the training split (set by `dataset("train")`).
-    pos_ratio: Mutex<Option<Vec<f32>>>,
+/// Stateless: what a head learns from the training split (the positive ratios) lives in the
+/// head's `pos_ratio` buffer, so concurrent heads never share it and checkpoints keep it.
+pub struct AttributeTask;
+
+/// The head buffer holding each attribute's positive ratio; −1 until `prepare` sets it.
+const POS_RATIO: &str = "pos_ratio";
+
+fn pos_ratio_buffer<'h>(host: &'h Host) -> Result<Tensor<'h>> {
+    host.buffer(POS_RATIO, &[PA100K.len()], Init::Constant(-1.0))
 }
 
 fn logits_of<'h>(
@@ -125,9 +129,7 @@ fn loss_weights(weighting: &str, ratio: &[f32], y: &[f32]) -> Result<Vec<f32>> {
 
 impl Task for AttributeTask {
     fn new() -> Self {
-        Self {
-            pos_ratio: Mutex::new(None),
-        }
+        Self
     }
 
     fn spec(&self) -> Spec {
@@ -203,9 +205,32 @@ impl Task for AttributeTask {
             loss_weights(&weighting, &[0.5], &[1.0])?;
         }
         // Parameters are created on first use; a dry run on a zero feature creates them all.
+        pos_ratio_buffer(host)?;
         let width = pooled_width(cfg, dim)?;
         let x = host.constant(&[1, width], &vec![0.0; width])?;
         logits_of(host, cfg, x, width, false).map(|_| ())
+    }
+
+    fn prepare(&self, host: &Host, _cfg: &TaskConfig, train: &[Record]) -> Result<()> {
+        let a = PA100K.len();
+        if train.is_empty() {
+            fail!("the training split is empty: no positive ratios");
+        }
+        let mut ratio = vec![0.0f32; a];
+        for r in train {
+            if r.values.len() != a {
+                fail!(
+                    "{}: {} attribute values, expected {a}",
+                    r.image,
+                    r.values.len()
+                );
+            }
+            for (p, v) in ratio.iter_mut().zip(r.values.iter()) {
+                *p += *v;
+            }
+        }
+        ratio.iter_mut().for_each(|p| *p /= train.len() as f32);
+        host.assign(pos_ratio_buffer(host)?, host.constant(&[a], &ratio)?)
     }
 
     fn forward<'h>(
@@ -242,10 +267,10 @@ impl Task for AttributeTask {
         if weighting == "none" {
             return host.bce_with_logits(output, target, None);
         }
-        let ratio = self.pos_ratio.lock().expect("poisoned").clone();
-        let Some(ratio) = ratio else {
-            fail!("positive ratios unknown: the host must list the training split (dataset \"train\") first");
-        };
+        let (_, ratio) = pos_ratio_buffer(host)?.to_cpu()?;
+        if ratio.iter().any(|p| *p < 0.0) {
+            fail!("positive ratios unknown: the host must call `prepare` with the training split");
+        }
         let w = loss_weights(&weighting, &ratio, &y)?;
         let weight = host.constant(&[targets.len(), a], &w)?;
         host.bce_with_logits(output, target, Some(weight))
@@ -300,13 +325,6 @@ impl Task for AttributeTask {
                 "{}: columns are not PA-100K's 26 attributes in order",
                 root.join(&name).display()
             );
-        }
-        if split == "train" {
-            let n = t.rows.len().max(1) as f32;
-            let ratio = (0..PA100K.len())
-                .map(|j| t.rows.iter().map(|r| r.values[j]).sum::<f32>() / n)
-                .collect();
-            *self.pos_ratio.lock().expect("poisoned") = Some(ratio);
         }
         Ok(t.rows)
     }

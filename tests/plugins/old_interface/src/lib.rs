@@ -21,6 +21,7 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         dataset,
         visualize: ROption::RNone,
         describe: ROption::RNone,
+        prepare: ROption::RNone,
     }
     .leak_into_prefix()
 }

@@ -1,5 +1,5 @@
 //! A plugin built against an SDK whose root module has another layout: `sdk-before-describe`,
-//! the SDK before `describe` was appended (9 fields instead of 10). abi_stable lets a plugin be
+//! the SDK before `describe` and `prepare` were appended (9 fields instead of 11). abi_stable lets a plugin be
 //! newer than the host, never older, so the host must refuse it by layout.
 
 #[path = "../../old_interface/src/never.rs"]
