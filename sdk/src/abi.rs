@@ -143,6 +143,15 @@ pub struct PluginSpec {
     pub head_variants: RVec<RString>,
 }
 
+/// One input of `evaluate_files`: what the file is (`results`, `gt`, `features`, `pred_dir`, …)
+/// and where.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct NamedPath {
+    pub name: RString,
+    pub path: RString,
+}
+
 /// A named metric value.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]

@@ -2,14 +2,15 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec};
 
 use crate::abi::{
-    Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId, INTERFACE_VERSION,
+    Features, HostCtx, HostOpsRef, Metric, NamedPath, PluginSpec, Record, TensorId,
+    INTERFACE_VERSION,
 };
 use crate::host::Host;
 use crate::plugin::{TaskPlugin, TaskPluginRef};
@@ -119,12 +120,7 @@ extern "C" fn evaluate<T: Task>(
             predictions.as_slice(),
             targets.as_slice(),
         )?;
-        Ok(m.into_iter()
-            .map(|(name, value)| Metric {
-                name: name.into(),
-                value,
-            })
-            .collect())
+        Ok(metrics_of(m))
     })
 }
 
@@ -185,6 +181,32 @@ extern "C" fn prepare<T: Task>(
     })
 }
 
+fn metrics_of(m: Vec<(String, f64)>) -> RVec<Metric> {
+    m.into_iter()
+        .map(|(name, value)| Metric {
+            name: name.into(),
+            value,
+        })
+        .collect()
+}
+
+extern "C" fn evaluate_files<T: Task>(
+    config: RStr<'_>,
+    inputs: RSlice<'_, NamedPath>,
+) -> RResult<RVec<Metric>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        let inputs: Vec<(String, PathBuf)> = inputs
+            .iter()
+            .map(|i| (i.name.to_string(), PathBuf::from(i.path.as_str())))
+            .collect();
+        task::<T>()
+            .evaluate_files(&cfg, &inputs)
+            .unwrap_or_else(|| Err(Error("this task evaluates no external result files".into())))
+            .map(metrics_of)
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -199,6 +221,7 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         visualize: ROption::RSome(visualize::<T>),
         describe: ROption::RSome(describe::<T>),
         prepare: ROption::RSome(prepare::<T>),
+        evaluate_files: ROption::RSome(evaluate_files::<T>),
     }
     .leak_into_prefix()
 }

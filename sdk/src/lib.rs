@@ -12,11 +12,13 @@ pub mod draw;
 pub mod export;
 pub mod host;
 pub mod plugin;
+pub mod pool;
 pub mod task;
 
 pub use abi::{Features, PluginSpec, Record, TensorId, INTERFACE_VERSION};
 pub use abi_stable;
 pub use host::{Host, Init, Result, Tensor};
+pub use pool::Pool;
 pub use task::{FeatureMaps, Spec, Task, TaskConfig};
 
 /// An error a plugin reports to the host.

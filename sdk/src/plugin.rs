@@ -6,7 +6,7 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
-use crate::abi::{Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId};
+use crate::abi::{Features, HostCtx, HostOpsRef, Metric, NamedPath, PluginSpec, Record, TensorId};
 
 /// Every function returns `RErr(message)` on failure, panics included: the host names the plugin
 /// and the call. `config` is the task's configuration as a JSON object.
@@ -72,8 +72,8 @@ pub struct TaskPlugin {
     /// One line a person reads for a prediction (`clasp predict` prints it; optional).
     pub describe:
         ROption<extern "C" fn(config: RStr<'_>, prediction: &Record) -> RResult<RString, RString>>,
-    /// Statistics of the training split kept in the head's buffers (positive ratios, class
-    /// counts); called once after `build_head`, before training (optional).
+    /// What the head needs of the training split (positive ratios, class counts), kept in its
+    /// buffers; fine-tuning calls it once before `build_head` (optional).
     pub prepare: ROption<
         extern "C" fn(
             host: HostOpsRef,
@@ -81,6 +81,14 @@ pub struct TaskPlugin {
             config: RStr<'_>,
             train: RSlice<'_, Record>,
         ) -> RResult<(), RString>,
+    >,
+    /// Metrics of predictions another system wrote to files (`clasp eval --task NAME …`),
+    /// in the task's usual exchange formats (optional).
+    pub evaluate_files: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            inputs: RSlice<'_, NamedPath>,
+        ) -> RResult<RVec<Metric>, RString>,
     >,
 }
 

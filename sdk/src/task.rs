@@ -1,6 +1,6 @@
 //! The trait a plugin author implements, and the configuration it receives.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::RString;
 use serde_json::{Map, Value};
@@ -171,11 +171,24 @@ pub trait Task: Send + Sync + 'static {
         None
     }
 
-    /// Statistics of the training split the head keeps in its buffers (`host.buffer` +
-    /// `host.assign`), so they travel with the head into its checkpoint; called once after
-    /// `build_head`, before training. The default keeps nothing.
+    /// What the head needs of the training split (class count, positive ratios), kept in its
+    /// buffers (`host.buffer` + `host.assign`) so it travels with the head into its checkpoint.
+    /// Fine-tuning calls it once, before `build_head`, which may read those buffers; a head
+    /// loaded from a checkpoint gets its buffers back before `build_head` instead. The default
+    /// keeps nothing.
     fn prepare(&self, _host: &Host, _config: &TaskConfig, _train: &[Record]) -> Result<()> {
         Ok(())
+    }
+
+    /// Metrics of predictions another system wrote to files, named as `clasp eval` passes them
+    /// (`results` + `gt`, `features`, `pred_dir` + `gt_dir`, `pred` + `gt`); `None` when the
+    /// task reads no such files.
+    fn evaluate_files(
+        &self,
+        _config: &TaskConfig,
+        _inputs: &[(String, PathBuf)],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        None
     }
 
     /// One line a person reads for `prediction`; the default lists its values.

@@ -2,7 +2,6 @@
 //! vtable, and every kind of broken plugin is refused or contained with a message naming it.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use clap::Parser;
@@ -11,70 +10,8 @@ use clasp_core::plugin_host::task_config::resolve;
 use clasp_core::plugin_host::task_head::{dataset, TaskHead};
 use clasp_core::plugin_host::{load, loader::sha256_file};
 
-/// The plugin crates these tests load, built once per test run as shared libraries.
-const PLUGIN_CRATES: [&str; 4] = [
-    "clasp-plugin-attribute",
-    "clasp-test-plugin-faulty",
-    "clasp-test-plugin-bad-spec",
-    "clasp-test-plugin-old-interface",
-];
-
-/// `cargo test` builds libraries only as rlibs, so the `cdylib`s are built here, with cargo, into
-/// their own target directory (`target/test-plugins`; the test run holds no lock on it).
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let target = root.join("target").join("test-plugins");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root)
-            .arg("build")
-            .env("CARGO_TARGET_DIR", &target);
-        for c in PLUGIN_CRATES {
-            cmd.args(["-p", c]);
-        }
-        let status = cmd
-            .status()
-            .expect("running cargo to build the test plugins");
-        assert!(status.success(), "building the plugins failed");
-        target.join("debug")
-    })
-}
-
-/// Builds the cargo workspace at `dir` (relative to the repository) into the test plugins' target
-/// directory, apart from this workspace, and returns its library `lib<name>.so`.
-fn build_apart(dir: &str, name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = root.join("target").join("test-plugins");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--manifest-path", &format!("{dir}/Cargo.toml")])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{dir} must build on its own");
-    let lib = target.join("debug").join(format!("lib{name}.so"));
-    assert!(lib.exists(), "{} was not built", lib.display());
-    lib
-}
-
-fn library(name: &str) -> PathBuf {
-    let path = plugin_dir().join(format!("lib{name}.so"));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
-fn err(r: anyhow::Result<impl Sized>) -> String {
-    match r {
-        Ok(_) => panic!("expected an error"),
-        Err(e) => format!("{e:#}"),
-    }
-}
+mod common;
+use common::plugin_libs::{build_apart, clasp_exe, err, library, plugin_dir};
 
 fn attribute_data() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -204,7 +141,7 @@ fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
     assert!(
         e.contains(&path.display().to_string())
             && e.contains("different layout")
-            && e.contains("too many fields (host 11, plugin 9)")
+            && e.contains("too many fields (host 12, plugin 9)")
             && e.contains("rebuild"),
         "{e}"
     );
@@ -484,10 +421,6 @@ fn a_configured_task_embedding_seeds_the_prompt() {
 }
 
 /// The `clasp` binary of this build.
-fn clasp_exe() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("clasp")
-}
 
 #[test]
 fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
@@ -615,3 +548,84 @@ const LEARNING_IDENTITIES: u32 = 7500;
 const LEARNING_EPOCHS: usize = 5;
 /// Chance is 0.5 exactly for any constant predictor.
 const LEARNING_MIN_MA: f64 = 0.53;
+
+/// `clasp eval --task attribute --pred P --gt T` scores a prediction table another system wrote
+/// with the plugin's own metrics; a missing row is named.
+#[test]
+fn clasp_eval_scores_an_attribute_prediction_table() {
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    let data = attribute_data();
+    let root = data.path().join("attributes");
+    let gt_file = root.join("test.csv");
+    let text = std::fs::read_to_string(&gt_file).unwrap();
+    let mut lines = text.lines();
+    let mut pred = vec![lines.next().unwrap().to_string()];
+    let mut preds = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        // Confident and right, except the first attribute, which is confidently wrong.
+        let p: Vec<f32> = f[1..]
+            .iter()
+            .enumerate()
+            .map(|(k, v)| match (k == 0, *v == "1") {
+                (false, true) | (true, false) => 0.8,
+                _ => 0.3,
+            })
+            .collect();
+        let cells: Vec<String> = p.iter().map(|v| v.to_string()).collect();
+        pred.push(format!("{},{}", f[0], cells.join(",")));
+        preds.push(clasp_sdk::abi::Record {
+            values: p.into(),
+            ..Default::default()
+        });
+    }
+    let config = resolve(&plugin.spec, &toml::Table::new()).unwrap();
+    let gt = dataset(&plugin, &config, &root, "test").unwrap();
+    let th = TaskHead::build(plugin, config, 8, &Device::Cpu, 0).unwrap();
+    let want = th.evaluate(&preds, &gt).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (pred_file, out) = (dir.path().join("preds.csv"), dir.path().join("m.json"));
+    std::fs::write(&pred_file, pred.join("\n") + "\n").unwrap();
+    let run = |pred_file: &Path| {
+        std::process::Command::new(clasp_exe())
+            .args(["eval", "--task", "attribute", "--pred"])
+            .arg(pred_file)
+            .arg("--gt")
+            .arg(&gt_file)
+            .arg("--out")
+            .arg(&out)
+            .env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&pred_file);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for m in &want {
+        let g = got["metrics"][m.name.as_str()].as_f64().unwrap();
+        assert!(
+            (g - m.value).abs() < 1e-12,
+            "{}: {g} vs {}",
+            m.name,
+            m.value
+        );
+    }
+    assert!(
+        want[0].value < 1.0 && want[0].value > 0.5,
+        "mA {}",
+        want[0].value
+    );
+
+    let missing_row = pred[2].split(',').next().unwrap().to_string();
+    pred.remove(2);
+    std::fs::write(&pred_file, pred.join("\n") + "\n").unwrap();
+    let o = run(&pred_file);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains(&missing_row) && stderr.contains("no prediction"),
+        "{stderr}"
+    );
+}

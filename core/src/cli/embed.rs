@@ -1,4 +1,6 @@
-//! `clasp embed`: CLS and pooled patch features of every image in a folder.
+//! `clasp embed`: features of every image in a folder — the backbone's CLS and mean patch token
+//! for a backbone checkpoint; the task head's output (for reid, the retrieval feature) for a task
+//! checkpoint.
 
 use std::path::PathBuf;
 
@@ -11,16 +13,18 @@ use super::GlobalArgs;
 use crate::checkpoint;
 use crate::data::images::{list_images, load_normalized};
 use crate::device::parse_device;
+use crate::finetune::TaskModel;
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
-    /// Backbone checkpoint directory.
+    /// Backbone checkpoint directory, or a task checkpoint (from `clasp finetune`).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Folder of images.
     #[arg(long)]
     pub images: PathBuf,
-    /// Output safetensors (`cls`, `patch_mean`); the image list goes to `<out>.images.txt`.
+    /// Output safetensors (`cls` and `patch_mean`, or `features` for a task checkpoint); the
+    /// image list goes to `<out>.images.txt`.
     #[arg(long)]
     pub out: PathBuf,
     /// Task whose prompt (and folded gates) to use, for models with prompts.
@@ -34,7 +38,20 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let config = g.load()?;
     let device = parse_device(&config.run.device)?;
     let backbone = checkpoint::load(&args.checkpoint, &device)?;
-    let vit = backbone.for_inference(args.task.as_deref(), config.model.moe.fold_threshold)?;
+    let threshold = config.model.moe.fold_threshold;
+    let task_model = match backbone.manifest.plugin {
+        Some(_) => {
+            let mut m = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
+            m.fold_for_inference(threshold)?;
+            Some(m)
+        }
+        None => None,
+    };
+    // A task checkpoint runs through its own task's prompt; a backbone needs `--task` to pick one.
+    let vit = match task_model {
+        Some(_) => None,
+        None => Some(backbone.for_inference(args.task.as_deref(), threshold)?),
+    };
     let [h, w] = backbone.manifest.img_size;
     let files = list_images(&args.images)?;
     if files.is_empty() {
@@ -46,7 +63,8 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
         "embed {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
     )?);
-    let (mut cls, mut pooled, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+    let (mut cls, mut pooled, mut head) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut kept, mut skipped) = (Vec::new(), 0usize);
     for chunk in files.chunks(args.batch.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
         let mut n = 0;
@@ -68,6 +86,13 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
             continue;
         }
         let x = Tensor::from_vec(pixels, (n, 3, h, w), &device)?;
+        if let Some(m) = &task_model {
+            head.push(m.forward(&x, false)?.to_device(&candle_core::Device::Cpu)?);
+            continue;
+        }
+        let vit = vit
+            .as_ref()
+            .expect("a backbone checkpoint has its folded model");
         let out = vit.forward(&x, args.task.as_deref())?;
         cls.push(out.cls.to_device(&candle_core::Device::Cpu)?);
         pooled.push(out.pooled_patches()?.to_device(&candle_core::Device::Cpu)?);
@@ -80,10 +105,14 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
             args.images.display()
         );
     }
-    let tensors = std::collections::HashMap::from([
-        ("cls".to_string(), Tensor::cat(&cls, 0)?),
-        ("patch_mean".to_string(), Tensor::cat(&pooled, 0)?),
-    ]);
+    let tensors = if task_model.is_some() {
+        std::collections::HashMap::from([("features".to_string(), Tensor::cat(&head, 0)?)])
+    } else {
+        std::collections::HashMap::from([
+            ("cls".to_string(), Tensor::cat(&cls, 0)?),
+            ("patch_mean".to_string(), Tensor::cat(&pooled, 0)?),
+        ])
+    };
     candle_core::safetensors::save(&tensors, &args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let list_path = PathBuf::from(format!("{}.images.txt", args.out.display()));

@@ -1,21 +1,49 @@
 //! `clasp eval --checkpoint TASK_CKPT [--data DIR] [--split test]`: a task checkpoint's metrics on
 //! a split, through the plugin its manifest names.
+//!
+//! `clasp eval --task NAME --results F --gt F` (and `--features`, `--pred-dir`/`--gt-dir`,
+//! `--pred`): metrics of results another system wrote, read and scored by the task's plugin —
+//! how users compare toolboxes on equal terms.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::config::Config;
 use crate::device::parse_device;
 use crate::finetune::{evaluate, TaskModel};
-use crate::plugin_host::task_head::dataset;
+use crate::plugin_host::loader::find_task;
+use crate::plugin_host::task_config::resolve;
+use crate::plugin_host::task_head::{dataset, evaluate_files};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Task checkpoint directory (written by `clasp finetune`).
+    #[arg(long, required_unless_present = "task", conflicts_with = "task")]
+    pub checkpoint: Option<PathBuf>,
+    /// Score result files written by another system with this task's plugin instead.
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub task: Option<String>,
+    /// Result file (pose: COCO results JSON).
+    #[arg(long, requires = "task")]
+    pub results: Option<PathBuf>,
+    /// Ground truth (pose: COCO keypoints JSON; attribute: the label table).
+    #[arg(long, requires = "task")]
+    pub gt: Option<PathBuf>,
+    /// ReID features: safetensors with query/gallery features, pids and camids.
+    #[arg(long, requires = "task")]
+    pub features: Option<PathBuf>,
+    /// Folder of predicted label maps (parsing).
+    #[arg(long, requires = "task")]
+    pub pred_dir: Option<PathBuf>,
+    /// Folder of ground-truth label maps (parsing).
+    #[arg(long, requires = "task")]
+    pub gt_dir: Option<PathBuf>,
+    /// Predictions table (attribute: probabilities per image and attribute).
+    #[arg(long, requires = "task")]
+    pub pred: Option<PathBuf>,
     /// Dataset root in the task's format (default: `finetune.data` of the config).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -29,8 +57,11 @@ pub struct EvalArgs {
 
 pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
     let config = g.load()?;
+    let Some(checkpoint) = args.checkpoint.clone() else {
+        return run_on_files(&config, &args);
+    };
     let device = parse_device(&config.run.device)?;
-    let mut model = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
+    let mut model = TaskModel::load(&checkpoint, &config.plugins, &device)?;
     model.fold_for_inference(config.model.moe.fold_threshold)?;
     let root = match &args.data {
         Some(d) => d.clone(),
@@ -55,15 +86,65 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
     if let Some(out) = &args.out {
         let json = serde_json::json!({
             "task": model.task(),
-            "checkpoint": args.checkpoint,
+            "checkpoint": checkpoint,
             "data": root,
             "split": args.split,
             "samples": n,
             "skipped": eval.skipped,
             "metrics": eval.metrics.iter().map(|(k, v)| (k.clone(), (*v).into())).collect::<serde_json::Map<_, _>>(),
         });
-        std::fs::write(out, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", out.display()))?;
+        write_json(out, &json)?;
+    }
+    Ok(())
+}
+
+fn write_json(out: &Path, json: &serde_json::Value) -> Result<()> {
+    std::fs::write(out, serde_json::to_string_pretty(json)?)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// `--task NAME` with result files: the plugin reads and scores them.
+fn run_on_files(config: &Config, args: &EvalArgs) -> Result<()> {
+    let task = args
+        .task
+        .as_deref()
+        .context("--task or --checkpoint is required")?;
+    let inputs: Vec<(String, PathBuf)> = [
+        ("results", &args.results),
+        ("gt", &args.gt),
+        ("features", &args.features),
+        ("pred_dir", &args.pred_dir),
+        ("gt_dir", &args.gt_dir),
+        ("pred", &args.pred),
+    ]
+    .into_iter()
+    .filter_map(|(name, p)| p.as_ref().map(|p| (name.to_string(), p.clone())))
+    .collect();
+    if inputs.is_empty() {
+        bail!(
+            "--task {task}: give the files to score (--results/--gt, --features, \
+             --pred-dir/--gt-dir or --pred/--gt)"
+        );
+    }
+    let plugin = find_task(&config.plugins, task)?;
+    let task_config = resolve(&plugin.spec, &config.task)?;
+    let metrics = evaluate_files(&plugin, &task_config, &inputs)?;
+    let summary: Vec<String> = metrics
+        .iter()
+        .map(|m| format!("{} {:.4}", m.name, m.value))
+        .collect();
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|(k, p)| format!("{k} {}", p.display()))
+        .collect();
+    println!("{task} on {}: {}", names.join(", "), summary.join(", "));
+    if let Some(out) = &args.out {
+        let json = serde_json::json!({
+            "task": task,
+            "inputs": inputs.iter().map(|(k, p)| (k.clone(), p.display().to_string().into())).collect::<serde_json::Map<_, _>>(),
+            "metrics": metrics.iter().map(|m| (m.name.to_string(), m.value.into())).collect::<serde_json::Map<_, _>>(),
+        });
+        write_json(out, &json)?;
     }
     Ok(())
 }

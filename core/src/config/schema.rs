@@ -24,11 +24,21 @@ pub struct FinetuneSettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub warmup_epochs: usize,
+    /// Evaluate every this many epochs (and always after the last).
+    pub eval_every: usize,
     /// Loader threads.
     pub workers: usize,
     /// safetensors file with the text embedding (`embedding`, `[text_dim]`) that seeds a new task
     /// prompt; empty: the teacher's, or a fixed vector hashed from the task's description.
     pub task_embedding: String,
+    /// How training batches are drawn: `shuffle`, or `identity` (P identities × K images, the
+    /// identity being each record's first integer: what batch-hard triplet losses need).
+    pub sampler: String,
+    /// K of the `identity` sampler; P is `batch_size / K`.
+    pub instances_per_identity: usize,
+    /// Random horizontal flips in training; unset: on for the tasks whose targets a flip leaves
+    /// unchanged (attribute, reid), off otherwise.
+    pub flip: Option<bool>,
 }
 
 impl Default for FinetuneSettings {
@@ -38,8 +48,12 @@ impl Default for FinetuneSettings {
             epochs: 20,
             batch_size: 32,
             warmup_epochs: 1,
+            eval_every: 1,
             workers: 2,
             task_embedding: String::new(),
+            sampler: "shuffle".into(),
+            instances_per_identity: 4,
+            flip: None,
         }
     }
 }

@@ -71,6 +71,21 @@ impl<D: Dataset> Loader<D> {
         &self.dataset
     }
 
+    /// How many batches an epoch has (the same for every epoch).
+    pub fn batches_per_epoch(&self) -> Result<usize> {
+        let n = self
+            .cfg
+            .sampler
+            .order(self.dataset.len(), self.cfg.seed, 0, self.cfg.shard)?
+            .len();
+        let bs = self.cfg.batch_size.max(1);
+        Ok(if self.cfg.drop_last {
+            n / bs
+        } else {
+            n.div_ceil(bs)
+        })
+    }
+
     /// Batches of `epoch`, in order, prepared by the worker threads.
     pub fn epoch(&self, epoch: u64) -> Result<EpochIter<D::Item>> {
         let order =

@@ -1,6 +1,6 @@
 //! A task's samples as loader items: the resized, normalised image and its record.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use clasp_sdk::abi::Record;
 use rand::Rng;
@@ -49,8 +49,8 @@ impl Dataset for TaskImages {
     }
 }
 
-/// Batches of a task's samples at the model's input size. Training shuffles (and flips when the
-/// task allows it); evaluation keeps the listed order.
+/// Batches of a task's samples at the model's input size. Training draws them as `train` says;
+/// evaluation keeps the listed order.
 pub fn task_loader(
     records: Vec<Record>,
     [height, width]: [usize; 2],
@@ -59,7 +59,7 @@ pub fn task_loader(
     seed: u64,
 ) -> Loader<TaskImages> {
     let (sampler, flip) = match train {
-        Some(t) => (Sampler::Shuffle, t.flip),
+        Some(t) => (t.sampler, t.flip),
         None => (Sampler::Sequential, false),
     };
     Loader::new(
@@ -82,10 +82,57 @@ pub fn task_loader(
 }
 
 /// How training batches are drawn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TrainOrder {
+    pub sampler: Sampler,
     /// Random horizontal flips (only for tasks whose targets do not change under a flip).
     pub flip: bool,
+}
+
+/// Tasks whose targets a horizontal flip leaves unchanged.
+const FLIP_INVARIANT: [&str; 2] = ["attribute", "reid"];
+
+impl TrainOrder {
+    /// The order `finetune.sampler`, `finetune.instances_per_identity` and `finetune.flip` ask
+    /// for, checked against the training records of `task`.
+    pub fn from_settings(
+        settings: &FinetuneSettings,
+        task: &str,
+        train: &[Record],
+    ) -> Result<Self> {
+        let flip = settings
+            .flip
+            .unwrap_or_else(|| FLIP_INVARIANT.contains(&task));
+        let sampler = match settings.sampler.as_str() {
+            "shuffle" => Sampler::Shuffle,
+            "identity" => {
+                let (k, b) = (settings.instances_per_identity, settings.batch_size);
+                if k == 0 || b % k != 0 || b / k < 2 {
+                    bail!(
+                        "config key `finetune.instances_per_identity` = {k}: the identity sampler \
+                         needs K ≥ 1 dividing `finetune.batch_size` = {b} into P ≥ 2 identities"
+                    );
+                }
+                let pids = train
+                    .iter()
+                    .map(|r| {
+                        r.ints.first().copied().with_context(|| {
+                            format!(
+                                "config key `finetune.sampler` = \"identity\": sample {} has no \
+                                 identity (no integer label)",
+                                r.image
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<i64>>>()?;
+                Sampler::IdentityBalanced { p: b / k, k, pids }
+            }
+            other => bail!(
+                "config key `finetune.sampler` = {other:?}: expected \"shuffle\" or \"identity\""
+            ),
+        };
+        Ok(Self { sampler, flip })
+    }
 }
 
 /// The loaded pixels of a batch as one `[B, 3, H, W]` tensor.
@@ -117,4 +164,64 @@ pub fn report_skipped(what: &str, skipped: &[Skipped]) {
         names.join("; "),
         if skipped.len() > 5 { "; …" } else { "" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(pids: &[i64]) -> Vec<Record> {
+        pids.iter()
+            .map(|p| Record {
+                image: format!("{p}.jpg").into(),
+                ints: vec![*p].into(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_identity_sampler_is_checked_and_flips_follow_the_task() {
+        let mut s = FinetuneSettings {
+            batch_size: 8,
+            sampler: "identity".into(),
+            ..Default::default()
+        };
+        let o = TrainOrder::from_settings(&s, "reid", &records(&[0, 0, 1, 1, 2])).unwrap();
+        assert!(o.flip);
+        assert_eq!(
+            o.sampler,
+            Sampler::IdentityBalanced {
+                p: 2,
+                k: 4,
+                pids: vec![0, 0, 1, 1, 2]
+            }
+        );
+        assert!(
+            !TrainOrder::from_settings(&s, "pose", &records(&[0, 1]))
+                .unwrap()
+                .flip
+        );
+        s.flip = Some(true);
+        assert!(
+            TrainOrder::from_settings(&s, "pose", &records(&[0, 1]))
+                .unwrap()
+                .flip
+        );
+
+        s.instances_per_identity = 3;
+        let e = TrainOrder::from_settings(&s, "reid", &records(&[0, 1])).unwrap_err();
+        assert!(
+            e.to_string().contains("finetune.instances_per_identity"),
+            "{e}"
+        );
+        s.instances_per_identity = 4;
+        let mut unlabelled = records(&[0, 1]);
+        unlabelled[1].ints = Vec::new().into();
+        let e = TrainOrder::from_settings(&s, "reid", &unlabelled).unwrap_err();
+        assert!(e.to_string().contains("1.jpg"), "{e}");
+        s.sampler = "balanced".into();
+        let e = TrainOrder::from_settings(&s, "reid", &unlabelled).unwrap_err();
+        assert!(e.to_string().contains("finetune.sampler"), "{e}");
+    }
 }

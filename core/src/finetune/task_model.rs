@@ -132,17 +132,22 @@ impl TaskModel {
                 &plugin.sha256[..12]
             );
         }
-        let head = TaskHead::build(plugin, wanted.config, backbone.vit.cfg.embed_dim, device, 0)?;
         let path = dir.join(HEAD_FILE);
-        head.state
-            .load_strict(read_tensors(&path, device)?)
-            .with_context(|| {
-                format!(
-                    "loading {} into the head `{}` builds",
-                    path.display(),
-                    head.plugin.name()
-                )
-            })?;
+        let dim = backbone.vit.cfg.embed_dim;
+        let head = TaskHead::restore(
+            plugin,
+            wanted.config,
+            dim,
+            device,
+            read_tensors(&path, device)?,
+        )
+        .with_context(|| {
+            format!(
+                "loading {} into the head `{}` builds",
+                path.display(),
+                wanted.name
+            )
+        })?;
         Ok(Self::new(backbone, head))
     }
 }

@@ -46,13 +46,19 @@ fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
         name: "train loss",
         values: history.iter().map(|e| e.train_loss).collect(),
     }];
-    if let Some(first) = history.first() {
-        for (i, (name, _)) in first.metrics.iter().enumerate() {
+    // Metric names from an evaluated epoch; epochs without evaluation are gaps (NaN).
+    if let Some(evaluated) = history.iter().find(|e| !e.metrics.is_empty()) {
+        for (name, _) in &evaluated.metrics {
             out.push(Series {
                 name,
                 values: history
                     .iter()
-                    .map(|e| e.metrics.get(i).map_or(f64::NAN, |m| m.1))
+                    .map(|e| {
+                        e.metrics
+                            .iter()
+                            .find(|m| m.0 == *name)
+                            .map_or(f64::NAN, |m| m.1)
+                    })
                     .collect(),
             });
         }
@@ -86,6 +92,8 @@ pub fn finetune(
             test.len()
         );
     }
+    // How batches are drawn, checked before any model is built.
+    let order = TrainOrder::from_settings(ft, &task, &train)?;
 
     // 2. The backbone, with a prompt for this task seeded from its description sentence.
     let mut bb = match backbone_dir {
@@ -116,14 +124,14 @@ pub fn finetune(
     }
 
     // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
-    let head = TaskHead::build(
+    let head = TaskHead::build_for_training(
         plugin.clone(),
         task_config,
         bb.vit.cfg.embed_dim,
         device,
         config.run.seed,
+        &train,
     )?;
-    head.prepare(&train)?;
     let model = TaskModel::new(bb, head);
     let size = model.img_size();
 
@@ -142,7 +150,8 @@ pub fn finetune(
             max_grad_norm: (o.clip_grad > 0.0).then_some(o.clip_grad),
         },
     )?;
-    let steps_per_epoch = train.len().div_ceil(ft.batch_size.max(1));
+    let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
+    let steps_per_epoch = train_loader.batches_per_epoch()?;
     let schedule = CosineSchedule {
         base: o.lr,
         final_value: o.min_lr,
@@ -150,11 +159,6 @@ pub fn finetune(
         warmup_steps: ft.warmup_epochs * steps_per_epoch,
         warmup_start: 0.0,
     };
-    // Flips would swap left/right targets; only the attribute task is flip-invariant here.
-    let order = TrainOrder {
-        flip: task == "attribute",
-    };
-    let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
 
     // 5. Epochs.
     let metrics_path = run.path.join("metrics.jsonl");
@@ -189,14 +193,20 @@ pub fn finetune(
         bar.finish_and_clear();
         report_skipped(&format!("epoch {}", epoch + 1), &epoch_batches.skipped());
 
-        // Evaluation through the plugin's decode and metrics.
-        let eval = evaluate(&model, test.clone(), ft, device)?;
+        // Evaluation through the plugin's decode and metrics, every `eval_every` epochs and
+        // after the last.
+        let last = epoch + 1 == ft.epochs;
+        let metrics = if last || (epoch + 1) % ft.eval_every.max(1) == 0 {
+            evaluate(&model, test.clone(), ft, device)?.metrics
+        } else {
+            Vec::new()
+        };
         let record = EpochMetrics {
             epoch: epoch + 1,
             step,
             train_loss: loss_sum / batches.max(1) as f64,
             lr: schedule.at(step.saturating_sub(1)),
-            metrics: eval.metrics,
+            metrics,
         };
         println!(
             "epoch {}/{}: loss {:.4}, {}",

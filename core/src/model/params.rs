@@ -107,6 +107,18 @@ impl ParamStore {
         Ok(out)
     }
 
+    /// Adds the variable `name` holding `value` (a copy, moved to this store's device and dtype);
+    /// an existing variable of that name is an error.
+    pub fn insert(&self, name: &str, value: &Tensor) -> Result<()> {
+        let mut inner = self.inner.lock().expect("param store poisoned");
+        if inner.vars.contains_key(name) {
+            bail!("parameter `{name}` exists already");
+        }
+        let t = value.to_dtype(self.dtype)?.to_device(&self.device)?;
+        inner.vars.insert(name.to_string(), Var::from_tensor(&t)?);
+        Ok(())
+    }
+
     /// All variables, sorted by name.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let inner = self.inner.lock().expect("param store poisoned");

@@ -36,6 +36,17 @@ impl HeadState {
         out
     }
 
+    /// Puts the buffers among `tensors` (as [`Self::tensors`] saved them) in place before the
+    /// head is built, so `build_head` sees what `prepare` once stored (e.g. a class count).
+    pub fn restore_buffers(&self, tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<()> {
+        for (k, v) in tensors {
+            if let Some(name) = k.strip_prefix(BUFFER_PREFIX) {
+                self.buffers.insert(name, v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Loads what [`Self::tensors`] saved; the head must already be built, and any missing or
     /// unexpected tensor is an error that names it.
     pub fn load_strict(&self, tensors: BTreeMap<String, Tensor>) -> anyhow::Result<()> {

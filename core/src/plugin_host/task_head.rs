@@ -1,12 +1,13 @@
 //! A plugin's head on the host: builds it, runs its forward, loss and decode through the vtable,
 //! and names the plugin and the call in every error.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::{ROption, RStr};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use clasp_sdk::abi::{Features, Metric, Record};
+use clasp_sdk::abi::{Features, Metric, NamedPath, Record};
 
 use super::head::HeadState;
 use super::loader::Plugin;
@@ -22,7 +23,8 @@ pub struct TaskHead {
 }
 
 impl TaskHead {
-    /// Creates the head's parameters (`build_head`).
+    /// Creates the head's parameters (`build_head`) with nothing learnt from data: heads whose
+    /// shape or loss depends on the training split need [`Self::build_for_training`].
     pub fn build(
         plugin: Plugin,
         config: String,
@@ -30,23 +32,64 @@ impl TaskHead {
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
-        let head = Self {
+        let head = Self::empty(plugin, config, dim, device, seed);
+        head.build_head()?;
+        Ok(head)
+    }
+
+    /// The head for fine-tuning: the plugin first keeps what it needs of the training split in
+    /// buffers (`prepare`), then creates its parameters (`build_head`), which may read them.
+    pub fn build_for_training(
+        plugin: Plugin,
+        config: String,
+        dim: usize,
+        device: &Device,
+        seed: u64,
+        train: &[Record],
+    ) -> Result<Self> {
+        let head = Self::empty(plugin, config, dim, device, seed);
+        head.prepare(train)?;
+        head.build_head()?;
+        Ok(head)
+    }
+
+    /// The head saved as `tensors` (parameters and buffers): buffers are restored before
+    /// `build_head` runs, so it builds the same shapes as when trained; then everything loads
+    /// strictly.
+    pub fn restore(
+        plugin: Plugin,
+        config: String,
+        dim: usize,
+        device: &Device,
+        tensors: BTreeMap<String, Tensor>,
+    ) -> Result<Self> {
+        let head = Self::empty(plugin, config, dim, device, 0);
+        head.state.restore_buffers(&tensors)?;
+        head.build_head()?;
+        head.state.load_strict(tensors)?;
+        Ok(head)
+    }
+
+    fn empty(plugin: Plugin, config: String, dim: usize, device: &Device, seed: u64) -> Self {
+        Self {
             plugin,
             config,
             state: HeadState::new(device, seed),
             device: device.clone(),
             dim,
-        };
-        let ctx = CallCtx::new(&head.state, device);
-        (head.plugin.module.build_head())(
+        }
+    }
+
+    fn build_head(&self) -> Result<()> {
+        let ctx = CallCtx::new(&self.state, &self.device);
+        (self.plugin.module.build_head())(
             host_ops(),
             ctx.handle(),
-            RStr::from(head.config.as_str()),
-            dim as u64,
+            RStr::from(self.config.as_str()),
+            self.dim as u64,
         )
         .into_result()
-        .map_err(|e| head.plugin.call_error("build_head", e))?;
-        Ok(head)
+        .map_err(|e| self.plugin.call_error("build_head", e))
     }
 
     /// The head's output for features `cls` `[B, d]` and `patches` `[B, d, h, w]`.
@@ -119,8 +162,8 @@ impl TaskHead {
 }
 
 impl TaskHead {
-    /// Lets the plugin keep statistics of the training split in the head (`prepare`); plugins
-    /// without it keep none.
+    /// Lets the plugin keep what it needs of the training split in the head's buffers
+    /// (`prepare`); plugins without it keep nothing.
     pub fn prepare(&self, train: &[Record]) -> Result<()> {
         let ROption::RSome(prepare) = self.plugin.module.prepare() else {
             return Ok(());
@@ -177,4 +220,30 @@ pub fn dataset(plugin: &Plugin, config: &str, root: &Path, split: &str) -> Resul
     .into_result()
     .map_err(|e| plugin.call_error("dataset", e))?;
     Ok(recs.into_vec())
+}
+
+/// Metrics of result files another system wrote, read by the plugin (`evaluate_files`); `inputs`
+/// are (what the file is, path) pairs such as `("results", …)`, `("gt", …)`.
+pub fn evaluate_files(
+    plugin: &Plugin,
+    config: &str,
+    inputs: &[(String, PathBuf)],
+) -> Result<Vec<Metric>> {
+    let ROption::RSome(evaluate_files) = plugin.module.evaluate_files() else {
+        return Err(plugin.call_error(
+            "evaluate_files",
+            "the plugin was built without external-result evaluation",
+        ));
+    };
+    let inputs: Vec<NamedPath> = inputs
+        .iter()
+        .map(|(name, path)| NamedPath {
+            name: name.as_str().into(),
+            path: path.display().to_string().into(),
+        })
+        .collect();
+    let m = evaluate_files(RStr::from(config), inputs.as_slice().into())
+        .into_result()
+        .map_err(|e| plugin.call_error("evaluate_files", e))?;
+    Ok(m.into_vec())
 }

@@ -10,9 +10,10 @@ mod metrics;
 mod table;
 
 use clasp_sdk::{
-    export_task, fail, FeatureMaps, Host, Init, Record, Result, Spec, Task, TaskConfig, Tensor,
+    export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task, TaskConfig,
+    Tensor,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// PA-100K's attributes, in its order (the synthetic tables use the same).
 pub const PA100K: [&str; 26] = [
@@ -86,29 +87,8 @@ fn logits_of<'h>(
     }
 }
 
-/// The feature the head reads: the CLS token, the mean patch token, or both side by side.
-fn pool<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
-    let mean = || -> Result<Tensor<'h>> {
-        let [b, d, h, w]: [usize; 4] = match f.patches.shape()?.as_slice() {
-            [b, d, h, w] => [*b, *d, *h, *w],
-            other => fail!("patch map of shape {other:?}, expected [B, d, h, w]"),
-        };
-        f.patches.reshape(&[b, d, h * w])?.mean(2, false)
-    };
-    match cfg.str("pool")?.as_str() {
-        "cls" => Ok(f.cls),
-        "mean" => mean(),
-        "cls+mean" => host.concat(&[f.cls, mean()?], 1),
-        other => fail!("unknown pool `{other}` (cls, mean, cls+mean)"),
-    }
-}
-
-fn pooled_width(cfg: &TaskConfig, dim: usize) -> Result<usize> {
-    Ok(if cfg.str("pool")? == "cls+mean" {
-        2 * dim
-    } else {
-        dim
-    })
+fn pool_of(cfg: &TaskConfig) -> Result<Pool> {
+    Pool::parse(&cfg.str("pool")?)
 }
 
 /// Per-element BCE weights for targets `y` (`[B·A]`, row-major) from the positive ratios.
@@ -152,11 +132,7 @@ impl Task for AttributeTask {
                     "\"linear\"".into(),
                     "head variant: linear or mlp".into(),
                 ),
-                (
-                    "pool".into(),
-                    "\"cls\"".into(),
-                    "head input: cls, mean (of the patch tokens) or cls+mean".into(),
-                ),
+                ("pool".into(), "\"cls\"".into(), Pool::HELP.into()),
                 (
                     "hidden".into(),
                     "512".into(),
@@ -166,14 +142,6 @@ impl Task for AttributeTask {
                     "dropout".into(),
                     "0.1".into(),
                     "dropout before the mlp head's last layer".into(),
-                ),
-                (
-                    "weighting".into(),
-                    "\"deepmar\"".into(),
-                    "BCE weights from each attribute's positive ratio p: deepmar (exp(1-p) on \
-                     positives, exp(p) on negatives), balanced (1/2p, 1/2(1-p): the loss's best \
-                     threshold is mA's 0.5) or none"
-                        .into(),
                 ),
                 (
                     "weighting".into(),
@@ -206,7 +174,7 @@ impl Task for AttributeTask {
         }
         // Parameters are created on first use; a dry run on a zero feature creates them all.
         pos_ratio_buffer(host)?;
-        let width = pooled_width(cfg, dim)?;
+        let width = pool_of(cfg)?.width(dim);
         let x = host.constant(&[1, width], &vec![0.0; width])?;
         logits_of(host, cfg, x, width, false).map(|_| ())
     }
@@ -239,8 +207,9 @@ impl Task for AttributeTask {
         cfg: &TaskConfig,
         f: &FeatureMaps<'h>,
     ) -> Result<Tensor<'h>> {
-        let x = pool(host, cfg, f)?;
-        logits_of(host, cfg, x, pooled_width(cfg, f.dim)?, f.training)
+        let pool = pool_of(cfg)?;
+        let x = pool.apply(host, f)?;
+        logits_of(host, cfg, x, pool.width(f.dim), f.training)
     }
 
     fn loss<'h>(
@@ -327,6 +296,51 @@ impl Task for AttributeTask {
             );
         }
         Ok(t.rows)
+    }
+
+    fn evaluate_files(
+        &self,
+        cfg: &TaskConfig,
+        inputs: &[(String, PathBuf)],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        Some((|| {
+            let file = |name: &str| match inputs.iter().find(|(k, _)| k == name) {
+                Some((_, p)) => Ok(p.clone()),
+                None => Err(clasp_sdk::Error(format!(
+                    "attribute scores a prediction table against a label table: pass \
+                     --pred PREDS.csv and --gt TABLE.csv (missing --{name})"
+                ))),
+            };
+            let (pred_file, gt_file) = (file("pred")?, file("gt")?);
+            let none = Path::new("");
+            let gt = table::read(&gt_file, none)?;
+            let pred = table::read_cells(&pred_file, none, table::Cells::Probabilities)?;
+            if pred.attributes != gt.attributes {
+                fail!(
+                    "{}: columns {:?} differ from the label table's {:?}",
+                    pred_file.display(),
+                    pred.attributes,
+                    gt.attributes
+                );
+            }
+            let mut by_image: std::collections::HashMap<&str, &Record> =
+                pred.rows.iter().map(|r| (r.image.as_str(), r)).collect();
+            let mut predictions = Vec::with_capacity(gt.rows.len());
+            for r in &gt.rows {
+                match by_image.remove(r.image.as_str()) {
+                    Some(p) => predictions.push(p.clone()),
+                    None => fail!("{}: no prediction for `{}`", pred_file.display(), r.image),
+                }
+            }
+            if let Some(extra) = by_image.keys().next() {
+                fail!(
+                    "{}: `{extra}` is not in the label table {}",
+                    pred_file.display(),
+                    gt_file.display()
+                );
+            }
+            self.evaluate(cfg, &predictions, &gt.rows)
+        })())
     }
 
     fn visualize(

@@ -1,4 +1,5 @@
-//! The PA-100K-style table: `image,<26 attribute names>` then one 0/1 row per image.
+//! The PA-100K-style table: `image,<26 attribute names>` then one 0/1 row per image. Prediction
+//! tables written by other systems share the layout, with probabilities in [0, 1].
 
 use std::path::Path;
 
@@ -9,8 +10,22 @@ pub struct Table {
     pub rows: Vec<Record>,
 }
 
-/// Reads `table`; images are named relative to `images_dir`.
+/// What a table's cells hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cells {
+    /// Ground truth: 0 or 1.
+    Labels,
+    /// Predictions: probabilities in [0, 1].
+    Probabilities,
+}
+
+/// Reads the label table `table`; images are named relative to `images_dir`.
 pub fn read(table: &Path, images_dir: &Path) -> Result<Table> {
+    read_cells(table, images_dir, Cells::Labels)
+}
+
+/// Reads `table` whose cells are `cells`; images are named relative to `images_dir`.
+pub fn read_cells(table: &Path, images_dir: &Path, cells: Cells) -> Result<Table> {
     let text = match std::fs::read_to_string(table) {
         Ok(t) => t,
         Err(e) => fail!("reading {}: {e}", table.display()),
@@ -46,16 +61,28 @@ pub fn read(table: &Path, images_dir: &Path) -> Result<Table> {
         }
         let mut values = Vec::with_capacity(attributes.len());
         for (k, f) in fields[1..].iter().enumerate() {
-            values.push(match *f {
-                "0" => 0.0,
-                "1" => 1.0,
-                other => fail!(
-                    "{}:{}: `{}` is `{other}`, expected 0 or 1",
+            let v = match (cells, *f) {
+                (Cells::Labels, "0") => Some(0.0),
+                (Cells::Labels, "1") => Some(1.0),
+                (Cells::Labels, _) => None,
+                (Cells::Probabilities, f) => {
+                    f.parse::<f32>().ok().filter(|p| (0.0..=1.0).contains(p))
+                }
+            };
+            let Some(v) = v else {
+                fail!(
+                    "{}:{}: `{}` is `{f}`, expected {}",
                     table.display(),
                     i + 2,
-                    attributes[k]
-                ),
-            });
+                    attributes[k],
+                    if cells == Cells::Labels {
+                        "0 or 1"
+                    } else {
+                        "a probability in [0, 1]"
+                    }
+                );
+            };
+            values.push(v);
         }
         rows.push(Record {
             image: images_dir.join(fields[0]).display().to_string().into(),

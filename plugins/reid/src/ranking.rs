@@ -5,7 +5,8 @@
 //! stay as negatives. Queries whose identity is absent from what remains are skipped and counted.
 //! Per query: AP over the ranked matches, the CMC step at the first match, and INP = (number of
 //! matches) / (rank of the last match) — fast-reid's mINP. Distances are computed one query at a
-//! time, so memory is one row of `gallery` distances however large the query set is.
+//! time (queries spread over threads), so memory is one row of gallery distances per thread
+//! however large the query set is.
 
 use clasp_sdk::{fail, Result};
 
@@ -79,10 +80,21 @@ impl RankingMetrics {
 }
 
 fn norms(features: &[f32], dim: usize) -> Vec<f64> {
-    features
-        .chunks(dim)
-        .map(|r| r.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>())
-        .collect()
+    features.chunks(dim).map(|r| dot(r, r)).collect()
+}
+
+/// `Σ a·b` in f64 with independent accumulators, so the compiler can vectorise it.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] as f64 * y[k] as f64;
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| *x as f64 * *y as f64).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Distances from one query to every gallery image, in f64.
@@ -96,16 +108,24 @@ fn distances_into(
     distance: Distance,
 ) {
     for (j, (g, d)) in gallery.chunks(dim).zip(out.iter_mut()).enumerate() {
-        let dot: f64 = q
-            .iter()
-            .zip(g)
-            .map(|(a, b)| (*a as f64) * (*b as f64))
-            .sum();
+        let dot = dot(q, g);
         *d = match distance {
             Distance::Euclidean => q_sq + g_sq[j] - 2.0 * dot,
             Distance::Cosine => 1.0 - dot / (q_sq.sqrt() * g_sq[j].sqrt()).max(1e-12),
         };
     }
+}
+
+/// Row-major `[na, nb]` distances between the rows of `a` and `b` (features of width `dim`).
+pub fn distance_matrix(a: &[f32], b: &[f32], dim: usize, distance: Distance) -> Vec<f32> {
+    let b_sq = norms(b, dim);
+    let mut row = vec![0.0f64; b_sq.len()];
+    let mut out = Vec::with_capacity(a.len() / dim.max(1) * b_sq.len());
+    for q in a.chunks(dim) {
+        distances_into(&mut row, q, dot(q, q), b, &b_sq, dim, distance);
+        out.extend(row.iter().map(|d| *d as f32));
+    }
+    out
 }
 
 /// Market-1501 evaluation of `query` against `gallery` (features of width `dim`).
@@ -118,60 +138,142 @@ pub fn evaluate(
 ) -> Result<RankingMetrics> {
     query.check("query", dim)?;
     gallery.check("gallery", dim)?;
-    let ng = gallery.len();
-    let max_rank = max_rank.min(ng).max(1);
     let g_sq = norms(gallery.features, dim);
-    let mut cmc_sum = vec![0.0f64; max_rank];
-    let (mut ap_sum, mut inp_sum, mut valid) = (0.0f64, 0.0f64, 0usize);
-    let mut dist = vec![0.0f64; ng];
-    let mut order: Vec<usize> = Vec::with_capacity(ng);
-    for qi in 0..query.len() {
+    evaluate_rows(query, gallery, max_rank, |qi, out| {
         let q = &query.features[qi * dim..(qi + 1) * dim];
-        let q_sq = q.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>();
-        distances_into(&mut dist, q, q_sq, gallery.features, &g_sq, dim, distance);
-        order.clear();
-        order.extend(0..ng);
-        order.sort_by(|a, b| dist[*a].total_cmp(&dist[*b]));
-        let (q_pid, q_cam) = (query.pids[qi], query.camids[qi]);
-        // Matches along the ranking, without junk and same-camera images of the identity.
-        let matches: Vec<bool> = order
-            .iter()
-            .filter(|&&j| {
-                let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
-                pid != JUNK && !(pid == q_pid && cam == q_cam)
-            })
-            .map(|&j| gallery.pids[j] == q_pid)
-            .collect();
-        let num_rel = matches.iter().filter(|m| **m).count();
-        if num_rel == 0 {
-            continue;
-        }
-        valid += 1;
-        let first = matches.iter().position(|m| *m).expect("num_rel > 0");
-        for c in cmc_sum.iter_mut().skip(first) {
-            *c += 1.0;
-        }
-        let (mut hits, mut ap, mut last) = (0usize, 0.0f64, 0usize);
-        for (i, m) in matches.iter().enumerate() {
-            if *m {
-                hits += 1;
-                ap += hits as f64 / (i + 1) as f64;
-                last = i;
-            }
-        }
-        ap_sum += ap / num_rel as f64;
-        inp_sum += num_rel as f64 / (last + 1) as f64;
+        let q_sq = dot(q, q);
+        distances_into(out, q, q_sq, gallery.features, &g_sq, dim, distance);
+    })
+}
+
+/// Market-1501 evaluation of a precomputed row-major `[nq, ng]` distance matrix (re-ranked
+/// distances, or distances another system computed); only identities and cameras of the sides
+/// are read.
+pub fn evaluate_distances(
+    dist: &[f32],
+    query: &Side,
+    gallery: &Side,
+    max_rank: usize,
+) -> Result<RankingMetrics> {
+    let (nq, ng) = (query.len(), gallery.len());
+    if dist.len() != nq * ng || query.camids.len() != nq || gallery.camids.len() != ng {
+        fail!(
+            "{} distances for {nq} queries × {ng} gallery images ({} / {} cameras)",
+            dist.len(),
+            query.camids.len(),
+            gallery.camids.len()
+        );
     }
-    if valid == 0 {
+    evaluate_rows(query, gallery, max_rank, |qi, out| {
+        for (o, d) in out.iter_mut().zip(&dist[qi * ng..(qi + 1) * ng]) {
+            *o = *d as f64;
+        }
+    })
+}
+
+/// Sums of one thread's queries.
+#[derive(Default)]
+struct Partial {
+    cmc: Vec<f64>,
+    ap: f64,
+    inp: f64,
+    valid: usize,
+}
+
+/// The protocol over every query, `row(qi, out)` filling query `qi`'s gallery distances. Queries
+/// are split across threads; each holds one row of distances, so memory stays O(threads × ng).
+fn evaluate_rows(
+    query: &Side,
+    gallery: &Side,
+    max_rank: usize,
+    row: impl Fn(usize, &mut [f64]) + Sync,
+) -> Result<RankingMetrics> {
+    let (nq, ng) = (query.len(), gallery.len());
+    let max_rank = max_rank.min(ng).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(nq.max(1));
+    let chunk = nq.div_ceil(threads.max(1)).max(1);
+    let partials: Vec<Partial> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..nq)
+            .step_by(chunk)
+            .map(|start| {
+                let row = &row;
+                s.spawn(move || {
+                    let mut p = Partial {
+                        cmc: vec![0.0; max_rank],
+                        ..Default::default()
+                    };
+                    let mut dist = vec![0.0f64; ng];
+                    let mut order: Vec<usize> = Vec::with_capacity(ng);
+                    for qi in start..(start + chunk).min(nq) {
+                        row(qi, &mut dist);
+                        order.clear();
+                        order.extend(0..ng);
+                        order.sort_by(|a, b| dist[*a].total_cmp(&dist[*b]));
+                        score_query(&order, query.pids[qi], query.camids[qi], gallery, &mut p);
+                    }
+                    p
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("ranking thread panicked"))
+            .collect()
+    });
+    let mut total = Partial {
+        cmc: vec![0.0; max_rank],
+        ..Default::default()
+    };
+    for p in partials {
+        total.cmc.iter_mut().zip(&p.cmc).for_each(|(t, c)| *t += c);
+        total.ap += p.ap;
+        total.inp += p.inp;
+        total.valid += p.valid;
+    }
+    if total.valid == 0 {
         fail!("no query identity appears in the gallery (from another camera)");
     }
-    let n = valid as f64;
+    let n = total.valid as f64;
     Ok(RankingMetrics {
-        map: ap_sum / n,
-        cmc: cmc_sum.into_iter().map(|c| c / n).collect(),
-        minp: inp_sum / n,
-        valid_queries: valid,
+        map: total.ap / n,
+        cmc: total.cmc.into_iter().map(|c| c / n).collect(),
+        minp: total.inp / n,
+        valid_queries: total.valid,
     })
+}
+
+/// Adds one query's AP, CMC step and INP to `p`, given the gallery in ranked `order`; a query
+/// with no valid match adds nothing.
+fn score_query(order: &[usize], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Partial) {
+    // Matches along the ranking, without junk and same-camera images of the identity.
+    let matches: Vec<bool> = order
+        .iter()
+        .filter(|&&j| {
+            let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
+            pid != JUNK && !(pid == q_pid && cam == q_cam)
+        })
+        .map(|&j| gallery.pids[j] == q_pid)
+        .collect();
+    let num_rel = matches.iter().filter(|m| **m).count();
+    let Some(first) = matches.iter().position(|m| *m) else {
+        return;
+    };
+    p.valid += 1;
+    for c in p.cmc.iter_mut().skip(first) {
+        *c += 1.0;
+    }
+    let (mut hits, mut ap, mut last) = (0usize, 0.0f64, 0usize);
+    for (i, m) in matches.iter().enumerate() {
+        if *m {
+            hits += 1;
+            ap += hits as f64 / (i + 1) as f64;
+            last = i;
+        }
+    }
+    p.ap += ap / num_rel as f64;
+    p.inp += num_rel as f64 / (last + 1) as f64;
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         visualize: ROption::RNone,
         describe: ROption::RNone,
         prepare: ROption::RNone,
+        evaluate_files: ROption::RNone,
     }
     .leak_into_prefix()
 }
