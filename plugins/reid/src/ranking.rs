@@ -4,9 +4,9 @@
 //! by the query's camera are removed, as are junk images (identity −1); distractors (identity 0)
 //! stay as negatives. Queries whose identity is absent from what remains are skipped and counted.
 //! Per query: AP over the ranked matches, the CMC step at the first match, and INP = (number of
-//! matches) / (rank of the last match) — fast-reid's mINP. Distances are computed one query at a
-//! time (queries spread over threads), so memory is one row of gallery distances per thread
-//! however large the query set is.
+//! matches) / (rank of the last match) — fast-reid's mINP. Distances are computed for blocks of
+//! 32 queries at a time (blocks spread over threads), so memory is 32 rows of gallery distances
+//! per thread however large the query set is.
 
 use clasp_sdk::{fail, Result};
 
@@ -97,6 +97,14 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// The distance of two features from their dot product and squared norms.
+fn distance_of(dot: f64, a_sq: f64, b_sq: f64, distance: Distance) -> f64 {
+    match distance {
+        Distance::Euclidean => a_sq + b_sq - 2.0 * dot,
+        Distance::Cosine => 1.0 - dot / (a_sq.sqrt() * b_sq.sqrt()).max(1e-12),
+    }
+}
+
 /// Distances from one query to every gallery image, in f64.
 fn distances_into(
     out: &mut [f64],
@@ -108,11 +116,7 @@ fn distances_into(
     distance: Distance,
 ) {
     for (j, (g, d)) in gallery.chunks(dim).zip(out.iter_mut()).enumerate() {
-        let dot = dot(q, g);
-        *d = match distance {
-            Distance::Euclidean => q_sq + g_sq[j] - 2.0 * dot,
-            Distance::Cosine => 1.0 - dot / (q_sq.sqrt() * g_sq[j].sqrt()).max(1e-12),
-        };
+        *d = distance_of(dot(q, g), q_sq, g_sq[j], distance);
     }
 }
 
@@ -139,10 +143,20 @@ pub fn evaluate(
     query.check("query", dim)?;
     gallery.check("gallery", dim)?;
     let g_sq = norms(gallery.features, dim);
-    evaluate_rows(query, gallery, max_rank, |qi, out| {
-        let q = &query.features[qi * dim..(qi + 1) * dim];
-        let q_sq = dot(q, q);
-        distances_into(out, q, q_sq, gallery.features, &g_sq, dim, distance);
+    let ng = gallery.len();
+    evaluate_rows(query, gallery, max_rank, |q0, out| {
+        // Gallery-major over a block of queries: each gallery feature is read from memory once
+        // per block, not once per query (an 80k gallery is far larger than any cache).
+        let nb = out.len() / ng.max(1);
+        let qs: Vec<&[f32]> = (q0..q0 + nb)
+            .map(|qi| &query.features[qi * dim..(qi + 1) * dim])
+            .collect();
+        let q_sq: Vec<f64> = qs.iter().map(|q| dot(q, q)).collect();
+        for (j, g) in gallery.features.chunks(dim).enumerate() {
+            for (b, q) in qs.iter().enumerate() {
+                out[b * ng + j] = distance_of(dot(q, g), q_sq[b], g_sq[j], distance);
+            }
+        }
     })
 }
 
@@ -164,8 +178,8 @@ pub fn evaluate_distances(
             gallery.camids.len()
         );
     }
-    evaluate_rows(query, gallery, max_rank, |qi, out| {
-        for (o, d) in out.iter_mut().zip(&dist[qi * ng..(qi + 1) * ng]) {
+    evaluate_rows(query, gallery, max_rank, |q0, out| {
+        for (o, d) in out.iter_mut().zip(&dist[q0 * ng..]) {
             *o = *d as f64;
         }
     })
@@ -180,40 +194,47 @@ struct Partial {
     valid: usize,
 }
 
-/// The protocol over every query, `row(qi, out)` filling query `qi`'s gallery distances. Queries
-/// are split across threads; each holds one row of distances, so memory stays O(threads × ng).
+/// Queries whose distances are computed together (memory: this many rows per thread).
+const QUERY_BLOCK: usize = 32;
+
+/// The protocol over every query; `block(q0, out)` fills the distances of queries
+/// `q0..q0 + out.len() / ng` to the gallery, row-major. Query blocks are spread over threads;
+/// each thread holds one block of rows, so memory stays O(threads × block × ng).
 fn evaluate_rows(
     query: &Side,
     gallery: &Side,
     max_rank: usize,
-    row: impl Fn(usize, &mut [f64]) + Sync,
+    block: impl Fn(usize, &mut [f64]) + Sync,
 ) -> Result<RankingMetrics> {
     let (nq, ng) = (query.len(), gallery.len());
     let max_rank = max_rank.min(ng).max(1);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(nq.max(1));
-    let chunk = nq.div_ceil(threads.max(1)).max(1);
+        .min(nq.div_ceil(QUERY_BLOCK).max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let partials: Vec<Partial> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..nq)
-            .step_by(chunk)
-            .map(|start| {
-                let row = &row;
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (block, next) = (&block, &next);
                 s.spawn(move || {
                     let mut p = Partial {
                         cmc: vec![0.0; max_rank],
                         ..Default::default()
                     };
-                    let mut dist = vec![0.0f64; ng];
-                    let mut order: Vec<usize> = Vec::with_capacity(ng);
-                    for qi in start..(start + chunk).min(nq) {
-                        row(qi, &mut dist);
-                        order.clear();
-                        order.extend(0..ng);
-                        order.sort_by(|a, b| dist[*a].total_cmp(&dist[*b]));
-                        score_query(&order, query.pids[qi], query.camids[qi], gallery, &mut p);
+                    let mut dist = vec![0.0f64; QUERY_BLOCK * ng];
+                    loop {
+                        let q0 = next.fetch_add(QUERY_BLOCK, std::sync::atomic::Ordering::Relaxed);
+                        if q0 >= nq {
+                            break p;
+                        }
+                        let nb = QUERY_BLOCK.min(nq - q0);
+                        block(q0, &mut dist[..nb * ng]);
+                        for b in 0..nb {
+                            let row = &dist[b * ng..(b + 1) * ng];
+                            let qi = q0 + b;
+                            score_query(row, query.pids[qi], query.camids[qi], gallery, &mut p);
+                        }
                     }
-                    p
                 })
             })
             .collect();
@@ -244,36 +265,51 @@ fn evaluate_rows(
     })
 }
 
-/// Adds one query's AP, CMC step and INP to `p`, given the gallery in ranked `order`; a query
-/// with no valid match adds nothing.
-fn score_query(order: &[usize], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Partial) {
-    // Matches along the ranking, without junk and same-camera images of the identity.
-    let matches: Vec<bool> = order
-        .iter()
-        .filter(|&&j| {
-            let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
-            pid != JUNK && !(pid == q_pid && cam == q_cam)
-        })
-        .map(|&j| gallery.pids[j] == q_pid)
-        .collect();
-    let num_rel = matches.iter().filter(|m| **m).count();
-    let Some(first) = matches.iter().position(|m| *m) else {
-        return;
+/// Adds one query's AP, CMC step and INP to `p` from its gallery distances `row`; a query with
+/// no valid match adds nothing. Only the ranks of the matches matter, so instead of sorting the
+/// whole gallery, each match's rank among the kept images is counted: O(ng · log matches).
+/// Ties rank by gallery index, as a stable sort of the distances would.
+fn score_query(row: &[f64], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Partial) {
+    // Kept: no junk, and no image of the query's identity from the query's camera.
+    let kept = |j: usize| {
+        let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
+        pid != JUNK && !(pid == q_pid && cam == q_cam)
     };
+    let key = |j: usize| (row[j], j);
+    let before = |a: (f64, usize), b: (f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    let mut matches: Vec<usize> = (0..row.len())
+        .filter(|&j| gallery.pids[j] == q_pid && kept(j))
+        .collect();
+    if matches.is_empty() {
+        return;
+    }
+    matches.sort_by(|a, b| before(key(*a), key(*b)));
+    // bucket[i]: kept images with exactly i matches at or before them (match i − 1 itself falls
+    // in bucket i).
+    let mut bucket = vec![0usize; matches.len() + 1];
+    for j in (0..row.len()).filter(|j| kept(*j)) {
+        bucket[matches.partition_point(|m| before(key(*m), key(j)).is_le())] += 1;
+    }
+    // Rank (0-based, among kept images) of match i: everything in buckets 0..=i is before it.
+    let ranks: Vec<usize> = bucket[..matches.len()]
+        .iter()
+        .scan(0usize, |ahead, b| {
+            *ahead += b;
+            Some(*ahead)
+        })
+        .collect();
     p.valid += 1;
-    for c in p.cmc.iter_mut().skip(first) {
+    for c in p.cmc.iter_mut().skip(ranks[0]) {
         *c += 1.0;
     }
-    let (mut hits, mut ap, mut last) = (0usize, 0.0f64, 0usize);
-    for (i, m) in matches.iter().enumerate() {
-        if *m {
-            hits += 1;
-            ap += hits as f64 / (i + 1) as f64;
-            last = i;
-        }
-    }
+    let num_rel = matches.len();
+    let ap: f64 = ranks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i + 1) as f64 / (r + 1) as f64)
+        .sum();
     p.ap += ap / num_rel as f64;
-    p.inp += num_rel as f64 / (last + 1) as f64;
+    p.inp += num_rel as f64 / (ranks[num_rel - 1] + 1) as f64;
 }
 
 #[cfg(test)]
