@@ -4,8 +4,8 @@
 use abi_stable::std_types::{RNone, ROption, RResult, RStr};
 
 use crate::abi::{
-    BinaryOp, HostArray, HostCtx, HostOpsRef, InitKind, InitSpec, LossKind, ReduceOp, TensorId,
-    UnaryOp,
+    BinaryOp, HostArray, HostCtx, HostOpsRef, InitKind, InitSpec, LossKind, Record, ReduceOp,
+    TensorId, UnaryOp,
 };
 use crate::Error;
 
@@ -208,6 +208,22 @@ impl<'h> Tensor<'h> {
         let (ops, ctx) = self.ops();
         let HostArray { shape, data } = ok((ops.to_cpu())(ctx, self.id))?;
         Ok((shape.iter().map(|d| *d as usize).collect(), data.into_vec()))
+    }
+
+    /// One record per row (first dimension) holding that row's values: the whole `decode` of a
+    /// head whose output already is the prediction.
+    pub fn row_records(&self) -> Result<Vec<Record>> {
+        let (shape, data) = self.to_cpu()?;
+        let n = shape.first().copied().unwrap_or(0);
+        let per = data.len().checked_div(n).unwrap_or(0).max(1);
+        Ok(data
+            .chunks(per)
+            .take(n)
+            .map(|v| Record {
+                values: v.to_vec().into(),
+                ..Default::default()
+            })
+            .collect())
     }
 
     /// `x Wᵀ + b` with `w` of shape `[out, in]`.

@@ -19,7 +19,7 @@ pub use abi::{Features, PluginSpec, Record, TensorId, INTERFACE_VERSION};
 pub use abi_stable;
 pub use host::{Host, Init, Result, Tensor};
 pub use pool::Pool;
-pub use task::{FeatureMaps, Spec, Task, TaskConfig};
+pub use task::{ensure_paired, FeatureMaps, Spec, Task, TaskConfig};
 
 /// An error a plugin reports to the host.
 #[derive(Debug, Clone, PartialEq)]

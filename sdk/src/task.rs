@@ -97,6 +97,18 @@ impl TaskConfig {
     }
 }
 
+/// Fails unless there is one prediction per target: the first check of every `evaluate`.
+pub fn ensure_paired(predictions: &[Record], targets: &[Record]) -> Result<()> {
+    if predictions.len() != targets.len() {
+        return Err(Error(format!(
+            "{} predictions for {} targets",
+            predictions.len(),
+            targets.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Backbone features of a batch, as tensors of this call.
 pub struct FeatureMaps<'h> {
     /// `[B, d]`

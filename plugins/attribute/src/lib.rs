@@ -10,8 +10,8 @@ mod metrics;
 mod table;
 
 use clasp_sdk::{
-    export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task, TaskConfig,
-    Tensor,
+    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task,
+    TaskConfig, Tensor,
 };
 use std::path::{Path, PathBuf};
 
@@ -246,15 +246,7 @@ impl Task for AttributeTask {
     }
 
     fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        let (shape, data) = output.sigmoid()?.to_cpu()?;
-        let a = shape[1];
-        Ok(data
-            .chunks(a)
-            .map(|p| Record {
-                values: p.to_vec().into(),
-                ..Default::default()
-            })
-            .collect())
+        output.sigmoid()?.row_records()
     }
 
     fn evaluate(
@@ -263,13 +255,7 @@ impl Task for AttributeTask {
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
-        if predictions.len() != targets.len() {
-            fail!(
-                "{} predictions for {} targets",
-                predictions.len(),
-                targets.len()
-            );
-        }
+        ensure_paired(predictions, targets)?;
         let probs: Vec<Vec<f32>> = predictions.iter().map(|r| r.values.to_vec()).collect();
         let gts: Vec<Vec<f32>> = targets.iter().map(|r| r.values.to_vec()).collect();
         let m = metrics::attribute_metrics(&probs, &gts);

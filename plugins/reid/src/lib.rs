@@ -19,8 +19,8 @@ pub mod triplet;
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task, TaskConfig,
-    Tensor,
+    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task,
+    TaskConfig, Tensor,
 };
 
 use ranking::{Distance, Side};
@@ -313,15 +313,7 @@ impl Task for ReidTask {
     }
 
     fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        let (shape, data) = output.to_cpu()?;
-        let f = shape[1];
-        Ok(data
-            .chunks(f)
-            .map(|v| Record {
-                values: v.to_vec().into(),
-                ..Default::default()
-            })
-            .collect())
+        output.row_records()
     }
 
     fn evaluate(
@@ -330,13 +322,7 @@ impl Task for ReidTask {
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
-        if predictions.len() != targets.len() {
-            fail!(
-                "{} predictions for {} targets",
-                predictions.len(),
-                targets.len()
-            );
-        }
+        ensure_paired(predictions, targets)?;
         let dim = predictions.first().map_or(0, |p| p.values.len());
         let mut q = (Vec::new(), Vec::new(), Vec::new());
         let mut g = (Vec::new(), Vec::new(), Vec::new());
