@@ -3,7 +3,7 @@
 
 use crate::fail;
 use crate::host::{Host, Result, Tensor};
-use crate::task::FeatureMaps;
+use crate::task::{FeatureMaps, TaskConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pool {
@@ -23,6 +23,11 @@ impl Pool {
             "cls+mean" => Ok(Self::ClsMean),
             other => fail!("unknown pool `{other}` (cls, mean, cls+mean)"),
         }
+    }
+
+    /// The pooling a task's `pool` setting names.
+    pub fn from_config(cfg: &TaskConfig) -> Result<Self> {
+        Self::parse(&cfg.str("pool")?)
     }
 
     /// Width of the pooled vector for backbone features of width `dim`.

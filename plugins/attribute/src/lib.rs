@@ -87,10 +87,6 @@ fn logits_of<'h>(
     }
 }
 
-fn pool_of(cfg: &TaskConfig) -> Result<Pool> {
-    Pool::parse(&cfg.str("pool")?)
-}
-
 /// Per-element BCE weights for targets `y` (`[B·A]`, row-major) from the positive ratios.
 fn loss_weights(weighting: &str, ratio: &[f32], y: &[f32]) -> Result<Vec<f32>> {
     let a = ratio.len();
@@ -174,7 +170,7 @@ impl Task for AttributeTask {
         }
         // Parameters are created on first use; a dry run on a zero feature creates them all.
         pos_ratio_buffer(host)?;
-        let width = pool_of(cfg)?.width(dim);
+        let width = Pool::from_config(cfg)?.width(dim);
         let x = host.constant(&[1, width], &vec![0.0; width])?;
         logits_of(host, cfg, x, width, false).map(|_| ())
     }
@@ -207,7 +203,7 @@ impl Task for AttributeTask {
         cfg: &TaskConfig,
         f: &FeatureMaps<'h>,
     ) -> Result<Tensor<'h>> {
-        let pool = pool_of(cfg)?;
+        let pool = Pool::from_config(cfg)?;
         let x = pool.apply(host, f)?;
         logits_of(host, cfg, x, pool.width(f.dim), f.training)
     }

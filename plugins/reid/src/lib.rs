@@ -37,10 +37,6 @@ fn num_ids(host: &Host) -> Result<usize> {
     Ok(v[0].max(0.0) as usize)
 }
 
-fn pool_of(cfg: &TaskConfig) -> Result<Pool> {
-    Pool::parse(&cfg.str("pool")?)
-}
-
 /// Width of the retrieval feature for a pooled feature of width `pooled`.
 fn neck_width(cfg: &TaskConfig, pooled: usize) -> Result<usize> {
     match cfg.str("head")?.as_str() {
@@ -234,7 +230,7 @@ impl Task for ReidTask {
             fail!("unknown neck_feat `{neck_feat}` (after, before)");
         }
         // A dry run on a zero feature creates every parameter.
-        let width = pool_of(cfg)?.width(dim);
+        let width = Pool::from_config(cfg)?.width(dim);
         let x = host.constant(&[2, width], &vec![0.0; 2 * width])?;
         neck(host, cfg, x, width, false)?;
         classifier(host, neck_width(cfg, width)?).map(|_| ())
@@ -246,7 +242,7 @@ impl Task for ReidTask {
         cfg: &TaskConfig,
         f: &FeatureMaps<'h>,
     ) -> Result<Tensor<'h>> {
-        let pool = pool_of(cfg)?;
+        let pool = Pool::from_config(cfg)?;
         let x = pool.apply(host, f)?;
         let (feat, normed) = neck(host, cfg, x, pool.width(f.dim), f.training)?;
         if f.training {
