@@ -102,17 +102,55 @@ pub struct Features {
 
 /// One labelled sample of a task's dataset. Which fields a task fills is its own business;
 /// the host carries them through batching and augmentation.
+///
+/// Two conventions let the host do the geometry for a task:
+/// - `image` may end in `#crop=x,y,w,h` (source pixels, continuous coordinates, may reach past
+///   the image): the host loads that box of the file, edges replicated, resized to the input
+///   size — the top-down crop of one person in a larger picture.
+/// - with a `label_map`, the host reads that PNG (8-bit class ids), takes the same box and
+///   resizes it nearest-neighbour to the input size, and hands it to `loss`, `evaluate` and
+///   `flip` as `values` (row-major `H × W` class ids; 255 where the box leaves the map), with
+///   `H` and `W` appended to `ints`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Default)]
 pub struct Record {
-    /// Image file.
+    /// Image file (optionally with a `#crop=x,y,w,h` box).
     pub image: RString,
-    /// Dense targets (attribute vector, keypoints as x, y, v triples, …).
+    /// Dense targets (attribute vector, keypoints as x, y, v triples, a loaded label map, …).
     pub values: RVec<f32>,
     /// Integer targets (identity, camera, class).
     pub ints: RVec<i64>,
     /// A label-map file that follows the image's geometry, if the task has one.
     pub label_map: ROption<RString>,
+}
+
+/// Where [`Record::image`] marks a crop box.
+pub const CROP_MARK: &str = "#crop=";
+
+/// `path#crop=x,y,w,h` for a box of `path`.
+pub fn crop_reference(path: &str, [x, y, w, h]: [f32; 4]) -> String {
+    format!("{path}{CROP_MARK}{x},{y},{w},{h}")
+}
+
+/// Splits `image` into the file and its crop box, if it names one.
+pub fn split_crop(image: &str) -> Result<(&str, Option<[f32; 4]>), String> {
+    let Some(at) = image.rfind(CROP_MARK) else {
+        return Ok((image, None));
+    };
+    let (path, spec) = (&image[..at], &image[at + CROP_MARK.len()..]);
+    let parts: Vec<f32> = spec
+        .split(',')
+        .map(|p| p.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{image}: crop box `{spec}` is not four numbers: {e}"))?;
+    match parts[..] {
+        [x, y, w, h] if w > 0.0 && h > 0.0 && parts.iter().all(|v| v.is_finite()) => {
+            Ok((path, Some([x, y, w, h])))
+        }
+        _ => Err(format!(
+            "{image}: crop box `{spec}` must be x,y,w,h with w, h > 0"
+        )),
+    }
 }
 
 /// One entry of a plugin's configuration schema; `default` is a TOML value.
@@ -301,3 +339,27 @@ pub struct HostOps {
 #[repr(transparent)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct HostCtx(pub *const core::ffi::c_void);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_boxes_round_trip_and_bad_ones_are_named() {
+        let r = crop_reference("a/b#1.jpg", [-3.5, 2.0, 40.0, 80.25]);
+        assert_eq!(
+            split_crop(&r).unwrap(),
+            ("a/b#1.jpg", Some([-3.5, 2.0, 40.0, 80.25]))
+        );
+        assert_eq!(split_crop("a/b.jpg").unwrap(), ("a/b.jpg", None));
+        let e = split_crop("a.jpg#crop=1,2,3").unwrap_err();
+        assert!(
+            e.contains("a.jpg#crop=1,2,3") && e.contains("x,y,w,h"),
+            "{e}"
+        );
+        assert!(split_crop("a.jpg#crop=1,2,0,4").is_err());
+        assert!(split_crop("a.jpg#crop=1,x,3,4")
+            .unwrap_err()
+            .contains("four numbers"));
+    }
+}

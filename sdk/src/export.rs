@@ -207,6 +207,22 @@ extern "C" fn evaluate_files<T: Task>(
     })
 }
 
+extern "C" fn flip<T: Task>(
+    config: RStr<'_>,
+    record: &Record,
+    height: u32,
+    width: u32,
+) -> RResult<ROption<Record>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        let size = [height as usize, width as usize];
+        match task::<T>().flip(&cfg, record, size) {
+            None => Ok(ROption::RNone),
+            Some(r) => r.map(ROption::RSome),
+        }
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -222,6 +238,7 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         describe: ROption::RSome(describe::<T>),
         prepare: ROption::RSome(prepare::<T>),
         evaluate_files: ROption::RSome(evaluate_files::<T>),
+        flip: ROption::RSome(flip::<T>),
     }
     .leak_into_prefix()
 }

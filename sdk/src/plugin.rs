@@ -90,6 +90,18 @@ pub struct TaskPlugin {
             inputs: RSlice<'_, NamedPath>,
         ) -> RResult<RVec<Metric>, RString>,
     >,
+    /// The targets of `record`, as loaded for an image of `height` × `width`, after that image is
+    /// mirrored left–right; `RNone` when the task is not trained on mirrored images. Hosts train
+    /// with random flips by default only when this says the task supports them.
+    #[sabi(missing_field(default))]
+    pub flip: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            record: &Record,
+            height: u32,
+            width: u32,
+        ) -> RResult<ROption<Record>, RString>,
+    >,
 }
 
 impl RootModule for TaskPluginRef {

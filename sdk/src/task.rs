@@ -203,6 +203,20 @@ pub trait Task: Send + Sync + 'static {
         None
     }
 
+    /// The targets of `record`, as the host loaded them for an image of `size` `[H, W]` (label
+    /// maps as `values`, see [`Record`]), after that image is mirrored left–right: a task
+    /// reverses its label rows and swaps left/right classes, mirrors and swaps keypoints, or —
+    /// when a flip changes nothing (identities, attributes) — returns the record as it is.
+    /// `None` (the default): the task is not trained on mirrored images.
+    fn flip(
+        &self,
+        _config: &TaskConfig,
+        _record: &Record,
+        _size: [usize; 2],
+    ) -> Option<Result<Record>> {
+        None
+    }
+
     /// One line a person reads for `prediction`; the default lists its values.
     fn describe(&self, _config: &TaskConfig, prediction: &Record) -> Result<String> {
         let values: Vec<String> = prediction

@@ -7,16 +7,17 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::schema::FinetuneSettings;
-use crate::data::images::load_normalized;
 use crate::data::loader::{Dataset, Loader, LoaderConfig, Skipped};
 use crate::data::sampler::{Sampler, Shard};
+use crate::finetune::sample::{load_sample, mirror_pixels};
+use crate::plugin_host::task_head::RecordFlip;
 
 pub struct TaskImages {
     pub records: Vec<Record>,
     pub height: usize,
     pub width: usize,
-    /// Random horizontal flips (only for tasks whose targets do not change under a flip).
-    pub flip: bool,
+    /// Random horizontal flips, with the task's targets mirrored by its plugin.
+    pub flip: Option<RecordFlip>,
 }
 
 impl Dataset for TaskImages {
@@ -27,21 +28,21 @@ impl Dataset for TaskImages {
     }
 
     fn get(&self, index: usize, rng: &mut ChaCha8Rng) -> Result<(Vec<f32>, Record)> {
-        let r = &self.records[index];
-        let mut px = load_normalized(
-            std::path::Path::new(r.image.as_str()),
-            self.height,
-            self.width,
-        )?;
-        if self.flip && rng.gen_bool(0.5) {
-            let (h, w) = (self.height, self.width);
-            for c in 0..3 {
-                for y in 0..h {
-                    px[c * h * w + y * w..c * h * w + (y + 1) * w].reverse();
-                }
+        let size = [self.height, self.width];
+        let (mut px, record) = load_sample(&self.records[index], size)?;
+        match &self.flip {
+            Some(flip) if rng.gen_bool(0.5) => {
+                let mirrored = flip.apply(&record, size)?.with_context(|| {
+                    format!(
+                        "plugin `{}` no longer accepts mirrored images",
+                        flip.plugin.name()
+                    )
+                })?;
+                mirror_pixels(&mut px, size);
+                Ok((px, mirrored))
             }
+            _ => Ok((px, record)),
         }
-        Ok((px, r.clone()))
     }
 
     fn describe(&self, index: usize) -> String {
@@ -60,7 +61,7 @@ pub fn task_loader(
 ) -> Loader<TaskImages> {
     let (sampler, flip) = match train {
         Some(t) => (t.sampler, t.flip),
-        None => (Sampler::Sequential, false),
+        None => (Sampler::Sequential, None),
     };
     Loader::new(
         TaskImages {
@@ -85,24 +86,42 @@ pub fn task_loader(
 #[derive(Debug, Clone)]
 pub struct TrainOrder {
     pub sampler: Sampler,
-    /// Random horizontal flips (only for tasks whose targets do not change under a flip).
-    pub flip: bool,
+    /// Random horizontal flips, with the targets mirrored by the task's plugin.
+    pub flip: Option<RecordFlip>,
 }
 
-/// Tasks whose targets a horizontal flip leaves unchanged.
-const FLIP_INVARIANT: [&str; 2] = ["attribute", "reid"];
+/// The plugin's `flip` when the task mirrors its targets: asked of the first training sample,
+/// loaded at `size`.
+pub fn probe_flip(
+    flip: RecordFlip,
+    train: &[Record],
+    size: [usize; 2],
+) -> Result<Option<RecordFlip>> {
+    let Some(first) = train.first() else {
+        return Ok(None);
+    };
+    let (_, loaded) = load_sample(first, size)?;
+    Ok(flip.apply(&loaded, size)?.is_some().then_some(flip))
+}
 
 impl TrainOrder {
     /// The order `finetune.sampler`, `finetune.instances_per_identity` and `finetune.flip` ask
-    /// for, checked against the training records of `task`.
+    /// for, checked against the training records of `task`. Flips are on by default when the
+    /// plugin mirrors its targets (`mirror`, from [`probe_flip`]).
     pub fn from_settings(
         settings: &FinetuneSettings,
         task: &str,
         train: &[Record],
+        mirror: Option<RecordFlip>,
     ) -> Result<Self> {
-        let flip = settings
-            .flip
-            .unwrap_or_else(|| FLIP_INVARIANT.contains(&task));
+        let flip = match settings.flip {
+            Some(true) if mirror.is_none() => bail!(
+                "config key `finetune.flip` = true: plugin `{task}` does not mirror its targets, \
+                 so it cannot be trained on flipped images"
+            ),
+            Some(false) => None,
+            _ => mirror,
+        };
         let sampler = match settings.sampler.as_str() {
             "shuffle" => Sampler::Shuffle,
             "identity" => {
@@ -181,14 +200,14 @@ mod tests {
     }
 
     #[test]
-    fn the_identity_sampler_is_checked_and_flips_follow_the_task() {
+    fn the_identity_sampler_is_checked_and_flips_need_a_mirroring_plugin() {
         let mut s = FinetuneSettings {
             batch_size: 8,
             sampler: "identity".into(),
             ..Default::default()
         };
-        let o = TrainOrder::from_settings(&s, "reid", &records(&[0, 0, 1, 1, 2])).unwrap();
-        assert!(o.flip);
+        let o = TrainOrder::from_settings(&s, "reid", &records(&[0, 0, 1, 1, 2]), None).unwrap();
+        assert!(o.flip.is_none());
         assert_eq!(
             o.sampler,
             Sampler::IdentityBalanced {
@@ -197,20 +216,16 @@ mod tests {
                 pids: vec![0, 0, 1, 1, 2]
             }
         );
-        assert!(
-            !TrainOrder::from_settings(&s, "pose", &records(&[0, 1]))
-                .unwrap()
-                .flip
-        );
         s.flip = Some(true);
+        let e = TrainOrder::from_settings(&s, "pose", &records(&[0, 1]), None).unwrap_err();
         assert!(
-            TrainOrder::from_settings(&s, "pose", &records(&[0, 1]))
-                .unwrap()
-                .flip
+            e.to_string().contains("finetune.flip") && e.to_string().contains("pose"),
+            "{e}"
         );
+        s.flip = None;
 
         s.instances_per_identity = 3;
-        let e = TrainOrder::from_settings(&s, "reid", &records(&[0, 1])).unwrap_err();
+        let e = TrainOrder::from_settings(&s, "reid", &records(&[0, 1]), None).unwrap_err();
         assert!(
             e.to_string().contains("finetune.instances_per_identity"),
             "{e}"
@@ -218,10 +233,10 @@ mod tests {
         s.instances_per_identity = 4;
         let mut unlabelled = records(&[0, 1]);
         unlabelled[1].ints = Vec::new().into();
-        let e = TrainOrder::from_settings(&s, "reid", &unlabelled).unwrap_err();
+        let e = TrainOrder::from_settings(&s, "reid", &unlabelled, None).unwrap_err();
         assert!(e.to_string().contains("1.jpg"), "{e}");
         s.sampler = "balanced".into();
-        let e = TrainOrder::from_settings(&s, "reid", &unlabelled).unwrap_err();
+        let e = TrainOrder::from_settings(&s, "reid", &unlabelled, None).unwrap_err();
         assert!(e.to_string().contains("finetune.sampler"), "{e}");
     }
 }

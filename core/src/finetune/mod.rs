@@ -4,6 +4,7 @@
 pub mod curves;
 pub mod data;
 pub mod evaluate;
+pub mod sample;
 pub mod task_model;
 pub mod train;
 

@@ -10,7 +10,7 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::curves::{write_curves, Series};
-use super::data::{batch_tensor, report_skipped, task_loader, TrainOrder};
+use super::data::{batch_tensor, probe_flip, report_skipped, task_loader, TrainOrder};
 use super::evaluate::{evaluate, format_metrics};
 use super::task_model::TaskModel;
 use crate::backbone::Backbone;
@@ -18,7 +18,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
 use crate::plugin_host::task_config::resolve;
-use crate::plugin_host::task_head::{dataset, TaskHead};
+use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
 use crate::task_embedding::{hashed_text_embedding, read_text_embedding};
@@ -92,8 +92,6 @@ pub fn finetune(
             test.len()
         );
     }
-    // How batches are drawn, checked before any model is built.
-    let order = TrainOrder::from_settings(ft, &task, &train)?;
 
     // 2. The backbone, with a prompt for this task seeded from its description sentence.
     let mut bb = match backbone_dir {
@@ -126,7 +124,7 @@ pub fn finetune(
     // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
     let head = TaskHead::build_for_training(
         plugin.clone(),
-        task_config,
+        task_config.clone(),
         bb.vit.cfg.embed_dim,
         device,
         config.run.seed,
@@ -134,6 +132,16 @@ pub fn finetune(
     )?;
     let model = TaskModel::new(bb, head);
     let size = model.img_size();
+    // How batches are drawn; random flips when the plugin mirrors its targets.
+    let mirror = probe_flip(
+        RecordFlip {
+            plugin: plugin.clone(),
+            config: task_config.clone(),
+        },
+        &train,
+        size,
+    )?;
+    let order = TrainOrder::from_settings(ft, &task, &train, mirror)?;
 
     // 4. AdamW over backbone and head, layer-wise decay (the head counts as the last layer).
     let o = &config.optim;

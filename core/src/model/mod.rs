@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod conv;
 pub mod layers;
 pub mod mlp;
 pub mod params;

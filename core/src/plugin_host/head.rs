@@ -1,8 +1,11 @@
 //! A task head's state on the host: trainable parameters and saved buffers, named by the plugin.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::model::ParamStore;
 
@@ -14,6 +17,8 @@ const BUFFER_PREFIX: &str = "buffers.";
 pub struct HeadState {
     pub params: ParamStore,
     pub buffers: ParamStore,
+    /// Dropout masks come from here, so a seeded run repeats exactly.
+    dropout_rng: Mutex<ChaCha8Rng>,
 }
 
 impl HeadState {
@@ -21,7 +26,25 @@ impl HeadState {
         Self {
             params: ParamStore::new(device, seed),
             buffers: ParamStore::new(device, seed ^ 0xB0FF),
+            dropout_rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xD50F)),
         }
+    }
+
+    /// A dropout mask for `shape`: 0 with probability `p`, else `1 / (1 − p)`.
+    pub fn dropout_mask(
+        &self,
+        shape: &[usize],
+        p: f64,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let keep = 1.0 - p;
+        let scale = (1.0 / keep) as f32;
+        let n: usize = shape.iter().product();
+        let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mask: Vec<f32> = (0..n)
+            .map(|_| if rng.gen_bool(keep) { scale } else { 0.0 })
+            .collect();
+        Tensor::from_vec(mask, shape, device)
     }
 
     /// Parameters and buffers as saved in a task checkpoint.

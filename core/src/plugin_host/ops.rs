@@ -173,9 +173,8 @@ extern "C" fn conv2d(
     padding: u32,
 ) -> RResult<TensorId, RString> {
     new_tensor(ctx, |c| {
-        let y = c
-            .get(x)?
-            .conv2d(&c.get(w)?, padding as usize, stride as usize, 1, 1)?;
+        let y =
+            crate::model::conv::conv2d(&c.get(x)?, &c.get(w)?, padding as usize, stride as usize)?;
         add_channel_bias(y, opt(c, b)?)
     })
 }
@@ -190,12 +189,12 @@ extern "C" fn conv_transpose2d(
     output_padding: u32,
 ) -> RResult<TensorId, RString> {
     new_tensor(ctx, |c| {
-        let y = c.get(x)?.conv_transpose2d(
+        let y = crate::model::conv::conv_transpose2d(
+            &c.get(x)?,
             &c.get(w)?,
             padding as usize,
             output_padding as usize,
             stride as usize,
-            1,
         )?;
         add_channel_bias(y, opt(c, b)?)
     })
@@ -415,7 +414,11 @@ extern "C" fn dropout(
     new_tensor(ctx, |c| {
         let x = c.get(x)?;
         Ok(if training && p > 0.0 {
-            candle_nn::ops::dropout(&x, p as f32)?
+            if p >= 1.0 {
+                bail!("dropout probability {p} must be below 1");
+            }
+            let mask = c.head.dropout_mask(x.dims(), p, &c.device)?;
+            x.mul(&mask.to_dtype(x.dtype())?)?
         } else {
             x
         })

@@ -247,3 +247,34 @@ pub fn evaluate_files(
         .map_err(|e| plugin.call_error("evaluate_files", e))?;
     Ok(m.into_vec())
 }
+
+/// The plugin's `flip`: a task's targets after its image is mirrored, callable from loader
+/// threads.
+#[derive(Clone)]
+pub struct RecordFlip {
+    pub plugin: Plugin,
+    pub config: String,
+}
+
+impl std::fmt::Debug for RecordFlip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordFlip({})", self.plugin.name())
+    }
+}
+
+impl RecordFlip {
+    /// The mirrored targets of `record` (loaded at `size` `[H, W]`); `None` when the task is not
+    /// trained on mirrored images.
+    pub fn apply(&self, record: &Record, [h, w]: [usize; 2]) -> Result<Option<Record>> {
+        let ROption::RSome(flip) = self.plugin.module.flip() else {
+            return Ok(None);
+        };
+        let out = flip(RStr::from(self.config.as_str()), record, h as u32, w as u32)
+            .into_result()
+            .map_err(|e| {
+                self.plugin
+                    .call_error("flip", format!("{} ({})", e, record.image))
+            })?;
+        Ok(out.into_option())
+    }
+}

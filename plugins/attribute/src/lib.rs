@@ -335,6 +335,16 @@ impl Task for AttributeTask {
         Some(chart::bar_chart(image, &PA100K, &prediction.values, out))
     }
 
+    /// A mirrored person keeps their identity and attributes.
+    fn flip(
+        &self,
+        _cfg: &TaskConfig,
+        record: &Record,
+        _size: [usize; 2],
+    ) -> Option<Result<Record>> {
+        Some(Ok(record.clone()))
+    }
+
     fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
         let mut on: Vec<(&str, f32)> = PA100K
             .iter()

@@ -409,6 +409,16 @@ impl Task for ReidTask {
         }
     }
 
+    /// A mirrored person keeps their identity and attributes.
+    fn flip(
+        &self,
+        _cfg: &TaskConfig,
+        record: &Record,
+        _size: [usize; 2],
+    ) -> Option<Result<Record>> {
+        Some(Ok(record.clone()))
+    }
+
     fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
         let norm = prediction.values.iter().map(|v| v * v).sum::<f32>().sqrt();
         Ok(format!(

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The plugin crates these tests load, built once per test run as shared libraries.
-const PLUGIN_CRATES: [&str; 5] = [
+const PLUGIN_CRATES: [&str; 6] = [
     "clasp-plugin-attribute",
     "clasp-plugin-reid",
+    "clasp-plugin-parsing",
     "clasp-test-plugin-faulty",
     "clasp-test-plugin-bad-spec",
     "clasp-test-plugin-old-interface",

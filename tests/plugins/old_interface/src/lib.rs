@@ -23,6 +23,7 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         describe: ROption::RNone,
         prepare: ROption::RNone,
         evaluate_files: ROption::RNone,
+        flip: ROption::RNone,
     }
     .leak_into_prefix()
 }

@@ -1,0 +1,126 @@
+//! Heads that grow the backbone's patch-token map into a finer grid, for dense tasks (parsing,
+//! pose): `deconv` stacks transposed convolutions (4×4, stride 2, as SimpleBaseline and ViTPose's
+//! classic decoder), `nearest` stacks nearest ×2 upsampling + 3×3 convolutions. Each step doubles
+//! the grid and is followed by batch norm and ReLU; both train end to end (no bilinear
+//! resampling, which the host cannot differentiate).
+
+use crate::fail;
+use crate::host::{Host, Init, Result, Tensor};
+use crate::task::TaskConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsampling {
+    Deconv,
+    Nearest,
+}
+
+/// The upsampling part of a dense head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpsampleHead {
+    pub kind: Upsampling,
+    /// Doubling steps: 2 turns a stride-16 patch map into a stride-4 grid.
+    pub steps: usize,
+    /// Channels of every step.
+    pub channels: usize,
+}
+
+impl UpsampleHead {
+    /// Help text for the `head` config entry.
+    pub const HELP: &'static str =
+        "head variant: deconv (transposed 4×4 convolutions, stride 2) or nearest (nearest ×2 + \
+         3×3 convolution); each step doubles the patch grid, then batch norm and ReLU";
+    /// The variants, as `head_variants` lists them.
+    pub const VARIANTS: [&'static str; 2] = ["deconv", "nearest"];
+
+    /// The head a task's `head`, `upsample_steps` and `channels` settings describe.
+    pub fn from_config(cfg: &TaskConfig) -> Result<Self> {
+        let kind = match cfg.str("head")?.as_str() {
+            "deconv" => Upsampling::Deconv,
+            "nearest" => Upsampling::Nearest,
+            other => fail!("unknown head `{other}` (deconv, nearest)"),
+        };
+        let (steps, channels) = (cfg.usize("upsample_steps")?, cfg.usize("channels")?);
+        if channels == 0 {
+            fail!("task config `channels` must be at least 1");
+        }
+        Ok(Self {
+            kind,
+            steps,
+            channels,
+        })
+    }
+
+    /// `[B, channels, h·2^steps, w·2^steps]` from a `[B, in_channels, h, w]` map; parameters are
+    /// named `up{i}.*` and created on first use.
+    pub fn apply<'h>(
+        &self,
+        host: &'h Host,
+        x: Tensor<'h>,
+        in_channels: usize,
+        training: bool,
+    ) -> Result<Tensor<'h>> {
+        let mut x = x;
+        let mut c_in = in_channels;
+        let c = self.channels;
+        for i in 0..self.steps {
+            x = match self.kind {
+                Upsampling::Deconv => x.conv_transpose2d(
+                    host.param(
+                        &format!("up{i}.weight"),
+                        &[c_in, c, 4, 4],
+                        Init::KaimingUniform,
+                    )?,
+                    None,
+                    2,
+                    1,
+                    0,
+                )?,
+                Upsampling::Nearest => nearest2x(host, x)?.conv2d(
+                    host.param(
+                        &format!("up{i}.weight"),
+                        &[c, c_in, 3, 3],
+                        Init::KaimingUniform,
+                    )?,
+                    None,
+                    1,
+                    1,
+                )?,
+            };
+            x = x
+                .batch_norm(
+                    Some(host.param(&format!("up{i}.bn.weight"), &[c], Init::Ones)?),
+                    Some(host.param(&format!("up{i}.bn.bias"), &[c], Init::Zeros)?),
+                    host.buffer(&format!("up{i}.bn.running_mean"), &[c], Init::Zeros)?,
+                    host.buffer(&format!("up{i}.bn.running_var"), &[c], Init::Ones)?,
+                    training,
+                    0.1,
+                    1e-5,
+                )?
+                .relu()?;
+            c_in = c;
+        }
+        Ok(x)
+    }
+
+    /// Channels of the output map for an input of `in_channels`.
+    pub fn out_channels(&self, in_channels: usize) -> usize {
+        if self.steps == 0 {
+            in_channels
+        } else {
+            self.channels
+        }
+    }
+}
+
+/// Nearest-neighbour ×2 of a `[B, C, h, w]` map, differentiable: each value is broadcast over a
+/// 2×2 block.
+pub fn nearest2x<'h>(host: &'h Host, x: Tensor<'h>) -> Result<Tensor<'h>> {
+    let [b, c, h, w]: [usize; 4] = match x.shape()?.as_slice() {
+        [b, c, h, w] => [*b, *c, *h, *w],
+        other => fail!("nearest ×2 of shape {other:?}, expected [B, C, h, w]"),
+    };
+    let ones = host.constant(&[1, 1, 1, 2, 1, 2], &[1.0; 4])?;
+    x.reshape(&[b, c, h, 1, w, 1])?
+        .mul(ones)?
+        .reshape(&[b, c, 2 * h, 2 * w])
+}
