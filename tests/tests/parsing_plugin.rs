@@ -4,46 +4,17 @@
 //! backbone fine-tuned from scratch parses unseen people far above chance.
 
 use candle_core::{Device, Tensor};
-use clasp_core::data::synth::dataset::{generate, SynthOptions};
 use clasp_core::finetune::sample::load_sample;
-use clasp_core::plugin_host::task_config::resolve;
 use clasp_core::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::{library, plugin_dir};
+use common::task_data::{predict_pictures, synth, task_config as config};
 
 fn parsing() -> Plugin {
     load(&library("clasp_plugin_parsing"), None).unwrap()
-}
-
-fn config(plugin: &Plugin, settings: &[(&str, toml::Value)]) -> String {
-    let mut t = toml::Table::new();
-    for (k, v) in settings {
-        t.insert(k.to_string(), v.clone());
-    }
-    resolve(&plugin.spec, &t).unwrap()
-}
-
-fn synth(identities: u32, images_per_id: u32, seed: u64, size: [usize; 2]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            out: dir.path().to_path_buf(),
-            identities,
-            images_per_id,
-            cameras: 4,
-            seed,
-            height: size[0],
-            width: size[1],
-            jpeg_quality: 90,
-            threads: 2,
-        },
-        &|_| {},
-    )
-    .unwrap();
-    dir
 }
 
 /// A loaded label map as the host hands it over: `values` + `[H, W]` in `ints`.
@@ -125,7 +96,7 @@ fn the_loss_is_pixel_cross_entropy_on_the_label_at_each_score_centre() {
 #[test]
 fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
     let plugin = parsing();
-    let data = synth(6, 2, 5, [64, 32]);
+    let data = synth(6, 2, 4, 5, [64, 32]);
     let root = data.path().join("parsing");
     for head in ["deconv", "nearest"] {
         let cfg = config(&plugin, &[("head", head.into()), ("channels", 8.into())]);
@@ -171,7 +142,7 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
 fn a_mirrored_sample_swaps_left_and_right_classes() {
     let plugin = parsing();
     let cfg = config(&plugin, &[]);
-    let data = synth(4, 2, 9, [64, 32]);
+    let data = synth(4, 2, 4, 9, [64, 32]);
     let train = dataset(&plugin, &cfg, &data.path().join("parsing"), "train").unwrap();
     let flip = RecordFlip {
         plugin: plugin.clone(),
@@ -321,7 +292,7 @@ fn parsing_finetuning_beats_chance() {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
-    let data = synth(LEARNING_IDENTITIES, 2, 23, [128, 64]);
+    let data = synth(LEARNING_IDENTITIES, 2, 4, 23, [128, 64]);
     let root = data.path().join("parsing");
     let plugins = clasp_core::config::schema::PluginSettings {
         dirs: vec![plugin_dir().display().to_string()],
@@ -391,43 +362,9 @@ fn parsing_finetuning_beats_chance() {
     );
 
     // `clasp predict` draws the overlay of a test image.
-    let pictures = runs.path().join("predict");
-    let run = std::process::Command::new(common::plugin_libs::clasp_exe())
-        .args(["predict", "--checkpoint"])
-        .arg(&out.checkpoint)
-        .arg(test[0].image.as_str())
-        .args(["--set", &format!("run.dir=\"{}\"", pictures.display())])
-        .env("CLASP_PLUGIN_PATH", plugin_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (stdout, drawn) = predict_pictures(&out.checkpoint, &[test[0].image.as_str()], "parsing");
     println!("{stdout}");
-    let drawn: Vec<_> = walk_pngs(&pictures);
     assert_eq!(drawn.len(), 1, "{drawn:?}");
-    if let Ok(keep) = std::env::var("TEST_PICTURES_OUT") {
-        std::fs::copy(&drawn[0], std::path::Path::new(&keep).join("parsing.png")).unwrap();
-    }
-}
-
-fn walk_pngs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "png") && !p.ends_with("curves.png") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// The learning test's budget: identities rendered (half train, two images each) and epochs.

@@ -3,7 +3,6 @@
 //! backbone from scratch retrieves identities far above chance.
 
 use candle_core::{Device, Tensor};
-use clasp_core::data::synth::dataset::{generate, SynthOptions};
 use clasp_core::plugin_host::task_config::resolve;
 use clasp_core::plugin_host::task_head::{dataset, TaskHead};
 use clasp_core::plugin_host::{load, Plugin};
@@ -11,37 +10,10 @@ use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::{err, library, plugin_dir};
+use common::task_data::{synth, task_config as config};
 
 fn reid() -> Plugin {
     load(&library("clasp_plugin_reid"), None).unwrap()
-}
-
-fn config(plugin: &Plugin, settings: &[(&str, toml::Value)]) -> String {
-    let mut t = toml::Table::new();
-    for (k, v) in settings {
-        t.insert(k.to_string(), v.clone());
-    }
-    resolve(&plugin.spec, &t).unwrap()
-}
-
-fn synth(identities: u32, images_per_id: u32, seed: u64, size: [usize; 2]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            out: dir.path().to_path_buf(),
-            identities,
-            images_per_id,
-            cameras: 6,
-            seed,
-            height: size[0],
-            width: size[1],
-            jpeg_quality: 90,
-            threads: 2,
-        },
-        &|_| {},
-    )
-    .unwrap();
-    dir
 }
 
 fn labelled(labels: &[i64]) -> Vec<Record> {
@@ -163,7 +135,7 @@ fn the_loss_is_label_smoothed_cross_entropy_plus_batch_hard_triplet() {
 #[test]
 fn every_head_parameter_trains_and_a_saved_head_restores() {
     let plugin = reid();
-    let data = synth(8, 6, 3, [64, 32]);
+    let data = synth(8, 6, 6, 3, [64, 32]);
     let root = data.path().join("reid");
     for head in ["bnneck", "reduction"] {
         let cfg = config(
@@ -235,7 +207,7 @@ fn reid_finetuning_beats_chance() {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
-    let data = synth(LEARNING_IDENTITIES, 6, 17, [128, 64]);
+    let data = synth(LEARNING_IDENTITIES, 6, 6, 17, [128, 64]);
     let root = data.path().join("reid");
     let plugins = clasp_core::config::schema::PluginSettings {
         dirs: vec![plugin_dir().display().to_string()],
@@ -393,6 +365,8 @@ fn shipped_finetune_configs_fit_their_plugins() {
     for (task, lib) in [
         ("reid", "clasp_plugin_reid"),
         ("attribute", "clasp_plugin_attribute"),
+        ("parsing", "clasp_plugin_parsing"),
+        ("pose", "clasp_plugin_pose"),
     ] {
         let file = root.join(format!("{task}.toml"));
         let c = clasp_core::config::load::load_file(&file).unwrap();

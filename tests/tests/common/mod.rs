@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod plugin_libs;
+pub mod task_data;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The plugin crates these tests load, built once per test run as shared libraries.
-const PLUGIN_CRATES: [&str; 6] = [
+const PLUGIN_CRATES: [&str; 7] = [
     "clasp-plugin-attribute",
     "clasp-plugin-reid",
     "clasp-plugin-parsing",
+    "clasp-plugin-pose",
     "clasp-test-plugin-faulty",
     "clasp-test-plugin-bad-spec",
     "clasp-test-plugin-old-interface",

@@ -1,0 +1,90 @@
+//! Synthetic data and task settings for the plugin tests.
+
+use std::path::{Path, PathBuf};
+
+use clasp_core::data::synth::dataset::{generate, SynthOptions};
+use clasp_core::plugin_host::task_config::resolve;
+use clasp_core::plugin_host::Plugin;
+
+/// A synthetic dataset in a temporary folder (every format side by side).
+pub fn synth(
+    identities: u32,
+    images_per_id: u32,
+    cameras: u32,
+    seed: u64,
+    size: [usize; 2],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        &SynthOptions {
+            out: dir.path().to_path_buf(),
+            identities,
+            images_per_id,
+            cameras,
+            seed,
+            height: size[0],
+            width: size[1],
+            jpeg_quality: 90,
+            threads: 2,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    dir
+}
+
+/// The plugin's task settings with `settings` over its defaults, as the JSON it receives.
+pub fn task_config(plugin: &Plugin, settings: &[(&str, toml::Value)]) -> String {
+    let mut t = toml::Table::new();
+    for (k, v) in settings {
+        t.insert(k.to_string(), v.clone());
+    }
+    resolve(&plugin.spec, &t).unwrap()
+}
+
+/// The prediction pictures under `dir` (run folders included), not the training curves.
+pub fn pictures(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "png") && !p.ends_with("curves.png") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `clasp predict` on `images` with a task checkpoint; returns its stdout and the pictures
+/// it drew. With `TEST_PICTURES_OUT=DIR` set, the first picture is kept as `DIR/NAME.png` for
+/// a person to look at.
+pub fn predict_pictures(checkpoint: &Path, images: &[&str], name: &str) -> (String, Vec<PathBuf>) {
+    let runs = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(super::plugin_libs::clasp_exe())
+        .args(["predict", "--checkpoint"])
+        .arg(checkpoint)
+        .args(images)
+        .args(["--set", &format!("run.dir=\"{}\"", runs.path().display())])
+        .env("CLASP_PLUGIN_PATH", super::plugin_libs::plugin_dir())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let drawn = pictures(runs.path());
+    if let (Ok(keep), Some(first)) = (std::env::var("TEST_PICTURES_OUT"), drawn.first()) {
+        std::fs::copy(first, Path::new(&keep).join(format!("{name}.png"))).unwrap();
+    }
+    // The pictures live in the temporary run folder: keep their names only.
+    let names = drawn
+        .iter()
+        .map(|p| PathBuf::from(p.file_name().unwrap()))
+        .collect();
+    (String::from_utf8_lossy(&run.stdout).into_owned(), names)
+}
