@@ -223,6 +223,41 @@ extern "C" fn flip<T: Task>(
     })
 }
 
+extern "C" fn merge_flip<T: Task>(
+    config: RStr<'_>,
+    prediction: &Record,
+    mirrored: &Record,
+) -> RResult<ROption<Record>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        match task::<T>().merge_flip(&cfg, prediction, mirrored) {
+            None => Ok(ROption::RNone),
+            Some(r) => r.map(ROption::RSome),
+        }
+    })
+}
+
+extern "C" fn visualize_ranking<T: Task>(
+    config: RStr<'_>,
+    image: RStr<'_>,
+    prediction: &Record,
+    gallery: RSlice<'_, Record>,
+    out: RStr<'_>,
+) -> RResult<(), RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        task::<T>()
+            .visualize_ranking(
+                &cfg,
+                Path::new(image.as_str()),
+                prediction,
+                gallery.as_slice(),
+                Path::new(out.as_str()),
+            )
+            .unwrap_or_else(|| Err(Error("this task draws no rank lists".into())))
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -239,6 +274,8 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         prepare: ROption::RSome(prepare::<T>),
         evaluate_files: ROption::RSome(evaluate_files::<T>),
         flip: ROption::RSome(flip::<T>),
+        merge_flip: ROption::RSome(merge_flip::<T>),
+        visualize_ranking: ROption::RSome(visualize_ranking::<T>),
     }
     .leak_into_prefix()
 }

@@ -102,6 +102,28 @@ pub struct TaskPlugin {
             width: u32,
         ) -> RResult<ROption<Record>, RString>,
     >,
+    /// The prediction for an image merged with the prediction for its mirror image (the flip
+    /// test); `RNone` when the task offers no flip test.
+    #[sabi(missing_field(default))]
+    pub merge_flip: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            prediction: &Record,
+            mirrored: &Record,
+        ) -> RResult<ROption<Record>, RString>,
+    >,
+    /// Draws the prediction for the query `image` beside the closest of `gallery` (predictions
+    /// whose `image` names their file) into the PNG `out`: a retrieval task's rank list.
+    #[sabi(missing_field(default))]
+    pub visualize_ranking: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            image: RStr<'_>,
+            prediction: &Record,
+            gallery: RSlice<'_, Record>,
+            out: RStr<'_>,
+        ) -> RResult<(), RString>,
+    >,
 }
 
 impl RootModule for TaskPluginRef {

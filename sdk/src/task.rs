@@ -217,6 +217,32 @@ pub trait Task: Send + Sync + 'static {
         None
     }
 
+    /// The flip test: `prediction` for an image merged with `mirrored`, the prediction for its
+    /// mirror image (un-mirrored and averaged, left and right swapped back). `None` (the
+    /// default): the task offers no flip test.
+    fn merge_flip(
+        &self,
+        _config: &TaskConfig,
+        _prediction: &Record,
+        _mirrored: &Record,
+    ) -> Option<Result<Record>> {
+        None
+    }
+
+    /// A retrieval task's rank list: the query `image` with its `prediction` beside the closest
+    /// `gallery` predictions (each `image` names its file), drawn into the PNG `out`. `None`
+    /// (the default): the task draws no rank lists.
+    fn visualize_ranking(
+        &self,
+        _config: &TaskConfig,
+        _image: &Path,
+        _prediction: &Record,
+        _gallery: &[Record],
+        _out: &Path,
+    ) -> Option<Result<()>> {
+        None
+    }
+
     /// One line a person reads for `prediction`; the default lists its values.
     fn describe(&self, _config: &TaskConfig, prediction: &Record) -> Result<String> {
         let values: Vec<String> = prediction

@@ -17,6 +17,19 @@ fn parsing() -> Plugin {
     load(&library("clasp_plugin_parsing"), None).unwrap()
 }
 
+/// LIP's class for a pixel of class `k` after a mirror: left and right arm, leg and shoe swap.
+fn lip_mirror(k: usize) -> usize {
+    match k {
+        14 => 15,
+        15 => 14,
+        16 => 17,
+        17 => 16,
+        18 => 19,
+        19 => 18,
+        k => k,
+    }
+}
+
 /// A loaded label map as the host hands it over: `values` + `[H, W]` in `ints`.
 fn label_record(h: usize, w: usize, labels: &[f32]) -> Record {
     Record {
@@ -157,15 +170,7 @@ fn a_mirrored_sample_swaps_left_and_right_classes() {
             for x in 0..32 {
                 let before = loaded.values[y * 32 + x] as u8;
                 let after = mirrored.values[y * 32 + 31 - x] as u8;
-                let want = match before {
-                    14 => 15,
-                    15 => 14,
-                    16 => 17,
-                    17 => 16,
-                    18 => 19,
-                    19 => 18,
-                    c => c,
-                };
+                let want = lip_mirror(before as usize) as u8;
                 assert_eq!(after, want, "{} at ({x}, {y})", r.image);
                 swapped += (want != before) as usize;
             }
@@ -174,6 +179,49 @@ fn a_mirrored_sample_swaps_left_and_right_classes() {
         assert_eq!(twice.values, loaded.values);
     }
     assert!(swapped > 0, "the synthetic people have arms and legs");
+}
+
+/// The flip test mirrors the second prediction's scores back, swaps left and right classes, and
+/// averages.
+#[test]
+fn the_flip_test_averages_the_scores_mirrored_back() {
+    let plugin = parsing();
+    let th = TaskHead::build(
+        plugin,
+        config(&parsing(), &[("channels", 4.into())]),
+        8,
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let (c, h, w) = (20usize, 2usize, 3usize);
+    let scores = |f: &dyn Fn(usize, usize, usize) -> f32| Record {
+        values: (0..c * h * w)
+            .map(|i| f(i / (h * w), i / w % h, i % w))
+            .collect::<Vec<f32>>()
+            .into(),
+        ints: vec![c as i64, h as i64, w as i64].into(),
+        ..Default::default()
+    };
+    let a = scores(&|k, y, x| (k * 100 + y * 10 + x) as f32);
+    let b = scores(&|k, y, x| (k * 1000 + y * 7 + x * 3) as f32);
+    let merged = th
+        .merge_flip(&a, &b)
+        .unwrap()
+        .expect("parsing has a flip test");
+    for k in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                let from_b = (lip_mirror(k) * 1000 + y * 7 + (w - 1 - x) * 3) as f32;
+                let want = 0.5 * ((k * 100 + y * 10 + x) as f32 + from_b);
+                assert_eq!(
+                    merged.values[(k * h + y) * w + x],
+                    want,
+                    "class {k} at ({x}, {y})"
+                );
+            }
+        }
+    }
 }
 
 /// `clasp eval --task parsing --pred-dir P --gt-dir G` on the torchmetrics fixture's maps,
@@ -362,6 +410,17 @@ fn parsing_finetuning_beats_chance() {
     );
 
     // `clasp predict` draws the overlay of a test image.
+    // The flip test: scores of each image and of its mirror (mirrored back, sides swapped)
+    // averaged.
+    let flip_settings = clasp_core::config::schema::FinetuneSettings {
+        flip_test: true,
+        ..config.finetune.clone()
+    };
+    let flipped = evaluate(&model, test.clone(), &flip_settings, &Device::Cpu).unwrap();
+    let flipped_miou = flipped.metric("mIoU").unwrap();
+    println!("parsing with the flip test: mIoU {flipped_miou:.4}");
+    assert!(flipped_miou >= chance + 0.03);
+
     let (stdout, drawn) = predict_pictures(&out.checkpoint, &[test[0].image.as_str()], "parsing");
     println!("{stdout}");
     assert_eq!(drawn.len(), 1, "{drawn:?}");

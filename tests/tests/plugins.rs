@@ -141,7 +141,7 @@ fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
     assert!(
         e.contains(&path.display().to_string())
             && e.contains("different layout")
-            && e.contains("too many fields (host 13, plugin 9)")
+            && e.contains("too many fields (host 15, plugin 9)")
             && e.contains("rebuild"),
         "{e}"
     );

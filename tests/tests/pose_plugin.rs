@@ -114,6 +114,10 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         assert_eq!(common::max_abs_diff(&eval, &again), 0.0, "{head}");
 
         let preds = th.decode(&eval).unwrap();
+        assert!(
+            th.merge_flip(&preds[0], &preds[1]).unwrap().is_none(),
+            "pose offers no flip test"
+        );
         let metrics = th.evaluate(&preds, &train[..4]).unwrap();
         let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "PCK"]);

@@ -10,7 +10,7 @@ use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::{err, library, plugin_dir};
-use common::task_data::{synth, task_config as config};
+use common::task_data::{predict_pictures, synth, task_config as config};
 
 fn reid() -> Plugin {
     load(&library("clasp_plugin_reid"), None).unwrap()
@@ -264,6 +264,30 @@ fn reid_finetuning_beats_chance() {
         map >= 4.0 * chance && map - chance >= 0.04,
         "mAP {map} vs chance {chance}"
     );
+
+    // The flip test (fast-reid's `TEST.FLIP`): features of each image and its mirror averaged.
+    let flip_settings = clasp_core::config::schema::FinetuneSettings {
+        flip_test: true,
+        ..config.finetune.clone()
+    };
+    let flipped = evaluate(&model, eval.targets.clone(), &flip_settings, &Device::Cpu).unwrap();
+    println!(
+        "reid with the flip test: mAP {:.4}, rank-1 {:.4}",
+        flipped.metric("mAP").unwrap(),
+        flipped.metric("rank1").unwrap()
+    );
+    assert!(flipped.metric("mAP").unwrap() >= 4.0 * chance);
+
+    // `clasp predict --gallery` draws a query's rank list: 10 gallery images after it.
+    let query = eval.targets.iter().find(|r| r.ints[2] == 1).unwrap();
+    let gallery = root.join("bounding_box_test").display().to_string();
+    let (stdout, drawn) = predict_pictures(
+        &out.checkpoint,
+        &[query.image.as_str(), "--gallery", gallery.as_str()],
+        "reid",
+    );
+    assert!(stdout.contains("gallery:"), "{stdout}");
+    assert_eq!(drawn.len(), 1, "{drawn:?}");
 
     // `clasp embed` on a task checkpoint writes the head's retrieval features: the same ones the
     // evaluation ranked.

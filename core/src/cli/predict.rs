@@ -1,13 +1,15 @@
 //! `clasp predict --checkpoint TASK_CKPT IMAGE_OR_FOLDER...`: the plugin's reading of each image,
 //! printed, in `predictions.jsonl`, and drawn (when the plugin draws) as PNG files in the run
-//! directory.
+//! directory. With `--gallery DIR` (retrieval tasks), each image is a query and its picture is
+//! the rank list of the gallery's closest images.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use clap::Args;
+use clasp_sdk::abi::Record;
 
 use super::GlobalArgs;
 use crate::data::images::{list_images, load_normalized};
@@ -25,6 +27,9 @@ pub struct PredictArgs {
     pub images: Vec<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Folder of gallery images: draw each query's rank list against them (reid).
+    #[arg(long)]
+    pub gallery: Option<PathBuf>,
 }
 
 fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -50,26 +55,17 @@ fn picture_path(dir: &Path, index: usize, image: &Path) -> PathBuf {
     dir.join(format!("{index:04}_{stem}.png"))
 }
 
-pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
-    let mut config = g.load()?;
-    let device = parse_device(&config.run.device)?;
-    let mut model = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
-    model.fold_for_inference(config.model.moe.fold_threshold)?;
-    if config.run.name == "default" {
-        config.run.name = format!("predict-{}", model.task());
-    }
-    let run = RunDir::create(&config)?;
-    let pictures = run.path.join("pictures");
-    std::fs::create_dir_all(&pictures)
-        .with_context(|| format!("creating {}", pictures.display()))?;
-    let jsonl = run.path.join("predictions.jsonl");
-    let mut out =
-        std::fs::File::create(&jsonl).with_context(|| format!("writing {}", jsonl.display()))?;
-
-    let files = expand(&args.images)?;
+/// The decoded prediction of each readable image (its `image` set to the file), and how many
+/// could not be read (skipped with a warning).
+fn predict_files(
+    model: &TaskModel,
+    files: &[PathBuf],
+    batch: usize,
+    device: &Device,
+) -> Result<(Vec<(PathBuf, Record)>, usize)> {
     let [h, w] = model.img_size();
-    let (mut done, mut skipped, mut drawn) = (0usize, 0usize, 0usize);
-    for chunk in files.chunks(args.batch.max(1)) {
+    let (mut out, mut skipped) = (Vec::new(), 0usize);
+    for chunk in files.chunks(batch.max(1)) {
         let mut pixels = Vec::new();
         let mut kept = Vec::new();
         for path in chunk {
@@ -87,24 +83,72 @@ pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
         if kept.is_empty() {
             continue;
         }
-        let x = Tensor::from_vec(pixels, (kept.len(), 3, h, w), &device)?;
+        let x = Tensor::from_vec(pixels, (kept.len(), 3, h, w), device)?;
         let predictions = model.head.decode(&model.forward(&x, false)?)?;
-        for (path, pred) in kept.into_iter().zip(predictions) {
-            println!("{}: {}", path.display(), model.head.describe(&pred)?);
-            let json = serde_json::json!({
-                "image": path,
-                "values": pred.values.as_slice(),
-                "ints": pred.ints.as_slice(),
-            });
-            writeln!(out, "{json}")?;
-            if model
-                .head
-                .visualize(path, &pred, &picture_path(&pictures, done, path))?
-            {
-                drawn += 1;
-            }
-            done += 1;
+        for (path, mut pred) in kept.into_iter().zip(predictions) {
+            pred.image = path.display().to_string().into();
+            out.push((path.clone(), pred));
         }
+    }
+    Ok((out, skipped))
+}
+
+pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
+    let mut config = g.load()?;
+    let device = parse_device(&config.run.device)?;
+    let mut model = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
+    model.fold_for_inference(config.model.moe.fold_threshold)?;
+    if config.run.name == "default" {
+        config.run.name = format!("predict-{}", model.task());
+    }
+    let run = RunDir::create(&config)?;
+    let pictures = run.path.join("pictures");
+    std::fs::create_dir_all(&pictures)
+        .with_context(|| format!("creating {}", pictures.display()))?;
+    let jsonl = run.path.join("predictions.jsonl");
+    let mut out =
+        std::fs::File::create(&jsonl).with_context(|| format!("writing {}", jsonl.display()))?;
+
+    let files = expand(&args.images)?;
+    let gallery = match &args.gallery {
+        Some(dir) => {
+            let (g, skipped) = predict_files(&model, &list_images(dir)?, args.batch, &device)?;
+            if g.is_empty() {
+                bail!(
+                    "{}: none of the gallery images could be read",
+                    dir.display()
+                );
+            }
+            println!("gallery: {} images ({skipped} unreadable)", g.len());
+            Some(g.into_iter().map(|(_, r)| r).collect::<Vec<Record>>())
+        }
+        None => None,
+    };
+    let (predicted, skipped) = predict_files(&model, &files, args.batch, &device)?;
+    let (mut done, mut drawn) = (0usize, 0usize);
+    for (path, pred) in &predicted {
+        println!("{}: {}", path.display(), model.head.describe(pred)?);
+        let json = serde_json::json!({
+            "image": path,
+            "values": pred.values.as_slice(),
+            "ints": pred.ints.as_slice(),
+        });
+        writeln!(out, "{json}")?;
+        let picture = picture_path(&pictures, done, path);
+        let was_drawn = match &gallery {
+            Some(g) => {
+                if !model.head.visualize_ranking(path, pred, g, &picture)? {
+                    bail!(
+                        "--gallery: plugin `{}` draws no rank lists",
+                        model.head.plugin.name()
+                    );
+                }
+                true
+            }
+            None => model.head.visualize(path, pred, &picture)?,
+        };
+        drawn += was_drawn as usize;
+        done += 1;
     }
     if done == 0 {
         bail!("none of the {} images could be read", files.len());

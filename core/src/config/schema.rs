@@ -36,9 +36,12 @@ pub struct FinetuneSettings {
     pub sampler: String,
     /// K of the `identity` sampler; P is `batch_size / K`.
     pub instances_per_identity: usize,
-    /// Random horizontal flips in training; unset: on for the tasks whose targets a flip leaves
-    /// unchanged (attribute, reid), off otherwise.
+    /// Random horizontal flips in training; unset: on when the task's plugin mirrors its
+    /// targets (its `flip`), off otherwise.
     pub flip: Option<bool>,
+    /// Flip test at evaluation: each image is also predicted mirrored and the plugin merges the
+    /// two predictions (its `merge_flip`: averaged parsing scores, averaged reid features).
+    pub flip_test: bool,
 }
 
 impl Default for FinetuneSettings {
@@ -54,6 +57,7 @@ impl Default for FinetuneSettings {
             sampler: "shuffle".into(),
             instances_per_identity: 4,
             flip: None,
+            flip_test: false,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Evaluating a task model on a split: batches through the model, the plugin's decode, then the
 //! plugin's metrics over the whole split.
 
-use anyhow::Result;
-use candle_core::Device;
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
 use clasp_sdk::abi::Record;
 
 use super::data::{batch_tensor, report_skipped, task_loader};
@@ -40,6 +40,23 @@ pub fn format_metrics(metrics: &[(String, f64)]) -> String {
         .join(", ")
 }
 
+/// Each prediction merged by the plugin with the prediction for the mirrored image.
+fn flip_test(model: &TaskModel, x: &Tensor, predictions: Vec<Record>) -> Result<Vec<Record>> {
+    let mirrored = model.head.decode(&model.forward(&x.flip(&[3])?, false)?)?;
+    predictions
+        .iter()
+        .zip(&mirrored)
+        .map(|(p, m)| {
+            model.head.merge_flip(p, m)?.with_context(|| {
+                format!(
+                    "config key `finetune.flip_test` = true: plugin `{}` offers no flip test",
+                    model.head.plugin.name()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Predicts every sample of `records` and scores the predictions with the plugin's metrics.
 pub fn evaluate(
     model: &TaskModel,
@@ -57,8 +74,11 @@ pub fn evaluate(
             continue;
         }
         let x = batch_tensor(&batch.items, size, device)?;
-        let output = model.forward(&x, false)?;
-        predictions.extend(model.head.decode(&output)?);
+        let mut decoded = model.head.decode(&model.forward(&x, false)?)?;
+        if settings.flip_test {
+            decoded = flip_test(model, &x, decoded)?;
+        }
+        predictions.extend(decoded);
         targets.extend(batch.items.into_iter().map(|(_, r)| r));
     }
     let skipped = batches.skipped();

@@ -190,6 +190,43 @@ impl TaskHead {
         }
     }
 
+    /// The plugin's flip test: `prediction` merged with `mirrored` (the prediction for the
+    /// mirrored image); `None` when the plugin offers no flip test.
+    pub fn merge_flip(&self, prediction: &Record, mirrored: &Record) -> Result<Option<Record>> {
+        let ROption::RSome(merge) = self.plugin.module.merge_flip() else {
+            return Ok(None);
+        };
+        let out = merge(RStr::from(self.config.as_str()), prediction, mirrored)
+            .into_result()
+            .map_err(|e| self.plugin.call_error("merge_flip", e))?;
+        Ok(out.into_option())
+    }
+
+    /// Asks the plugin to draw the rank list of the query `image` against `gallery` into `out`;
+    /// `false` when the plugin draws none.
+    pub fn visualize_ranking(
+        &self,
+        image: &Path,
+        prediction: &Record,
+        gallery: &[Record],
+        out: &Path,
+    ) -> Result<bool> {
+        let ROption::RSome(draw) = self.plugin.module.visualize_ranking() else {
+            return Ok(false);
+        };
+        let (image, out) = (image.display().to_string(), out.display().to_string());
+        draw(
+            RStr::from(self.config.as_str()),
+            RStr::from(image.as_str()),
+            prediction,
+            gallery.into(),
+            RStr::from(out.as_str()),
+        )
+        .into_result()
+        .map_err(|e| self.plugin.call_error("visualize_ranking", e))?;
+        Ok(true)
+    }
+
     /// Asks the plugin to draw `prediction` over `image` into the PNG `out`; `false` when the
     /// plugin draws nothing.
     pub fn visualize(&self, image: &Path, prediction: &Record, out: &Path) -> Result<bool> {

@@ -164,6 +164,16 @@ impl Task for ViewTask {
         }
         Ok(out)
     }
+
+    /// A mirrored person faces the same way (front stays front): train on mirrored images too.
+    fn flip(
+        &self,
+        _cfg: &TaskConfig,
+        record: &Record,
+        _size: [usize; 2],
+    ) -> Option<Result<Record>> {
+        Some(Ok(record.clone()))
+    }
 }
 
 export_task!(ViewTask);

@@ -242,6 +242,39 @@ impl Task for ParsingTask {
         }))
     }
 
+    /// The flip test: the mean of the class scores for the image and, mirrored back with left
+    /// and right classes swapped, for its mirror image.
+    fn merge_flip(
+        &self,
+        _cfg: &TaskConfig,
+        prediction: &Record,
+        mirrored: &Record,
+    ) -> Option<Result<Record>> {
+        Some((|| {
+            let ([c, h, w], a) = scores(prediction)?;
+            let (shape, b) = scores(mirrored)?;
+            if shape != [c, h, w] {
+                fail!("scores of shape {:?} and {shape:?} (mirrored)", [c, h, w]);
+            }
+            let plane = h * w;
+            let mut values = a.to_vec();
+            for k in 0..c {
+                // The mirror image's class k is the image's class mirrored_class(k).
+                let to = mirrored_class(k as u8) as usize * plane;
+                for y in 0..h {
+                    for x in 0..w {
+                        values[to + y * w + x] += b[k * plane + y * w + (w - 1 - x)];
+                    }
+                }
+            }
+            values.iter_mut().for_each(|v| *v *= 0.5);
+            Ok(Record {
+                values: values.into(),
+                ..prediction.clone()
+            })
+        })())
+    }
+
     fn evaluate_files(
         &self,
         _cfg: &TaskConfig,

@@ -12,6 +12,7 @@
 
 pub mod feature_file;
 pub mod market;
+pub mod rank_list;
 pub mod ranking;
 pub mod rerank;
 pub mod triplet;
@@ -407,6 +408,47 @@ impl Task for ReidTask {
             }
             other => fail!("unknown split `{other}` (train, test)"),
         }
+    }
+
+    /// The flip test: the mean of the features of the image and of its mirror image.
+    fn merge_flip(
+        &self,
+        _cfg: &TaskConfig,
+        prediction: &Record,
+        mirrored: &Record,
+    ) -> Option<Result<Record>> {
+        if prediction.values.len() != mirrored.values.len() {
+            return Some(Err(clasp_sdk::Error(format!(
+                "{}: features of widths {} and {} (mirrored)",
+                prediction.image,
+                prediction.values.len(),
+                mirrored.values.len()
+            ))));
+        }
+        let values: Vec<f32> = prediction
+            .values
+            .iter()
+            .zip(mirrored.values.iter())
+            .map(|(a, b)| 0.5 * (a + b))
+            .collect();
+        Some(Ok(Record {
+            values: values.into(),
+            ..prediction.clone()
+        }))
+    }
+
+    fn visualize_ranking(
+        &self,
+        cfg: &TaskConfig,
+        image: &Path,
+        prediction: &Record,
+        gallery: &[Record],
+        out: &Path,
+    ) -> Option<Result<()>> {
+        Some((|| {
+            let distance = Distance::parse(&cfg.str("distance")?)?;
+            rank_list::draw_rank_list(image, &prediction.values, gallery, distance, 10, out)
+        })())
     }
 
     /// A mirrored person keeps their identity and attributes.

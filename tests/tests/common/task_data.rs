@@ -59,15 +59,15 @@ pub fn pictures(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `clasp predict` on `images` with a task checkpoint; returns its stdout and the pictures
-/// it drew. With `TEST_PICTURES_OUT=DIR` set, the first picture is kept as `DIR/NAME.png` for
-/// a person to look at.
-pub fn predict_pictures(checkpoint: &Path, images: &[&str], name: &str) -> (String, Vec<PathBuf>) {
+/// Runs `clasp predict` with a task checkpoint and `args` (images, options); returns its stdout
+/// and the pictures it drew. With `TEST_PICTURES_OUT=DIR` set, the first picture is kept as
+/// `DIR/NAME.png` for a person to look at.
+pub fn predict_pictures(checkpoint: &Path, args: &[&str], name: &str) -> (String, Vec<PathBuf>) {
     let runs = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(super::plugin_libs::clasp_exe())
         .args(["predict", "--checkpoint"])
         .arg(checkpoint)
-        .args(images)
+        .args(args)
         .args(["--set", &format!("run.dir=\"{}\"", runs.path().display())])
         .env("CLASP_PLUGIN_PATH", super::plugin_libs::plugin_dir())
         .output()

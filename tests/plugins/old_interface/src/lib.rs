@@ -24,6 +24,8 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         prepare: ROption::RNone,
         evaluate_files: ROption::RNone,
         flip: ROption::RNone,
+        merge_flip: ROption::RNone,
+        visualize_ranking: ROption::RNone,
     }
     .leak_into_prefix()
 }
