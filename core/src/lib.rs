@@ -16,3 +16,4 @@ pub mod optim;
 pub mod plugin_host;
 pub mod run_dir;
 pub mod task_embedding;
+pub mod teacher;

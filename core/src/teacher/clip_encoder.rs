@@ -1,0 +1,158 @@
+//! CLIP's transformer encoder (`encoder.layers.{i}` in transformers' names): pre-norm blocks of
+//! multi-head self-attention (separate q/k/v projections) and an MLP, with the causal mask in
+//! the text tower. Composed of differentiable ops, so the same code trains a teacher.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+
+use super::clip_config::Activation;
+use crate::model::layers::{gelu, softmax_last_dim, LayerNorm, Linear};
+use crate::model::params::Scope;
+
+pub fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
+    match act {
+        Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+        Activation::Gelu => gelu(x),
+        Activation::GeluTanh => x.gelu(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClipAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    pub num_heads: usize,
+}
+
+impl ClipAttention {
+    fn new(s: &Scope, dim: usize, num_heads: usize) -> Result<Self> {
+        Ok(Self {
+            q_proj: Linear::new(&s.pp("q_proj"), dim, dim, true)?,
+            k_proj: Linear::new(&s.pp("k_proj"), dim, dim, true)?,
+            v_proj: Linear::new(&s.pp("v_proj"), dim, dim, true)?,
+            out_proj: Linear::new(&s.pp("out_proj"), dim, dim, true)?,
+            num_heads,
+        })
+    }
+
+    /// `[B, n, d]` → `[B, h, n, d/h]`.
+    fn heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, n, d) = x.dims3()?;
+        x.reshape((b, n, self.num_heads, d / self.num_heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
+        let (b, n, d) = x.dims3()?;
+        let scale = 1.0 / ((d / self.num_heads) as f64).sqrt();
+        let q = self.heads(&(self.q_proj.forward(x)? * scale)?)?;
+        let k = self.heads(&self.k_proj.forward(x)?)?;
+        let v = self.heads(&self.v_proj.forward(x)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if causal {
+            // Token i sees tokens 0..=i.
+            let mask: Vec<f32> = (0..n * n)
+                .map(|i| {
+                    if i % n > i / n {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (n, n), x.device())?.to_dtype(x.dtype())?;
+            scores = scores.broadcast_add(&mask)?;
+        }
+        let y = softmax_last_dim(&scores)?
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, n, d))?;
+        self.out_proj.forward(&y)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClipLayer {
+    pub self_attn: ClipAttention,
+    pub layer_norm1: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub layer_norm2: LayerNorm,
+    pub act: Activation,
+}
+
+impl ClipLayer {
+    fn new(
+        s: &Scope,
+        dim: usize,
+        hidden: usize,
+        heads: usize,
+        eps: f64,
+        act: Activation,
+    ) -> Result<Self> {
+        Ok(Self {
+            self_attn: ClipAttention::new(&s.pp("self_attn"), dim, heads)?,
+            layer_norm1: LayerNorm::new(&s.pp("layer_norm1"), dim, eps)?,
+            fc1: Linear::new(&s.pp("mlp").pp("fc1"), dim, hidden, true)?,
+            fc2: Linear::new(&s.pp("mlp").pp("fc2"), hidden, dim, true)?,
+            layer_norm2: LayerNorm::new(&s.pp("layer_norm2"), dim, eps)?,
+            act,
+        })
+    }
+
+    pub fn mlp(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc2
+            .forward(&activate(self.act, &self.fc1.forward(x)?)?)
+    }
+
+    pub fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
+        let x = (x + self
+            .self_attn
+            .forward(&self.layer_norm1.forward(x)?, causal)?)?;
+        &x + self.mlp(&self.layer_norm2.forward(&x)?)?
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClipEncoder {
+    pub layers: Vec<ClipLayer>,
+}
+
+/// Sizes of one tower's encoder.
+pub struct EncoderShape {
+    pub dim: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub eps: f64,
+    pub act: Activation,
+}
+
+impl ClipEncoder {
+    pub fn new(s: &Scope, shape: &EncoderShape) -> Result<Self> {
+        let layers = (0..shape.layers)
+            .map(|i| {
+                ClipLayer::new(
+                    &s.pp("layers").pp(i),
+                    shape.dim,
+                    shape.hidden,
+                    shape.heads,
+                    shape.eps,
+                    shape.act,
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    pub fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for l in &self.layers {
+            x = l.forward(&x, causal)?;
+        }
+        Ok(x)
+    }
+}

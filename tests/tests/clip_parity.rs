@@ -1,0 +1,84 @@
+//! Our CLIP in Hugging Face layout gives transformers' embeddings on tiny random models
+//! (fixture: `scripts/fixtures/make_clip_tiny.py`): quick_gelu with legacy end-of-text pooling,
+//! gelu with pooling at `eos_token_id`, square images and a non-square person-shaped input
+//! through bicubic position-embedding interpolation.
+
+use candle_core::{DType, Device, Tensor};
+use clasp_core::teacher::clip::Clip;
+
+mod common;
+
+fn io() -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(common::fixture("clip_tiny_io.safetensors"), &Device::Cpu)
+        .unwrap()
+}
+
+fn ids(t: &Tensor) -> Vec<Vec<u32>> {
+    t.to_dtype(DType::I64)
+        .unwrap()
+        .to_vec2::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v as u32).collect())
+        .collect()
+}
+
+#[test]
+fn image_and_text_embeddings_equal_transformers() {
+    let io = io();
+    for name in ["quick", "gelu"] {
+        let clip = Clip::load(&common::fixture(&format!("clip_tiny_{name}")), &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        for (input, key) in [("pixels.square", "square"), ("pixels.tall", "tall")] {
+            let ours = clip.image_embeds(&io[input]).unwrap();
+            let want = &io[&format!("{name}.image_embeds.{key}")];
+            let d = common::max_abs_diff(&ours, want);
+            assert!(d <= 1e-4, "{name} image embeddings ({key}) differ by {d}");
+            // Not vacuous: the embeddings are far from zero and from each other's model.
+            let other = if name == "quick" { "gelu" } else { "quick" };
+            let far = common::max_abs_diff(&ours, &io[&format!("{other}.image_embeds.{key}")]);
+            assert!(far > 0.1, "{name} vs {other}: {far}");
+        }
+        let ours = clip.text_embeds(&ids(&io["ids"])).unwrap();
+        let d = common::max_abs_diff(&ours, &io[&format!("{name}.text_embeds")]);
+        assert!(d <= 1e-4, "{name} text embeddings differ by {d}");
+    }
+}
+
+/// The two pooling rules pick different tokens on the fixture's first row: the test above can
+/// only pass for both models if each follows its config.
+#[test]
+fn text_pooling_follows_the_configured_end_of_text() {
+    let ids = ids(&io()["ids"]);
+    let legacy = Clip::load(&common::fixture("clip_tiny_quick"), &Device::Cpu).unwrap();
+    let eos = Clip::load(&common::fixture("clip_tiny_gelu"), &Device::Cpu).unwrap();
+    assert_eq!(legacy.text.pool_positions(&ids).unwrap(), vec![9, 15, 0]);
+    assert_eq!(eos.text.pool_positions(&ids).unwrap(), vec![5, 15, 7]);
+}
+
+/// Every weight of a fresh CLIP, logit scale included, gets a gradient from a contrastive score,
+/// so the same code trains a teacher.
+#[test]
+fn every_clip_weight_gets_a_gradient() {
+    let io = io();
+    let clip = Clip::new(
+        clasp_core::teacher::clip_config::ClipConfig::read(
+            &common::fixture("clip_tiny_gelu").join("config.json"),
+        )
+        .unwrap(),
+        &Device::Cpu,
+        3,
+    )
+    .unwrap();
+    let img = clip.image_embeds(&io["pixels.square"]).unwrap();
+    let mut text_ids = ids(&io["ids"]);
+    text_ids.truncate(2);
+    let txt = clip.text_embeds(&text_ids).unwrap();
+    let score = (img.mul(&txt).unwrap().sum_all().unwrap() * clip.logit_scale.exp().unwrap())
+        .unwrap()
+        .sqr()
+        .unwrap();
+    let grads = score.backward().unwrap();
+    let problems = clip.store.gradient_problems(&grads).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
