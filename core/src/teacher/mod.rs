@@ -6,3 +6,4 @@ pub mod clip_config;
 pub mod clip_encoder;
 pub mod clip_text;
 pub mod clip_vision;
+pub mod tokenizer;
