@@ -6,4 +6,5 @@ pub mod clip_config;
 pub mod clip_encoder;
 pub mod clip_text;
 pub mod clip_vision;
+pub mod preprocess;
 pub mod tokenizer;
