@@ -82,3 +82,47 @@ fn every_clip_weight_gets_a_gradient() {
     let problems = clip.store.gradient_problems(&grads).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// `clasp teacher embed --images` through the folder's own preprocessor_config.json gives
+/// transformers' embedding of a photograph; an unreadable file is skipped and counted; text
+/// without a tokenizer.json is refused, naming the file.
+#[test]
+fn clasp_teacher_embed_writes_transformers_image_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(common::fixture("chelsea.png"), images.join("chelsea.png")).unwrap();
+    std::fs::write(images.join("broken.jpg"), b"not a jpeg").unwrap();
+    let teacher = common::fixture("clip_tiny_gelu");
+    let out = dir.path().join("embeds.safetensors");
+    let run = std::process::Command::new(common::plugin_libs::clasp_exe())
+        .args(["teacher", "embed", "--teacher"])
+        .arg(&teacher)
+        .arg("--images")
+        .arg(&images)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("embedded 1 images (1 skipped"), "{stdout}");
+    let got = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
+    let d = common::max_abs_diff(&got["image_embeds"], &io()["gelu.image_embeds.chelsea"]);
+    assert!(d <= 1e-4, "image embeddings differ by {d}");
+
+    let run = std::process::Command::new(common::plugin_libs::clasp_exe())
+        .args(["teacher", "embed", "--teacher"])
+        .arg(&teacher)
+        .args(["--text", "a person in a red coat", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("tokenizer.json"), "{stderr}");
+}

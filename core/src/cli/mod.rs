@@ -12,6 +12,7 @@ pub mod plugins;
 pub mod predict;
 pub mod quickstart;
 pub mod synth;
+pub mod teacher_embed;
 
 use std::path::PathBuf;
 
@@ -116,7 +117,7 @@ pub enum TeacherCommand {
     /// Measure pseudo-label quality against synthetic ground truth.
     Eval,
     /// Image and text embeddings from a CLIP folder.
-    Embed,
+    Embed(teacher_embed::TeacherEmbedArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,7 +155,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
+         Built so far: synth, init, teacher embed, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -163,14 +164,11 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Synth(args) => synth::run(g, args),
         Command::Init(args) => init::run(g, args),
-        Command::Teacher { command } => {
-            let name = match command {
-                TeacherCommand::Train => "teacher train",
-                TeacherCommand::Eval => "teacher eval",
-                TeacherCommand::Embed => "teacher embed",
-            };
-            not_built(name, 6, "the CLIP teacher")
-        }
+        Command::Teacher { command } => match command {
+            TeacherCommand::Train => not_built("teacher train", 6, "training a CLIP teacher"),
+            TeacherCommand::Eval => not_built("teacher eval", 6, "pseudo-label evaluation"),
+            TeacherCommand::Embed(args) => teacher_embed::run(g, args),
+        },
         Command::Label => not_built("label", 6, "pseudo-labelling"),
         Command::Pretrain => not_built("pretrain", 7, "CLIP-guided pre-training"),
         Command::Finetune(args) => finetune::run(g, args),

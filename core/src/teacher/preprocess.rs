@@ -119,6 +119,8 @@ struct ProcessorFile {
     crop_size: Option<SizeEntry>,
     image_mean: Option<[f32; 3]>,
     image_std: Option<[f32; 3]>,
+    resample: Option<u32>,
+    do_center_crop: Option<bool>,
 }
 
 /// What a CLIP's images go through before the vision tower.
@@ -157,6 +159,20 @@ impl ClipPreprocess {
         let de = &mut serde_json::Deserializer::from_str(&text);
         let f: ProcessorFile = serde_path_to_error::deserialize(de)
             .map_err(|e| anyhow::anyhow!("{}: at `{}`: {}", path.display(), e.path(), e.inner()))?;
+        // PIL's BICUBIC is 3; other filters and skipping the crop are not what CLIP does.
+        if f.resample.is_some_and(|r| r != 3) {
+            anyhow::bail!(
+                "{}: `resample` = {:?}: only PIL's bicubic (3) is supported",
+                path.display(),
+                f.resample
+            );
+        }
+        if f.do_center_crop == Some(false) {
+            anyhow::bail!(
+                "{}: `do_center_crop` = false is not supported",
+                path.display()
+            );
+        }
         if let Some(s) = f.size.and_then(|s| s.shortest_edge) {
             p.shortest_edge = s;
         }
