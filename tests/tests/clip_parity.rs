@@ -126,3 +126,18 @@ fn clasp_teacher_embed_writes_transformers_image_embeddings() {
     assert!(!run.status.success());
     assert!(stderr.contains("tokenizer.json"), "{stderr}");
 }
+
+/// MaskCLIP's dense patch embeddings (the part pseudo-labels' source) equal the same path
+/// written with transformers' modules, on a person-shaped input.
+#[test]
+fn dense_patch_embeddings_follow_the_maskclip_path() {
+    let io = io();
+    for name in ["quick", "gelu"] {
+        let clip =
+            Clip::load(&common::fixture(&format!("clip_tiny_{name}")), &Device::Cpu).unwrap();
+        let ours = clip.dense_embeds(&io["pixels.tall"]).unwrap();
+        assert_eq!(ours.dims(), &[2, 12, 24]);
+        let d = common::max_abs_diff(&ours, &io[&format!("{name}.dense_embeds.tall")]);
+        assert!(d <= 1e-4, "{name}: dense embeddings differ by {d}");
+    }
+}

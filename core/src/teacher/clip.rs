@@ -85,6 +85,14 @@ impl Clip {
             .forward(&self.vision.pooled(pixels)?)?)
     }
 
+    /// Dense patch embeddings `[B, gh·gw, projection_dim]` by the MaskCLIP path (see
+    /// [`ClipVision::dense`]), projected like image embeddings: the source of part pseudo-labels.
+    pub fn dense_embeds(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .visual_projection
+            .forward(&self.vision.dense(pixels)?)?)
+    }
+
     /// Text embeddings `[B, projection_dim]` (projected, not normalised), as `get_text_features`.
     pub fn text_embeds(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
         Ok(self.text_projection.forward(&self.text.pooled(ids)?)?)

@@ -105,6 +105,27 @@ impl ClipVision {
         Ok(self.encoder.forward(&x, false)?)
     }
 
+    /// MaskCLIP's dense patch features `[B, gh·gw, d]`: every block but the last as usual, then
+    /// the last block's value path alone — `out_proj(v_proj(layer_norm1(x)))`, no query-key
+    /// attention, no residual, no MLP — and `post_layernorm`, so each patch lands in the space
+    /// the class token is pooled in (project with `visual_projection` to compare with text).
+    pub fn dense(&self, pixels: &Tensor) -> Result<Tensor> {
+        let layers = &self.encoder.layers;
+        let Some((last, body)) = layers.split_last() else {
+            bail!("a vision tower without layers has no dense features");
+        };
+        let mut x = self.pre_layrnorm.forward(&self.embed(pixels)?)?;
+        for l in body {
+            x = l.forward(&x, false)?;
+        }
+        let a = &last.self_attn;
+        let v = a
+            .out_proj
+            .forward(&a.v_proj.forward(&last.layer_norm1.forward(&x)?)?)?;
+        let patches = v.narrow(1, 1, v.dim(1)? - 1)?;
+        Ok(self.post_layernorm.forward(&patches)?)
+    }
+
     /// The pooled image feature `[B, d]`: `post_layernorm` of the class token.
     pub fn pooled(&self, pixels: &Tensor) -> Result<Tensor> {
         let h = self.hidden_states(pixels)?;
