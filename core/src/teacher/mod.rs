@@ -7,4 +7,5 @@ pub mod clip_encoder;
 pub mod clip_text;
 pub mod clip_vision;
 pub mod preprocess;
+pub mod pseudo_labels;
 pub mod tokenizer;
