@@ -10,8 +10,8 @@ use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
 
 mod common;
-use common::plugin_libs::{library, plugin_dir};
-use common::task_data::{predict_pictures, synth, task_config as config};
+use common::plugin_libs::library;
+use common::task_data::{finetune_from_scratch, predict_pictures, synth, task_config as config};
 
 fn parsing() -> Plugin {
     load(&library("clasp_plugin_parsing"), None).unwrap()
@@ -334,57 +334,29 @@ fn position_prior_miou(train: &[Record], test: &[Record], plugin: &Plugin, cfg: 
 /// images) and is compared with the position prior.
 #[test]
 fn parsing_finetuning_beats_chance() {
-    use clasp_core::config::ConfigSources;
-    use clasp_core::finetune::{evaluate, finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::finetune::evaluate;
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
     let data = synth(LEARNING_IDENTITIES, 2, 4, 23, [128, 64]);
     let root = data.path().join("parsing");
-    let plugins = clasp_core::config::schema::PluginSettings {
-        dirs: vec![plugin_dir().display().to_string()],
-        ..Default::default()
-    };
-    let runs = tempfile::tempdir().unwrap();
-    let config = ConfigSources {
-        overrides: vec![
-            "model.preset=\"nano\"".into(),
-            "model.img_size=[128, 64]".into(),
-            format!("run.dir=\"{}\"", runs.path().display()),
-            "run.name=\"parsing\"".into(),
-            format!("finetune.data=\"{}\"", root.display()),
-            format!("finetune.epochs={LEARNING_EPOCHS}"),
+    let run = finetune_from_scratch(
+        "parsing",
+        &root,
+        LEARNING_EPOCHS,
+        &[
             // Small batches: a dense loss wants many updates more than large batches.
-            "finetune.batch_size=8".into(),
-            format!("finetune.eval_every={LEARNING_EPOCHS}"),
-            "optim.lr=2e-3".into(),
-            "optim.weight_decay=0.0".into(),
-            "task.channels=64".into(),
-        ]
-        .into_iter()
-        .chain(
-            std::env::var("XTRA")
-                .ok()
-                .into_iter()
-                .flat_map(|v| v.split(';').map(String::from).collect::<Vec<_>>()),
-        )
-        .collect(),
-        ..Default::default()
-    }
-    .load()
-    .unwrap();
-    let run = RunDir::create(&config).unwrap();
-    let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "parsing").unwrap();
-    let start = std::time::Instant::now();
-    let out = finetune(&config, plugin.clone(), None, &run, &Device::Cpu).unwrap();
-    let secs = start.elapsed().as_secs_f64();
-
-    let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();
+            "finetune.batch_size=8",
+            "optim.lr=2e-3",
+            "task.channels=32",
+        ],
+    );
+    let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
+    let plugin = model.head.plugin.clone();
     let cfg = model.head.config.clone();
     let train = dataset(&plugin, &cfg, &root, "train").unwrap();
     let test = dataset(&plugin, &cfg, &root, "test").unwrap();
-    let eval = evaluate(&model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
     let miou = eval.metric("mIoU").unwrap();
     let acc = eval.metric("pixel_accuracy").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

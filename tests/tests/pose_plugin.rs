@@ -10,8 +10,8 @@ use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
 
 mod common;
-use common::plugin_libs::{library, plugin_dir};
-use common::task_data::{predict_pictures, synth, task_config as config};
+use common::plugin_libs::library;
+use common::task_data::{finetune_from_scratch, predict_pictures, synth, task_config as config};
 
 fn pose() -> Plugin {
     load(&library("clasp_plugin_pose"), None).unwrap()
@@ -253,48 +253,24 @@ fn mean_pose(train: &[Record], n: usize) -> Vec<Record> {
 /// other test persons), and is compared with the mean pose.
 #[test]
 fn pose_finetuning_beats_chance() {
-    use clasp_core::config::ConfigSources;
-    use clasp_core::finetune::{evaluate, finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::finetune::evaluate;
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
     let data = synth(LEARNING_IDENTITIES, 2, 4, 29, [128, 64]);
     let root = data.path().join("pose");
-    let plugins = clasp_core::config::schema::PluginSettings {
-        dirs: vec![plugin_dir().display().to_string()],
-        ..Default::default()
-    };
-    let runs = tempfile::tempdir().unwrap();
-    let config = ConfigSources {
-        overrides: vec![
-            "model.preset=\"nano\"".into(),
-            "model.img_size=[128, 64]".into(),
-            format!("run.dir=\"{}\"", runs.path().display()),
-            "run.name=\"pose\"".into(),
-            format!("finetune.data=\"{}\"", root.display()),
-            format!("finetune.epochs={LEARNING_EPOCHS}"),
-            "finetune.batch_size=8".into(),
-            format!("finetune.eval_every={LEARNING_EPOCHS}"),
-            "optim.lr=2e-3".into(),
-            "optim.weight_decay=0.0".into(),
-            "task.channels=32".into(),
-        ],
-        ..Default::default()
-    }
-    .load()
-    .unwrap();
-    let run = RunDir::create(&config).unwrap();
-    let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "pose").unwrap();
-    let start = std::time::Instant::now();
-    let out = finetune(&config, plugin.clone(), None, &run, &Device::Cpu).unwrap();
-    let secs = start.elapsed().as_secs_f64();
-
-    let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();
+    let run = finetune_from_scratch(
+        "pose",
+        &root,
+        LEARNING_EPOCHS,
+        &["finetune.batch_size=8", "optim.lr=2e-3", "task.channels=32"],
+    );
+    let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
+    let plugin = model.head.plugin.clone();
     let cfg = model.head.config.clone();
     let train = dataset(&plugin, &cfg, &root, "train").unwrap();
     let test = dataset(&plugin, &cfg, &root, "test").unwrap();
-    let eval = evaluate(&model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
     let (ap, pck) = (eval.metric("AP").unwrap(), eval.metric("PCK").unwrap());
     let metric = |preds: &[Record], name: &str| {
         let m = model.head.evaluate(preds, &eval.targets).unwrap();

@@ -10,7 +10,7 @@ use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::{err, library, plugin_dir};
-use common::task_data::{predict_pictures, synth, task_config as config};
+use common::task_data::{finetune_from_scratch, predict_pictures, synth, task_config as config};
 
 fn reid() -> Plugin {
     load(&library("clasp_plugin_reid"), None).unwrap()
@@ -201,49 +201,27 @@ fn every_head_parameter_trains_and_a_saved_head_restores() {
 /// same features dealt to the test images in shuffled order.
 #[test]
 fn reid_finetuning_beats_chance() {
-    use clasp_core::config::ConfigSources;
-    use clasp_core::finetune::{evaluate, finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::finetune::evaluate;
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
     let data = synth(LEARNING_IDENTITIES, 6, 6, 17, [128, 64]);
     let root = data.path().join("reid");
-    let plugins = clasp_core::config::schema::PluginSettings {
-        dirs: vec![plugin_dir().display().to_string()],
-        ..Default::default()
-    };
-    let runs = tempfile::tempdir().unwrap();
-    let config = ConfigSources {
-        overrides: vec![
-            "model.preset=\"nano\"".into(),
-            "model.img_size=[128, 64]".into(),
-            format!("run.dir=\"{}\"", runs.path().display()),
-            "run.name=\"reid\"".into(),
-            format!("finetune.data=\"{}\"", root.display()),
-            format!("finetune.epochs={LEARNING_EPOCHS}"),
-            "finetune.batch_size=64".into(),
-            // Evaluated once, at the end: the budget goes to training.
-            format!("finetune.eval_every={LEARNING_EPOCHS}"),
-            "finetune.sampler=\"identity\"".into(),
-            "finetune.instances_per_identity=4".into(),
-            "optim.lr=3e-3".into(),
-            "optim.weight_decay=0.0".into(),
-            "task.pool=\"mean\"".into(),
+    let run = finetune_from_scratch(
+        "reid",
+        &root,
+        LEARNING_EPOCHS,
+        &[
+            "finetune.batch_size=64",
+            "finetune.sampler=\"identity\"",
+            "finetune.instances_per_identity=4",
+            "optim.lr=3e-3",
+            "task.pool=\"mean\"",
         ],
-        ..Default::default()
-    }
-    .load()
-    .unwrap();
-    let run = RunDir::create(&config).unwrap();
-    let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "reid").unwrap();
-    let start = std::time::Instant::now();
-    let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
-    let secs = start.elapsed().as_secs_f64();
-
-    let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();
+    );
+    let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
     let test = dataset(&model.head.plugin, &model.head.config, &root, "test").unwrap();
-    let eval = evaluate(&model, test, &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(model, test, &config.finetune, &Device::Cpu).unwrap();
     let map = eval.metric("mAP").unwrap();
     let rank1 = eval.metric("rank1").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -270,7 +248,7 @@ fn reid_finetuning_beats_chance() {
         flip_test: true,
         ..config.finetune.clone()
     };
-    let flipped = evaluate(&model, eval.targets.clone(), &flip_settings, &Device::Cpu).unwrap();
+    let flipped = evaluate(model, eval.targets.clone(), &flip_settings, &Device::Cpu).unwrap();
     println!(
         "reid with the flip test: mAP {:.4}, rank-1 {:.4}",
         flipped.metric("mAP").unwrap(),
@@ -291,7 +269,7 @@ fn reid_finetuning_beats_chance() {
 
     // `clasp embed` on a task checkpoint writes the head's retrieval features: the same ones the
     // evaluation ranked.
-    let feats = runs.path().join("query.safetensors");
+    let feats = run.runs.path().join("query.safetensors");
     let run = std::process::Command::new(common::plugin_libs::clasp_exe())
         .args(["embed", "--checkpoint"])
         .arg(&out.checkpoint)

@@ -88,3 +88,64 @@ pub fn predict_pictures(checkpoint: &Path, args: &[&str], name: &str) -> (String
         .collect();
     (String::from_utf8_lossy(&run.stdout).into_owned(), names)
 }
+
+/// A nano backbone fine-tuned from random weights on `root` through the plugin of `task`, at
+/// 128×64, evaluated once after `epochs`; `settings` are further `--set` overrides.
+pub struct FromScratch {
+    pub config: clasp_core::config::Config,
+    pub plugins: clasp_core::config::schema::PluginSettings,
+    pub outcome: clasp_core::finetune::FinetuneOutcome,
+    pub model: clasp_core::finetune::TaskModel,
+    pub seconds: f64,
+    /// Holds the run folder (checkpoint) alive.
+    pub runs: tempfile::TempDir,
+}
+
+pub fn finetune_from_scratch(
+    task: &str,
+    root: &Path,
+    epochs: usize,
+    settings: &[&str],
+) -> FromScratch {
+    use clasp_core::config::ConfigSources;
+    use clasp_core::finetune::{finetune, TaskModel};
+    use clasp_core::run_dir::RunDir;
+
+    let plugins = clasp_core::config::schema::PluginSettings {
+        dirs: vec![super::plugin_libs::plugin_dir().display().to_string()],
+        ..Default::default()
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let mut overrides = vec![
+        "model.preset=\"nano\"".to_string(),
+        "model.img_size=[128, 64]".into(),
+        format!("run.dir=\"{}\"", runs.path().display()),
+        format!("run.name=\"{task}\""),
+        format!("finetune.data=\"{}\"", root.display()),
+        format!("finetune.epochs={epochs}"),
+        // Evaluated once, at the end: the budget goes to training.
+        format!("finetune.eval_every={epochs}"),
+        "optim.weight_decay=0.0".into(),
+    ];
+    overrides.extend(settings.iter().map(|s| s.to_string()));
+    let config = ConfigSources {
+        overrides,
+        ..Default::default()
+    }
+    .load()
+    .unwrap();
+    let run = RunDir::create(&config).unwrap();
+    let plugin = clasp_core::plugin_host::loader::find_task(&plugins, task).unwrap();
+    let start = std::time::Instant::now();
+    let outcome = finetune(&config, plugin, None, &run, &candle_core::Device::Cpu).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let model = TaskModel::load(&outcome.checkpoint, &plugins, &candle_core::Device::Cpu).unwrap();
+    FromScratch {
+        config,
+        plugins,
+        outcome,
+        model,
+        seconds,
+        runs,
+    }
+}
