@@ -141,3 +141,41 @@ fn dense_patch_embeddings_follow_the_maskclip_path() {
         assert!(d <= 1e-4, "{name}: dense embeddings differ by {d}");
     }
 }
+
+/// The text path end to end: `clasp teacher embed --text` tokenizes with the folder's
+/// tokenizer.json and embeds with a model of CLIP's full vocabulary, as transformers does.
+#[test]
+fn clasp_teacher_embed_writes_transformers_text_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher");
+    std::fs::create_dir_all(&teacher).unwrap();
+    for (from, name) in [
+        ("clip_tiny_vocab", "config.json"),
+        ("clip_tiny_vocab", "model.safetensors"),
+        ("clip_tokenizer", "tokenizer.json"),
+    ] {
+        std::fs::copy(common::fixture(from).join(name), teacher.join(name)).unwrap();
+    }
+    let out = dir.path().join("text.safetensors");
+    let run = std::process::Command::new(common::plugin_libs::clasp_exe())
+        .args(["teacher", "embed", "--teacher"])
+        .arg(&teacher)
+        .args([
+            "--text",
+            "a photo of a woman in a red coat.",
+            "--text",
+            "A MAN, 40, with a backpack & blue jeans!",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
+    let d = common::max_abs_diff(&got["text_embeds"], &io()["vocab.text_embeds"]);
+    assert!(d <= 1e-4, "text embeddings differ by {d}");
+}
