@@ -120,6 +120,17 @@ pub struct FeatureMaps<'h> {
 }
 
 impl<'h> FeatureMaps<'h> {
+    /// All-zero features of one image with a 2×2 patch map: what `build_head` runs a head on so
+    /// that every parameter (created on first use) exists.
+    pub fn zeros(host: &'h Host, dim: usize) -> Result<Self> {
+        Ok(Self {
+            cls: host.constant(&[1, dim], &vec![0.0; dim])?,
+            patches: host.constant(&[1, dim, 2, 2], &vec![0.0; 4 * dim])?,
+            dim,
+            training: false,
+        })
+    }
+
     pub(crate) fn new(host: &'h Host, f: Features) -> Self {
         Self {
             cls: host.tensor(f.cls),

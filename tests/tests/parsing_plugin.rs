@@ -11,7 +11,9 @@ use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::library;
-use common::task_data::{finetune_from_scratch, predict_pictures, synth, task_config as config};
+use common::task_data::{
+    assert_restores, finetune_from_scratch, predict_pictures, synth, task_config as config,
+};
 
 fn parsing() -> Plugin {
     load(&library("clasp_plugin_parsing"), None).unwrap()
@@ -132,17 +134,7 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         let problems = th.state.params.gradient_problems(&grads).unwrap();
         assert!(problems.is_empty(), "{head}: {problems:?}");
 
-        let eval = th.forward(&cls, &patches, false).unwrap();
-        let restored = TaskHead::restore(
-            plugin.clone(),
-            cfg.clone(),
-            16,
-            &Device::Cpu,
-            th.state.tensors(),
-        )
-        .unwrap();
-        let again = restored.forward(&cls, &patches, false).unwrap();
-        assert_eq!(common::max_abs_diff(&eval, &again), 0.0, "{head}");
+        let eval = assert_restores(&th, &cls, &patches, head);
 
         let preds = th.decode(&eval).unwrap();
         let metrics = th.evaluate(&preds, &loaded).unwrap();

@@ -10,7 +10,9 @@ use clasp_sdk::abi::Record;
 
 mod common;
 use common::plugin_libs::{err, library, plugin_dir};
-use common::task_data::{finetune_from_scratch, predict_pictures, synth, task_config as config};
+use common::task_data::{
+    assert_restores, finetune_from_scratch, predict_pictures, synth, task_config as config,
+};
 
 fn reid() -> Plugin {
     load(&library("clasp_plugin_reid"), None).unwrap()
@@ -172,18 +174,8 @@ fn every_head_parameter_trains_and_a_saved_head_restores() {
         let problems = th.state.params.gradient_problems(&grads).unwrap();
         assert!(problems.is_empty(), "{head}: {problems:?}");
 
-        let feats = th.forward(&cls, &patches, false).unwrap();
+        let feats = assert_restores(&th, &cls, &patches, head);
         assert_eq!(feats.dims(), &[b, f]);
-        let restored = TaskHead::restore(
-            plugin.clone(),
-            cfg.clone(),
-            32,
-            &Device::Cpu,
-            th.state.tensors(),
-        )
-        .unwrap();
-        let again = restored.forward(&cls, &patches, false).unwrap();
-        assert_eq!(common::max_abs_diff(&feats, &again), 0.0, "{head}");
 
         let test = dataset(&plugin, &cfg, &root, "test").unwrap();
         let n = test.len();

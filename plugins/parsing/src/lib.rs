@@ -118,14 +118,7 @@ impl Task for ParsingTask {
 
     fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
         // Parameters are created on first use: a dry run on a zero map creates them all.
-        let patches = host.constant(&[1, dim, 2, 2], &vec![0.0; 4 * dim])?;
-        let f = FeatureMaps {
-            cls: host.constant(&[1, dim], &vec![0.0; dim])?,
-            patches,
-            dim,
-            training: false,
-        };
-        logits_of(host, cfg, &f).map(|_| ())
+        logits_of(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
     }
 
     fn forward<'h>(

@@ -139,13 +139,7 @@ impl Task for PoseTask {
             fail!("task config `sigma` must be positive");
         }
         // Parameters are created on first use: a dry run on a zero map creates them all.
-        let f = FeatureMaps {
-            cls: host.constant(&[1, dim], &vec![0.0; dim])?,
-            patches: host.constant(&[1, dim, 2, 2], &vec![0.0; 4 * dim])?,
-            dim,
-            training: false,
-        };
-        heatmaps_of(host, cfg, &f).map(|_| ())
+        heatmaps_of(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
     }
 
     fn forward<'h>(

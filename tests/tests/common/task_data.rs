@@ -149,3 +149,24 @@ pub fn finetune_from_scratch(
         runs,
     }
 }
+
+/// A head saved with its buffers and restored gives the same evaluation output; returns it.
+pub fn assert_restores(
+    th: &clasp_core::plugin_host::task_head::TaskHead,
+    cls: &candle_core::Tensor,
+    patches: &candle_core::Tensor,
+    what: &str,
+) -> candle_core::Tensor {
+    let eval = th.forward(cls, patches, false).unwrap();
+    let restored = clasp_core::plugin_host::task_head::TaskHead::restore(
+        th.plugin.clone(),
+        th.config.clone(),
+        th.dim,
+        &candle_core::Device::Cpu,
+        th.state.tensors(),
+    )
+    .unwrap();
+    let again = restored.forward(cls, patches, false).unwrap();
+    assert_eq!(super::max_abs_diff(&eval, &again), 0.0, "{what}");
+    eval
+}
