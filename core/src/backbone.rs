@@ -7,6 +7,8 @@ use crate::checkpoint::Manifest;
 use crate::config::{model::vit_config, Config};
 use crate::model::{ParamStore, Vit};
 use crate::task_embedding::hashed_text_embedding;
+use crate::teacher::task_text::{pretrain_task_description, TaskTextEmbedder};
+use std::path::Path;
 
 pub struct Backbone {
     pub vit: Vit,
@@ -22,16 +24,31 @@ impl Backbone {
         let mut vit = Vit::new(&cfg, &store)?;
         let mut tasks = Vec::new();
         if let Some(p) = &cfg.prompts {
+            let teacher = &config.model.prompts.teacher;
+            let embedder = (!teacher.is_empty())
+                .then(|| TaskTextEmbedder::load(Path::new(teacher), p.text_dim))
+                .transpose()?;
             for task in &config.model.prompts.tasks {
-                vit.add_task(task, &hashed_text_embedding(task, p.text_dim)?)?;
+                let sentence = pretrain_task_description(task).unwrap_or(task);
+                let e = match &embedder {
+                    Some(t) => t.embed(sentence)?,
+                    None => hashed_text_embedding(task, p.text_dim)?,
+                };
+                vit.add_task(task, &e)?;
                 tasks.push(task.clone());
             }
-        }
-        if !tasks.is_empty() {
-            tracing::info!(
-                ?tasks,
-                "task prompts seeded from name-hashed embeddings (no teacher configured)"
-            );
+            if embedder.is_some() {
+                tracing::info!(
+                    ?tasks,
+                    teacher,
+                    "task prompts seeded by the teacher's text embeddings"
+                );
+            } else if !tasks.is_empty() {
+                tracing::info!(
+                    ?tasks,
+                    "task prompts seeded from name-hashed embeddings (no teacher configured)"
+                );
+            }
         }
         let manifest = Manifest::new_backbone(&config.model.preset, &cfg, tasks, 0, config_hash);
         Ok(Self {

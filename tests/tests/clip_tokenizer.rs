@@ -13,7 +13,7 @@ fn token_ids_equal_transformers_clip_tokenizer() {
         &std::fs::read_to_string(common::fixture("clip_tokenizer_ids.json")).unwrap(),
     )
     .unwrap();
-    let tok = ClipTokenizer::from_dir(&common::fixture("clip_tokenizer")).unwrap();
+    let tok = ClipTokenizer::from_dir(&common::fixture("clip_tokenizer"), CONTEXT).unwrap();
     assert_eq!(tok.vocab_size(), 49408);
     let sentences: Vec<&str> = golden["sentences"]
         .as_array()
@@ -43,7 +43,7 @@ fn token_ids_equal_transformers_clip_tokenizer() {
 #[test]
 fn a_folder_without_a_tokenizer_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let e = ClipTokenizer::from_dir(dir.path())
+    let e = ClipTokenizer::from_dir(dir.path(), CONTEXT)
         .err()
         .unwrap()
         .to_string();

@@ -172,14 +172,25 @@ fn every_format_reads_back_the_rendered_ground_truth() {
     }
     assert_eq!(n_attr, persons);
 
-    // Captions: one line per person image, several phrasings each.
+    // Captions: one line per person image (several phrasings each) and per empty backdrop
+    // (pid 0, described as having no person); junk images have none.
     let captions = std::fs::read_to_string(root.join("captions.jsonl")).unwrap();
-    assert_eq!(captions.lines().count(), persons);
+    let empty = jobs.iter().filter(|j| j.kind == Kind::Distractor).count();
+    assert_eq!(captions.lines().count(), persons + empty);
+    let mut described_empty = 0;
     for line in captions.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(root.join(v["image"].as_str().unwrap()).exists());
-        assert!(v["captions"].as_array().unwrap().len() >= 3);
+        let texts = v["captions"].as_array().unwrap();
+        assert!(texts.len() >= 3);
+        if v["pid"] == 0 {
+            described_empty += 1;
+            assert!(texts
+                .iter()
+                .any(|t| t.as_str().unwrap().contains("no person")));
+        }
     }
+    assert_eq!(described_empty, empty);
 }
 
 #[test]

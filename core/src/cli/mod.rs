@@ -8,11 +8,14 @@ pub mod eval;
 pub mod export;
 pub mod finetune;
 pub mod init;
+pub mod label;
 pub mod plugins;
 pub mod predict;
 pub mod quickstart;
 pub mod synth;
 pub mod teacher_embed;
+pub mod teacher_eval;
+pub mod teacher_train;
 
 use std::path::PathBuf;
 
@@ -73,7 +76,7 @@ pub enum Command {
         command: TeacherCommand,
     },
     /// Write the part and attribute pseudo-label cache.
-    Label,
+    Label(label::LabelArgs),
     /// CLIP-guided pre-training with PC-MoE.
     Pretrain,
     /// Fine-tune a backbone on a task through its plugin.
@@ -113,9 +116,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum TeacherCommand {
     /// Train a small CLIP on synthetic people and captions.
-    Train,
+    Train(teacher_train::TeacherTrainArgs),
     /// Measure pseudo-label quality against synthetic ground truth.
-    Eval,
+    Eval(teacher_eval::TeacherEvalArgs),
     /// Image and text embeddings from a CLIP folder.
     Embed(teacher_embed::TeacherEmbedArgs),
 }
@@ -155,7 +158,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, teacher embed, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
+         Built so far: synth, init, teacher train|eval|embed, label, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -165,11 +168,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Synth(args) => synth::run(g, args),
         Command::Init(args) => init::run(g, args),
         Command::Teacher { command } => match command {
-            TeacherCommand::Train => not_built("teacher train", 6, "training a CLIP teacher"),
-            TeacherCommand::Eval => not_built("teacher eval", 6, "pseudo-label evaluation"),
+            TeacherCommand::Train(args) => teacher_train::run(g, args),
+            TeacherCommand::Eval(args) => teacher_eval::run(g, args),
             TeacherCommand::Embed(args) => teacher_embed::run(g, args),
         },
-        Command::Label => not_built("label", 6, "pseudo-labelling"),
+        Command::Label(args) => label::run(g, args),
         Command::Pretrain => not_built("pretrain", 7, "CLIP-guided pre-training"),
         Command::Finetune(args) => finetune::run(g, args),
         Command::Eval(args) => eval::run(g, args),

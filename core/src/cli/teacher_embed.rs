@@ -90,7 +90,10 @@ pub fn run(g: &GlobalArgs, args: TeacherEmbedArgs) -> Result<()> {
         );
     }
     if !args.text.is_empty() {
-        let tokenizer = ClipTokenizer::from_dir(&args.teacher)?;
+        let tokenizer = ClipTokenizer::from_dir(
+            &args.teacher,
+            clip.config.text_config.max_position_embeddings,
+        )?;
         let texts: Vec<&str> = args.text.iter().map(String::as_str).collect();
         let ids = tokenizer.encode(&texts)?;
         let embeds = clip

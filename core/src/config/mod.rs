@@ -3,6 +3,7 @@
 pub mod load;
 pub mod model;
 pub mod schema;
+pub mod teacher;
 pub mod validate;
 
 pub use load::{to_toml, ConfigSources};

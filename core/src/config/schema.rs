@@ -12,6 +12,8 @@ pub struct Config {
     pub checkpoint: CheckpointSettings,
     pub plugins: PluginSettings,
     pub finetune: FinetuneSettings,
+    pub teacher: super::teacher::TeacherSettings,
+    pub label: super::teacher::LabelSettings,
     /// Settings of the task plugin being fine-tuned (checked against the plugin's schema).
     pub task: toml::Table,
 }
@@ -128,6 +130,10 @@ pub struct PromptSettings {
     pub text_dim: usize,
     /// Tasks created with the model (pre-training tasks of DESIGN §5).
     pub tasks: Vec<String>,
+    /// CLIP folder whose text embedding of each task's description seeds its prompt (e_t); empty:
+    /// a fixed vector hashed from the description. Checkpoints keep e_t, so only new prompts
+    /// need it.
+    pub teacher: String,
 }
 
 impl Default for PromptSettings {
@@ -137,6 +143,7 @@ impl Default for PromptSettings {
             num_tokens: 4,
             text_dim: 512,
             tasks: vec!["ssl".into(), "part".into(), "attr".into()],
+            teacher: String::new(),
         }
     }
 }

@@ -60,5 +60,54 @@ pub fn validate(c: &Config) -> Result<()> {
     if o.lr <= 0.0 {
         bail!("config key `optim.lr`: must be positive");
     }
+    validate_teacher(c)
+}
+
+fn validate_teacher(c: &Config) -> Result<()> {
+    let t = &c.teacher;
+    if t.patch_size == 0 || t.img_size.iter().any(|s| *s == 0 || s % t.patch_size != 0) {
+        bail!(
+            "config key `teacher.img_size`: {:?} must be positive multiples of `teacher.patch_size` = {}",
+            t.img_size,
+            t.patch_size
+        );
+    }
+    for (key, dim, heads) in [
+        ("teacher.width", t.width, t.heads),
+        ("teacher.text_width", t.text_width, t.text_heads),
+    ] {
+        if heads == 0 || dim % heads != 0 {
+            bail!("config key `{key}`: {dim} is not divisible by its head count {heads}");
+        }
+    }
+    let l = &c.label;
+    if l.parts.is_empty() || l.parts.len() > 255 {
+        bail!("config key `label.parts`: between 1 and 255 part classes");
+    }
+    for (i, p) in l.parts.iter().enumerate() {
+        if p.prompts.is_empty() {
+            bail!(
+                "config key `label.parts[{i}].prompts` ({}): needs at least one phrase",
+                p.name
+            );
+        }
+    }
+    if l.part_templates.is_empty() || l.part_templates.iter().any(|t| !t.contains("{}")) {
+        bail!("config key `label.part_templates`: each template needs a `{{}}` for the phrase");
+    }
+    for (i, a) in l.attributes.iter().enumerate() {
+        if a.positive.is_empty() || a.negative.is_empty() {
+            bail!(
+                "config key `label.attributes[{i}]` ({}): needs positive and negative sentences",
+                a.name
+            );
+        }
+    }
+    if l.part_temperature <= 0.0 || l.attribute_temperature <= 0.0 {
+        bail!("config keys `label.part_temperature` and `label.attribute_temperature` must be positive");
+    }
+    if l.shard_size == 0 || l.batch_size == 0 {
+        bail!("config keys `label.shard_size` and `label.batch_size` must be positive");
+    }
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
 use crate::task_embedding::{hashed_text_embedding, read_text_embedding};
+use crate::teacher::task_text::TaskTextEmbedder;
 
 /// Metrics of one epoch's evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -111,6 +112,15 @@ pub fn finetune(
             bb.vit
                 .add_task(&task, &read_text_embedding(&path, p.text_dim)?)?;
             tracing::info!(task, "new task prompt from {}", path.display());
+        } else if !config.model.prompts.teacher.is_empty() {
+            let teacher = PathBuf::from(&config.model.prompts.teacher);
+            let e = TaskTextEmbedder::load(&teacher, p.text_dim)?
+                .embed(plugin.spec.description.as_str())?;
+            bb.vit.add_task(&task, &e)?;
+            tracing::info!(
+                task,
+                "new task prompt from the teacher's embedding of the description"
+            );
         } else {
             let e = hashed_text_embedding(plugin.spec.description.as_str(), p.text_dim)?;
             bb.vit.add_task(&task, &e)?;

@@ -93,6 +93,15 @@ impl Clip {
             .forward(&self.vision.dense(pixels)?)?)
     }
 
+    /// Dense patch embeddings and image embeddings of the same pixels, sharing the tower's pass.
+    pub fn dense_and_image_embeds(&self, pixels: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (dense, pooled) = self.vision.dense_and_pooled(pixels)?;
+        Ok((
+            self.visual_projection.forward(&dense)?,
+            self.visual_projection.forward(&pooled)?,
+        ))
+    }
+
     /// Text embeddings `[B, projection_dim]` (projected, not normalised), as `get_text_features`.
     pub fn text_embeds(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
         Ok(self.text_projection.forward(&self.text.pooled(ids)?)?)

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The MLP activation of a tower (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ fn default_logit_scale() -> f64 {
     2.6592
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TextConfig {
     #[serde(default = "text_default_vocab")]
     pub vocab_size: usize,
@@ -107,7 +107,7 @@ pub struct TextConfig {
     pub eos_token_id: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct VisionConfig {
     #[serde(default = "vision_default_hidden")]
     pub hidden_size: usize,
@@ -129,7 +129,7 @@ pub struct VisionConfig {
     pub layer_norm_eps: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ClipConfig {
     pub text_config: TextConfig,
     pub vision_config: VisionConfig,
@@ -149,6 +149,20 @@ impl ClipConfig {
             .map_err(|e| anyhow::anyhow!("{}: at `{}`: {}", path.display(), e.path(), e.inner()))?;
         cfg.check().with_context(|| path.display().to_string())?;
         Ok(cfg)
+    }
+
+    /// Writes `config.json` as transformers' `CLIPModel.save_pretrained` would (model types and
+    /// architecture named, so `CLIPModel.from_pretrained` reads the folder too).
+    pub fn write(&self, path: &Path, bos_token_id: u32) -> Result<()> {
+        let mut v = serde_json::to_value(self)?;
+        v["model_type"] = "clip".into();
+        v["architectures"] = serde_json::json!(["CLIPModel"]);
+        v["text_config"]["model_type"] = "clip_text_model".into();
+        v["text_config"]["bos_token_id"] = bos_token_id.into();
+        v["text_config"]["pad_token_id"] = self.text_config.eos_token_id.into();
+        v["vision_config"]["model_type"] = "clip_vision_model".into();
+        std::fs::write(path, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     fn check(&self) -> Result<()> {

@@ -110,6 +110,12 @@ impl ClipVision {
     /// attention, no residual, no MLP — and `post_layernorm`, so each patch lands in the space
     /// the class token is pooled in (project with `visual_projection` to compare with text).
     pub fn dense(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(self.dense_and_pooled(pixels)?.0)
+    }
+
+    /// [`Self::dense`] and [`Self::pooled`] from one pass through the shared blocks (what
+    /// labelling needs: part maps and attributes of the same images).
+    pub fn dense_and_pooled(&self, pixels: &Tensor) -> Result<(Tensor, Tensor)> {
         let layers = &self.encoder.layers;
         let Some((last, body)) = layers.split_last() else {
             bail!("a vision tower without layers has no dense features");
@@ -123,7 +129,12 @@ impl ClipVision {
             .out_proj
             .forward(&a.v_proj.forward(&last.layer_norm1.forward(&x)?)?)?;
         let patches = v.narrow(1, 1, v.dim(1)? - 1)?;
-        Ok(self.post_layernorm.forward(&patches)?)
+        let dense = self.post_layernorm.forward(&patches)?;
+        let h = last.forward(&x, false)?;
+        let pooled = self
+            .post_layernorm
+            .forward(&h.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok((dense, pooled))
     }
 
     /// The pooled image feature `[B, d]`: `post_layernorm` of the class token.

@@ -213,7 +213,20 @@ impl ClipPreprocess {
 
     /// CHW pixels for the vision tower.
     pub fn pixels(&self, img: &RgbImage) -> Vec<f32> {
-        let out = self.resize_and_crop(img);
+        self.normalize(&self.resize_and_crop(img))
+    }
+
+    /// CHW pixels of a whole person crop resized to `[H, W]` (bicubic, no centre crop): what the
+    /// teacher sees when it trains on or labels person crops, whose shape is not CLIP's square.
+    pub fn person_pixels(&self, img: &RgbImage, size: [usize; 2]) -> Vec<f32> {
+        let [h, w] = size;
+        if img.width() as usize == w && img.height() as usize == h {
+            return self.normalize(img);
+        }
+        self.normalize(&pil_bicubic_resize(img, w as u32, h as u32))
+    }
+
+    fn normalize(&self, out: &RgbImage) -> Vec<f32> {
         let (w, h) = (out.width() as usize, out.height() as usize);
         let mut px = vec![0f32; 3 * w * h];
         for (i, p) in out.pixels().enumerate() {

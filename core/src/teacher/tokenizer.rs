@@ -1,8 +1,8 @@
 //! CLIP's tokenizer from a teacher folder's `tokenizer.json` (Hugging Face `tokenizers`, the
-//! file `CLIPTokenizerFast.save_pretrained` writes): lower-cased byte-level BPE with
-//! `<|startoftext|>` … `<|endoftext|>` around each text, truncated to the 77-token context and
-//! padded with `<|endoftext|>`, as `tokenizer(texts, truncation=True, max_length=77,
-//! padding="max_length")` does.
+//! file `CLIPTokenizerFast.save_pretrained` writes, or the word-level one `clasp teacher train`
+//! writes): `<|startoftext|>` … `<|endoftext|>` around each text, truncated to the text tower's
+//! context (77 for OpenAI's CLIP) and padded with `<|endoftext|>`, as `tokenizer(texts,
+//! truncation=True, max_length=77, padding="max_length")` does.
 
 use std::path::Path;
 
@@ -18,9 +18,10 @@ pub struct ClipTokenizer {
 }
 
 impl ClipTokenizer {
-    /// The tokenizer of the teacher folder `dir`.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
-        Self::from_file(&dir.join("tokenizer.json"), CONTEXT)
+    /// The tokenizer of the teacher folder `dir`, for a text tower of `context` positions
+    /// (`text_config.max_position_embeddings`).
+    pub fn from_dir(dir: &Path, context: usize) -> Result<Self> {
+        Self::from_file(&dir.join("tokenizer.json"), context)
     }
 
     /// A tokenizer from a `tokenizer.json`, truncating and padding to `context` tokens.
@@ -58,6 +59,20 @@ impl ClipTokenizer {
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| anyhow!("tokenizing: {e}"))?;
         Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Pads each batch to its longest text only (the text tower is causal and pools at the end
+    /// of text, so padding after it changes nothing but the cost).
+    pub fn pad_to_longest(mut self) -> Self {
+        if let Some(p) = self.inner.get_padding_mut() {
+            p.strategy = PaddingStrategy::BatchLongest;
+        }
+        self
+    }
+
+    /// The id of `token`, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -79,7 +79,72 @@ fn join(items: &[String]) -> String {
     }
 }
 
-/// Three phrasings of the same content.
+/// Short captions that each say one thing about the person, the way partial alt text does —
+/// including what is absent ("without a hat"), so a teacher trained on them can tell a
+/// positive sentence from its negative.
+fn aspect_captions(who: &Identity, pose: &Pose) -> Vec<String> {
+    let with = |present: bool, thing: &str| {
+        format!(
+            "a person {} {thing}",
+            if present { "with" } else { "without" }
+        )
+    };
+    let age = match who.age {
+        AgeGroup::Child => "a child",
+        AgeGroup::Adult => "an adult",
+        AgeGroup::Senior => "an old person",
+    };
+    let view = match pose.view {
+        View::Front => "seen from the front",
+        View::Back => "seen from behind",
+        View::Side { .. } => "seen from the side",
+    };
+    let top = match (who.coat.is_some(), who.pattern) {
+        (true, _) => "a coat",
+        (false, Pattern::Plain) => "a plain top",
+        (false, Pattern::Stripes) => "a striped top",
+        (false, Pattern::Logo) => "a top with a logo",
+        (false, Pattern::Plaid) => "a plaid top",
+        (false, Pattern::Splice) => "a two-coloured top",
+    };
+    let (article, lower) = match who.lower {
+        Lower::Trousers => ("", "trousers"),
+        Lower::Shorts => ("", "shorts"),
+        Lower::Skirt => ("a ", "skirt"),
+        Lower::Dress => ("a ", "dress"),
+    };
+    let lower_pattern = match who.lower_pattern {
+        LowerPattern::Plain => "plain",
+        LowerPattern::Stripes => "striped",
+        LowerPattern::Dots => "polka-dot",
+    };
+    let bag = carried(who);
+    vec![
+        format!("a photo of {age}, a {}", person_noun(who)),
+        format!("a person {view}"),
+        format!(
+            "a person in {} sleeves",
+            if who.long_sleeves || who.coat.is_some() {
+                "long"
+            } else {
+                "short"
+            }
+        ),
+        format!("a person in {top}"),
+        format!("a person in {article}{lower_pattern} {lower}"),
+        with(who.hat.is_some(), "a hat"),
+        with(who.glasses, "glasses"),
+        with(who.coat.is_some(), "a coat"),
+        if bag.is_empty() {
+            "a person with no bag".into()
+        } else {
+            format!("a person carrying {}", join(&bag))
+        },
+        format!("a person in {}", if who.boots { "boots" } else { "shoes" }),
+    ]
+}
+
+/// Three phrasings of the whole description, then the short aspect captions.
 pub fn captions(who: &Identity, pose: &Pose) -> Vec<String> {
     let noun = person_noun(who);
     let hair = format!(
@@ -122,7 +187,7 @@ pub fn captions(who: &Identity, pose: &Pose) -> Vec<String> {
         Action::ArmsRaised => "with raised arms",
         Action::Carrying => "carrying something",
     };
-    vec![
+    let mut all = vec![
         format!("a {noun} with {hair} wearing {}{carry_clause}", join(&wear)),
         format!("a photo of a {noun} {doing}, {view}, in {}", join(&wear)),
         format!(
@@ -135,5 +200,16 @@ pub fn captions(who: &Identity, pose: &Pose) -> Vec<String> {
                 format!(", with {}", join(&carry))
             }
         ),
+    ];
+    all.extend(aspect_captions(who, pose));
+    all
+}
+
+/// Captions of a backdrop without a person.
+pub fn empty_scene_captions() -> Vec<String> {
+    vec![
+        "an empty street with no person".into(),
+        "a wall and the ground, no person".into(),
+        "the background".into(),
     ]
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::attributes::pa100k_labels;
-use super::captions::captions;
+use super::captions::{captions, empty_scene_captions};
 use super::identity::Identity;
 use super::lip;
 use super::rng_for;
@@ -374,11 +374,18 @@ fn write_annotations(opts: &SynthOptions, done: &[Done]) -> Result<()> {
     }
     // Captions, for the teacher.
     let mut f = std::io::BufWriter::new(std::fs::File::create(root.join("captions.jsonl"))?);
-    for d in &persons {
+    // Backdrops without a person (pid 0) are described as such: the teacher learns what
+    // "no person" looks like, which background pseudo-labels need.
+    for d in done.iter().filter(|d| d.job.kind != Kind::Junk) {
+        let texts = if d.job.kind == Kind::Person {
+            captions(&identity(opts, d.job.pid), &d.rendered.pose)
+        } else {
+            empty_scene_captions()
+        };
         let line = serde_json::json!({
             "image": format!("reid/{}/{}", d.job.reid_dir(), d.job.name.file_name()),
             "pid": d.job.pid,
-            "captions": captions(&identity(opts, d.job.pid), &d.rendered.pose),
+            "captions": texts,
         });
         writeln!(f, "{line}")?;
     }

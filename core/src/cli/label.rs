@@ -1,0 +1,82 @@
+//! `clasp label --teacher DIR --images DIR --out CACHE [--shard i/n]`: the part and attribute
+//! pseudo-label cache (settings under `[label]`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::device::parse_device;
+use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
+
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    /// CLIP folder in Hugging Face layout (a downloaded CLIP or `clasp teacher train`'s output).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Folder of person crops (searched recursively).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Cache folder (index.json + shard-NNNNN.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// This worker's shards, `i/n`: shards i, i + n, i + 2n, …
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Stop after writing this many shards; a rerun continues from there.
+    #[arg(long)]
+    pub max_shards: Option<usize>,
+}
+
+pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
+    let config = g.load()?;
+    let device = parse_device(&config.run.device)?;
+    let shards = match &args.shard {
+        Some(s) => ShardSelection::parse(s)?,
+        None => ShardSelection::ALL,
+    };
+    let s = run_label(&LabelRequest {
+        teacher: &args.teacher,
+        images: &args.images,
+        out: &args.out,
+        shards,
+        max_new_shards: args.max_shards,
+        settings: &config.label,
+        device: &device,
+    })?;
+    if !s.unknown_words.is_empty() {
+        println!(
+            "warning: the teacher's tokenizer does not know words of these prompts (they embed \
+             as <|unk|>): {}",
+            s.unknown_words.join("; ")
+        );
+    }
+    println!(
+        "labelled {} shards ({} already done) at {:.1} images/s; {} unreadable images skipped{}",
+        s.written,
+        s.already_done,
+        s.images_per_second,
+        s.unreadable.len(),
+        if s.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.unreadable.join(", "))
+        }
+    );
+    if s.complete {
+        println!(
+            "cache complete: {} images in {} shards → {}",
+            s.images,
+            s.total_shards,
+            args.out.display()
+        );
+    } else {
+        println!(
+            "cache incomplete: shards missing of {} (rerun the same command, or the other --shard workers) → {}",
+            s.total_shards,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

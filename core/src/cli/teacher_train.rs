@@ -1,0 +1,46 @@
+//! `clasp teacher train --data SYNTH --out DIR`: trains a small CLIP on synthetic people and their
+//! captions (settings under `[teacher]`) and writes it as a Hugging Face CLIP folder.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::device::parse_device;
+use crate::teacher::train::train_teacher;
+
+#[derive(Args, Debug)]
+pub struct TeacherTrainArgs {
+    /// Synthetic dataset root with `captions.jsonl` (overrides `teacher.data`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder (config.json, model.safetensors, tokenizer.json, preprocessor_config.json).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
+    let config = g.load()?;
+    let mut t = config.teacher.clone();
+    if let Some(d) = &args.data {
+        t.data = d.display().to_string();
+    }
+    if t.data.is_empty() {
+        bail!("no training data: pass --data DIR (a `clasp synth` output) or set `teacher.data`");
+    }
+    let device = parse_device(&config.run.device)?;
+    let report = train_teacher(&t, &args.out, &device, config.run.seed)?;
+    let last = report.epochs.last();
+    println!(
+        "teacher written to {} in {:.0} s: held-out image→text top-1 {:.3}, top-5 {:.3} \
+         (chance {:.3}) over {} images",
+        report.out.display(),
+        report.seconds,
+        last.map_or(0.0, |e| e.top1),
+        last.map_or(0.0, |e| e.top5),
+        1.0 / report.candidates.max(1) as f64,
+        report.heldout_images
+    );
+    Ok(())
+}

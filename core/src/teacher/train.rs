@@ -1,0 +1,356 @@
+//! `clasp teacher train`: a small CLIP trained contrastively on synthetic people and their
+//! captions, written as a Hugging Face CLIP folder that [`Clip::load`] (and transformers' own
+//! `CLIPModel.from_pretrained`) reads. Top to bottom: data → tokenizer → model → optimiser →
+//! epochs (InfoNCE steps, then zero-shot retrieval on held-out identities) → the folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::caption_data::{decode_set, read_captions, CaptionSet};
+use super::clip::Clip;
+use super::clip_config::{ClipConfig, TextConfig, VisionConfig};
+use super::contrastive::{clip_loss, retrieval_accuracy};
+use super::preprocess::ClipPreprocess;
+use super::tokenizer::ClipTokenizer;
+use super::word_tokenizer;
+use crate::checkpoint::atomic::AtomicDir;
+use crate::config::teacher::TeacherSettings;
+use crate::optim::adamw::{AdamW, AdamWConfig};
+use crate::optim::groups::build_groups;
+use crate::optim::schedule::CosineSchedule;
+
+/// Zero-shot image→text retrieval on held-out identities after one epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f64,
+    pub logit_scale: f64,
+    pub top1: f64,
+    pub top5: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeacherReport {
+    pub out: PathBuf,
+    pub train_images: usize,
+    pub heldout_images: usize,
+    /// Distinct held-out descriptions the images are matched against (chance = 1 / this).
+    pub candidates: usize,
+    pub skipped: usize,
+    pub vocab_size: usize,
+    pub seconds: f64,
+    pub epochs: Vec<EpochReport>,
+}
+
+/// The CLIP a `TeacherSettings` describes, for a tokenizer of `vocab_size` words.
+pub fn teacher_config(t: &TeacherSettings, vocab_size: usize) -> ClipConfig {
+    let side = t.img_size[0].max(t.img_size[1]);
+    ClipConfig {
+        text_config: TextConfig {
+            vocab_size,
+            hidden_size: t.text_width,
+            intermediate_size: 4 * t.text_width,
+            num_hidden_layers: t.text_layers,
+            num_attention_heads: t.text_heads,
+            max_position_embeddings: t.context,
+            hidden_act: "quick_gelu".into(),
+            layer_norm_eps: 1e-5,
+            eos_token_id: word_tokenizer::END_ID as i64,
+        },
+        vision_config: VisionConfig {
+            hidden_size: t.width,
+            intermediate_size: 4 * t.width,
+            num_hidden_layers: t.layers,
+            num_attention_heads: t.heads,
+            // transformers' CLIP is square; person crops interpolate its position grid.
+            image_size: side,
+            patch_size: t.patch_size,
+            num_channels: 3,
+            hidden_act: "quick_gelu".into(),
+            layer_norm_eps: 1e-5,
+        },
+        projection_dim: t.projection_dim,
+        logit_scale_init_value: 2.6592,
+    }
+}
+
+/// `preprocessor_config.json` of a teacher trained on `[H, W]` person crops.
+fn preprocessor_json(size: [usize; 2]) -> serde_json::Value {
+    let p = ClipPreprocess::default();
+    serde_json::json!({
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": true,
+        "size": {"shortest_edge": size[1].min(size[0])},
+        "do_center_crop": true,
+        "crop_size": {"height": size[0], "width": size[1]},
+        "do_normalize": true,
+        "image_mean": p.mean,
+        "image_std": p.std,
+        "resample": 3,
+        "do_rescale": true,
+        "rescale_factor": 1.0 / 255.0,
+    })
+}
+
+/// A batch of pixels `[B, 3, H, W]`, each image mirrored with probability ½ when `flip`.
+fn pixel_batch(
+    set: &CaptionSet,
+    idx: &[usize],
+    size: [usize; 2],
+    flip: Option<&mut ChaCha8Rng>,
+    device: &Device,
+) -> Result<Tensor> {
+    let [h, w] = size;
+    let mut data = Vec::with_capacity(idx.len() * 3 * h * w);
+    let mut rng = flip;
+    for &i in idx {
+        let px = &set.pixels[i];
+        if rng.as_mut().is_some_and(|r| r.gen_bool(0.5)) {
+            for row in px.chunks(w) {
+                data.extend(row.iter().rev());
+            }
+        } else {
+            data.extend_from_slice(px);
+        }
+    }
+    Ok(Tensor::from_vec(data, (idx.len(), 3, h, w), device)?)
+}
+
+/// Half the time one of the whole descriptions (the first three captions), else any caption.
+fn pick_caption<'a>(captions: &'a [String], rng: &mut ChaCha8Rng) -> &'a str {
+    let whole = captions.len().min(3);
+    let i = if rng.gen_bool(0.5) {
+        rng.gen_range(0..whole)
+    } else {
+        rng.gen_range(0..captions.len())
+    };
+    &captions[i]
+}
+
+/// Embeds the held-out images and their distinct first captions; top-1 / top-5 retrieval.
+fn evaluate(
+    clip: &Clip,
+    tok: &ClipTokenizer,
+    heldout: &CaptionSet,
+    size: [usize; 2],
+    batch: usize,
+    device: &Device,
+) -> Result<(f64, f64, usize)> {
+    let mut texts: Vec<String> = Vec::new();
+    let truth: Vec<usize> = heldout
+        .items
+        .iter()
+        .map(|r| match texts.iter().position(|t| *t == r.captions[0]) {
+            Some(i) => i,
+            None => {
+                texts.push(r.captions[0].clone());
+                texts.len() - 1
+            }
+        })
+        .collect();
+    let idx: Vec<usize> = (0..heldout.items.len()).collect();
+    let mut img = Vec::new();
+    for chunk in idx.chunks(batch) {
+        let x = pixel_batch(heldout, chunk, size, None, device)?;
+        img.push(clip.image_embeds(&x)?.detach());
+    }
+    let mut txt = Vec::new();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for chunk in refs.chunks(batch) {
+        txt.push(clip.text_embeds(&tok.encode(chunk)?)?.detach());
+    }
+    let (img, txt) = (Tensor::cat(&img, 0)?, Tensor::cat(&txt, 0)?);
+    Ok((
+        retrieval_accuracy(&img, &txt, &truth, 1)?,
+        retrieval_accuracy(&img, &txt, &truth, 5)?,
+        texts.len(),
+    ))
+}
+
+/// Trains a teacher on the synthetic set at `t.data` and writes it to `out`.
+pub fn train_teacher(
+    t: &TeacherSettings,
+    out: &Path,
+    device: &Device,
+    seed: u64,
+) -> Result<TeacherReport> {
+    let start = Instant::now();
+    // 1. Data: captioned images, split by identity, decoded once.
+    let root = Path::new(&t.data);
+    let records = read_captions(root)?;
+    let (train_recs, heldout_recs): (Vec<_>, Vec<_>) =
+        records.into_iter().partition(|r| r.is_train());
+    let heldout_recs: Vec<_> = heldout_recs.into_iter().filter(|r| r.pid != 0).collect();
+    let prep = ClipPreprocess::default();
+    let size = t.img_size;
+    let train = decode_set(root, train_recs, &prep, size, t.workers);
+    let heldout = decode_set(root, heldout_recs, &prep, size, t.workers);
+    if train.items.len() < t.batch_size || heldout.items.is_empty() {
+        bail!(
+            "{}: {} training and {} held-out images; need at least one batch ({}) to train and \
+             some held-out identities to measure",
+            root.display(),
+            train.items.len(),
+            heldout.items.len(),
+            t.batch_size
+        );
+    }
+    println!(
+        "teacher data: {} training images, {} held-out ({} unreadable, skipped)",
+        train.items.len(),
+        heldout.items.len(),
+        train.skipped.len() + heldout.skipped.len()
+    );
+
+    // 2. Tokenizer: the words of the training captions.
+    let all_captions: Vec<String> = train
+        .items
+        .iter()
+        .flat_map(|r| r.captions.iter().cloned())
+        .collect();
+    let word_tok = word_tokenizer::build(&all_captions, 1)?;
+    let staging = AtomicDir::begin(out)?;
+    word_tokenizer::save(&word_tok, &staging.path(""))?;
+    let tok =
+        ClipTokenizer::from_file(&staging.path("tokenizer.json"), t.context)?.pad_to_longest();
+
+    // 3. Model and optimiser.
+    let config = teacher_config(t, tok.vocab_size());
+    let clip = Clip::new(config.clone(), device, seed)?;
+    let params = clip.store.vars();
+    let mut opt = AdamW::new(
+        build_groups(&params, 0, 1.0),
+        AdamWConfig {
+            max_grad_norm: (t.clip_grad > 0.0).then_some(t.clip_grad),
+            ..Default::default()
+        },
+    )?;
+    let steps_per_epoch = train.items.len() / t.batch_size;
+    let schedule = CosineSchedule {
+        base: t.lr,
+        final_value: t.min_lr,
+        total_steps: steps_per_epoch * t.epochs,
+        warmup_steps: t.warmup_steps,
+        warmup_start: 0.0,
+    };
+    println!(
+        "teacher: vision {}×{} (patch {}, grid from {}²), text {}×{} ({} words), {:.2} M parameters",
+        t.layers,
+        t.width,
+        t.patch_size,
+        config.vision_config.image_size,
+        t.text_layers,
+        t.text_width,
+        tok.vocab_size(),
+        clip.store.num_params() as f64 / 1e6
+    );
+
+    // 4. Epochs.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut log = std::fs::File::create(staging.path("train_log.jsonl"))?;
+    let mut epochs = Vec::new();
+    let mut step = 0;
+    for epoch in 0..t.epochs {
+        let bar = ProgressBar::new(steps_per_epoch as u64)
+            .with_style(ProgressStyle::with_template(
+            "teacher epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
+        )?);
+        bar.set_message(format!("{}/{}", epoch + 1, t.epochs));
+        let mut order: Vec<usize> = (0..train.items.len()).collect();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for idx in order.chunks_exact(t.batch_size) {
+            let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
+            let texts: Vec<&str> = idx
+                .iter()
+                .map(|&i| pick_caption(&train.items[i].captions, &mut rng))
+                .collect();
+            let ids = tok.encode(&texts)?;
+            let loss = clip_loss(
+                &clip.image_embeds(&x)?,
+                &clip.text_embeds(&ids)?,
+                &texts,
+                &clip.logit_scale,
+            )?;
+            let grads = loss.backward()?;
+            opt.step(&grads, schedule.at(step), t.weight_decay)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            step += 1;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (top1, top5, candidates) = evaluate(&clip, &tok, &heldout, size, t.batch_size, device)?;
+        let report = EpochReport {
+            epoch: epoch + 1,
+            step,
+            train_loss: loss_sum / steps_per_epoch.max(1) as f64,
+            logit_scale: clip.logit_scale.to_scalar::<f32>()?.exp() as f64,
+            top1,
+            top5,
+        };
+        println!(
+            "teacher epoch {}/{}: loss {:.4}, logit scale {:.1}, held-out image→text top-1 {:.3} \
+             top-5 {:.3} (chance {:.3}, {} descriptions)",
+            report.epoch,
+            t.epochs,
+            report.train_loss,
+            report.logit_scale,
+            top1,
+            top5,
+            1.0 / candidates as f64,
+            candidates
+        );
+        writeln!(log, "{}", serde_json::to_string(&report)?)?;
+        epochs.push(report);
+    }
+
+    // 5. The Hugging Face folder.
+    config.write(&staging.path("config.json"), word_tokenizer::START_ID)?;
+    let weights: std::collections::HashMap<String, Tensor> =
+        clip.store.tensors().into_iter().collect();
+    candle_core::safetensors::save(&weights, staging.path("model.safetensors"))
+        .context("writing model.safetensors")?;
+    staging.write(
+        "preprocessor_config.json",
+        serde_json::to_string_pretty(&preprocessor_json(size))?.as_bytes(),
+    )?;
+    let report = TeacherReport {
+        out: out.to_path_buf(),
+        train_images: train.items.len(),
+        heldout_images: heldout.items.len(),
+        candidates: evaluate_candidates(&heldout),
+        skipped: train.skipped.len() + heldout.skipped.len(),
+        vocab_size: tok.vocab_size(),
+        seconds: start.elapsed().as_secs_f64(),
+        epochs,
+    };
+    staging.write(
+        "training.json",
+        serde_json::to_string_pretty(&serde_json::json!({"settings": t, "report": report}))?
+            .as_bytes(),
+    )?;
+    staging.sync_file("model.safetensors")?;
+    staging.commit()?;
+    Ok(report)
+}
+
+fn evaluate_candidates(heldout: &CaptionSet) -> usize {
+    let mut texts: Vec<&str> = heldout
+        .items
+        .iter()
+        .map(|r| r.captions[0].as_str())
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts.len()
+}

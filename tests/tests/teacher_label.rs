@@ -1,0 +1,338 @@
+//! The trained teacher and the pseudo-label cache, through the `clasp` binary: `teacher train`
+//! writes a CLIP folder the loader reads; `label` stopped after a shard and rerun (or split over
+//! two `--shard` workers) writes the same cache as one uninterrupted run, refuses another teacher
+//! or vocabulary, and skips and counts an unreadable image; `teacher eval` scores the labels;
+//! task prompts are seeded by the teacher's text embedding.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use clasp_core::teacher::clip::Clip;
+use clasp_core::teacher::label_cache::read_cache;
+use clasp_core::teacher::pseudo_labels::l2_normalize;
+use clasp_core::teacher::tokenizer::ClipTokenizer;
+
+/// A teacher small enough to train in seconds.
+const TINY: [&str; 12] = [
+    "teacher.img_size=[64, 32]",
+    "teacher.width=32",
+    "teacher.layers=2",
+    "teacher.heads=2",
+    "teacher.text_width=32",
+    "teacher.text_layers=1",
+    "teacher.text_heads=2",
+    "teacher.projection_dim=16",
+    "teacher.epochs=2",
+    "teacher.batch_size=8",
+    "teacher.warmup_steps=2",
+    "label.shard_size=5",
+];
+
+fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(common::plugin_libs::clasp_exe());
+    cmd.args(args);
+    for s in TINY.iter().chain(sets) {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    synth: tempfile::TempDir,
+    teacher: PathBuf,
+    other_teacher: PathBuf,
+    root: PathBuf,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// One synthetic set and two teachers (seeds 0 and 1), trained once for all tests.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let synth = common::task_data::synth(10, 4, 3, 3, [64, 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let teacher = root.join("teacher");
+        let other_teacher = root.join("teacher-seed1");
+        for (out, seed) in [(&teacher, "run.seed=0"), (&other_teacher, "run.seed=1")] {
+            let (ok, log) = clasp(
+                &[
+                    "teacher",
+                    "train",
+                    "--data",
+                    s(synth.path()),
+                    "--out",
+                    s(out),
+                ],
+                &[seed],
+            );
+            assert!(ok, "{log}");
+            assert!(log.contains("held-out image→text top-1"), "{log}");
+        }
+        Fixture {
+            _dir: dir,
+            synth,
+            teacher,
+            other_teacher,
+            root,
+        }
+    })
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn teacher_train_writes_a_clip_folder_that_loads_and_has_learnt() {
+    let f = fixture();
+    for name in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "preprocessor_config.json",
+        "training.json",
+    ] {
+        assert!(f.teacher.join(name).is_file(), "{name} missing");
+    }
+    let clip = Clip::load(&f.teacher, &Device::Cpu).unwrap();
+    assert_eq!(clip.config.projection_dim, 16);
+    // Training moved the weights away from the same seed's initialisation.
+    let fresh = Clip::new(clip.config.clone(), &Device::Cpu, 0).unwrap();
+    let (trained, init) = (clip.store.tensors(), fresh.store.tensors());
+    let moved = trained
+        .iter()
+        .filter(|(k, v)| common::max_abs_diff(v, &init[*k]) > 1e-6)
+        .count();
+    assert!(
+        moved > trained.len() / 2,
+        "{moved} of {} tensors changed",
+        trained.len()
+    );
+    // Its tokenizer wraps captions in start/end of text and knows the caption words.
+    let tok = ClipTokenizer::from_dir(&f.teacher, clip.config.text_config.max_position_embeddings)
+        .unwrap()
+        .pad_to_longest();
+    let ids = tok.encode(&["a person in shoes"]).unwrap();
+    assert_eq!(ids[0].len(), 6);
+    assert!(!ids[0].contains(&tok.token_id("<|unk|>").unwrap()));
+    let text = clip.text_embeds(&ids).unwrap();
+    assert_eq!(text.dims(), [1, 16]);
+    // `teacher embed` reads the folder like any CLIP.
+    let out = f.root.join("embed.safetensors");
+    let (ok, log) = clasp(
+        &[
+            "teacher",
+            "embed",
+            "--teacher",
+            s(&f.teacher),
+            "--text",
+            "a person in shoes",
+            "--out",
+            s(&out),
+        ],
+        &[],
+    );
+    assert!(ok, "{log}");
+    let got = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
+    assert!(common::max_abs_diff(&got["text_embeds"], &text) < 1e-5);
+}
+
+/// A folder of the synthetic people plus one file that is not an image.
+fn images_with_a_broken_one(f: &Fixture) -> PathBuf {
+    let dir = f.root.join("crops");
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = f.synth.path().join("reid/bounding_box_train");
+        for e in std::fs::read_dir(&src).unwrap().take(17) {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(dir.join("0000_broken.jpg"), b"not a jpeg").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
+    let f = fixture();
+    let images = images_with_a_broken_one(f);
+    let label = |out: &Path, extra: &[&str], teacher: &Path, sets: &[&str]| {
+        let mut args = vec![
+            "label",
+            "--teacher",
+            s(teacher),
+            "--images",
+            s(&images),
+            "--out",
+            s(out),
+        ];
+        args.extend_from_slice(extra);
+        clasp(&args.iter().map(|a| &**a).collect::<Vec<_>>(), sets)
+    };
+
+    // Uninterrupted: 18 files → 4 shards of 5; the broken file is skipped and counted.
+    let whole = f.root.join("cache-whole");
+    let (ok, log) = label(&whole, &[], &f.teacher, &[]);
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("1 unreadable images skipped (0000_broken.jpg)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("cache complete: 18 images in 4 shards"),
+        "{log}"
+    );
+    let cache = read_cache(&whole).unwrap();
+    assert_eq!(cache.valid.iter().filter(|v| !**v).count(), 1);
+    assert!(!cache.valid[0], "the broken file sorts first");
+    let [gh, gw] = cache.index.vocabulary.grid;
+    assert_eq!([gh, gw], [4, 2], "64×32 crops, patch 16");
+    assert_eq!(cache.parts.len(), 18 * gh * gw);
+    assert_eq!(cache.attributes.len(), 18 * 26);
+    assert!(cache.parts.iter().all(|p| *p < 6));
+    assert!(cache.attributes.iter().all(|p| (0.0..=1.0).contains(p)));
+
+    // Stopped after one shard, then rerun: the same files.
+    let resumed = f.root.join("cache-resumed");
+    let (ok, log) = label(&resumed, &["--max-shards", "1"], &f.teacher, &[]);
+    assert!(ok && log.contains("cache incomplete"), "{log}");
+    assert_eq!(files(&resumed).len(), 2, "index + one shard");
+    assert!(read_cache(&resumed).is_err());
+    let (ok, log) = label(&resumed, &[], &f.teacher, &[]);
+    assert!(ok && log.contains("(1 already done)"), "{log}");
+    assert_eq!(files(&resumed), files(&whole));
+
+    // Two workers, each its own shards: the same files again.
+    let split = f.root.join("cache-split");
+    for shard in ["1/2", "0/2"] {
+        let (ok, log) = label(&split, &["--shard", shard], &f.teacher, &[]);
+        assert!(ok, "{log}");
+    }
+    assert_eq!(files(&split), files(&whole));
+
+    // Another teacher or another vocabulary is refused, and the cache is left as it was.
+    let (ok, log) = label(&whole, &[], &f.other_teacher, &[]);
+    assert!(!ok && log.contains("another teacher"), "{log}");
+    let (ok, log) = label(&whole, &[], &f.teacher, &["label.part_temperature=0.2"]);
+    assert!(!ok && log.contains("another vocabulary"), "{log}");
+    assert_eq!(files(&resumed), files(&whole));
+}
+
+#[test]
+fn teacher_eval_scores_pseudo_labels_beside_the_row_baseline() {
+    let f = fixture();
+    let picture = f.root.join("parts.png");
+    let (ok, log) = clasp(
+        &[
+            "teacher",
+            "eval",
+            "--teacher",
+            s(&f.teacher),
+            "--data",
+            s(f.synth.path()),
+            "--picture",
+            s(&picture),
+            "--json",
+            s(&f.root.join("quality.json")),
+        ],
+        // An 8×4 patch grid (the teacher's position grid interpolated), fine enough for rows.
+        &["label.img_size=[128, 64]"],
+    );
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("row baseline") && log.contains("attribute mA"),
+        "{log}"
+    );
+    let q: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.root.join("quality.json")).unwrap())
+            .unwrap();
+    // The row baseline is fixed: on standing synthetic people its middle rows overlap the
+    // torso and the legs (most patches of every row are background, so IoUs stay small).
+    let rows = q["row_baseline_iou"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows[2][1].as_f64().unwrap() > 0.1,
+        "upper-body row IoU {rows:?}"
+    );
+    assert!(
+        rows[4][1].as_f64().unwrap() > 0.1,
+        "lower-body row IoU {rows:?}"
+    );
+    assert_eq!(
+        rows[0][1].as_f64().unwrap(),
+        0.0,
+        "the rows never say background"
+    );
+    let ma = q["attribute_ma"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ma));
+    assert_eq!(q["attribute_accuracy"].as_array().unwrap().len(), 26);
+    let img = image::open(&picture).unwrap();
+    assert!(img.width() >= 3 * 32 && img.height() >= 64);
+}
+
+#[test]
+fn task_prompts_are_seeded_by_the_teachers_text_embedding() {
+    let f = fixture();
+    let out = f.root.join("backbone");
+    let teacher_set = format!("model.prompts.teacher={}", s(&f.teacher));
+    let (ok, log) = clasp(
+        &["init", "--out", s(&out)],
+        &[
+            "model.preset=nano",
+            "model.prompts.text_dim=16",
+            &teacher_set,
+        ],
+    );
+    assert!(ok, "{log}");
+    let ck = out.join(clasp_core::checkpoint::manifest::WEIGHTS_FILE);
+    let weights = candle_core::safetensors::load(&ck, &Device::Cpu).unwrap();
+    let clip = Clip::load(&f.teacher, &Device::Cpu).unwrap();
+    let tok = ClipTokenizer::from_dir(&f.teacher, clip.config.text_config.max_position_embeddings)
+        .unwrap();
+    let want = l2_normalize(
+        &clip
+            .text_embeds(&tok.encode(&["a photo of a person"]).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+    .squeeze(0)
+    .unwrap();
+    let d = common::max_abs_diff(&weights["prompts.text_embed.ssl"], &want);
+    assert!(
+        d < 1e-6,
+        "e_ssl differs from the teacher's embedding by {d}"
+    );
+    // A prompt width other than the teacher's is named.
+    let (ok, log) = clasp(
+        &["init", "--out", s(&f.root.join("bad"))],
+        &["model.preset=nano", &teacher_set],
+    );
+    assert!(!ok && log.contains("model.prompts.text_dim"), "{log}");
+}
