@@ -126,15 +126,19 @@ fn pixel_batch(
     Ok(Tensor::from_vec(data, (idx.len(), 3, h, w), device)?)
 }
 
-/// Half the time one of the whole descriptions (the first three captions), else any caption.
-fn pick_caption<'a>(captions: &'a [String], rng: &mut ChaCha8Rng) -> &'a str {
-    let whole = captions.len().min(3);
-    let i = if rng.gen_bool(0.5) {
-        rng.gen_range(0..whole)
-    } else {
-        rng.gen_range(0..captions.len())
-    };
-    &captions[i]
+/// Captions past the first three whole descriptions each say one thing ("a person in boots");
+/// the i-th of every image says the same kind of thing.
+const WHOLE_DESCRIPTIONS: usize = 3;
+
+/// The caption of one image in a batch: for a whole-description batch (`aspect` = None) one of
+/// its descriptions at random; for an aspect batch its caption of that aspect, so that the
+/// batch's texts are alternatives of one question ("in boots" / "in shoes") and every text that
+/// differs from an image's own is truly a wrong one for it.
+fn pick_caption<'a>(captions: &'a [String], aspect: Option<usize>, rng: &mut ChaCha8Rng) -> &'a str {
+    match aspect {
+        Some(k) if captions.len() > WHOLE_DESCRIPTIONS + k => &captions[WHOLE_DESCRIPTIONS + k],
+        _ => &captions[rng.gen_range(0..captions.len().min(WHOLE_DESCRIPTIONS))],
+    }
 }
 
 /// Embeds the held-out images and their distinct first captions; top-1 / top-5 retrieval.
@@ -256,6 +260,12 @@ pub fn train_teacher(
     );
 
     // 4. Epochs.
+    let aspects = train
+        .items
+        .iter()
+        .map(|r| r.captions.len().saturating_sub(WHOLE_DESCRIPTIONS))
+        .max()
+        .unwrap_or(0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut log = std::fs::File::create(staging.path("train_log.jsonl"))?;
     let mut epochs = Vec::new();
@@ -271,9 +281,11 @@ pub fn train_teacher(
         let mut loss_sum = 0.0;
         for idx in order.chunks_exact(t.batch_size) {
             let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
+            // Half the batches contrast whole descriptions, half one aspect.
+            let aspect = (aspects > 0 && rng.gen_bool(0.5)).then(|| rng.gen_range(0..aspects));
             let texts: Vec<&str> = idx
                 .iter()
-                .map(|&i| pick_caption(&train.items[i].captions, &mut rng))
+                .map(|&i| pick_caption(&train.items[i].captions, aspect, &mut rng))
                 .collect();
             let ids = tok.encode(&texts)?;
             let loss = clip_loss(

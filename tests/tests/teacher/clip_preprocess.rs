@@ -5,7 +5,7 @@
 use candle_core::Device;
 use clasp_core::teacher::preprocess::ClipPreprocess;
 
-mod common;
+use crate::common;
 
 #[test]
 fn preprocessing_equals_clip_image_processor_on_a_photograph() {

@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 use clasp_core::teacher::clip::Clip;
 
-mod common;
+use crate::common;
 
 fn io() -> std::collections::HashMap<String, Tensor> {
     candle_core::safetensors::load(common::fixture("clip_tiny_io.safetensors"), &Device::Cpu)

@@ -5,7 +5,7 @@
 
 use clasp_core::teacher::tokenizer::{ClipTokenizer, CONTEXT};
 
-mod common;
+use crate::common;
 
 #[test]
 fn token_ids_equal_transformers_clip_tokenizer() {

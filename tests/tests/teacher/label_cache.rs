@@ -4,7 +4,7 @@
 //! or vocabulary, and skips and counts an unreadable image; `teacher eval` scores the labels;
 //! task prompts are seeded by the teacher's text embedding.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

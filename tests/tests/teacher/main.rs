@@ -1,0 +1,11 @@
+//! The CLIP teacher: parity with transformers (model, tokenizer, preprocessing), the trained
+//! teacher, the pseudo-label cache and its evaluation — one test binary (each binary links all
+//! of clasp-core, so related tests share one).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod clip_parity;
+mod clip_preprocess;
+mod clip_tokenizer;
+mod label_cache;
