@@ -20,7 +20,9 @@ from transformers import CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
 
 teacher, images, ours_path, *texts = sys.argv[1:]
 model = CLIPModel.from_pretrained(teacher).eval()
-tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(teacher, "tokenizer.json"))
+tok = PreTrainedTokenizerFast(
+    tokenizer_file=os.path.join(teacher, "tokenizer.json"), pad_token="<|endoftext|>"
+)
 proc = CLIPImageProcessor.from_pretrained(teacher)
 ours = load_file(ours_path)
 listed = open(ours_path + ".images.txt").read().split()

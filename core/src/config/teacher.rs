@@ -30,6 +30,9 @@ pub struct TeacherSettings {
     pub weight_decay: f64,
     pub warmup_steps: usize,
     pub clip_grad: f64,
+    /// Initial ln(logit scale); CLIP's 2.6592 is 1/0.07. A larger start separates the nearly
+    /// parallel text embeddings of a fresh text tower sooner (CLIP clamps it at ln 100 = 4.6052).
+    pub logit_scale_init: f64,
     /// Loader threads.
     pub workers: usize,
 }
@@ -40,21 +43,22 @@ impl Default for TeacherSettings {
             data: String::new(),
             img_size: [128, 64],
             patch_size: 16,
-            width: 192,
-            layers: 4,
-            heads: 3,
-            text_width: 128,
-            text_layers: 3,
+            width: 128,
+            layers: 3,
+            heads: 2,
+            text_width: 96,
+            text_layers: 2,
             text_heads: 2,
-            projection_dim: 128,
+            projection_dim: 96,
             context: 64,
-            epochs: 8,
-            batch_size: 64,
-            lr: 1e-3,
+            epochs: 30,
+            batch_size: 32,
+            lr: 5e-4,
             min_lr: 1e-5,
             weight_decay: 0.1,
-            warmup_steps: 50,
+            warmup_steps: 100,
             clip_grad: 1.0,
+            logit_scale_init: 2.6592,
             workers: 2,
         }
     }

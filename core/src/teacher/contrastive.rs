@@ -24,38 +24,63 @@ fn soft_nll(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
         .affine(-1.0 / b as f64, 0.0)
 }
 
-/// Targets of a batch whose texts may repeat ("a person in shoes" describes many images): row
-/// i spreads its mass evenly over the pairs whose text is the same as its own (the identity
-/// when every text is distinct). Symmetric, so it serves both directions.
-fn same_text_targets(texts: &[&str], device: &candle_core::Device) -> candle_core::Result<Tensor> {
-    let b = texts.len();
-    let mut t = vec![0f32; b * b];
-    for i in 0..b {
-        let same: Vec<usize> = (0..b).filter(|j| texts[*j] == texts[i]).collect();
-        for j in &same {
-            t[i * b + j] = 1.0 / same.len() as f32;
-        }
-    }
-    Tensor::from_vec(t, (b, b), device)
-}
-
-/// The symmetric InfoNCE loss of paired embeddings `[B, P]` (row i of each is one pair, `texts`
-/// the captions): logits = exp(s)·cos, cross-entropy over texts per image and over images per
-/// text, averaged — `s` being the learnable logit scale, clamped at ln(100) as CLIP does. Pairs
-/// with the same caption are positives of each other.
+/// The symmetric InfoNCE loss of images `[N, P]` against the distinct texts of their captions
+/// `[U, P]`, `text_of[i]` being image i's text: logits = exp(s)·cos; image→text is a
+/// cross-entropy over the U texts per image; text→image a cross-entropy over the N images per
+/// text, spread evenly over the images that share it. With all captions distinct (U = N,
+/// `text_of[i] = i`) this is CLIP's loss; when captions repeat ("a person in boots" describes
+/// many images) a repeated text is one class, not a set of false negatives. `s` is the learnable
+/// logit scale, clamped at ln(100) as CLIP does.
 pub fn clip_loss(
     images: &Tensor,
-    texts_embeds: &Tensor,
-    texts: &[&str],
+    texts: &Tensor,
+    text_of: &[usize],
     logit_scale: &Tensor,
 ) -> Result<Tensor> {
+    let (n, u) = (images.dim(0)?, texts.dim(0)?);
+    if text_of.len() != n || text_of.iter().any(|t| *t >= u) {
+        anyhow::bail!("{n} images need {n} text indices below {u}");
+    }
     let img = l2_normalize(images)?;
-    let txt = l2_normalize(texts_embeds)?;
+    let txt = l2_normalize(texts)?;
     let scale = logit_scale.clamp(f64::MIN, MAX_LOGIT_SCALE)?.exp()?;
     let logits = img.matmul(&txt.t()?)?.broadcast_mul(&scale)?;
-    let targets = same_text_targets(texts, images.device())?.to_dtype(logits.dtype())?;
-    let loss = ((soft_nll(&logits, &targets)? + soft_nll(&logits.t()?, &targets)?)? * 0.5)?;
-    Ok(loss)
+    let mut one_hot = vec![0f32; n * u];
+    let mut per_text = vec![0usize; u];
+    for (i, t) in text_of.iter().enumerate() {
+        one_hot[i * u + t] = 1.0;
+        per_text[*t] += 1;
+    }
+    // Text→image targets: column t's mass spread over its images (texts without images,
+    // if any, have no row of their own and are left out by their zero target).
+    let mut by_text = vec![0f32; u * n];
+    for (i, t) in text_of.iter().enumerate() {
+        by_text[t * n + i] = 1.0 / per_text[*t] as f32;
+    }
+    let dev = images.device();
+    let dt = logits.dtype();
+    let i2t = Tensor::from_vec(one_hot, (n, u), dev)?.to_dtype(dt)?;
+    let t2i = Tensor::from_vec(by_text, (u, n), dev)?.to_dtype(dt)?;
+    let used = per_text.iter().filter(|c| **c > 0).count();
+    let image_to_text = soft_nll(&logits, &i2t)?;
+    let text_to_image = (soft_nll(&logits.t()?, &t2i)? * (u as f64 / used as f64))?;
+    Ok(((image_to_text + text_to_image)? * 0.5)?)
+}
+
+/// Distinct texts of `texts` (first-seen order) and each text's index among them.
+pub fn distinct<'a>(texts: &[&'a str]) -> (Vec<&'a str>, Vec<usize>) {
+    let mut unique: Vec<&str> = Vec::new();
+    let index = texts
+        .iter()
+        .map(|t| match unique.iter().position(|u| u == t) {
+            Some(i) => i,
+            None => {
+                unique.push(t);
+                unique.len() - 1
+            }
+        })
+        .collect();
+    (unique, index)
 }
 
 /// Image→text retrieval: the fraction of images whose true text (`truth[i]`, a row of `texts`)
@@ -94,7 +119,7 @@ mod tests {
         let img = Tensor::new(&[[2f32, 0.0], [0.0, 3.0]], &dev).unwrap();
         let txt = Tensor::new(&[[1f32, 0.0], [0.0, 1.0]], &dev).unwrap();
         let s = Tensor::new(0f32, &dev).unwrap();
-        let loss = clip_loss(&img, &txt, &["a", "b"], &s)
+        let loss = clip_loss(&img, &txt, &[0, 1], &s)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
@@ -102,20 +127,22 @@ mod tests {
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
         // The scale is clamped at 100.
         let big = Tensor::new(10f32, &dev).unwrap();
-        let loss = clip_loss(&img, &txt, &["a", "b"], &big)
+        let loss = clip_loss(&img, &txt, &[0, 1], &big)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
         let want = (1.0 + (-100f32).exp()).ln();
         assert!((loss - want).abs() < 1e-6);
-        // One caption for both: each row's target is ½, ½; −½·log(e/(e+1)) − ½·log(1/(e+1)).
-        let loss = clip_loss(&img, &txt, &["a", "a"], &s)
+        // One caption for both images: image→text has a single class (loss 0); text→image
+        // spreads ½, ½ over cos (1, 0): −½·(1 − log(e + 1)) − ½·(−log(e + 1)) = log(e + 1) − ½.
+        let one = Tensor::new(&[[1f32, 0.0]], &dev).unwrap();
+        let loss = clip_loss(&img, &one, &[0, 0], &s)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        let e = 1f32.exp();
-        let want = -0.5 * (e / (e + 1.0)).ln() - 0.5 * (1.0 / (e + 1.0)).ln();
+        let want = 0.5 * ((1f32.exp() + 1.0).ln() - 0.5);
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+        assert_eq!(distinct(&["x", "y", "x"]), (vec!["x", "y"], vec![0, 1, 0]));
     }
 
     #[test]

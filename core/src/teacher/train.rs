@@ -15,10 +15,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::caption_data::{decode_set, read_captions, CaptionSet};
+use super::caption_data::{decode_set, read_captions, CaptionSet, CaptionedImage};
 use super::clip::Clip;
 use super::clip_config::{ClipConfig, TextConfig, VisionConfig};
-use super::contrastive::{clip_loss, retrieval_accuracy};
+use super::contrastive::{clip_loss, distinct, retrieval_accuracy};
 use super::preprocess::ClipPreprocess;
 use super::tokenizer::ClipTokenizer;
 use super::word_tokenizer;
@@ -80,7 +80,7 @@ pub fn teacher_config(t: &TeacherSettings, vocab_size: usize) -> ClipConfig {
             layer_norm_eps: 1e-5,
         },
         projection_dim: t.projection_dim,
-        logit_scale_init_value: 2.6592,
+        logit_scale_init_value: t.logit_scale_init,
     }
 }
 
@@ -130,15 +130,83 @@ fn pixel_batch(
 /// the i-th of every image says the same kind of thing.
 const WHOLE_DESCRIPTIONS: usize = 3;
 
-/// The caption of one image in a batch: for a whole-description batch (`aspect` = None) one of
-/// its descriptions at random; for an aspect batch its caption of that aspect, so that the
-/// batch's texts are alternatives of one question ("in boots" / "in shoes") and every text that
-/// differs from an image's own is truly a wrong one for it.
-fn pick_caption<'a>(captions: &'a [String], aspect: Option<usize>, rng: &mut ChaCha8Rng) -> &'a str {
-    match aspect {
-        Some(k) if captions.len() > WHOLE_DESCRIPTIONS + k => &captions[WHOLE_DESCRIPTIONS + k],
-        _ => &captions[rng.gen_range(0..captions.len().min(WHOLE_DESCRIPTIONS))],
+/// One aspect's captions in a batch: (row in the batch, caption).
+type AspectCaptions<'a> = Vec<(usize, &'a str)>;
+
+/// The captions a step trains on: one whole description per image (at random), and per aspect
+/// each image's caption of that aspect (images without one — empty backdrops — sit out).
+fn step_captions<'a>(
+    items: &'a [CaptionedImage],
+    idx: &[usize],
+    aspects: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<&'a str>, Vec<AspectCaptions<'a>>) {
+    let whole = idx
+        .iter()
+        .map(|&i| {
+            let caps = &items[i].captions;
+            caps[rng.gen_range(0..caps.len().min(WHOLE_DESCRIPTIONS))].as_str()
+        })
+        .collect();
+    let by_aspect = (0..aspects)
+        .map(|k| {
+            idx.iter()
+                .enumerate()
+                .filter_map(|(row, &i)| {
+                    items[i]
+                        .captions
+                        .get(WHOLE_DESCRIPTIONS + k)
+                        .map(|c| (row, c.as_str()))
+                })
+                .collect()
+        })
+        .collect();
+    (whole, by_aspect)
+}
+
+/// One step's loss: CLIP's loss on whole descriptions, averaged with the mean of one CLIP loss
+/// per aspect — each a contrast among that aspect's alternatives ("in boots" / "in shoes"), all
+/// from one pass of the towers (an aspect has a handful of distinct texts per batch).
+fn step_loss(
+    clip: &Clip,
+    tok: &ClipTokenizer,
+    pixels: &Tensor,
+    whole: &[&str],
+    by_aspect: &[AspectCaptions],
+) -> Result<Tensor> {
+    let images = clip.image_embeds(pixels)?;
+    let mut texts: Vec<&str> = Vec::new();
+    let mut groups = Vec::new();
+    let (unique, text_of) = distinct(whole);
+    groups.push((None, texts.len(), unique.len(), text_of));
+    texts.extend(unique);
+    for captions in by_aspect.iter().filter(|c| !c.is_empty()) {
+        let rows: Vec<u32> = captions.iter().map(|(r, _)| *r as u32).collect();
+        let own: Vec<&str> = captions.iter().map(|(_, c)| *c).collect();
+        let (unique, text_of) = distinct(&own);
+        groups.push((Some(rows), texts.len(), unique.len(), text_of));
+        texts.extend(unique);
     }
+    let embeds = clip.text_embeds(&tok.encode(&texts)?)?;
+    let mut whole_loss = None;
+    let mut aspect_losses = Vec::new();
+    for (rows, start, len, text_of) in groups {
+        let t = embeds.narrow(0, start, len)?;
+        match rows {
+            None => whole_loss = Some(clip_loss(&images, &t, &text_of, &clip.logit_scale)?),
+            Some(rows) => {
+                let r = Tensor::new(rows.as_slice(), images.device())?;
+                let img = images.index_select(&r, 0)?;
+                aspect_losses.push(clip_loss(&img, &t, &text_of, &clip.logit_scale)?);
+            }
+        }
+    }
+    let whole_loss = whole_loss.expect("the whole descriptions are always there");
+    if aspect_losses.is_empty() {
+        return Ok(whole_loss);
+    }
+    let aspects = Tensor::stack(&aspect_losses, 0)?.mean_all()?;
+    Ok(((whole_loss + aspects)? * 0.5)?)
 }
 
 /// Embeds the held-out images and their distinct first captions; top-1 / top-5 retrieval.
@@ -281,19 +349,8 @@ pub fn train_teacher(
         let mut loss_sum = 0.0;
         for idx in order.chunks_exact(t.batch_size) {
             let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
-            // Half the batches contrast whole descriptions, half one aspect.
-            let aspect = (aspects > 0 && rng.gen_bool(0.5)).then(|| rng.gen_range(0..aspects));
-            let texts: Vec<&str> = idx
-                .iter()
-                .map(|&i| pick_caption(&train.items[i].captions, aspect, &mut rng))
-                .collect();
-            let ids = tok.encode(&texts)?;
-            let loss = clip_loss(
-                &clip.image_embeds(&x)?,
-                &clip.text_embeds(&ids)?,
-                &texts,
-                &clip.logit_scale,
-            )?;
+            let (whole, by_aspect) = step_captions(&train.items, idx, aspects, &mut rng);
+            let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect)?;
             let grads = loss.backward()?;
             opt.step(&grads, schedule.at(step), t.weight_decay)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
