@@ -22,15 +22,18 @@ pub struct QuickstartArgs {
     pub fast: bool,
 }
 
-/// Stages of the full quickstart not built yet, with the issue that builds them.
+/// Stages of the full quickstart not in it yet, with the issue that adds them.
 const MISSING: [(&str, u32); 5] = [
     (
-        "teacher train: a small CLIP trained on synthetic captions",
-        6,
+        "teacher: `clasp teacher train` (built, #6) run as a quickstart stage",
+        7,
     ),
-    ("label: part and attribute pseudo-labels", 6),
+    (
+        "label: `clasp label` (built, #6) run as a quickstart stage",
+        7,
+    ),
     ("pretrain: DINO + part + attribute losses with PC-MoE", 7),
-    ("finetune: reid, parsing, pose and attribute plugins", 4),
+    ("finetune: reid, parsing, pose and attribute plugins", 7),
     ("report: scratch vs DINO vs CLASP without / with PC-MoE", 7),
 ];
 
@@ -154,7 +157,7 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
         inference.flops(h, w) as f64 / 1e6,
         sd.len()
     );
-    println!("\nNot built yet (the full quickstart needs them):");
+    println!("\nNot in the quickstart yet (the full quickstart needs them):");
     for (stage, issue) in MISSING {
         println!("  - {stage}  (issue #{issue})");
     }
