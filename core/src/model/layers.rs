@@ -20,7 +20,18 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(scope: &Scope, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        let weight = scope.get("weight", &[out_dim, in_dim], Init::TruncNormal(LINEAR_STD))?;
+        Self::with_std(scope, in_dim, out_dim, bias, LINEAR_STD)
+    }
+
+    /// A layer whose fresh weight has standard deviation `std` (bias zero).
+    pub fn with_std(
+        scope: &Scope,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        std: f32,
+    ) -> Result<Self> {
+        let weight = scope.get("weight", &[out_dim, in_dim], Init::TruncNormal(std))?;
         let bias = if bias {
             Some(scope.get("bias", &[out_dim], Init::Zeros)?)
         } else {

@@ -30,12 +30,13 @@ impl Clip {
         let root = store.root();
         let text = ClipText::new(&root.pp("text_model"), &config)?;
         let vision = ClipVision::new(&root.pp("vision_model"), &config)?;
+        // transformers inits each projection with std (tower width)^-½.
         let proj = |name: &str, from: usize| -> Result<Linear> {
             Ok(Linear::from_tensors(
                 root.pp(name).get(
                     "weight",
                     &[config.projection_dim, from],
-                    Init::TruncNormal(0.02),
+                    Init::TruncNormal((from as f32).powf(-0.5)),
                 )?,
                 None,
             ))

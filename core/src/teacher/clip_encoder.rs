@@ -27,12 +27,16 @@ pub struct ClipAttention {
 }
 
 impl ClipAttention {
-    fn new(s: &Scope, dim: usize, num_heads: usize) -> Result<Self> {
+    /// Fresh weights as transformers' `CLIPPreTrainedModel._init_weights`: q, k, v with std
+    /// d^-½·(2L)^-½, the output projection d^-½ (`depth` = L, the tower's layer count).
+    fn new(s: &Scope, dim: usize, num_heads: usize, depth: usize) -> Result<Self> {
+        let d = (dim as f32).powf(-0.5);
+        let in_std = d * ((2 * depth) as f32).powf(-0.5);
         Ok(Self {
-            q_proj: Linear::new(&s.pp("q_proj"), dim, dim, true)?,
-            k_proj: Linear::new(&s.pp("k_proj"), dim, dim, true)?,
-            v_proj: Linear::new(&s.pp("v_proj"), dim, dim, true)?,
-            out_proj: Linear::new(&s.pp("out_proj"), dim, dim, true)?,
+            q_proj: Linear::with_std(&s.pp("q_proj"), dim, dim, true, in_std)?,
+            k_proj: Linear::with_std(&s.pp("k_proj"), dim, dim, true, in_std)?,
+            v_proj: Linear::with_std(&s.pp("v_proj"), dim, dim, true, in_std)?,
+            out_proj: Linear::with_std(&s.pp("out_proj"), dim, dim, true, d)?,
             num_heads,
         })
     }
@@ -90,14 +94,18 @@ impl ClipLayer {
         dim: usize,
         hidden: usize,
         heads: usize,
+        depth: usize,
         eps: f64,
         act: Activation,
     ) -> Result<Self> {
+        // transformers' CLIPMLP init: fc1 std (2d)^-½, fc2 d^-½·(2L)^-½.
+        let fc1_std = ((2 * dim) as f32).powf(-0.5);
+        let fc2_std = (dim as f32).powf(-0.5) * ((2 * depth) as f32).powf(-0.5);
         Ok(Self {
-            self_attn: ClipAttention::new(&s.pp("self_attn"), dim, heads)?,
+            self_attn: ClipAttention::new(&s.pp("self_attn"), dim, heads, depth)?,
             layer_norm1: LayerNorm::new(&s.pp("layer_norm1"), dim, eps)?,
-            fc1: Linear::new(&s.pp("mlp").pp("fc1"), dim, hidden, true)?,
-            fc2: Linear::new(&s.pp("mlp").pp("fc2"), hidden, dim, true)?,
+            fc1: Linear::with_std(&s.pp("mlp").pp("fc1"), dim, hidden, true, fc1_std)?,
+            fc2: Linear::with_std(&s.pp("mlp").pp("fc2"), hidden, dim, true, fc2_std)?,
             layer_norm2: LayerNorm::new(&s.pp("layer_norm2"), dim, eps)?,
             act,
         })
@@ -140,6 +148,7 @@ impl ClipEncoder {
                     shape.dim,
                     shape.hidden,
                     shape.heads,
+                    shape.layers,
                     shape.eps,
                     shape.act,
                 )

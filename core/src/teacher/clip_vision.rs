@@ -37,7 +37,12 @@ impl ClipVision {
         let grid = v.image_size / p;
         let e = s.pp("embeddings");
         Ok(Self {
-            class_embedding: e.get("class_embedding", &[d], Init::TruncNormal(0.02))?,
+            // transformers: std d^-½ for the class embedding.
+            class_embedding: e.get(
+                "class_embedding",
+                &[d],
+                Init::TruncNormal((d as f32).powf(-0.5)),
+            )?,
             patch_embedding: e.pp("patch_embedding").get(
                 "weight",
                 &[d, v.num_channels, p, p],
