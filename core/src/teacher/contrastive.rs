@@ -29,8 +29,9 @@ fn soft_nll(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
 /// cross-entropy over the U texts per image; text→image a cross-entropy over the N images per
 /// text, spread evenly over the images that share it. With all captions distinct (U = N,
 /// `text_of[i] = i`) this is CLIP's loss; when captions repeat ("a person in boots" describes
-/// many images) a repeated text is one class, not a set of false negatives. `s` is the learnable
-/// logit scale, clamped at ln(100) as CLIP does.
+/// many images) a repeated text is one class, not a set of false negatives, and image→text is
+/// logit-adjusted by each text's share of the batch (a no-op when all are distinct). `s` is the
+/// learnable logit scale, clamped at ln(100) as CLIP does.
 pub fn clip_loss(
     images: &Tensor,
     texts: &Tensor,
@@ -62,7 +63,16 @@ pub fn clip_loss(
     let i2t = Tensor::from_vec(one_hot, (n, u), dev)?.to_dtype(dt)?;
     let t2i = Tensor::from_vec(by_text, (u, n), dev)?.to_dtype(dt)?;
     let used = per_text.iter().filter(|c| **c > 0).count();
-    let image_to_text = soft_nll(&logits, &i2t)?;
+    // Logit adjustment (Menon et al., 2021): image→text logits get each text's log share of
+    // the batch during training, so the similarities themselves learn no class prior — "without
+    // a hat" does not win for every image because most images have none — and comparing two
+    // sentences later is a balanced decision.
+    let log_prior: Vec<f32> = per_text
+        .iter()
+        .map(|c| ((*c).max(1) as f32 / n as f32).ln())
+        .collect();
+    let log_prior = Tensor::from_vec(log_prior, (1, u), dev)?.to_dtype(dt)?;
+    let image_to_text = soft_nll(&logits.broadcast_add(&log_prior)?, &i2t)?;
     let text_to_image = (soft_nll(&logits.t()?, &t2i)? * (u as f64 / used as f64))?;
     Ok(((image_to_text + text_to_image)? * 0.5)?)
 }
