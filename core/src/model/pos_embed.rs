@@ -7,7 +7,7 @@
 use candle_core::{Device, Result, Tensor};
 
 /// PyTorch's anti-aliased bicubic filter (a = -0.5, as PIL).
-fn bicubic_aa(x: f64) -> f64 {
+pub fn bicubic_aa(x: f64) -> f64 {
     const A: f64 = -0.5;
     let x = x.abs();
     if x < 1.0 {

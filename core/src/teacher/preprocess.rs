@@ -10,22 +10,11 @@ use image::RgbImage;
 use serde::Deserialize;
 
 use crate::data::images::{CLIP_MEAN, CLIP_STD};
+// PIL's bicubic kernel (a = −0.5, support 2) is the one PyTorch's anti-aliased bicubic uses.
+use crate::model::pos_embed::bicubic_aa as bicubic;
 
 /// PIL's fixed-point precision for 8-bit resampling (`Resample.c`).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-/// PIL's bicubic kernel (a = −0.5), support 2.
-fn bicubic(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
 
 /// Per output position: the first input index and fixed-point weights (`precompute_coeffs` +
 /// `normalize_coeffs_8bpc`).
