@@ -35,9 +35,9 @@ impl Plugin {
     }
 }
 
+/// sha256 of a file's bytes, as lowercase hex (plugin pins, image content hashes).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::preprocess::ClipPreprocess;
+use crate::data::formats::market1501::TRAIN_DIR;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CaptionedImage {
@@ -20,7 +21,7 @@ pub struct CaptionedImage {
 impl CaptionedImage {
     /// Market's training split (or an empty backdrop), as opposed to held-out identities.
     pub fn is_train(&self) -> bool {
-        self.pid == 0 || self.image.contains("bounding_box_train")
+        self.pid == 0 || self.image.contains(TRAIN_DIR)
     }
 }
 

@@ -5,15 +5,15 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 
 use super::label_cache::{open_index, shard_path, write_shard, CacheIndex, IndexedImage};
 use super::labeller::{teacher_fingerprint, BatchLabels, Labeller};
 use crate::config::teacher::LabelSettings;
 use crate::data::images::list_images_recursive;
+use crate::plugin_host::loader::sha256_file;
 
 /// Which shards this worker writes: `index` of `count` (`--shard i/n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +60,6 @@ pub struct LabelSummary {
     /// Every shard of the cache exists (this worker's and the others').
     pub complete: bool,
     pub unknown_words: Vec<String>,
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {

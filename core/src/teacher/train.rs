@@ -37,6 +37,8 @@ pub struct EpochReport {
     pub logit_scale: f64,
     pub top1: f64,
     pub top5: f64,
+    /// Distinct held-out descriptions matched against.
+    pub candidates: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,18 +220,12 @@ fn evaluate(
     batch: usize,
     device: &Device,
 ) -> Result<(f64, f64, usize)> {
-    let mut texts: Vec<String> = Vec::new();
-    let truth: Vec<usize> = heldout
+    let firsts: Vec<&str> = heldout
         .items
         .iter()
-        .map(|r| match texts.iter().position(|t| *t == r.captions[0]) {
-            Some(i) => i,
-            None => {
-                texts.push(r.captions[0].clone());
-                texts.len() - 1
-            }
-        })
+        .map(|r| r.captions[0].as_str())
         .collect();
+    let (texts, truth) = distinct(&firsts);
     let idx: Vec<usize> = (0..heldout.items.len()).collect();
     let mut img = Vec::new();
     for chunk in idx.chunks(batch) {
@@ -237,8 +233,7 @@ fn evaluate(
         img.push(clip.image_embeds(&x)?.detach());
     }
     let mut txt = Vec::new();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    for chunk in refs.chunks(batch) {
+    for chunk in texts.chunks(batch) {
         txt.push(clip.text_embeds(&tok.encode(chunk)?)?.detach());
     }
     let (img, txt) = (Tensor::cat(&img, 0)?, Tensor::cat(&txt, 0)?);
@@ -366,6 +361,7 @@ pub fn train_teacher(
             logit_scale: clip.logit_scale.to_scalar::<f32>()?.exp() as f64,
             top1,
             top5,
+            candidates,
         };
         println!(
             "teacher epoch {}/{}: loss {:.4}, logit scale {:.1}, held-out image→text top-1 {:.3} \
@@ -397,7 +393,7 @@ pub fn train_teacher(
         out: out.to_path_buf(),
         train_images: train.items.len(),
         heldout_images: heldout.items.len(),
-        candidates: evaluate_candidates(&heldout),
+        candidates: epochs.last().map_or(0, |e: &EpochReport| e.candidates),
         skipped: train.skipped.len() + heldout.skipped.len(),
         vocab_size: tok.vocab_size(),
         seconds: start.elapsed().as_secs_f64(),
@@ -411,15 +407,4 @@ pub fn train_teacher(
     staging.sync_file("model.safetensors")?;
     staging.commit()?;
     Ok(report)
-}
-
-fn evaluate_candidates(heldout: &CaptionSet) -> usize {
-    let mut texts: Vec<&str> = heldout
-        .items
-        .iter()
-        .map(|r| r.captions[0].as_str())
-        .collect();
-    texts.sort_unstable();
-    texts.dedup();
-    texts.len()
 }
