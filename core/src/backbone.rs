@@ -60,6 +60,27 @@ impl Backbone {
 }
 
 impl Backbone {
+    /// An independent copy: the same architecture, tasks and values in a store of its own (DINO's
+    /// EMA teacher starts as such a copy of the student).
+    pub fn deep_copy(&self) -> Result<Self> {
+        let store = ParamStore::new(self.store.device(), 0);
+        let mut vit = Vit::new(&self.vit.cfg, &store)?;
+        let buffers = self.vit.buffers();
+        for task in self.vit.tasks() {
+            let key = format!("prompts.text_embed.{task}");
+            let e = buffers
+                .get(&key)
+                .ok_or_else(|| anyhow::anyhow!("task `{task}` has no `{key}`"))?;
+            vit.add_task(&task, e)?;
+        }
+        store.load_strict(&self.store.tensors())?;
+        Ok(Self {
+            vit,
+            store,
+            manifest: self.manifest.clone(),
+        })
+    }
+
     /// The model inference runs: for a model with prompts, `task`'s gates and prompt folded in
     /// (DESIGN §3); a plain ViT is returned as it is.
     pub fn for_inference(&self, task: Option<&str>, fold_threshold: f64) -> Result<Vit> {

@@ -14,6 +14,7 @@ pub mod finetune;
 pub mod model;
 pub mod optim;
 pub mod plugin_host;
+pub mod pretrain;
 pub mod run_dir;
 pub mod task_embedding;
 pub mod teacher;

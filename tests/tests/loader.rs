@@ -72,6 +72,17 @@ fn batches_are_identical_with_one_or_three_workers() {
     let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(2));
     let other: Vec<Vec<usize>> = loader.epoch(4).unwrap().map(|b| b.indices).collect();
     assert_ne!(other, a.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>());
+    // A run resumed mid-epoch gets the rest of that epoch, the same items and views.
+    let rest: Vec<_> = loader
+        .epoch_from(3, 2)
+        .unwrap()
+        .map(|b| (b.indices.clone(), b.items))
+        .collect();
+    assert_eq!(rest.len(), 2);
+    for ((ia, va), (ib, vb)) in a[2..].iter().zip(&rest) {
+        assert_eq!(ia, ib);
+        assert!(va == vb, "views of a resumed epoch differ");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod init;
 pub mod label;
 pub mod plugins;
 pub mod predict;
+pub mod pretrain;
 pub mod quickstart;
 pub mod synth;
 pub mod teacher_embed;
@@ -78,7 +79,7 @@ pub enum Command {
     /// Write the part and attribute pseudo-label cache.
     Label(label::LabelArgs),
     /// CLIP-guided pre-training with PC-MoE.
-    Pretrain,
+    Pretrain(pretrain::PretrainArgs),
     /// Fine-tune a backbone on a task through its plugin.
     Finetune(finetune::FinetuneArgs),
     /// Evaluate a task checkpoint on a split of a dataset.
@@ -158,7 +159,7 @@ pub enum ConfigCommand {
 fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
     anyhow::bail!(
         "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, teacher train|eval|embed, label, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
+         Built so far: synth, init, teacher train|eval|embed, label, pretrain, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
     )
 }
 
@@ -173,7 +174,7 @@ pub fn run(cli: Cli) -> Result<()> {
             TeacherCommand::Embed(args) => teacher_embed::run(g, args),
         },
         Command::Label(args) => label::run(g, args),
-        Command::Pretrain => not_built("pretrain", 7, "CLIP-guided pre-training"),
+        Command::Pretrain(args) => pretrain::run(g, args),
         Command::Finetune(args) => finetune::run(g, args),
         Command::Eval(args) => eval::run(g, args),
         Command::Predict(args) => predict::run(g, args),

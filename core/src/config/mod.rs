@@ -2,6 +2,7 @@
 
 pub mod load;
 pub mod model;
+pub mod pretrain;
 pub mod schema;
 pub mod teacher;
 pub mod validate;

@@ -14,6 +14,7 @@ pub struct Config {
     pub finetune: FinetuneSettings,
     pub teacher: super::teacher::TeacherSettings,
     pub label: super::teacher::LabelSettings,
+    pub pretrain: super::pretrain::PretrainSettings,
     /// Settings of the task plugin being fine-tuned (checked against the plugin's schema).
     pub task: toml::Table,
 }

@@ -60,7 +60,66 @@ pub fn validate(c: &Config) -> Result<()> {
     if o.lr <= 0.0 {
         bail!("config key `optim.lr`: must be positive");
     }
-    validate_teacher(c)
+    validate_teacher(c)?;
+    validate_pretrain(c)
+}
+
+fn validate_pretrain(c: &Config) -> Result<()> {
+    let p = &c.pretrain;
+    let d = &p.dino;
+    let positive = [
+        ("pretrain.epochs", p.epochs as f64),
+        ("pretrain.batch_size", p.batch_size as f64),
+        ("pretrain.dino.out_dim", d.out_dim as f64),
+        ("pretrain.dino.hidden_dim", d.hidden_dim as f64),
+        ("pretrain.dino.bottleneck_dim", d.bottleneck_dim as f64),
+        ("pretrain.dino.student_temp", d.student_temp),
+        ("pretrain.dino.teacher_temp", d.teacher_temp),
+        ("pretrain.dino.warmup_teacher_temp", d.warmup_teacher_temp),
+    ];
+    for (key, v) in positive {
+        if v <= 0.0 || !v.is_finite() {
+            bail!("config key `{key}`: must be positive (got {v})");
+        }
+    }
+    for (key, v) in [
+        ("pretrain.dino.center_momentum", d.center_momentum),
+        ("pretrain.dino.momentum", d.momentum),
+        ("pretrain.dino.momentum_end", d.momentum_end),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("config key `{key}`: {v} is not in [0, 1]");
+        }
+    }
+    for (key, v) in [
+        ("pretrain.ssl_weight", p.ssl_weight),
+        ("pretrain.part_weight", p.part_weight),
+        ("pretrain.attr_weight", p.attr_weight),
+    ] {
+        if v < 0.0 || !v.is_finite() {
+            bail!("config key `{key}`: must be zero or positive (got {v})");
+        }
+    }
+    let patch = c.model.patch_size;
+    for (key, size) in [
+        ("pretrain.crops.global_size", p.crops.global_size),
+        ("pretrain.crops.local_size", p.crops.local_size),
+    ] {
+        if size.iter().any(|s| *s == 0 || s % patch != 0) {
+            bail!(
+                "config key `{key}`: {size:?} must be positive multiples of `model.patch_size` = {patch}"
+            );
+        }
+    }
+    for (key, r) in [
+        ("pretrain.crops.global_scale", p.crops.global_scale),
+        ("pretrain.crops.local_scale", p.crops.local_scale),
+    ] {
+        if !(r[0] > 0.0 && r[0] <= r[1] && r[1] <= 1.0) {
+            bail!("config key `{key}`: {r:?} must satisfy 0 < lo ≤ hi ≤ 1");
+        }
+    }
+    Ok(())
 }
 
 fn validate_teacher(c: &Config) -> Result<()> {

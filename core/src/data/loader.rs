@@ -88,6 +88,12 @@ impl<D: Dataset> Loader<D> {
 
     /// Batches of `epoch`, in order, prepared by the worker threads.
     pub fn epoch(&self, epoch: u64) -> Result<EpochIter<D::Item>> {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// Batches `first..` of `epoch`: what a run resumed mid-epoch still has to see, with the
+    /// same items and augmentations as an uninterrupted epoch.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Result<EpochIter<D::Item>> {
         let order =
             self.cfg
                 .sampler
@@ -105,8 +111,9 @@ impl<D: Dataset> Loader<D> {
             batches.pop();
         }
         let batches = Arc::new(batches);
-        let window = Arc::new((Mutex::new(0usize), Condvar::new()));
-        let next = Arc::new(AtomicUsize::new(0));
+        let first = first.min(batches.len());
+        let window = Arc::new((Mutex::new(first), Condvar::new()));
+        let next = Arc::new(AtomicUsize::new(first));
         let stop = Arc::new(AtomicBool::new(false));
         let skipped = Arc::new(Mutex::new(Vec::new()));
         let prefetch = self.cfg.prefetch.max(1);
@@ -164,7 +171,7 @@ impl<D: Dataset> Loader<D> {
         Ok(EpochIter {
             rx,
             pending: BTreeMap::new(),
-            next_out: 0,
+            next_out: first,
             total: batches.len(),
             window,
             stop,

@@ -96,6 +96,13 @@ pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
+/// Log-softmax over the last dimension, differentiable (the shift is detached).
+pub fn log_softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)
+}
+
 /// Exact (erf) GELU, as PyTorch's `nn.GELU()` default used by timm.
 pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     x.gelu_erf()

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use clasp_sdk::abi::{
     BinaryOp, HostArray, HostCtx, HostOps, HostOpsRef, InitKind, InitSpec, LossKind, ReduceOp,
     TensorId, UnaryOp,
@@ -425,12 +425,8 @@ extern "C" fn dropout(
     })
 }
 
-/// log-softmax over the last dimension, differentiable.
 fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    Ok(shifted.broadcast_sub(&lse)?)
+    Ok(crate::model::layers::log_softmax_last_dim(x)?)
 }
 
 fn weighted_mean(per_elem: Tensor, weight: Option<Tensor>) -> Result<Tensor> {

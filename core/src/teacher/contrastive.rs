@@ -2,19 +2,13 @@
 //! of image–text pairs with a learnable temperature, and image→text retrieval accuracy.
 
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 use super::pseudo_labels::l2_normalize;
+use crate::model::layers::log_softmax_last_dim;
 
 /// CLIP clamps the learnable logit scale at ln(100).
 pub const MAX_LOGIT_SCALE: f64 = 4.605_170_185_988_091;
-
-/// Log-softmax over the last dimension, differentiable (the shift is detached).
-fn log_softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)
-}
 
 /// Mean cross-entropy of each row of `logits` `[B, B]` against the target rows `targets`.
 fn soft_nll(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {

@@ -33,7 +33,7 @@ const TINY: [&str; 12] = [
     "label.shard_size=5",
 ];
 
-fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
+pub fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(common::plugin_libs::clasp_exe());
     cmd.args(args);
     for s in TINY.iter().chain(sets) {
@@ -50,20 +50,20 @@ fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
     )
 }
 
-struct Fixture {
+pub struct Fixture {
     _dir: tempfile::TempDir,
-    synth: tempfile::TempDir,
-    teacher: PathBuf,
+    pub synth: tempfile::TempDir,
+    pub teacher: PathBuf,
     other_teacher: PathBuf,
-    root: PathBuf,
+    pub root: PathBuf,
 }
 
-fn s(p: &Path) -> &str {
+pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// One synthetic set and two teachers (seeds 0 and 1), trained once for all tests.
-fn fixture() -> &'static Fixture {
+pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let synth = common::task_data::synth(10, 4, 3, 3, [64, 32]);

@@ -1,0 +1,82 @@
+//! `clasp pretrain [--data DIR] [--labels CACHE] [--resume]`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::device::parse_device;
+use crate::pretrain::pretrain;
+use crate::run_dir::RunDir;
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Folder of person crops (same as --set pretrain.data=DIR).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Pseudo-label cache from `clasp label` (same as --set pretrain.labels=DIR).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Continue from the newest checkpoint of the run (`run.dir/run.name/checkpoints`).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
+    let mut sources = g.sources();
+    for (key, value) in [
+        ("pretrain.data", &args.data),
+        ("pretrain.labels", &args.labels),
+    ] {
+        if let Some(v) = value {
+            sources.overrides.push(format!("{key}=\"{}\"", v.display()));
+        }
+    }
+    let mut config = sources.load()?;
+    if config.run.name == "default" {
+        config.run.name = "pretrain".into();
+    }
+    let device = parse_device(&config.run.device)?;
+    let run = RunDir::create(&config)?;
+    let m = &config.model;
+    println!(
+        "pre-training a {} ViT (prompts {}, PC-MoE {}) on {}{} → {}",
+        m.preset,
+        if m.prompts.enabled { "on" } else { "off" },
+        if m.moe.enabled { "on" } else { "off" },
+        config.pretrain.data,
+        if config.pretrain.labels.is_empty() {
+            " (no pseudo-labels: DINO only)".to_string()
+        } else {
+            format!(" with pseudo-labels {}", config.pretrain.labels)
+        },
+        run.path.display()
+    );
+    let out = pretrain(&config, &run, &device, args.resume)?;
+    if let Some(last) = &out.last {
+        println!(
+            "step {}: loss {:.4} (ssl {:.4}{}{}), teacher entropy {:.3}, KL {:.4}",
+            last.step,
+            last.loss,
+            last.loss_ssl,
+            last.loss_part
+                .map_or(String::new(), |v| format!(", part {v:.4}")),
+            last.loss_attr
+                .map_or(String::new(), |v| format!(", attr {v:.4}")),
+            last.teacher_entropy,
+            last.kl
+        );
+    }
+    match &out.collapse {
+        Some(kind) => println!("COLLAPSE at the end of the run: {kind}"),
+        None => println!("no collapse detected (teacher entropy below 95% of its maximum, batch-mean entropy above 5%)"),
+    }
+    println!(
+        "{} steps; checkpoint {}\nmetrics {}/metrics.jsonl · plots curves.png, gates.png",
+        out.steps,
+        out.checkpoint.display(),
+        run.path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! The pre-training loop, top to bottom: data and pseudo-labels → student, heads and EMA teacher
+//! → AdamW → (resume) → steps of DINO + part + attribute losses → checkpoints, metrics, plots.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Module, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::data::{attribute_targets, view_part_labels, view_tensor, PretrainImages, PseudoLabels};
+use super::dino_head::DinoHead;
+use super::dino_loss::{collapse, teacher_temperature, DinoLoss};
+use super::gates::{gate_table, write_gate_heatmap, GateTable};
+use super::model::{
+    patch_logits, task_for, EmaTeacher, Heads, ATTR_TASK, DINO_HEAD, PART_TASK, SSL_TASK,
+};
+use super::pseudo_losses::{attribute_loss, part_loss};
+use super::state::{self, Progress};
+use crate::backbone::Backbone;
+use crate::checkpoint::store::{latest, save_step};
+use crate::config::Config;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::sampler::{Sampler, Shard};
+use crate::finetune::curves::{write_curves, Series};
+use crate::model::{ParamStore, Vit, VitOutput};
+use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
+use crate::run_dir::RunDir;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub epoch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub teacher_temp: f64,
+    pub loss: f64,
+    pub loss_ssl: f64,
+    pub loss_part: Option<f64>,
+    pub loss_attr: Option<f64>,
+    pub teacher_entropy: f64,
+    pub teacher_mean_entropy: f64,
+    pub kl: f64,
+    pub grad_norm: f64,
+    /// Set when the teacher's distribution has collapsed, with its kind.
+    pub collapse: Option<String>,
+    /// Global gate per task and PC-MoE block.
+    #[serde(skip_serializing_if = "GateTable::is_empty")]
+    pub gates: GateTable,
+}
+
+pub struct PretrainOutcome {
+    pub steps: usize,
+    pub checkpoint: PathBuf,
+    pub last: Option<StepMetrics>,
+    /// The collapse the last logged step showed, if any.
+    pub collapse: Option<String>,
+}
+
+/// Runs (or, with `resume`, continues) pre-training as `config` describes into `run`.
+pub fn pretrain(
+    config: &Config,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+) -> Result<PretrainOutcome> {
+    let p = &config.pretrain;
+
+    // 1. Images, their pseudo-labels and the loader.
+    if p.data.is_empty() {
+        bail!("config key `pretrain.data` is empty: point it at a folder of person crops");
+    }
+    let labels = (!p.labels.is_empty())
+        .then(|| PseudoLabels::read(Path::new(&p.labels), p.part_min_confidence, p.attr_margin))
+        .transpose()
+        .with_context(|| {
+            format!(
+                "reading the pseudo-labels (config key `pretrain.labels` = {})",
+                p.labels
+            )
+        })?;
+    let parts = labels.as_ref().map(|l| l.part_names.len());
+    let attrs = labels.as_ref().map(|l| l.attribute_names.len());
+    let positive_ratio = labels
+        .as_ref()
+        .map(|l| Tensor::new(l.positive_ratio.as_slice(), device))
+        .transpose()?;
+    let images = PretrainImages::new(Path::new(&p.data), p.crops.clone(), labels)?;
+    let n_images = images.files.len();
+    let loader = Loader::new(
+        images,
+        LoaderConfig {
+            batch_size: p.batch_size,
+            workers: p.workers.max(1),
+            prefetch: 2,
+            seed: config.run.seed,
+            drop_last: true,
+            sampler: Sampler::Shuffle,
+            shard: Shard::default(),
+        },
+    );
+    let steps_per_epoch = loader.batches_per_epoch()?;
+    if steps_per_epoch == 0 {
+        bail!(
+            "{n_images} images make no full batch of `pretrain.batch_size` = {}",
+            p.batch_size
+        );
+    }
+    let total_steps = p.epochs * steps_per_epoch;
+
+    // 2. Student, heads, EMA teacher.
+    let student = Backbone::fresh(config, device, run.config_hash.clone())?;
+    let dim = student.vit.cfg.embed_dim;
+    let heads = Heads::new(
+        ParamStore::new(device, config.run.seed ^ 0x5eed),
+        dim,
+        &p.dino,
+        parts,
+        attrs,
+    )?;
+    let teacher = EmaTeacher::copy_of(&student, &heads, &p.dino)?;
+    let ssl = task_for(&student, SSL_TASK)?;
+    let part_task = heads
+        .part
+        .as_ref()
+        .map(|_| task_for(&student, PART_TASK))
+        .transpose()?;
+    let attr_task = heads
+        .attr
+        .as_ref()
+        .map(|_| task_for(&student, ATTR_TASK))
+        .transpose()?;
+
+    // 3. AdamW over the student and its heads; schedules by step.
+    let o = &config.optim;
+    let mut params = student.store.vars();
+    params.extend(heads.store.vars());
+    let mut opt = AdamW::new(
+        build_groups(&params, student.vit.cfg.depth, 1.0),
+        AdamWConfig {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            max_grad_norm: (o.clip_grad > 0.0).then_some(o.clip_grad),
+        },
+    )?;
+    let lr = CosineSchedule {
+        base: o.lr,
+        final_value: o.min_lr,
+        total_steps,
+        warmup_steps: o.warmup_steps.min(total_steps),
+        warmup_start: 0.0,
+    };
+    let wd = CosineSchedule {
+        base: o.weight_decay,
+        final_value: o.weight_decay_end,
+        total_steps,
+        warmup_steps: 0,
+        warmup_start: o.weight_decay,
+    };
+    let momentum = CosineSchedule {
+        base: p.dino.momentum,
+        final_value: p.dino.momentum_end,
+        total_steps,
+        warmup_steps: 0,
+        warmup_start: p.dino.momentum,
+    };
+    let temp_warmup_steps = p.dino.warmup_teacher_temp_epochs * steps_per_epoch;
+    let freeze_last_steps = p.dino.freeze_last_layer_epochs * steps_per_epoch;
+    let last_layer: Vec<_> = DinoHead::last_layer_names()
+        .iter()
+        .filter_map(|n| heads.store.get(&format!("{DINO_HEAD}.{n}")))
+        .collect();
+    let mut dino = DinoLoss::new(
+        Tensor::zeros((1, p.dino.out_dim), candle_core::DType::F32, device)?,
+        p.dino.student_temp,
+        p.dino.center_momentum,
+    );
+
+    // 4. Resume from the newest checkpoint of this run.
+    let ckpt_dir = run.checkpoints();
+    let mut step = 0;
+    if resume {
+        match latest(&ckpt_dir)? {
+            Some(dir) => {
+                let saved = crate::checkpoint::Manifest::read(&dir)?;
+                if saved.config_hash != run.config_hash {
+                    bail!(
+                        "{} was written with another configuration (config hash {} ≠ {}): resume \
+                         with the same settings (the run's {})",
+                        dir.display(),
+                        &saved.config_hash[..12.min(saved.config_hash.len())],
+                        &run.config_hash[..12],
+                        crate::run_dir::RESOLVED_CONFIG
+                    );
+                }
+                let (progress, opt_state) =
+                    state::load(&dir, &student, &heads, &teacher, steps_per_epoch, n_images)?;
+                opt.load_state_dict(&opt_state)?;
+                dino.center = progress.center.to_device(device)?;
+                step = progress.step;
+                println!("resumed from {} (step {step})", dir.display());
+            }
+            None => println!(
+                "--resume: no checkpoint in {} yet, starting at step 0",
+                ckpt_dir.display()
+            ),
+        }
+    }
+
+    // 5. Steps.
+    let metrics_path = run.path.join("metrics.jsonl");
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(step > 0)
+        .write(true)
+        .truncate(step == 0)
+        .open(&metrics_path)
+        .with_context(|| format!("opening {}", metrics_path.display()))?;
+    let bar = ProgressBar::new(total_steps as u64).with_style(ProgressStyle::with_template(
+        "pretrain {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+    )?);
+    bar.set_position(step as u64);
+    let patch = student.vit.cfg.patch_size;
+    let mut last: Option<StepMetrics> = None;
+    let mut collapsed: Option<String> = None;
+    let mut checkpoint = latest(&ckpt_dir)?.unwrap_or_default();
+    while step < total_steps {
+        let epoch = step / steps_per_epoch;
+        let mut batches = loader.epoch_from(epoch as u64, step % steps_per_epoch)?;
+        for batch in batches.by_ref() {
+            if batch.items.len() < 2 {
+                continue; // a batch emptied by unreadable images
+            }
+            let items = &batch.items;
+            let n_views = items[0].views.len();
+
+            // One student pass over the global views per distinct prompt (a backbone without
+            // prompts needs one pass for all three losses).
+            let globals = Tensor::cat(
+                &[
+                    view_tensor(items, 0, device)?,
+                    view_tensor(items, 1, device)?,
+                ],
+                0,
+            )?;
+            let mut passes: Vec<(Option<&str>, VitOutput)> = Vec::new();
+            let mut global_pass = |task: Option<&'static str>| -> Result<VitOutput> {
+                if let Some((_, out)) = passes.iter().find(|(t, _)| *t == task) {
+                    return Ok(out.clone());
+                }
+                let out = student.vit.forward(&globals, task)?;
+                passes.push((task, out.clone()));
+                Ok(out)
+            };
+
+            // DINO: student on every view, teacher on the two global views, prompt `ssl`.
+            let t_temp = teacher_temperature(
+                step,
+                p.dino.warmup_teacher_temp,
+                p.dino.teacher_temp,
+                temp_warmup_steps,
+            );
+            let teacher_out = teacher.logits(&globals, ssl)?.chunk(2, 0)?;
+            let mut student_out = heads.dino.forward(&global_pass(ssl)?.cls)?.chunk(2, 0)?;
+            if n_views > 2 {
+                let locals = Tensor::cat(
+                    &(2..n_views)
+                        .map(|v| view_tensor(items, v, device))
+                        .collect::<Result<Vec<_>>>()?,
+                    0,
+                )?;
+                let cls = student.vit.forward(&locals, ssl)?.cls;
+                student_out.extend(heads.dino.forward(&cls)?.chunk(n_views - 2, 0)?);
+            }
+            let d = dino.forward(&student_out, &teacher_out, t_temp)?;
+            let mut loss = (&d.loss * p.ssl_weight)?;
+
+            // Part labels on the global views' patches, prompt `part`.
+            let mut loss_part = None;
+            if let (Some(head), Some(task)) = (&heads.part, part_task) {
+                let out = global_pass(task)?;
+                let mut labels = view_part_labels(items, 0, patch);
+                labels.extend(view_part_labels(items, 1, patch));
+                if let Some(l) = part_loss(&patch_logits(&out, head)?, &labels)? {
+                    loss_part = Some(l.to_scalar::<f32>()? as f64);
+                    loss = (loss + (l * p.part_weight)?)?;
+                }
+            }
+            // Attributes on the global views' CLS, prompt `attr`.
+            let mut loss_attr = None;
+            if let (Some(head), Some(task), Some(ratio)) = (&heads.attr, attr_task, &positive_ratio)
+            {
+                let out = global_pass(task)?;
+                let (t, m) = attribute_targets(items, head.out_dim(), device)?;
+                let (t, m) = (Tensor::cat(&[&t, &t], 0)?, Tensor::cat(&[&m, &m], 0)?);
+                if let Some(l) = attribute_loss(&head.forward(&out.cls)?, &t, &m, ratio)? {
+                    loss_attr = Some(l.to_scalar::<f32>()? as f64);
+                    loss = (loss + (l * p.attr_weight)?)?;
+                }
+            }
+
+            let mut grads = loss.backward()?;
+            if step == 0 {
+                check_gradients(
+                    &student,
+                    &heads,
+                    &grads,
+                    &[ssl, part_task.flatten(), attr_task.flatten()],
+                )?;
+            }
+            if step < freeze_last_steps {
+                for var in &last_layer {
+                    grads.remove(var.as_tensor());
+                }
+            }
+            let stats = opt.step(&grads, lr.at(step), wd.at(step))?;
+            let m = momentum.at(step);
+            teacher.update(&student, &heads, m)?;
+            step += 1;
+            bar.inc(1);
+
+            let kind = collapse(p.dino.out_dim, d.teacher_entropy, d.teacher_mean_entropy);
+            if step % p.log_every.max(1) == 0 || step == total_steps {
+                let record = StepMetrics {
+                    step,
+                    epoch: (step - 1) / steps_per_epoch + 1,
+                    lr: lr.at(step - 1),
+                    weight_decay: wd.at(step - 1),
+                    momentum: m,
+                    teacher_temp: t_temp,
+                    loss: loss.to_scalar::<f32>()? as f64,
+                    loss_ssl: d.loss.to_scalar::<f32>()? as f64,
+                    loss_part,
+                    loss_attr,
+                    teacher_entropy: d.teacher_entropy,
+                    teacher_mean_entropy: d.teacher_mean_entropy,
+                    kl: d.kl,
+                    grad_norm: stats.grad_norm,
+                    collapse: kind.map(String::from),
+                    gates: gate_table(&student.vit)?,
+                };
+                if record.collapse.is_some() && collapsed.is_none() {
+                    bar.suspend(|| {
+                        println!(
+                            "step {step}: COLLAPSE — {} (teacher entropy {:.3} of max {:.3}, KL {:.4})",
+                            kind.unwrap_or_default(),
+                            d.teacher_entropy,
+                            (p.dino.out_dim as f64).ln(),
+                            d.kl
+                        )
+                    });
+                }
+                collapsed = record.collapse.clone();
+                bar.set_message(format!(
+                    "loss {:.3} (ssl {:.3}{}{}) H_t {:.2}",
+                    record.loss,
+                    record.loss_ssl,
+                    record
+                        .loss_part
+                        .map_or(String::new(), |v| format!(", part {v:.3}")),
+                    record
+                        .loss_attr
+                        .map_or(String::new(), |v| format!(", attr {v:.3}")),
+                    record.teacher_entropy
+                ));
+                writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+                last = Some(record);
+            }
+            if step % config.checkpoint.every.max(1) == 0 || step == total_steps {
+                metrics_file.flush()?;
+                let progress = Progress {
+                    step,
+                    steps_per_epoch,
+                    images: n_images,
+                    center: dino.center.clone(),
+                };
+                let opt_state = opt.state_dict()?;
+                checkpoint =
+                    save_step(&ckpt_dir, step as u64, config.checkpoint.keep_last, |dir| {
+                        state::save(dir, &student, &heads, &teacher, opt_state, &progress)
+                    })?;
+            }
+        }
+        if step % steps_per_epoch != 0 && step < total_steps {
+            bail!(
+                "epoch {} ended early: the loader stopped (a worker failed)",
+                epoch + 1
+            );
+        }
+    }
+    bar.finish();
+    metrics_file.flush()?;
+    write_plots(&run.path, &metrics_path, &student.vit)?;
+    Ok(PretrainOutcome {
+        steps: step,
+        checkpoint,
+        last,
+        collapse: collapsed,
+    })
+}
+
+/// The first step's gradient must reach every variable: an op that cuts the graph (DESIGN §3)
+/// fails the run here instead of silently not training part of the model. Prompts of tasks no
+/// loss uses (`part`/`attr` without pseudo-labels) are exempt.
+fn check_gradients(
+    student: &Backbone,
+    heads: &Heads,
+    grads: &candle_core::backprop::GradStore,
+    used: &[Option<&str>],
+) -> Result<()> {
+    let mut problems = student.store.gradient_problems(grads)?;
+    problems.extend(heads.store.gradient_problems(grads)?);
+    problems.retain(|(name, _)| {
+        name.strip_prefix("prompts.delta.")
+            .is_none_or(|task| used.contains(&Some(task)))
+    });
+    if !problems.is_empty() {
+        bail!(
+            "the first step's gradient misses {} variables: {problems:?}",
+            problems.len()
+        );
+    }
+    Ok(())
+}
+
+/// `curves.png` (losses, teacher entropy, KL against logged steps) and `gates.png`.
+fn write_plots(dir: &Path, metrics: &Path, vit: &Vit) -> Result<()> {
+    let text = std::fs::read_to_string(metrics).unwrap_or_default();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let series = |key: &'static str| Series {
+        name: key,
+        values: rows
+            .iter()
+            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+            .collect(),
+    };
+    let all = [
+        "loss",
+        "loss_ssl",
+        "loss_part",
+        "loss_attr",
+        "teacher_entropy",
+        "kl",
+    ];
+    let plotted: Vec<Series> = all
+        .iter()
+        .map(|k| series(k))
+        .filter(|s| s.values.iter().any(|v| v.is_finite()))
+        .collect();
+    if !plotted.is_empty() {
+        write_curves(&dir.join("curves.png"), &plotted)?;
+    }
+    write_gate_heatmap(&dir.join("gates.png"), &gate_table(vit)?)
+}

@@ -1,0 +1,215 @@
+//! `clasp pretrain` on the synthetic crops and their pseudo-labels: a run killed with SIGKILL
+//! after a checkpoint and resumed ends with the same weights, optimiser state and DINO centre as
+//! an uninterrupted run; an absurd teacher temperature is reported as collapse; a resume with
+//! other settings is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+
+use super::label_cache::{clasp, fixture, s};
+use crate::common;
+
+/// 20 training crops of 64×32 in batches of 4: 5 steps per epoch, 3 epochs, a checkpoint every
+/// 5 steps.
+const PRETRAIN: [&str; 15] = [
+    "model.preset=nano",
+    "pretrain.epochs=3",
+    "pretrain.batch_size=4",
+    "pretrain.crops.global_size=[64, 32]",
+    "pretrain.crops.local_size=[32, 16]",
+    "pretrain.crops.n_local=2",
+    "pretrain.dino.out_dim=64",
+    "pretrain.dino.hidden_dim=32",
+    "pretrain.dino.bottleneck_dim=16",
+    "pretrain.log_every=1",
+    "optim.warmup_steps=3",
+    "checkpoint.every=5",
+    "checkpoint.keep_last=5",
+    "model.prompts.text_dim=16",
+    "pretrain.workers=2",
+];
+
+struct Labelled {
+    data: PathBuf,
+    labels: PathBuf,
+    runs: PathBuf,
+}
+
+fn labelled() -> &'static Labelled {
+    static L: OnceLock<Labelled> = OnceLock::new();
+    L.get_or_init(|| {
+        let f = fixture();
+        let data = f.synth.path().join("reid/bounding_box_train");
+        let labels = f.root.join("pretrain-labels");
+        let (ok, log) = clasp(
+            &[
+                "label",
+                "--teacher",
+                s(&f.teacher),
+                "--images",
+                s(&data),
+                "--out",
+                s(&labels),
+            ],
+            &[],
+        );
+        assert!(ok, "{log}");
+        Labelled {
+            data,
+            labels,
+            runs: f.root.join("runs"),
+        }
+    })
+}
+
+fn pretrain_cmd(run: &str, extra: &[&str]) -> Command {
+    let l = labelled();
+    let mut cmd = Command::new(common::plugin_libs::clasp_exe());
+    cmd.args(["pretrain", "--data", s(&l.data), "--labels", s(&l.labels)]);
+    cmd.args(extra);
+    for set in PRETRAIN.iter().map(|s| s.to_string()).chain([
+        format!("run.dir=\"{}\"", s(&l.runs)),
+        format!("run.name=\"{run}\""),
+    ]) {
+        cmd.args(["--set", &set]);
+    }
+    cmd
+}
+
+fn run_to_end(run: &str, extra: &[&str], sets: &[&str]) -> (bool, String) {
+    let mut cmd = pretrain_cmd(run, extra);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn checkpoint(run: &str, step: u64) -> PathBuf {
+    labelled()
+        .runs
+        .join(run)
+        .join("checkpoints")
+        .join(format!("step_{step:08}"))
+}
+
+fn tensors(dir: &Path) -> BTreeMap<String, candle_core::Tensor> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            for (k, v) in candle_core::safetensors::load(&path, &Device::Cpu).unwrap() {
+                out.insert(format!("{file}:{k}"), v);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
+    // A: 15 steps straight.
+    let (ok, log) = run_to_end("straight", &[], &[]);
+    assert!(ok, "{log}");
+    assert!(log.contains("15 steps"), "{log}");
+    assert!(log.contains("no collapse"), "{log}");
+    let metrics = std::fs::read_to_string(labelled().runs.join("straight/metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    for key in [
+        "loss_ssl",
+        "loss_part",
+        "loss_attr",
+        "teacher_entropy",
+        "kl",
+    ] {
+        assert!(
+            last[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {last}"
+        );
+    }
+    assert_eq!(last["gates"]["part"].as_array().unwrap().len(), 4, "{last}");
+    for plot in ["curves.png", "gates.png"] {
+        assert!(
+            labelled().runs.join("straight").join(plot).is_file(),
+            "{plot}"
+        );
+    }
+
+    // B: killed (SIGKILL) as soon as its step-5 checkpoint exists, then resumed.
+    let mut child = pretrain_cmd("killed", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = checkpoint("killed", 5).join("manifest.json");
+    let start = Instant::now();
+    while !first.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run B ended before its first checkpoint"
+        );
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !checkpoint("killed", 15).exists(),
+        "run B finished before it was killed: the test did not interrupt it"
+    );
+    let (ok, log) = run_to_end("killed", &["--resume"], &[]);
+    assert!(ok, "{log}");
+    assert!(log.contains("resumed from"), "{log}");
+
+    let (a, b) = (
+        tensors(&checkpoint("straight", 15)),
+        tensors(&checkpoint("killed", 15)),
+    );
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the checkpoints hold different tensors"
+    );
+    for (k, va) in &a {
+        let diff = common::max_abs_diff(va, &b[k]);
+        assert!(diff <= 1e-6, "{k}: max abs diff {diff}");
+    }
+    // Training moved the weights (the comparison is not between two untouched models).
+    let step5 = tensors(&checkpoint("straight", 5));
+    let key = "student.safetensors:blocks.0.attn.qkv.weight";
+    assert!(common::max_abs_diff(&step5[key], &a[key]) > 1e-6);
+
+    // Other settings are refused on resume, naming why.
+    let (ok, log) = run_to_end("killed", &["--resume"], &["pretrain.dino.student_temp=0.2"]);
+    assert!(!ok && log.contains("another configuration"), "{log}");
+}
+
+#[test]
+fn an_absurd_teacher_temperature_is_reported_as_collapse() {
+    let (ok, log) = run_to_end(
+        "collapsed",
+        &[],
+        &[
+            "pretrain.epochs=1",
+            "pretrain.dino.teacher_temp=100.0",
+            "pretrain.dino.warmup_teacher_temp=100.0",
+        ],
+    );
+    assert!(ok, "{log}");
+    assert!(log.contains("COLLAPSE") && log.contains("uniform"), "{log}");
+    let metrics = std::fs::read_to_string(labelled().runs.join("collapsed/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"collapse\":\"uniform"), "{metrics}");
+}
