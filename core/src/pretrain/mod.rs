@@ -5,8 +5,10 @@ pub mod data;
 pub mod dino_head;
 pub mod dino_loss;
 pub mod gates;
+pub mod losses;
 pub mod model;
 pub mod pseudo_losses;
+pub mod setup;
 pub mod state;
 pub mod train;
 

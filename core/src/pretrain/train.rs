@@ -5,26 +5,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::data::{attribute_targets, view_part_labels, view_tensor, PretrainImages, PseudoLabels};
 use super::dino_head::DinoHead;
 use super::dino_loss::{collapse, teacher_temperature, DinoLoss};
 use super::gates::{gate_table, write_gate_heatmap, GateTable};
-use super::model::{
-    patch_logits, task_for, EmaTeacher, Heads, ATTR_TASK, DINO_HEAD, PART_TASK, SSL_TASK,
-};
-use super::pseudo_losses::{attribute_loss, part_loss};
+use super::losses::task_losses;
+use super::model::{Heads, DINO_HEAD};
+use super::setup::Setup;
 use super::state::{self, Progress};
 use crate::backbone::Backbone;
 use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::sampler::{Sampler, Shard};
 use crate::finetune::curves::{write_curves, Series};
-use crate::model::{ParamStore, Vit, VitOutput};
+use crate::model::Vit;
 use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
 use crate::run_dir::RunDir;
 
@@ -69,70 +65,12 @@ pub fn pretrain(
 ) -> Result<PretrainOutcome> {
     let p = &config.pretrain;
 
-    // 1. Images, their pseudo-labels and the loader.
-    if p.data.is_empty() {
-        bail!("config key `pretrain.data` is empty: point it at a folder of person crops");
-    }
-    let labels = (!p.labels.is_empty())
-        .then(|| PseudoLabels::read(Path::new(&p.labels), p.part_min_confidence, p.attr_margin))
-        .transpose()
-        .with_context(|| {
-            format!(
-                "reading the pseudo-labels (config key `pretrain.labels` = {})",
-                p.labels
-            )
-        })?;
-    let parts = labels.as_ref().map(|l| l.part_names.len());
-    let attrs = labels.as_ref().map(|l| l.attribute_names.len());
-    let positive_ratio = labels
-        .as_ref()
-        .map(|l| Tensor::new(l.positive_ratio.as_slice(), device))
-        .transpose()?;
-    let images = PretrainImages::new(Path::new(&p.data), p.crops.clone(), labels)?;
-    let n_images = images.files.len();
-    let loader = Loader::new(
-        images,
-        LoaderConfig {
-            batch_size: p.batch_size,
-            workers: p.workers.max(1),
-            prefetch: 2,
-            seed: config.run.seed,
-            drop_last: true,
-            sampler: Sampler::Shuffle,
-            shard: Shard::default(),
-        },
-    );
-    let steps_per_epoch = loader.batches_per_epoch()?;
-    if steps_per_epoch == 0 {
-        bail!(
-            "{n_images} images make no full batch of `pretrain.batch_size` = {}",
-            p.batch_size
-        );
-    }
+    // 1.–2. Images with pseudo-labels, the loader, student, heads and EMA teacher.
+    let setup = Setup::new(config, device, run.config_hash.clone())?;
+    let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
+    let (steps_per_epoch, n_images) = (setup.steps_per_epoch, setup.n_images);
     let total_steps = p.epochs * steps_per_epoch;
-
-    // 2. Student, heads, EMA teacher.
-    let student = Backbone::fresh(config, device, run.config_hash.clone())?;
-    let dim = student.vit.cfg.embed_dim;
-    let heads = Heads::new(
-        ParamStore::new(device, config.run.seed ^ 0x5eed),
-        dim,
-        &p.dino,
-        parts,
-        attrs,
-    )?;
-    let teacher = EmaTeacher::copy_of(&student, &heads, &p.dino)?;
-    let ssl = task_for(&student, SSL_TASK)?;
-    let part_task = heads
-        .part
-        .as_ref()
-        .map(|_| task_for(&student, PART_TASK))
-        .transpose()?;
-    let attr_task = heads
-        .attr
-        .as_ref()
-        .map(|_| task_for(&student, ATTR_TASK))
-        .transpose()?;
+    let tasks = setup.tasks;
 
     // 3. AdamW over the student and its heads; schedules by step.
     let o = &config.optim;
@@ -198,7 +136,7 @@ pub fn pretrain(
                     );
                 }
                 let (progress, opt_state) =
-                    state::load(&dir, &student, &heads, &teacher, steps_per_epoch, n_images)?;
+                    state::load(&dir, student, heads, teacher, steps_per_epoch, n_images)?;
                 opt.load_state_dict(&opt_state)?;
                 dino.center = progress.center.to_device(device)?;
                 step = progress.step;
@@ -224,92 +162,46 @@ pub fn pretrain(
         "pretrain {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
     )?);
     bar.set_position(step as u64);
-    let patch = student.vit.cfg.patch_size;
     let mut last: Option<StepMetrics> = None;
     let mut collapsed: Option<String> = None;
     let mut checkpoint = latest(&ckpt_dir)?.unwrap_or_default();
     while step < total_steps {
         let epoch = step / steps_per_epoch;
-        let mut batches = loader.epoch_from(epoch as u64, step % steps_per_epoch)?;
+        let mut batches = setup
+            .loader
+            .epoch_from(epoch as u64, step % steps_per_epoch)?;
         for batch in batches.by_ref() {
             if batch.items.len() < 2 {
                 continue; // a batch emptied by unreadable images
             }
             let items = &batch.items;
-            let n_views = items[0].views.len();
 
-            // One student pass over the global views per distinct prompt (a backbone without
-            // prompts needs one pass for all three losses).
-            let globals = Tensor::cat(
-                &[
-                    view_tensor(items, 0, device)?,
-                    view_tensor(items, 1, device)?,
-                ],
-                0,
-            )?;
-            let mut passes: Vec<(Option<&str>, VitOutput)> = Vec::new();
-            let mut global_pass = |task: Option<&'static str>| -> Result<VitOutput> {
-                if let Some((_, out)) = passes.iter().find(|(t, _)| *t == task) {
-                    return Ok(out.clone());
-                }
-                let out = student.vit.forward(&globals, task)?;
-                passes.push((task, out.clone()));
-                Ok(out)
-            };
-
-            // DINO: student on every view, teacher on the two global views, prompt `ssl`.
             let t_temp = teacher_temperature(
                 step,
                 p.dino.warmup_teacher_temp,
                 p.dino.teacher_temp,
                 temp_warmup_steps,
             );
-            let teacher_out = teacher.logits(&globals, ssl)?.chunk(2, 0)?;
-            let mut student_out = heads.dino.forward(&global_pass(ssl)?.cls)?.chunk(2, 0)?;
-            if n_views > 2 {
-                let locals = Tensor::cat(
-                    &(2..n_views)
-                        .map(|v| view_tensor(items, v, device))
-                        .collect::<Result<Vec<_>>>()?,
-                    0,
-                )?;
-                let cls = student.vit.forward(&locals, ssl)?.cls;
-                student_out.extend(heads.dino.forward(&cls)?.chunk(n_views - 2, 0)?);
-            }
-            let d = dino.forward(&student_out, &teacher_out, t_temp)?;
+            let l = task_losses(&setup, items, &mut dino, t_temp, device)?;
+            let d = &l.dino;
             let mut loss = (&d.loss * p.ssl_weight)?;
-
-            // Part labels on the global views' patches, prompt `part`.
-            let mut loss_part = None;
-            if let (Some(head), Some(task)) = (&heads.part, part_task) {
-                let out = global_pass(task)?;
-                let mut labels = view_part_labels(items, 0, patch);
-                labels.extend(view_part_labels(items, 1, patch));
-                if let Some(l) = part_loss(&patch_logits(&out, head)?, &labels)? {
-                    loss_part = Some(l.to_scalar::<f32>()? as f64);
-                    loss = (loss + (l * p.part_weight)?)?;
-                }
+            let (mut loss_part, mut loss_attr) = (None, None);
+            if let Some(part) = &l.part {
+                loss_part = Some(part.to_scalar::<f32>()? as f64);
+                loss = (loss + (part * p.part_weight)?)?;
             }
-            // Attributes on the global views' CLS, prompt `attr`.
-            let mut loss_attr = None;
-            if let (Some(head), Some(task), Some(ratio)) = (&heads.attr, attr_task, &positive_ratio)
-            {
-                let out = global_pass(task)?;
-                let (t, m) = attribute_targets(items, head.out_dim(), device)?;
-                let (t, m) = (Tensor::cat(&[&t, &t], 0)?, Tensor::cat(&[&m, &m], 0)?);
-                if let Some(l) = attribute_loss(&head.forward(&out.cls)?, &t, &m, ratio)? {
-                    loss_attr = Some(l.to_scalar::<f32>()? as f64);
-                    loss = (loss + (l * p.attr_weight)?)?;
-                }
+            if let Some(attr) = &l.attr {
+                loss_attr = Some(attr.to_scalar::<f32>()? as f64);
+                loss = (loss + (attr * p.attr_weight)?)?;
             }
 
             let mut grads = loss.backward()?;
             if step == 0 {
                 check_gradients(
-                    &student,
-                    &heads,
+                    student,
+                    heads,
                     &grads,
-                    &[ssl, part_task.flatten(), attr_task.flatten()],
+                    &[tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()],
                 )?;
             }
             if step < freeze_last_steps {
@@ -319,7 +211,7 @@ pub fn pretrain(
             }
             let stats = opt.step(&grads, lr.at(step), wd.at(step))?;
             let m = momentum.at(step);
-            teacher.update(&student, &heads, m)?;
+            teacher.update(student, heads, m)?;
             step += 1;
             bar.inc(1);
 
@@ -381,7 +273,7 @@ pub fn pretrain(
                 let opt_state = opt.state_dict()?;
                 checkpoint =
                     save_step(&ckpt_dir, step as u64, config.checkpoint.keep_last, |dir| {
-                        state::save(dir, &student, &heads, &teacher, opt_state, &progress)
+                        state::save(dir, student, heads, teacher, opt_state, &progress)
                     })?;
             }
         }

@@ -1,0 +1,115 @@
+//! Everything pre-training works on, built from the config: the images with their pseudo-labels
+//! and the loader, the student with its heads, the EMA teacher, and which prompt each loss uses.
+//! Training and the gradient-conflict analysis build it the same way.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use super::data::{PretrainImages, PseudoLabels};
+use super::model::{task_for, EmaTeacher, Heads, ATTR_TASK, PART_TASK, SSL_TASK};
+use crate::backbone::Backbone;
+use crate::config::Config;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::sampler::{Sampler, Shard};
+use crate::model::ParamStore;
+
+/// The prompt of each loss (`None`: the backbone has no prompts); `part`/`attr` are `None` when
+/// there are no pseudo-labels.
+#[derive(Debug, Clone, Copy)]
+pub struct LossTasks {
+    pub ssl: Option<&'static str>,
+    pub part: Option<Option<&'static str>>,
+    pub attr: Option<Option<&'static str>>,
+}
+
+pub struct Setup {
+    pub loader: Loader<PretrainImages>,
+    pub n_images: usize,
+    pub steps_per_epoch: usize,
+    pub student: Backbone,
+    pub heads: Heads,
+    pub teacher: EmaTeacher,
+    pub tasks: LossTasks,
+    /// Mean probability per attribute (the BCE weights), when labelled.
+    pub positive_ratio: Option<Tensor>,
+}
+
+impl Setup {
+    pub fn new(config: &Config, device: &Device, config_hash: String) -> Result<Self> {
+        let p = &config.pretrain;
+        if p.data.is_empty() {
+            bail!("config key `pretrain.data` is empty: point it at a folder of person crops");
+        }
+        let labels = (!p.labels.is_empty())
+            .then(|| PseudoLabels::read(Path::new(&p.labels), p.part_min_confidence, p.attr_margin))
+            .transpose()
+            .with_context(|| {
+                format!(
+                    "reading the pseudo-labels (config key `pretrain.labels` = {})",
+                    p.labels
+                )
+            })?;
+        let parts = labels.as_ref().map(|l| l.part_names.len());
+        let attrs = labels.as_ref().map(|l| l.attribute_names.len());
+        let positive_ratio = labels
+            .as_ref()
+            .map(|l| Tensor::new(l.positive_ratio.as_slice(), device))
+            .transpose()?;
+        let images = PretrainImages::new(Path::new(&p.data), p.crops.clone(), labels)?;
+        let n_images = images.files.len();
+        let loader = Loader::new(
+            images,
+            LoaderConfig {
+                batch_size: p.batch_size,
+                workers: p.workers.max(1),
+                prefetch: 2,
+                seed: config.run.seed,
+                drop_last: true,
+                sampler: Sampler::Shuffle,
+                shard: Shard::default(),
+            },
+        );
+        let steps_per_epoch = loader.batches_per_epoch()?;
+        if steps_per_epoch == 0 {
+            bail!(
+                "{n_images} images make no full batch of `pretrain.batch_size` = {}",
+                p.batch_size
+            );
+        }
+
+        let student = Backbone::fresh(config, device, config_hash)?;
+        let heads = Heads::new(
+            ParamStore::new(device, config.run.seed ^ 0x5eed),
+            student.vit.cfg.embed_dim,
+            &p.dino,
+            parts,
+            attrs,
+        )?;
+        let teacher = EmaTeacher::copy_of(&student, &heads, &p.dino)?;
+        let tasks = LossTasks {
+            ssl: task_for(&student, SSL_TASK)?,
+            part: heads
+                .part
+                .as_ref()
+                .map(|_| task_for(&student, PART_TASK))
+                .transpose()?,
+            attr: heads
+                .attr
+                .as_ref()
+                .map(|_| task_for(&student, ATTR_TASK))
+                .transpose()?,
+        };
+        Ok(Self {
+            loader,
+            n_images,
+            steps_per_epoch,
+            student,
+            heads,
+            teacher,
+            tasks,
+            positive_ratio,
+        })
+    }
+}
