@@ -1,5 +1,6 @@
 //! The `clasp` command line: one subcommand per job of DESIGN §9.
 
+pub mod analyze;
 pub mod bench;
 pub mod bench_data;
 pub mod config_cmd;
@@ -138,7 +139,7 @@ pub enum PluginsCommand {
 #[derive(Subcommand, Debug)]
 pub enum AnalyzeCommand {
     /// Cosine similarity between per-task gradients on shared parameters.
-    GradConflict,
+    GradConflict(analyze::GradConflictArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,14 +154,6 @@ pub enum BenchCommand {
 pub enum ConfigCommand {
     /// Print the resolved configuration as TOML.
     Show,
-}
-
-/// Commands of DESIGN §9 that later issues build. They say so and fail; they never pretend.
-fn not_built(command: &str, issue: u32, what: &str) -> Result<()> {
-    anyhow::bail!(
-        "`clasp {command}` is not built yet: {what} arrives with issue #{issue}. \
-         Built so far: synth, init, teacher train|eval|embed, label, pretrain, finetune, eval, predict, embed, export, plugins, bench model|data, config show, quickstart."
-    )
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -185,8 +178,8 @@ pub fn run(cli: Cli) -> Result<()> {
             PluginsCommand::Inspect { name } => plugins::inspect(g, &name),
         },
         Command::Analyze {
-            command: AnalyzeCommand::GradConflict,
-        } => not_built("analyze grad-conflict", 7, "gradient-conflict analysis"),
+            command: AnalyzeCommand::GradConflict(args),
+        } => analyze::grad_conflict(g, args),
         Command::Bench {
             command: BenchCommand::Model(args),
         } => bench::run(g, args),

@@ -5,6 +5,7 @@ pub mod data;
 pub mod dino_head;
 pub mod dino_loss;
 pub mod gates;
+pub mod grad_conflict;
 pub mod losses;
 pub mod model;
 pub mod pseudo_losses;

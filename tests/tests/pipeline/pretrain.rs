@@ -192,6 +192,34 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     let key = "student.safetensors:blocks.0.attn.qkv.weight";
     assert!(common::max_abs_diff(&step5[key], &a[key]) > 1e-6);
 
+    // The gradient-conflict analysis reads the checkpoint and its run's config.
+    let out = Command::new(common::plugin_libs::clasp_exe())
+        .args(["analyze", "grad-conflict", "--batches", "2", "--checkpoint"])
+        .arg(checkpoint("straight", 15))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("ssl·part") && log.contains("part·attr"),
+        "{log}"
+    );
+    let table: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(labelled().runs.join("straight/grad_conflict.json")).unwrap(),
+    )
+    .unwrap();
+    let rows = table[0]["cosine"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "4 blocks and all shared parameters");
+    for v in rows.iter().flat_map(|r| r.as_array().unwrap()) {
+        let c = v.as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&c), "cosine {c}");
+    }
+    assert!(labelled().runs.join("straight/grad_conflict.png").is_file());
+
     // Other settings are refused on resume, naming why.
     let (ok, log) = run_to_end("killed", &["--resume"], &["pretrain.dino.student_temp=0.2"]);
     assert!(!ok && log.contains("another configuration"), "{log}");
