@@ -122,8 +122,8 @@ pub fn analyze(
         let mut pair = 0;
         for i in 0..grads.len() {
             for j in i + 1..grads.len() {
-                for row in 0..=depth {
-                    let c = cosine(&grads[i][row], &grads[j][row]);
+                for (row, (a, b)) in grads[i].iter().zip(&grads[j]).enumerate() {
+                    let c = cosine(a, b);
                     if c.is_finite() {
                         let e = sums.entry((row, pair)).or_insert((0.0, 0));
                         e.0 += c;
