@@ -15,6 +15,7 @@ pub mod model;
 pub mod optim;
 pub mod plugin_host;
 pub mod pretrain;
+pub mod quickstart;
 pub mod run_dir;
 pub mod task_embedding;
 pub mod teacher;

@@ -94,7 +94,7 @@ fn ious(confusion: &[[u64; 6]; 6]) -> Vec<f64> {
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct QualityReport {
     pub images: usize,
     pub part_iou: Vec<(String, f64)>,

@@ -1,0 +1,118 @@
+//! How much work each quickstart stage does: the default budget (≤ 15 minutes on 2 cores) and
+//! `--fast` (the end-to-end test's). Every stage of one variant gets the same budget as the
+//! same stage of the others, so the report compares pre-training methods, not budgets.
+
+/// Stage settings as config overrides (`key=value`, TOML values), applied over each stage's
+/// recipe and under the user's `--set`.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Downstream data: identities × images per identity (Market-style split in half).
+    pub identities: u32,
+    pub images_per_id: u32,
+    /// The unlabeled pool that trains the teacher and is pre-trained on (another seed: other
+    /// people), like LUPerson beside Market-1501.
+    pub pool_identities: u32,
+    pub pool_images_per_id: u32,
+    /// Rendered image size [H, W].
+    pub image_size: [usize; 2],
+    /// Every stage: the backbone and its input.
+    pub model: Vec<String>,
+    pub teacher: Vec<String>,
+    pub pretrain: Vec<String>,
+    pub finetune: Vec<String>,
+    /// Extra settings of the dense tasks (parsing, pose): head width.
+    pub dense_task: Vec<String>,
+    /// Batches the gradient-conflict analysis averages over.
+    pub conflict_batches: usize,
+}
+
+fn owned(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Budget {
+    pub fn default_run() -> Self {
+        Self {
+            identities: 100,
+            images_per_id: 8,
+            pool_identities: 400,
+            pool_images_per_id: 4,
+            image_size: [256, 128],
+            model: owned(&[
+                "model.preset=\"nano\"",
+                "model.img_size=[128, 64]",
+                // The teacher's projection width: its text embeddings seed the task prompts.
+                "model.prompts.text_dim=96",
+            ]),
+            teacher: owned(&["teacher.epochs=5"]),
+            pretrain: owned(&[
+                "pretrain.epochs=1",
+                "pretrain.batch_size=32",
+                "pretrain.crops.global_size=[128, 64]",
+                "pretrain.crops.local_size=[64, 32]",
+                "pretrain.crops.n_local=2",
+                "pretrain.dino.out_dim=1024",
+                "pretrain.dino.hidden_dim=256",
+                "pretrain.dino.bottleneck_dim=64",
+                "pretrain.log_every=5",
+                "optim.warmup_steps=20",
+                "checkpoint.every=25",
+            ]),
+            finetune: owned(&[
+                "finetune.epochs=8",
+                "finetune.batch_size=32",
+                "finetune.eval_every=100",
+            ]),
+            dense_task: owned(&["task.channels=32"]),
+            conflict_batches: 4,
+        }
+    }
+
+    pub fn fast() -> Self {
+        Self {
+            identities: 10,
+            images_per_id: 4,
+            pool_identities: 16,
+            pool_images_per_id: 3,
+            image_size: [128, 64],
+            model: owned(&[
+                "model.preset=\"nano\"",
+                "model.img_size=[64, 32]",
+                "model.prompts.text_dim=16",
+            ]),
+            teacher: owned(&[
+                "teacher.img_size=[64, 32]",
+                "teacher.width=32",
+                "teacher.layers=2",
+                "teacher.heads=2",
+                "teacher.text_width=32",
+                "teacher.text_layers=1",
+                "teacher.text_heads=2",
+                "teacher.projection_dim=16",
+                "teacher.epochs=1",
+                "teacher.batch_size=8",
+                "teacher.warmup_steps=2",
+            ]),
+            pretrain: owned(&[
+                "pretrain.epochs=1",
+                "pretrain.batch_size=8",
+                "pretrain.crops.global_size=[64, 32]",
+                "pretrain.crops.local_size=[32, 16]",
+                "pretrain.crops.n_local=1",
+                "pretrain.dino.out_dim=64",
+                "pretrain.dino.hidden_dim=32",
+                "pretrain.dino.bottleneck_dim=16",
+                "pretrain.log_every=1",
+                "optim.warmup_steps=2",
+                "checkpoint.every=100",
+            ]),
+            finetune: owned(&[
+                "finetune.epochs=1",
+                "finetune.batch_size=8",
+                "finetune.eval_every=100",
+            ]),
+            dense_task: owned(&["task.channels=8"]),
+            conflict_batches: 1,
+        }
+    }
+}
