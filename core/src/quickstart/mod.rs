@@ -303,6 +303,13 @@ impl Quickstart {
             return Ok(r);
         }
         let mut o = self.budget.finetune.clone();
+        let epochs = self
+            .budget
+            .epochs
+            .iter()
+            .find(|(task, _)| *task == t.name)
+            .map_or(1, |(_, e)| *e);
+        o.push(format!("finetune.epochs={epochs}"));
         o.extend(v.model.iter().map(|s| s.to_string()));
         if t.dense {
             o.extend(self.budget.dense_task.iter().cloned());
