@@ -61,6 +61,8 @@ impl Budget {
                 // DINO's 0.996 suits long runs: over 52 steps the EMA teacher (the exported
                 // backbone) would stay 80 % at its initialisation.
                 "pretrain.dino.momentum=0.9",
+                // DINO freezes the prototypes for its first epoch; here that is the whole run.
+                "pretrain.dino.freeze_last_layer_epochs=0",
                 "optim.warmup_steps=20",
                 "checkpoint.every=25",
             ]),
