@@ -151,6 +151,9 @@ pub fn pretrain(
 
     // 5. Steps.
     let metrics_path = run.path.join("metrics.jsonl");
+    if step > 0 {
+        keep_metrics_up_to(&metrics_path, step)?;
+    }
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(step > 0)
@@ -293,6 +296,25 @@ pub fn pretrain(
         last,
         collapse: collapsed,
     })
+}
+
+/// Drops the rows a killed run logged after the checkpoint it resumes from: the resumed run
+/// logs those steps again.
+fn keep_metrics_up_to(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept).with_context(|| format!("rewriting {}", path.display()))
 }
 
 /// The first step's gradient must reach every variable: an op that cuts the graph (DESIGN §3)

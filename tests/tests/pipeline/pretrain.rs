@@ -148,18 +148,22 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
         );
     }
 
-    // B: killed (SIGKILL) as soon as its step-5 checkpoint exists, then resumed.
+    // B: killed (SIGKILL) after its step-5 checkpoint, once it has logged step 7 (so the log
+    // runs ahead of the checkpoint it will resume from), then resumed.
     let mut child = pretrain_cmd("killed", &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let first = checkpoint("killed", 5).join("manifest.json");
+    let log_path = labelled().runs.join("killed/metrics.jsonl");
     let start = Instant::now();
-    while !first.exists() {
+    while !(first.exists()
+        && std::fs::read_to_string(&log_path).is_ok_and(|t| t.contains("{\"step\":7,")))
+    {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "run B ended before its first checkpoint"
+            "run B ended before it could be killed"
         );
         assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
         std::thread::sleep(Duration::from_millis(2));
@@ -167,12 +171,25 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        !checkpoint("killed", 15).exists(),
-        "run B finished before it was killed: the test did not interrupt it"
+        !checkpoint("killed", 10).exists(),
+        "run B reached its next checkpoint before it was killed: the test did not interrupt it"
     );
     let (ok, log) = run_to_end("killed", &["--resume"], &[]);
     assert!(ok, "{log}");
     assert!(log.contains("resumed from"), "{log}");
+    // The resumed log has every step once, in order, as the uninterrupted one.
+    let steps = |run: &str| -> Vec<u64> {
+        std::fs::read_to_string(labelled().runs.join(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(steps("killed"), steps("straight"));
 
     let (a, b) = (
         tensors(&checkpoint("straight", 15)),
