@@ -197,6 +197,18 @@ pub struct OptimSettings {
     pub layer_decay: f64,
 }
 
+impl OptimSettings {
+    /// The optimiser's own settings (betas, eps, clipping; 0 disables clipping).
+    pub fn adamw(&self) -> crate::optim::AdamWConfig {
+        crate::optim::AdamWConfig {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            max_grad_norm: (self.clip_grad > 0.0).then_some(self.clip_grad),
+        }
+    }
+}
+
 impl Default for OptimSettings {
     fn default() -> Self {
         Self {

@@ -16,7 +16,7 @@ use super::task_model::TaskModel;
 use crate::backbone::Backbone;
 use crate::checkpoint;
 use crate::config::Config;
-use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
+use crate::optim::{build_groups, AdamW, CosineSchedule};
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
@@ -161,12 +161,7 @@ pub fn finetune(
             model.backbone.vit.cfg.depth,
             o.layer_decay,
         ),
-        AdamWConfig {
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            max_grad_norm: (o.clip_grad > 0.0).then_some(o.clip_grad),
-        },
+        o.adamw(),
     )?;
     let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
     let steps_per_epoch = train_loader.batches_per_epoch()?;

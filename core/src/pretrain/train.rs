@@ -21,7 +21,7 @@ use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
 use crate::finetune::curves::{write_curves, Series};
 use crate::model::Vit;
-use crate::optim::{build_groups, AdamW, AdamWConfig, CosineSchedule};
+use crate::optim::{build_groups, AdamW, CosineSchedule};
 use crate::run_dir::RunDir;
 
 /// One line of `metrics.jsonl`.
@@ -76,15 +76,7 @@ pub fn pretrain(
     let o = &config.optim;
     let mut params = student.store.vars();
     params.extend(heads.store.vars());
-    let mut opt = AdamW::new(
-        build_groups(&params, student.vit.cfg.depth, 1.0),
-        AdamWConfig {
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            max_grad_norm: (o.clip_grad > 0.0).then_some(o.clip_grad),
-        },
-    )?;
+    let mut opt = AdamW::new(build_groups(&params, student.vit.cfg.depth, 1.0), o.adamw())?;
     let lr = CosineSchedule {
         base: o.lr,
         final_value: o.min_lr,
