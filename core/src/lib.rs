@@ -12,6 +12,7 @@ pub mod device;
 pub mod export;
 pub mod finetune;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod plugin_host;
 pub mod pretrain;

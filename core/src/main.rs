@@ -3,7 +3,18 @@ use tracing_subscriber::EnvFilter;
 
 use clasp_core::cli::{run, Cli};
 
+// Every candle op allocates its output; mimalloc keeps freed buffers for reuse where glibc
+// unmaps and re-faults them (measured in docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc.h (v3; libmimalloc-sys names no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> std::process::ExitCode {
+    // Keep freed pages mapped: a training step frees and reallocates the same buffers, and
+    // returning them makes the kernel zero fresh pages every step (clear_page in the profile).
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
     let default_level = match cli.global.verbose {
         0 => "info",

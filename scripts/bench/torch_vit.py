@@ -1,8 +1,9 @@
-"""PyTorch reference for `clasp bench model`: the same ViT (timm VisionTransformer, 256×128,
-patch 16), the same loss (mean(cls²) + mean(patches²)) and one AdamW step, plain and with
-PC-MoE + task prompts written from DESIGN §3. Prints the same columns as `clasp bench model`.
+"""PyTorch reference for `clasp bench train` / `clasp bench infer`: the same ViT (timm
+VisionTransformer, 256×128, patch 16), plain and with PC-MoE + task prompts written from DESIGN §3;
+`--mode train`: the same loss (mean(cls²) + mean(patches²)) and one AdamW step; `--mode infer`:
+the forward under `torch.inference_mode()`. Prints the same columns as `clasp bench`.
 
-    ../venv/bin/python scripts/bench/torch_vit.py --preset small --batch 32
+    ../venv/bin/python scripts/bench/torch_vit.py --mode train --preset small --batch 32
 Pinned: torch==2.15.0, timm==1.0.31.
 """
 import argparse
@@ -70,7 +71,7 @@ def build(variant, preset):
     return Prompted(), 4
 
 
-def run_variant(variant, preset, batch, steps, warmup):
+def run_variant(mode, variant, preset, batch, steps, warmup):
     import torch
 
     torch.set_num_threads(os.cpu_count())
@@ -80,7 +81,13 @@ def run_variant(variant, preset, batch, steps, warmup):
     x = torch.randn(batch, 3, 256, 128)
     skip = 1 + (prefix or 0)
 
+    def infer():
+        with torch.inference_mode():
+            model.forward_features(x)[:, 0].sum().item()
+
     def step():
+        if mode == "infer":
+            return infer()
         tokens = model.forward_features(x)
         loss = tokens[:, 0].pow(2).mean() + tokens[:, skip:].pow(2).mean()
         opt.zero_grad(set_to_none=True)
@@ -101,6 +108,7 @@ def run_variant(variant, preset, batch, steps, warmup):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("train", "infer"), default="train")
     ap.add_argument("--preset", default="small")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
@@ -108,12 +116,12 @@ def main():
     ap.add_argument("--variant")
     a = ap.parse_args()
     if a.variant:
-        return run_variant(a.variant, a.preset, a.batch, a.steps, a.warmup)
+        return run_variant(a.mode, a.variant, a.preset, a.batch, a.steps, a.warmup)
     import torch
-    print(f"torch {torch.__version__}, {os.cpu_count()} threads, preset {a.preset}, batch {a.batch}")
+    print(f"torch {torch.__version__}, {os.cpu_count()} threads, {a.mode}, preset {a.preset}, batch {a.batch}")
     print(f"{'variant':<8} {'params':>12} {'img/s':>10} {'step ms':>10} {'peak RSS MiB':>14}")
     for v in ("plain", "pcmoe"):
-        out = subprocess.run([sys.executable, __file__, "--preset", a.preset, "--batch", str(a.batch),
+        out = subprocess.run([sys.executable, __file__, "--mode", a.mode, "--preset", a.preset, "--batch", str(a.batch),
                               "--steps", str(a.steps), "--warmup", str(a.warmup), "--variant", v],
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])

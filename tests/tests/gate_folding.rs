@@ -97,3 +97,67 @@ fn parameter_budget_stays_within_one_and_a_half_plain_vits() {
         assert!(ratio <= 1.5, "{preset}: {ratio}");
     }
 }
+
+/// Training runs PC-MoE as one merged MLP (gates scaling `fc2`'s rows); it must be the literal
+/// mixture Σ_e g_e·(c_e ⊙ f_e(x)) in values and in every parameter's gradient — with dense gates
+/// and with top-k (dropped experts get exactly zero).
+#[test]
+fn merged_moe_forward_is_the_per_expert_mixture_with_the_same_gradients() {
+    use candle_core::{Device, Tensor};
+    for top_k in [None, Some(2)] {
+        let mut cfg = nano_clasp_config();
+        cfg.moe.as_mut().unwrap().top_k = top_k;
+        let (vit, store) = nano_clasp(cfg, 14, DType::F32);
+        let BlockMlp::Moe(moe) = &vit.blocks[1].mlp else {
+            panic!("block 1 is PC-MoE")
+        };
+        let d = vit.cfg.embed_dim;
+        let x = Tensor::randn(0f32, 1.0, (2, 9, d), &Device::Cpu).unwrap();
+        let s = Tensor::randn(0f32, 1.0, d, &Device::Cpu).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (2, 9, d), &Device::Cpu).unwrap();
+        let merged = moe.forward(&x, &s).unwrap();
+        let literal = moe.forward_per_expert(&x, &s).unwrap();
+        let diff = max_abs_diff(&merged, &literal);
+        assert!(diff <= 1e-6, "top_k {top_k:?}: outputs differ by {diff}");
+        let g_m = (merged * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g_l = (literal * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut compared = 0;
+        for (name, var) in store.vars() {
+            match (g_m.get(&var), g_l.get(&var)) {
+                (Some(a), Some(b)) => {
+                    let diff = max_abs_diff(a, b);
+                    assert!(
+                        diff <= 1e-5,
+                        "top_k {top_k:?}: {name} gradient differs by {diff}"
+                    );
+                    compared += 1;
+                }
+                (None, None) => {}
+                (a, b) => {
+                    // A parameter only one path reaches must have an all-zero gradient there.
+                    let g = a.or(b).unwrap();
+                    let max = g
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert_eq!(max, 0.0, "top_k {top_k:?}: {name} reached by one path only");
+                }
+            }
+        }
+        // 4 experts × (fc1, fc2) × (weight, bias) + the two gate matrices.
+        assert!(compared >= 18, "compared {compared} gradients");
+    }
+}

@@ -1,5 +1,7 @@
-//! `clasp bench model`: images/s and peak memory of a training step (forward + backward + AdamW),
-//! plain ViT vs PC-MoE. Each variant runs in its own process so peak memory is its own.
+//! `clasp bench train` and `clasp bench infer`: images/s and peak memory of a training step
+//! (forward + backward + AdamW) or of a forward pass, plain ViT vs PC-MoE (and, for inference,
+//! PC-MoE with one task's gates folded in). Each variant runs in its own process so peak memory
+//! is its own; `scripts/bench/compare.sh` runs the PyTorch twin beside it.
 
 use std::process::Command;
 use std::time::Instant;
@@ -15,6 +17,29 @@ use crate::model::{ParamStore, Vit, VitConfig};
 use crate::optim::{build_groups, AdamW, AdamWConfig};
 use crate::task_embedding::hashed_text_embedding;
 
+/// What one benchmark step is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchMode {
+    Train,
+    Infer,
+}
+
+impl BenchMode {
+    fn name(self) -> &'static str {
+        match self {
+            BenchMode::Train => "train",
+            BenchMode::Infer => "infer",
+        }
+    }
+
+    fn variants(self) -> &'static [&'static str] {
+        match self {
+            BenchMode::Train => &["plain", "pcmoe"],
+            BenchMode::Infer => &["plain", "pcmoe", "folded"],
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct BenchModelArgs {
     #[arg(long, default_value = "small")]
@@ -26,7 +51,7 @@ pub struct BenchModelArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Run one variant in this process (`plain` or `pcmoe`) and print JSON; used internally.
+    /// Run one variant in this process (`plain`, `pcmoe`, `folded`) and print JSON; used internally.
     #[arg(long, hide = true)]
     pub variant: Option<String>,
 }
@@ -52,32 +77,58 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn run_variant(args: &BenchModelArgs, variant: &str, device: &Device) -> Result<Figures> {
+fn run_variant(
+    mode: BenchMode,
+    args: &BenchModelArgs,
+    variant: &str,
+    device: &Device,
+) -> Result<Figures> {
+    if !mode.variants().contains(&variant) {
+        bail!(
+            "unknown {} bench variant `{variant}` ({})",
+            mode.name(),
+            mode.variants().join(", ")
+        );
+    }
     let mut cfg = VitConfig::preset(&args.preset)?;
-    let task = match variant {
-        "plain" => None,
-        "pcmoe" => {
-            cfg = cfg.with_clasp_defaults();
-            Some("ssl")
-        }
-        other => bail!("unknown bench variant `{other}` (plain, pcmoe)"),
-    };
+    let task = (variant != "plain").then_some("ssl");
+    if task.is_some() {
+        cfg = cfg.with_clasp_defaults();
+    }
     let store = ParamStore::new(device, 0);
     let mut vit = Vit::new(&cfg, &store)?;
     if let (Some(t), Some(p)) = (task, &cfg.prompts) {
         vit.add_task(t, &hashed_text_embedding(t, p.text_dim)?)?;
     }
-    let groups = build_groups(&store.vars(), cfg.depth, 1.0);
-    let mut opt = AdamW::new(groups, AdamWConfig::default())?;
+    let params = store.num_params();
     let [h, w] = cfg.img_size;
     let x = Tensor::randn(0f32, 1.0, (args.batch, 3, h, w), device)?;
-    let mut step = || -> Result<()> {
-        let out = vit.forward(&x, task)?;
-        let loss = (out.cls.sqr()?.mean_all()? + out.patches.sqr()?.mean_all()?)?;
-        let grads = loss.backward()?;
-        opt.step(&grads, 1e-4, 0.05)?;
-        device.synchronize()?;
-        Ok(())
+    let mut step: Box<dyn FnMut() -> Result<()>> = match mode {
+        BenchMode::Train => {
+            let groups = build_groups(&store.vars(), cfg.depth, 1.0);
+            let mut opt = AdamW::new(groups, AdamWConfig::default())?;
+            Box::new(move || {
+                let out = vit.forward(&x, task)?;
+                let loss = (out.cls.sqr()?.mean_all()? + out.patches.sqr()?.mean_all()?)?;
+                let grads = loss.backward()?;
+                opt.step(&grads, 1e-4, 0.05)?;
+                device.synchronize()?;
+                Ok(())
+            })
+        }
+        BenchMode::Infer => {
+            // Inference weights are plain tensors: no op records its inputs for a backward.
+            let vit = if variant == "folded" {
+                vit.fold("ssl", 0.0)?.detached()?
+            } else {
+                vit.detached()?
+            };
+            Box::new(move || {
+                let out = vit.forward(&x, task)?;
+                out.cls.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            })
+        }
     };
     for _ in 0..args.warmup {
         step()?;
@@ -89,26 +140,26 @@ fn run_variant(args: &BenchModelArgs, variant: &str, device: &Device) -> Result<
     let secs = start.elapsed().as_secs_f64();
     Ok(Figures {
         variant: variant.into(),
-        params: store.num_params(),
+        params,
         images_per_s: (args.batch * args.steps) as f64 / secs,
         step_ms: secs * 1e3 / args.steps as f64,
         peak_rss_mib: peak_rss_mib(),
     })
 }
 
-pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
+pub fn run(g: &GlobalArgs, mode: BenchMode, args: BenchModelArgs) -> Result<()> {
     let config = g.load()?;
     let device = parse_device(&config.run.device)?;
     if let Some(v) = &args.variant {
         println!(
             "{}",
-            serde_json::to_string(&run_variant(&args, v, &device)?)?
+            serde_json::to_string(&run_variant(mode, &args, v, &device)?)?
         );
         return Ok(());
     }
     let exe = std::env::current_exe()?;
     let mut rows = Vec::new();
-    for variant in ["plain", "pcmoe"] {
+    for variant in mode.variants() {
         eprintln!(
             "bench: {} {variant}, batch {}, {} steps…",
             args.preset, args.batch, args.steps
@@ -121,7 +172,7 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
             cmd.arg("--set").arg(s);
         }
         let out = cmd
-            .args(["bench", "model", "--preset", &args.preset])
+            .args(["bench", mode.name(), "--preset", &args.preset])
             .args(["--batch", &args.batch.to_string()])
             .args(["--steps", &args.steps.to_string()])
             .args(["--warmup", &args.warmup.to_string()])
@@ -142,8 +193,12 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
         rows.push(serde_json::from_str::<Figures>(line)?);
     }
     let [h, w] = VitConfig::preset(&args.preset)?.img_size;
+    let what = match mode {
+        BenchMode::Train => "train step (fwd+bwd+AdamW)",
+        BenchMode::Infer => "inference (forward, no autograd)",
+    };
     println!(
-        "train step (fwd+bwd+AdamW), preset {}, batch {}, {h}x{w}, device {}, {} threads",
+        "{what}, preset {}, batch {}, {h}x{w}, device {}, {} threads",
         args.preset,
         args.batch,
         config.run.device,
@@ -159,7 +214,7 @@ pub fn run(g: &GlobalArgs, args: BenchModelArgs) -> Result<()> {
             r.variant, r.params, r.images_per_s, r.step_ms, r.peak_rss_mib
         );
     }
-    if let [plain, moe] = &rows[..] {
+    if let [plain, moe, ..] = &rows[..] {
         println!(
             "pcmoe/plain: params {:.2}x, speed {:.2}x",
             moe.params as f64 / plain.params as f64,

@@ -145,7 +145,10 @@ pub enum AnalyzeCommand {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Forward + backward + AdamW step of the backbone, with and without PC-MoE.
-    Model(bench::BenchModelArgs),
+    #[command(alias = "model")]
+    Train(bench::BenchModelArgs),
+    /// Forward pass of the backbone without autograd: plain, PC-MoE, PC-MoE gate-folded.
+    Infer(bench::BenchModelArgs),
     /// Synthetic rendering and data-loader throughput per core.
     Data(bench_data::BenchDataArgs),
 }
@@ -181,8 +184,11 @@ pub fn run(cli: Cli) -> Result<()> {
             command: AnalyzeCommand::GradConflict(args),
         } => analyze::grad_conflict(g, args),
         Command::Bench {
-            command: BenchCommand::Model(args),
-        } => bench::run(g, args),
+            command: BenchCommand::Train(args),
+        } => bench::run(g, bench::BenchMode::Train, args),
+        Command::Bench {
+            command: BenchCommand::Infer(args),
+        } => bench::run(g, bench::BenchMode::Infer, args),
         Command::Bench {
             command: BenchCommand::Data(args),
         } => bench_data::run(args),

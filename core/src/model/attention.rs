@@ -3,8 +3,9 @@
 use anyhow::Result;
 use candle_core::{Module, Tensor};
 
-use super::layers::{softmax_last_dim, Linear};
+use super::layers::Linear;
 use super::params::Scope;
+use crate::ops::scaled_softmax_last_dim;
 
 #[derive(Clone, Debug)]
 pub struct Attention {
@@ -22,6 +23,14 @@ impl Attention {
             num_heads,
             scale: 1.0 / ((dim / num_heads) as f64).sqrt(),
         })
+    }
+
+    pub fn detached(&self) -> Self {
+        Self {
+            qkv: self.qkv.detached(),
+            proj: self.proj.detached(),
+            ..self.clone()
+        }
     }
 
     /// Multiply-adds per image for `n` tokens of width `d`.
@@ -45,8 +54,7 @@ impl Module for Attention {
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let attn = (q.matmul(&k.t()?)? * self.scale)?;
-        let attn = softmax_last_dim(&attn)?;
+        let attn = scaled_softmax_last_dim(&q.matmul(&k.t()?)?, self.scale)?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
         self.proj.forward(&y)
     }

@@ -1,10 +1,9 @@
-//! Basic layers written with differentiable candle ops only.
-//!
-//! candle's fused `layer_norm` and `softmax_last_dim` record no backward and silently cut the
-//! gradient, so every layer used in training is composed of primitive ops here.
+//! Basic layers. Their element-wise parts go through [`crate::ops`]: differentiable fused
+//! kernels on the CPU, composed candle ops elsewhere (candle's own fused `layer_norm` and
+//! `softmax_last_dim` record no backward and would silently cut the gradient).
 
 use anyhow::Result;
-use candle_core::{Module, Tensor, D};
+use candle_core::{Module, Tensor};
 
 use super::params::{Init, Scope};
 
@@ -44,6 +43,14 @@ impl Linear {
         Self { weight, bias }
     }
 
+    /// The same layer on plain tensors (no op records a backward through it).
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            bias: self.bias.as_ref().map(Tensor::detach),
+        }
+    }
+
     pub fn out_dim(&self) -> usize {
         self.weight.dims()[0]
     }
@@ -55,7 +62,11 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)
+        let y = candle_nn::Linear::new(self.weight.clone(), None).forward(x)?;
+        match &self.bias {
+            Some(b) => crate::ops::bias_add(&y, b),
+            None => Ok(y),
+        }
     }
 }
 
@@ -75,35 +86,33 @@ impl LayerNorm {
             eps,
         })
     }
+
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            bias: self.bias.detach(),
+            eps: self.eps,
+        }
+    }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        crate::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
-/// Softmax over the last dimension, differentiable (the max is detached: softmax ignores shifts).
+/// Softmax over the last dimension, differentiable.
 pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    crate::ops::softmax_last_dim(x)
 }
 
-/// Log-softmax over the last dimension, differentiable (the shift is detached).
+/// Log-softmax over the last dimension, differentiable.
 pub fn log_softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)
+    crate::ops::log_softmax_last_dim(x)
 }
 
 /// Exact (erf) GELU, as PyTorch's `nn.GELU()` default used by timm.
 pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.gelu_erf()
+    crate::ops::gelu(x)
 }

@@ -20,6 +20,13 @@ impl Mlp {
         })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            fc1: self.fc1.detached(),
+            fc2: self.fc2.detached(),
+        }
+    }
+
     pub fn hidden(&self) -> usize {
         self.fc1.out_dim()
     }

@@ -62,6 +62,15 @@ impl PcMoe {
         })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            experts: self.experts.iter().map(Mlp::detached).collect(),
+            gate: self.gate.detach(),
+            channel_gate: self.channel_gate.detach(),
+            ..self.clone()
+        }
+    }
+
     pub fn num_experts(&self) -> usize {
         self.experts.len()
     }
@@ -90,8 +99,39 @@ impl PcMoe {
         Ok(MoeGates { global, channel })
     }
 
-    /// The literal mixture: every expert runs, and its output is scaled by g_e · c_e.
+    /// Σ_e g_e · (c_e ⊙ f_e(x)), computed as one MLP: the experts' `fc1` stacked along the
+    /// hidden axis, and their `fc2` with rows scaled by g_e · c_e placed side by side. The same
+    /// sum as running every expert and scaling its output (see [`Self::forward_per_expert`]),
+    /// but two large matmuls instead of 2E small ones, and the gates scale `[d, hidden]` weights
+    /// instead of `[B, N, d]` activations — gradients reach the gates through the weights.
     pub fn forward(&self, x: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
+        let gates = self.gates(s)?;
+        let scale = gates.channel.broadcast_mul(&gates.global.unsqueeze(1)?)?; // [E, d]
+        let mut w1 = Vec::with_capacity(self.experts.len());
+        let mut b1 = Vec::with_capacity(self.experts.len());
+        let mut w2 = Vec::with_capacity(self.experts.len());
+        let mut b2: Option<Tensor> = None;
+        for (e, expert) in self.experts.iter().enumerate() {
+            let se = scale.get(e)?; // [d]
+            w1.push(expert.fc1.weight.clone());
+            b1.push(expert.fc1.bias.clone().expect("expert fc1 has a bias"));
+            w2.push(expert.fc2.weight.broadcast_mul(&se.unsqueeze(1)?)?);
+            let bias = (expert.fc2.bias.as_ref().expect("expert fc2 has a bias") * &se)?;
+            b2 = Some(match b2 {
+                None => bias,
+                Some(acc) => (acc + bias)?,
+            });
+        }
+        let merged = Mlp {
+            fc1: Linear::from_tensors(Tensor::cat(&w1, 0)?, Some(Tensor::cat(&b1, 0)?)),
+            fc2: Linear::from_tensors(Tensor::cat(&w2, 1)?, b2),
+        };
+        merged.forward(x)
+    }
+
+    /// The literal mixture: every expert runs, and its output is scaled by g_e · c_e (the
+    /// reference [`Self::forward`] is tested against).
+    pub fn forward_per_expert(&self, x: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
         let gates = self.gates(s)?;
         let scale = gates.channel.broadcast_mul(&gates.global.unsqueeze(1)?)?; // [E, d]
         let mut y: Option<Tensor> = None;

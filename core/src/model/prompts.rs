@@ -48,6 +48,23 @@ impl TaskPrompts {
         })
     }
 
+    pub fn detached(&self) -> Self {
+        Self {
+            proj: self.proj.detached(),
+            deltas: self
+                .deltas
+                .iter()
+                .map(|(k, v)| (k.clone(), v.detach()))
+                .collect(),
+            text: self
+                .text
+                .iter()
+                .map(|(k, v)| (k.clone(), v.detach()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     pub fn num_tokens(&self) -> usize {
         self.num_tokens
     }

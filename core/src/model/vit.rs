@@ -34,6 +34,18 @@ pub struct Block {
 }
 
 impl Block {
+    pub fn detached(&self) -> Self {
+        Self {
+            norm1: self.norm1.detached(),
+            attn: self.attn.detached(),
+            norm2: self.norm2.detached(),
+            mlp: match &self.mlp {
+                BlockMlp::Plain(m) => BlockMlp::Plain(m.detached()),
+                BlockMlp::Moe(m) => BlockMlp::Moe(m.detached()),
+            },
+        }
+    }
+
     /// `s` is the task summary (mean prompt token), needed by PC-MoE blocks only.
     pub fn forward(&self, x: &Tensor, s: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
@@ -310,6 +322,27 @@ impl Vit {
                 };
         }
         total
+    }
+
+    /// The same model on plain tensors, for inference: no op records its inputs for a backward,
+    /// so activations are freed as soon as the next layer has used them.
+    pub fn detached(&self) -> Result<Vit> {
+        Ok(Vit {
+            cfg: self.cfg.clone(),
+            patch_embed: self.patch_embed.detached(),
+            cls_token: self.cls_token.detach(),
+            pos_embed: self.pos_embed.detach(),
+            blocks: self.blocks.iter().map(Block::detached).collect(),
+            norm: self.norm.detached(),
+            prompts: match &self.prompts {
+                PromptSource::None => PromptSource::None,
+                PromptSource::Learned(p) => PromptSource::Learned(p.detached()),
+                PromptSource::Fixed { task, tokens } => PromptSource::Fixed {
+                    task: task.clone(),
+                    tokens: tokens.detach(),
+                },
+            },
+        })
     }
 
     /// The model with task `task`'s gates folded in: PC-MoE blocks become plain MLPs (experts

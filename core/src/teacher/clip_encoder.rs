@@ -6,12 +6,13 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::clip_config::Activation;
-use crate::model::layers::{gelu, softmax_last_dim, LayerNorm, Linear};
+use crate::model::layers::{gelu, LayerNorm, Linear};
 use crate::model::params::Scope;
+use crate::ops::scaled_softmax_last_dim;
 
 pub fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
     match act {
-        Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+        Activation::QuickGelu => crate::ops::quick_gelu(x),
         Activation::Gelu => gelu(x),
         Activation::GeluTanh => x.gelu(),
     }
@@ -52,7 +53,7 @@ impl ClipAttention {
     fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let scale = 1.0 / ((d / self.num_heads) as f64).sqrt();
-        let q = self.heads(&(self.q_proj.forward(x)? * scale)?)?;
+        let q = self.heads(&self.q_proj.forward(x)?)?;
         let k = self.heads(&self.k_proj.forward(x)?)?;
         let v = self.heads(&self.v_proj.forward(x)?)?;
         let mut scores = q.matmul(&k.t()?)?;
@@ -70,7 +71,8 @@ impl ClipAttention {
             let mask = Tensor::from_vec(mask, (n, n), x.device())?.to_dtype(x.dtype())?;
             scores = scores.broadcast_add(&mask)?;
         }
-        let y = softmax_last_dim(&scores)?
+        // transformers scales q; scaling the scores inside the softmax is the same product.
+        let y = scaled_softmax_last_dim(&scores, scale)?
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((b, n, d))?;

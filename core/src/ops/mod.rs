@@ -1,0 +1,104 @@
+//! Differentiable fused CPU kernels for the ops a ViT training step spends its element-wise time
+//! in (layer norm, softmax, log-softmax, GELU, bias add), each with its backward. On other devices
+//! or dtypes — and everywhere when `CLASP_COMPOSED_OPS=1`, for benchmarking and bisecting — the
+//! same functions run the composed candle reference in [`reference`], which the tests check the
+//! fused kernels against (values and gradients).
+
+mod bias_add;
+mod cpu;
+mod fast_math;
+mod gelu;
+mod layer_norm;
+pub mod reference;
+mod simd;
+mod softmax;
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Result, Tensor};
+
+/// Whether the fused kernels serve `t` (f32 on the CPU, not switched off).
+pub fn fused_for(t: &Tensor) -> bool {
+    static COMPOSED: OnceLock<bool> = OnceLock::new();
+    let composed = *COMPOSED.get_or_init(|| {
+        std::env::var("CLASP_COMPOSED_OPS").is_ok_and(|v| !v.is_empty() && v != "0")
+    });
+    !composed && matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32
+}
+
+/// Layer normalisation over the last dimension with weight and bias `[D]`.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused_for(x) && weight.dtype() == DType::F32 && bias.dtype() == DType::F32 {
+        x.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            layer_norm::LayerNormOp { eps: eps as f32 },
+        )
+    } else {
+        reference::layer_norm(x, weight, bias, eps)
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    scaled_softmax_last_dim(x, 1.0)
+}
+
+/// softmax(`scale` · x) over the last dimension (attention's scores with scale 1/√d).
+pub fn scaled_softmax_last_dim(x: &Tensor, scale: f64) -> Result<Tensor> {
+    if fused_for(x) && scale > 0.0 {
+        let op = softmax::SoftmaxOp {
+            log: false,
+            scale: scale as f32,
+        };
+        x.contiguous()?.apply_op1(op)
+    } else if scale == 1.0 {
+        reference::softmax_last_dim(x)
+    } else {
+        reference::softmax_last_dim(&(x * scale)?)
+    }
+}
+
+/// Log-softmax over the last dimension.
+pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if fused_for(x) {
+        let op = softmax::SoftmaxOp {
+            log: true,
+            scale: 1.0,
+        };
+        x.contiguous()?.apply_op1(op)
+    } else {
+        reference::log_softmax_last_dim(x)
+    }
+}
+
+/// Exact (erf) GELU.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if fused_for(x) {
+        x.contiguous()?.apply_op1(gelu::GeluOp { quick: false })
+    } else {
+        x.gelu_erf()
+    }
+}
+
+/// CLIP's quick GELU, x·σ(1.702x).
+pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+    if fused_for(x) {
+        x.contiguous()?.apply_op1(gelu::GeluOp { quick: true })
+    } else {
+        reference::quick_gelu(x)
+    }
+}
+
+/// `x + bias`, the bias `[D]` broadcast over the leading dimensions of `x` `[…, D]`.
+pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if fused_for(x) && bias.dtype() == DType::F32 && bias.rank() == 1 {
+        x.contiguous()?
+            .apply_op2(&bias.contiguous()?, bias_add::BiasAddOp)
+    } else {
+        x.broadcast_add(bias)
+    }
+}
+
+#[cfg(test)]
+mod tests;
