@@ -107,11 +107,18 @@ impl PcMoe {
     pub fn forward(&self, x: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
         let gates = self.gates(s)?;
         let scale = gates.channel.broadcast_mul(&gates.global.unsqueeze(1)?)?; // [E, d]
-        let mut w1 = Vec::with_capacity(self.experts.len());
-        let mut b1 = Vec::with_capacity(self.experts.len());
-        let mut w2 = Vec::with_capacity(self.experts.len());
+        let all: Vec<usize> = (0..self.experts.len()).collect();
+        self.merged(&scale, &all)?.forward(x)
+    }
+
+    /// The experts `kept` as one MLP: `fc1`s stacked along the hidden axis, `fc2`s side by side
+    /// with expert e's rows scaled by `scale[e]` (`[E, d]`: g_e · c_e), the biases of `fc2`
+    /// scaled and summed.
+    fn merged(&self, scale: &Tensor, kept: &[usize]) -> candle_core::Result<Mlp> {
+        let (mut w1, mut b1, mut w2) = (Vec::new(), Vec::new(), Vec::new());
         let mut b2: Option<Tensor> = None;
-        for (e, expert) in self.experts.iter().enumerate() {
+        for &e in kept {
+            let expert = &self.experts[e];
             let se = scale.get(e)?; // [d]
             w1.push(expert.fc1.weight.clone());
             b1.push(expert.fc1.bias.clone().expect("expert fc1 has a bias"));
@@ -122,11 +129,10 @@ impl PcMoe {
                 Some(acc) => (acc + bias)?,
             });
         }
-        let merged = Mlp {
+        Ok(Mlp {
             fc1: Linear::from_tensors(Tensor::cat(&w1, 0)?, Some(Tensor::cat(&b1, 0)?)),
             fc2: Linear::from_tensors(Tensor::cat(&w2, 1)?, b2),
-        };
-        merged.forward(x)
+        })
     }
 
     /// The literal mixture: every expert runs, and its output is scaled by g_e · c_e (the
@@ -163,44 +169,7 @@ impl PcMoe {
         if kept.is_empty() {
             bail!("gate folding dropped every expert (threshold {threshold}, gates {g:?})");
         }
-        let mut w1 = Vec::new();
-        let mut b1 = Vec::new();
-        let mut w2 = Vec::new();
-        let mut b2: Option<Tensor> = None;
-        for &e in &kept {
-            let expert = &self.experts[e];
-            let scale = (gates.channel.get(e)? * g[e] as f64)?.detach(); // [d]
-            w1.push(expert.fc1.weight.detach());
-            b1.push(
-                expert
-                    .fc1
-                    .bias
-                    .as_ref()
-                    .expect("expert fc1 has a bias")
-                    .detach(),
-            );
-            w2.push(
-                expert
-                    .fc2
-                    .weight
-                    .detach()
-                    .broadcast_mul(&scale.unsqueeze(1)?)?,
-            );
-            let bias = (expert
-                .fc2
-                .bias
-                .as_ref()
-                .expect("expert fc2 has a bias")
-                .detach()
-                * &scale)?;
-            b2 = Some(match b2 {
-                None => bias,
-                Some(acc) => (acc + bias)?,
-            });
-        }
-        Ok(Mlp {
-            fc1: Linear::from_tensors(Tensor::cat(&w1, 0)?, Some(Tensor::cat(&b1, 0)?)),
-            fc2: Linear::from_tensors(Tensor::cat(&w2, 1)?, b2),
-        })
+        let scale = gates.channel.broadcast_mul(&gates.global.unsqueeze(1)?)?;
+        Ok(self.merged(&scale, &kept)?.detached())
     }
 }

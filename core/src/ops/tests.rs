@@ -53,10 +53,9 @@ fn reference_bias(a: &[Tensor]) -> Result<Tensor> {
 
 /// Inputs: x `[dims]` (times 3, so softmax rows are far from uniform), and for ops with
 /// parameters a weight around 1 and a bias, both `[D]`.
-fn inputs(dims: &[usize], params: usize, seed: u64) -> Vec<Var> {
+fn inputs(dims: &[usize], params: usize) -> Vec<Var> {
     let dev = Device::Cpu;
     let d = *dims.last().unwrap();
-    let _ = seed;
     let mut v = vec![Var::from_tensor(&(Tensor::randn(0f32, 3.0, dims, &dev).unwrap())).unwrap()];
     if params >= 1 {
         v.push(Var::from_tensor(&(Tensor::randn(1f32, 0.5, d, &dev).unwrap())).unwrap());
@@ -82,7 +81,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 /// Values and every input's gradient of `fused` and `reference` agree within `tol`.
 fn check(name: &str, fused: Op, reference: Op, dims: &[usize], params: usize, transpose: bool) {
-    let vars = inputs(dims, params, 0);
+    let vars = inputs(dims, params);
     let mut args: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     if transpose {
         // The same values seen through a transposed view of a transposed copy: non-contiguous.
@@ -160,7 +159,7 @@ fn fused_kernels_match_the_composed_ops_in_values_and_gradients() {
 fn fused_gradients_match_finite_differences() {
     let eps = 1e-2f32;
     for (name, fused, _, params) in OPS {
-        let vars = inputs(&[2, 6], params, 1);
+        let vars = inputs(&[2, 6], params);
         let args: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
         let r = Tensor::randn(0f32, 1.0, (2, 6), &Device::Cpu).unwrap();
         let loss = |a: &[Tensor]| -> f32 {
