@@ -119,9 +119,9 @@ fn run_variant(
         BenchMode::Infer => {
             // Inference weights are plain tensors: no op records its inputs for a backward.
             let vit = if variant == "folded" {
-                vit.fold("ssl", 0.0)?.detached()?
+                vit.fold("ssl", 0.0)?.detached()
             } else {
-                vit.detached()?
+                vit.detached()
             };
             Box::new(move || {
                 let out = vit.forward(&x, task)?;

@@ -326,8 +326,8 @@ impl Vit {
 
     /// The same model on plain tensors, for inference: no op records its inputs for a backward,
     /// so activations are freed as soon as the next layer has used them.
-    pub fn detached(&self) -> Result<Vit> {
-        Ok(Vit {
+    pub fn detached(&self) -> Vit {
+        Vit {
             cfg: self.cfg.clone(),
             patch_embed: self.patch_embed.detached(),
             cls_token: self.cls_token.detach(),
@@ -342,7 +342,7 @@ impl Vit {
                     tokens: tokens.detach(),
                 },
             },
-        })
+        }
     }
 
     /// The model with task `task`'s gates folded in: PC-MoE blocks become plain MLPs (experts
