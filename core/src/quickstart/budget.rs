@@ -13,6 +13,11 @@ pub struct Budget {
     /// people), like LUPerson beside Market-1501.
     pub pool_identities: u32,
     pub pool_images_per_id: u32,
+    /// The teacher's own pool: many people, few images each, rendered at the teacher's input
+    /// size — attributes are learnt from the variety of people, not from more views of few.
+    pub teacher_pool_identities: u32,
+    pub teacher_pool_images_per_id: u32,
+    pub teacher_pool_size: [usize; 2],
     /// Rendered image size [H, W].
     pub image_size: [usize; 2],
     /// Every stage: the backbone and its input.
@@ -39,6 +44,9 @@ impl Budget {
             images_per_id: 8,
             pool_identities: 400,
             pool_images_per_id: 4,
+            teacher_pool_identities: 6000,
+            teacher_pool_images_per_id: 3,
+            teacher_pool_size: [128, 64],
             image_size: [256, 128],
             model: owned(&[
                 "model.preset=\"nano\"",
@@ -46,25 +54,26 @@ impl Budget {
                 // The teacher's projection width: its text embeddings seed the task prompts.
                 "model.prompts.text_dim=96",
             ]),
-            teacher: owned(&["teacher.epochs=5"]),
+            // ~1,100 steps (about 3 minutes here) on the teacher's 9,000 training people.
+            teacher: owned(&["teacher.epochs=4"]),
             pretrain: owned(&[
-                "pretrain.epochs=1",
+                "pretrain.epochs=3",
                 "pretrain.batch_size=32",
                 "pretrain.crops.global_size=[128, 64]",
                 "pretrain.crops.local_size=[64, 32]",
                 "pretrain.crops.n_local=2",
-                // Few prototypes: 52 steps cannot spread over thousands.
+                // Few prototypes: 156 steps cannot spread over thousands.
                 "pretrain.dino.out_dim=256",
                 "pretrain.dino.hidden_dim=256",
                 "pretrain.dino.bottleneck_dim=64",
                 "pretrain.log_every=5",
-                // DINO's 0.996 suits long runs: over 52 steps the EMA teacher (the exported
-                // backbone) would stay 80 % at its initialisation.
+                // DINO's 0.996 suits long runs: over 156 steps the EMA teacher (the exported
+                // backbone) would stay 73 % at its initialisation.
                 "pretrain.dino.momentum=0.9",
-                // DINO freezes the prototypes for its first epoch; here that is the whole run.
+                // DINO freezes the prototypes for its first epoch; here that is a third of the run.
                 "pretrain.dino.freeze_last_layer_epochs=0",
                 "optim.warmup_steps=20",
-                "checkpoint.every=25",
+                "checkpoint.every=50",
             ]),
             finetune: owned(&["finetune.batch_size=32", "finetune.eval_every=100"]),
             // 15–60 s per task on 2 cores: pose's AP stays 0 below ~10 epochs from scratch.
@@ -80,6 +89,9 @@ impl Budget {
             images_per_id: 4,
             pool_identities: 16,
             pool_images_per_id: 3,
+            teacher_pool_identities: 16,
+            teacher_pool_images_per_id: 3,
+            teacher_pool_size: [64, 32],
             image_size: [128, 64],
             model: owned(&[
                 "model.preset=\"nano\"",

@@ -1,6 +1,6 @@
 //! `clasp quickstart`: the whole method on built-in data, no downloads, top to bottom —
-//! synthetic people (a downstream set and an unlabeled pool) → a CLIP teacher trained on the pool's
-//! captions → pseudo-labels of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP) →
+//! synthetic people (a downstream set, an unlabeled pool, and many captioned people for the teacher)
+//! → a CLIP teacher trained on those captions → pseudo-labels of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP) →
 //! fine-tuning the four task plugins from each, and from scratch → the gradient-conflict analysis
 //! → `report.md`. Each stage leaves its result on disk; a rerun reuses finished stages (and an
 //! interrupted pre-training resumes from its last checkpoint).
@@ -126,6 +126,7 @@ impl Quickstart {
         out: &Path,
         identities: u32,
         images_per_id: u32,
+        [height, width]: [usize; 2],
         seed: u64,
         what: &str,
     ) -> Result<()> {
@@ -133,7 +134,6 @@ impl Quickstart {
             println!("  {what}: reused {}", out.display());
             return Ok(());
         }
-        let [height, width] = self.budget.image_size;
         let s = generate(
             &SynthOptions {
                 out: out.to_path_buf(),
@@ -164,17 +164,21 @@ impl Quickstart {
         self.root.join("pool")
     }
 
+    fn teacher_pool(&self) -> PathBuf {
+        self.root.join("teacher-pool")
+    }
+
     fn teacher_dir(&self) -> PathBuf {
         self.root.join("teacher")
     }
 
     fn teacher_config(&self) -> Result<Config> {
         let mut o = self.budget.teacher.clone();
-        o.push(format!("teacher.data={}", quoted(&self.pool())));
+        o.push(format!("teacher.data={}", quoted(&self.teacher_pool())));
         self.stage_config(Some(("teacher", TEACHER_RECIPE)), &o)
     }
 
-    /// Trains the teacher on the pool's captions (reused when its folder is complete).
+    /// Trains the teacher on its captioned people (reused when its folder is complete).
     fn teacher(&self) -> Result<()> {
         let out = self.teacher_dir();
         if out.join("training.json").exists() {
@@ -364,6 +368,7 @@ impl Quickstart {
                 &q.data(),
                 b.identities,
                 b.images_per_id,
+                b.image_size,
                 q.seed,
                 "downstream set",
             )?;
@@ -371,11 +376,20 @@ impl Quickstart {
                 &q.pool(),
                 b.pool_identities,
                 b.pool_images_per_id,
+                b.image_size,
                 q.seed + 1,
                 "unlabeled pool",
+            )?;
+            q.synth(
+                &q.teacher_pool(),
+                b.teacher_pool_identities,
+                b.teacher_pool_images_per_id,
+                b.teacher_pool_size,
+                q.seed + 2,
+                "teacher's captioned people",
             )
         })?;
-        println!("[2/6] teacher: a CLIP trained on the pool's captions");
+        println!("[2/6] teacher: a CLIP trained on captioned people");
         self.timed("teacher", |q| q.teacher())?;
         println!("[3/6] pseudo-labels of the pool");
         let quality = self.timed("labels", |q| q.labels())?;

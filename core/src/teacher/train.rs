@@ -177,19 +177,29 @@ fn step_loss(
     by_aspect: &[AspectCaptions],
 ) -> Result<Tensor> {
     let images = clip.image_embeds(pixels)?;
-    let mut texts: Vec<&str> = Vec::new();
     let mut groups = Vec::new();
-    let (unique, text_of) = distinct(whole);
-    groups.push((None, texts.len(), unique.len(), text_of));
-    texts.extend(unique);
+    let (descriptions, text_of) = distinct(whole);
+    groups.push((None, 0, descriptions.len(), text_of));
+    let mut short: Vec<&str> = Vec::new();
     for captions in by_aspect.iter().filter(|c| !c.is_empty()) {
         let rows: Vec<u32> = captions.iter().map(|(r, _)| *r as u32).collect();
         let own: Vec<&str> = captions.iter().map(|(_, c)| *c).collect();
         let (unique, text_of) = distinct(&own);
-        groups.push((Some(rows), texts.len(), unique.len(), text_of));
-        texts.extend(unique);
+        groups.push((
+            Some(rows),
+            descriptions.len() + short.len(),
+            unique.len(),
+            text_of,
+        ));
+        short.extend(unique);
     }
-    let embeds = clip.text_embeds(&tok.encode(&texts)?)?;
+    // Two text passes, each padded to its own longest text: padding the few-word aspect
+    // captions to the length of the whole descriptions would double the text tower's work.
+    let mut embeds = vec![clip.text_embeds(&tok.encode(&descriptions)?)?];
+    if !short.is_empty() {
+        embeds.push(clip.text_embeds(&tok.encode(&short)?)?);
+    }
+    let embeds = Tensor::cat(&embeds, 0)?;
     let mut whole_loss = None;
     let mut aspect_losses = Vec::new();
     for (rows, start, len, text_of) in groups {
@@ -244,6 +254,25 @@ fn evaluate(
     ))
 }
 
+/// Held-out images scored after each epoch: enough for a stable retrieval figure, few enough
+/// that scoring stays a small part of an epoch on a pool of thousands of people.
+const MAX_HELDOUT: usize = 2000;
+
+/// At most `max` of `items`, evenly spaced (every identity's images sit together, so this keeps
+/// many identities rather than the first few).
+fn evenly_spaced<T>(items: Vec<T>, max: usize) -> Vec<T> {
+    let n = items.len();
+    if n <= max {
+        return items;
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (i * max) % n < max)
+        .map(|(_, x)| x)
+        .collect()
+}
+
 /// Trains a teacher on the synthetic set at `t.data` and writes it to `out`.
 pub fn train_teacher(
     t: &TeacherSettings,
@@ -257,7 +286,10 @@ pub fn train_teacher(
     let records = read_captions(root)?;
     let (train_recs, heldout_recs): (Vec<_>, Vec<_>) =
         records.into_iter().partition(|r| r.is_train());
-    let heldout_recs: Vec<_> = heldout_recs.into_iter().filter(|r| r.pid != 0).collect();
+    let heldout_recs = evenly_spaced(
+        heldout_recs.into_iter().filter(|r| r.pid != 0).collect(),
+        MAX_HELDOUT,
+    );
     let prep = ClipPreprocess::default();
     let size = t.img_size;
     let train = decode_set(root, train_recs, &prep, size, t.workers);
@@ -407,4 +439,20 @@ pub fn train_teacher(
     staging.sync_file("model.safetensors")?;
     staging.commit()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evenly_spaced;
+
+    #[test]
+    fn held_out_subset_is_evenly_spaced_and_capped() {
+        let picked = evenly_spaced((0..10).collect(), 4);
+        assert_eq!(picked, vec![0, 3, 5, 8]);
+        assert_eq!(evenly_spaced((0..3).collect::<Vec<_>>(), 4), vec![0, 1, 2]);
+        assert_eq!(
+            evenly_spaced((0..16_000).collect::<Vec<_>>(), 2000).len(),
+            2000
+        );
+    }
 }
