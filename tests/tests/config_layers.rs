@@ -105,6 +105,7 @@ fn values_are_validated_with_their_key() {
         ("model.moe.top_k=9", "model.moe.top_k"),
         ("run.device=\"tpu\"", "run.device"),
         ("optim.layer_decay=1.5", "optim.layer_decay"),
+        ("teacher.aspect_weight=1.5", "teacher.aspect_weight"),
     ] {
         let err = format!("{:#}", sources(None, &[set]).load().unwrap_err());
         assert!(err.contains(&format!("`{key}`")), "{set}: {err}");

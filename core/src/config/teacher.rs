@@ -30,6 +30,11 @@ pub struct TeacherSettings {
     pub weight_decay: f64,
     pub warmup_steps: usize,
     pub clip_grad: f64,
+    /// Share of the loss from the one-thing-each aspect captions ("a person in boots"); the
+    /// rest is CLIP's loss on the whole descriptions. The aspects teach attributes, the whole
+    /// descriptions tell people apart. 0.8 over 0.5: pseudo-label attribute mA 0.682 vs 0.646
+    /// and held-out retrieval top-1 0.416 vs 0.355 (10 epochs on 6,000 synthetic people).
+    pub aspect_weight: f64,
     /// Initial ln(logit scale); CLIP's 2.6592 is 1/0.07. A larger start separates the nearly
     /// parallel text embeddings of a fresh text tower sooner (CLIP clamps it at ln 100 = 4.6052).
     pub logit_scale_init: f64,
@@ -58,6 +63,7 @@ impl Default for TeacherSettings {
             weight_decay: 0.1,
             warmup_steps: 100,
             clip_grad: 1.0,
+            aspect_weight: 0.8,
             logit_scale_init: 2.6592,
             workers: 2,
         }

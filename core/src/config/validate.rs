@@ -139,6 +139,12 @@ fn validate_teacher(c: &Config) -> Result<()> {
             bail!("config key `{key}`: {dim} is not divisible by its head count {heads}");
         }
     }
+    if !(0.0..=1.0).contains(&t.aspect_weight) {
+        bail!(
+            "config key `teacher.aspect_weight`: {} must lie in [0, 1]",
+            t.aspect_weight
+        );
+    }
     let l = &c.label;
     if l.parts.is_empty() || l.parts.len() > 255 {
         bail!("config key `label.parts`: between 1 and 255 part classes");

@@ -73,6 +73,9 @@ impl Budget {
                 // DINO freezes the prototypes for its first epoch; here that is a third of the run.
                 "pretrain.dino.freeze_last_layer_epochs=0",
                 "optim.warmup_steps=20",
+                // DINO scales its LR with the batch (5e-4 per 256 images): at 5e-4 and batch
+                // 32 the teacher's entropy swung and ended uniform (collapse) in all variants.
+                "optim.lr=1e-4",
                 "checkpoint.every=50",
             ]),
             finetune: owned(&["finetune.batch_size=32", "finetune.eval_every=100"]),

@@ -166,15 +166,17 @@ fn step_captions<'a>(
     (whole, by_aspect)
 }
 
-/// One step's loss: CLIP's loss on whole descriptions, averaged with the mean of one CLIP loss
-/// per aspect — each a contrast among that aspect's alternatives ("in boots" / "in shoes"), all
-/// from one pass of the towers (an aspect has a handful of distinct texts per batch).
+/// One step's loss: CLIP's loss on whole descriptions and, with weight `aspect_weight`, the
+/// mean of one CLIP loss per aspect — each a contrast among that aspect's alternatives ("in
+/// boots" / "in shoes"), all from one pass of the towers (an aspect has a handful of distinct
+/// texts per batch).
 fn step_loss(
     clip: &Clip,
     tok: &ClipTokenizer,
     pixels: &Tensor,
     whole: &[&str],
     by_aspect: &[AspectCaptions],
+    aspect_weight: f64,
 ) -> Result<Tensor> {
     let images = clip.image_embeds(pixels)?;
     let mut groups = Vec::new();
@@ -218,7 +220,7 @@ fn step_loss(
         return Ok(whole_loss);
     }
     let aspects = Tensor::stack(&aspect_losses, 0)?.mean_all()?;
-    Ok(((whole_loss + aspects)? * 0.5)?)
+    Ok(((whole_loss * (1.0 - aspect_weight))? + (aspects * aspect_weight)?)?)
 }
 
 /// Embeds the held-out images and their distinct first captions; top-1 / top-5 retrieval.
@@ -377,7 +379,7 @@ pub fn train_teacher(
         for idx in order.chunks_exact(t.batch_size) {
             let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
             let (whole, by_aspect) = step_captions(&train.items, idx, aspects, &mut rng);
-            let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect)?;
+            let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect, t.aspect_weight)?;
             let grads = loss.backward()?;
             opt.step(&grads, schedule.at(step), t.weight_decay)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
