@@ -9,8 +9,8 @@ pub struct Budget {
     /// Downstream data: identities × images per identity (Market-style split in half).
     pub identities: u32,
     pub images_per_id: u32,
-    /// The unlabeled pool that trains the teacher and is pre-trained on (another seed: other
-    /// people), like LUPerson beside Market-1501.
+    /// The unlabeled pool that is labelled and pre-trained on (another seed: other people),
+    /// like LUPerson beside Market-1501.
     pub pool_identities: u32,
     pub pool_images_per_id: u32,
     /// The teacher's own pool: many people, few images each, rendered at the teacher's input

@@ -1,9 +1,10 @@
 //! `clasp quickstart`: the whole method on built-in data, no downloads, top to bottom —
-//! synthetic people (a downstream set, an unlabeled pool, and many captioned people for the teacher)
-//! → a CLIP teacher trained on those captions → pseudo-labels of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP) →
-//! fine-tuning the four task plugins from each, and from scratch → the gradient-conflict analysis
-//! → `report.md`. Each stage leaves its result on disk; a rerun reuses finished stages (and an
-//! interrupted pre-training resumes from its last checkpoint).
+//! synthetic people (a downstream set, an unlabeled pool, and many captioned people for the
+//! teacher) → a CLIP teacher trained on those captions → pseudo-labels of the pool →
+//! pre-training (DINO only, CLASP without PC-MoE, CLASP) → fine-tuning the four task plugins from
+//! each, and from scratch → the gradient-conflict analysis → `report.md`. Each stage leaves its
+//! result on disk; a rerun reuses finished stages (and an interrupted pre-training resumes from
+//! its last checkpoint).
 
 pub mod budget;
 pub mod report;
