@@ -106,10 +106,18 @@ fn values_are_validated_with_their_key() {
         ("run.device=\"tpu\"", "run.device"),
         ("optim.layer_decay=1.5", "optim.layer_decay"),
         ("teacher.aspect_weight=1.5", "teacher.aspect_weight"),
+        ("label.ensemble=\"average\"", "label.ensemble"),
     ] {
         let err = format!("{:#}", sources(None, &[set]).load().unwrap_err());
         assert!(err.contains(&format!("`{key}`")), "{set}: {err}");
     }
+    let c = sources(None, &["label.ensemble=\"likelihood\""])
+        .load()
+        .unwrap();
+    assert_eq!(
+        c.label.ensemble,
+        clasp_core::teacher::sentence_bank::Pooling::Likelihood
+    );
     let c = sources(None, &["model.moe.blocks=\"3,20\""])
         .load()
         .unwrap();

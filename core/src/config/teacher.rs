@@ -1,6 +1,7 @@
 //! Settings of the CLIP teacher (`[teacher]`: what `clasp teacher train` builds and how long it
 //! trains) and of pseudo-labelling (`[label]`: vocabularies, temperatures, margins, cache shards).
 
+use crate::teacher::sentence_bank::Pooling;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +107,11 @@ pub struct LabelSettings {
     pub parts: Vec<PartPrompt>,
     /// Temperature of the positive-vs-negative softmax (CLIP's logit scale is 1/0.01).
     pub attribute_temperature: f64,
+    /// How a part's or an attribute side's sentences make one score: `embedding` (CLIP's
+    /// template averaging: the normalised mean embedding; the default) or `likelihood`
+    /// (log-mean-exp of their logits at the temperature: for sides that name different things,
+    /// "a child" or "an old person").
+    pub ensemble: Pooling,
     /// Attributes with |p − ½| below this are ignored by the pre-training loss.
     pub attribute_margin: f64,
     pub attributes: Vec<AttributePrompt>,
@@ -306,6 +312,7 @@ impl Default for LabelSettings {
                 part("feet", &["shoes", "boots", "feet"]),
             ],
             attribute_temperature: 0.01,
+            ensemble: Pooling::default(),
             attribute_margin: 0.1,
             attributes: pa100k_attribute_prompts(),
         }

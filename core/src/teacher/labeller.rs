@@ -1,5 +1,5 @@
-//! A teacher ready to label person crops: the CLIP, its class embeddings (part vocabulary and
-//! attribute sentence pairs, each an ensemble of prompts), the labelling input size and what
+//! A teacher ready to label person crops: the CLIP, its class sentences (part vocabulary and
+//! attribute sentence pairs, each pooled over its prompts), the labelling input size and what
 //! identifies it all in a cache (teacher fingerprint, vocabulary).
 
 use std::io::Read;
@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::clip::Clip;
 use super::preprocess::ClipPreprocess;
-use super::pseudo_labels::{attribute_probabilities, ensemble, part_labels};
+use super::pseudo_labels::{attribute_probabilities, part_labels};
+use super::sentence_bank::SentenceBank;
 use super::tokenizer::ClipTokenizer;
 use super::word_tokenizer::UNKNOWN;
 use crate::config::teacher::LabelSettings;
@@ -45,9 +46,9 @@ pub struct Labeller {
     pub clip: Clip,
     pub prep: ClipPreprocess,
     pub vocabulary: Vocabulary,
-    parts: Tensor,
-    positive: Tensor,
-    negative: Tensor,
+    parts: SentenceBank,
+    positive: SentenceBank,
+    negative: SentenceBank,
     part_temperature: f64,
     attribute_temperature: f64,
     /// Prompt words the teacher's tokenizer does not know (they embed as `<|unk|>`).
@@ -103,7 +104,7 @@ impl Labeller {
         }
         let unk = tok.token_id(UNKNOWN);
         let mut unknown_words = Vec::new();
-        let mut embed_ensemble = |texts: Vec<String>| -> Result<Tensor> {
+        let mut embed_sentences = |texts: Vec<String>| -> Result<Tensor> {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let ids = tok.encode(&refs)?;
             if let Some(u) = unk {
@@ -113,7 +114,7 @@ impl Labeller {
                     }
                 }
             }
-            ensemble(&clip.text_embeds(&ids)?.detach(), 1)
+            Ok(clip.text_embeds(&ids)?.detach())
         };
         let mut parts = Vec::new();
         for p in &settings.parts {
@@ -127,21 +128,15 @@ impl Labeller {
                         .map(move |t| t.replace("{}", phrase))
                 })
                 .collect();
-            parts.push(embed_ensemble(texts)?);
+            parts.push(embed_sentences(texts)?);
         }
         let (mut positive, mut negative) = (Vec::new(), Vec::new());
         for a in &settings.attributes {
-            positive.push(embed_ensemble(a.positive.clone())?);
-            negative.push(embed_ensemble(a.negative.clone())?);
+            positive.push(embed_sentences(a.positive.clone())?);
+            negative.push(embed_sentences(a.negative.clone())?);
         }
-        let cat = |v: Vec<Tensor>, dim: usize| -> Result<Tensor> {
-            if v.is_empty() {
-                Ok(Tensor::zeros((0, dim), candle_core::DType::F32, device)?)
-            } else {
-                Ok(Tensor::cat(&v, 0)?)
-            }
-        };
         let p = clip.config.projection_dim;
+        let bank = |v: Vec<Tensor>| SentenceBank::new(&v, settings.ensemble, p, device);
         Ok(Self {
             vocabulary: Vocabulary {
                 img_size,
@@ -150,9 +145,9 @@ impl Labeller {
                 attribute_names: settings.attributes.iter().map(|a| a.name.clone()).collect(),
                 settings: serde_json::to_value(settings)?,
             },
-            parts: cat(parts, p)?,
-            positive: cat(positive, p)?,
-            negative: cat(negative, p)?,
+            parts: bank(parts)?,
+            positive: bank(positive)?,
+            negative: bank(negative)?,
             part_temperature: settings.part_temperature,
             attribute_temperature: settings.attribute_temperature,
             unknown_words,
@@ -170,7 +165,7 @@ impl Labeller {
     pub fn label(&self, pixels: &Tensor) -> Result<BatchLabels> {
         let (dense, img) = self.clip.dense_and_image_embeds(pixels)?;
         let parts = part_labels(&dense.detach(), &self.parts, self.part_temperature)?;
-        let attributes = if self.positive.dim(0)? == 0 {
+        let attributes = if self.positive.classes() == 0 {
             Vec::new()
         } else {
             attribute_probabilities(

@@ -14,6 +14,7 @@ pub mod labeller;
 pub mod preprocess;
 pub mod pseudo_labels;
 pub mod quality;
+pub mod sentence_bank;
 pub mod task_text;
 pub mod tokenizer;
 pub mod train;

@@ -1,10 +1,12 @@
 //! From CLIP embeddings to pseudo-labels: zero-shot prompt ensembles, part labels per patch
-//! (cosine similarity to each part's text embedding, softmax with a temperature, argmax and its
-//! probability as the confidence), and attribute probabilities from a positive and a negative
-//! sentence per attribute (softmax over the pair), with an ignore margin around ½.
+//! (cosine similarity to each part's prompts, pooled per part, softmax with a temperature, argmax
+//! and its probability as the confidence), and attribute probabilities from a positive and a
+//! negative side per attribute (softmax over the pair), with an ignore margin around ½.
 
 use anyhow::{bail, Result};
 use candle_core::{Tensor, D};
+
+use super::sentence_bank::SentenceBank;
 
 /// Rows scaled to unit length.
 pub fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -37,17 +39,14 @@ pub struct PartLabels {
     pub confidence: Vec<f32>,
 }
 
-/// Labels of dense patch embeddings `[B, N, P]` against class embeddings `[K, P]` (from
-/// [`ensemble`]): softmax over the K cosine similarities divided by `temperature`.
-pub fn part_labels(dense: &Tensor, classes: &Tensor, temperature: f64) -> Result<PartLabels> {
+/// Labels of dense patch embeddings `[B, N, P]` against the part classes: softmax over the K
+/// class scores (cosine similarities divided by `temperature`, pooled over each class's prompts).
+pub fn part_labels(dense: &Tensor, classes: &SentenceBank, temperature: f64) -> Result<PartLabels> {
     let (b, n, p) = dense.dims3()?;
-    let k = classes.dim(0)?;
-    if k > 256 || temperature <= 0.0 {
+    if classes.classes() > 256 || temperature <= 0.0 {
         bail!("part labels need at most 256 classes and a positive temperature");
     }
-    let sims = l2_normalize(&dense.reshape((b * n, p))?)?
-        .matmul(&l2_normalize(classes)?.t()?)?
-        .affine(1.0 / temperature, 0.0)?;
+    let sims = classes.scores(&dense.reshape((b * n, p))?, temperature)?;
     let probs = crate::model::layers::softmax_last_dim(&sims)?.to_vec2::<f32>()?;
     let (mut labels, mut confidence) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
     for row in probs {
@@ -62,22 +61,22 @@ pub fn part_labels(dense: &Tensor, classes: &Tensor, temperature: f64) -> Result
     Ok(PartLabels { labels, confidence })
 }
 
-/// Attribute probabilities `[B, A]` of image embeddings `[B, P]` from positive and negative
-/// sentence embeddings (`[A, P]` each): p = softmax(cos⁺/τ, cos⁻/τ)₀.
+/// Attribute probabilities `[B, A]` of image embeddings `[B, P]` from each attribute's positive
+/// and negative side (class a of each bank): p = softmax(score⁺, score⁻)₀, scores being cos/τ
+/// pooled over each side's sentences.
 pub fn attribute_probabilities(
     images: &Tensor,
-    positive: &Tensor,
-    negative: &Tensor,
+    positive: &SentenceBank,
+    negative: &SentenceBank,
     temperature: f64,
 ) -> Result<Tensor> {
-    if positive.dims() != negative.dims() || temperature <= 0.0 {
-        bail!("one negative sentence per positive one, and a positive temperature");
+    if positive.classes() != negative.classes() || temperature <= 0.0 {
+        bail!("a negative side per positive one, and a positive temperature");
     }
-    let img = l2_normalize(images)?;
-    let pos = img.matmul(&l2_normalize(positive)?.t()?)?;
-    let neg = img.matmul(&l2_normalize(negative)?.t()?)?;
+    let pos = positive.scores(images, temperature)?;
+    let neg = negative.scores(images, temperature)?;
     // softmax of two = sigmoid of the difference.
-    Ok(candle_nn::ops::sigmoid(&((pos - neg)? / temperature)?)?)
+    Ok(candle_nn::ops::sigmoid(&(pos - neg)?)?)
 }
 
 /// Soft targets with the uncertain ones marked: `None` where |p − ½| < `margin`.
@@ -90,11 +89,18 @@ pub fn with_ignore_margin(probs: &[f32], margin: f32) -> Vec<Option<f32>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sentence_bank::Pooling;
     use super::*;
     use candle_core::Device;
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    /// One sentence per class.
+    fn bank(classes: &[&[f32]]) -> SentenceBank {
+        let per_class: Vec<Tensor> = classes.iter().map(|c| t(c, &[1, c.len()])).collect();
+        SentenceBank::new(&per_class, Pooling::Likelihood, 2, &Device::Cpu).unwrap()
     }
 
     #[test]
@@ -113,7 +119,7 @@ mod tests {
     fn part_labels_take_the_closest_class_with_its_softmax_probability() {
         // Two patches; classes along x and y. Patch 0 points along x (cos 1, 0), patch 1 at 45°.
         let dense = t(&[3.0, 0.0, 1.0, 1.01], &[1, 2, 2]);
-        let classes = t(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+        let classes = bank(&[&[1.0, 0.0], &[0.0, 1.0]]);
         let l = part_labels(&dense, &classes, 0.5).unwrap();
         assert_eq!(l.labels, vec![0, 1]);
         // softmax(1/0.5, 0/0.5) = e²/(e² + 1).
@@ -125,8 +131,8 @@ mod tests {
     #[test]
     fn attribute_probabilities_compare_the_two_sentences() {
         let img = t(&[1.0, 0.0], &[1, 2]);
-        let pos = t(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
-        let neg = t(&[0.0, 1.0, 1.0, 0.0], &[2, 2]);
+        let pos = bank(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let neg = bank(&[&[0.0, 1.0], &[1.0, 0.0]]);
         let p = attribute_probabilities(&img, &pos, &neg, 0.1)
             .unwrap()
             .to_vec2::<f32>()
