@@ -107,6 +107,7 @@ fn values_are_validated_with_their_key() {
         ("optim.layer_decay=1.5", "optim.layer_decay"),
         ("teacher.aspect_weight=1.5", "teacher.aspect_weight"),
         ("label.ensemble=\"average\"", "label.ensemble"),
+        ("optim.head_lr_scale=0", "optim.head_lr_scale"),
     ] {
         let err = format!("{:#}", sources(None, &[set]).load().unwrap_err());
         assert!(err.contains(&format!("`{key}`")), "{set}: {err}");

@@ -195,6 +195,10 @@ pub struct OptimSettings {
     pub clip_grad: f64,
     /// Layer-wise LR decay (1.0 = off; fine-tuning typically 0.65–0.75).
     pub layer_decay: f64,
+    /// LR multiplier of the heads (everything that is not the backbone: a task plugin's head;
+    /// in pre-training the DINO, part and attribute heads), fast-reid's `HEADS_LR_FACTOR`: a
+    /// head starts from nothing and may learn faster than the backbone it reads.
+    pub head_lr_scale: f64,
 }
 
 impl OptimSettings {
@@ -222,6 +226,7 @@ impl Default for OptimSettings {
             eps: 1e-8,
             clip_grad: 3.0,
             layer_decay: 1.0,
+            head_lr_scale: 1.0,
         }
     }
 }

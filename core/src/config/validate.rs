@@ -60,6 +60,12 @@ pub fn validate(c: &Config) -> Result<()> {
     if o.lr <= 0.0 {
         bail!("config key `optim.lr`: must be positive");
     }
+    if o.head_lr_scale <= 0.0 || !o.head_lr_scale.is_finite() {
+        bail!(
+            "config key `optim.head_lr_scale`: must be positive (got {})",
+            o.head_lr_scale
+        );
+    }
     validate_teacher(c)?;
     validate_pretrain(c)
 }

@@ -16,7 +16,7 @@ use super::task_model::TaskModel;
 use crate::backbone::Backbone;
 use crate::checkpoint;
 use crate::config::Config;
-use crate::optim::{build_groups, AdamW, CosineSchedule};
+use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
@@ -153,13 +153,15 @@ pub fn finetune(
     )?;
     let order = TrainOrder::from_settings(ft, &task, &train, mirror)?;
 
-    // 4. AdamW over backbone and head, layer-wise decay (the head counts as the last layer).
+    // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
     let o = &config.optim;
     let mut opt = AdamW::new(
-        build_groups(
-            &model.trainable(),
+        backbone_and_head_groups(
+            &model.backbone.store.vars(),
+            &model.head.state.params.vars(),
             model.backbone.vit.cfg.depth,
             o.layer_decay,
+            o.head_lr_scale,
         ),
         o.adamw(),
     )?;

@@ -43,6 +43,24 @@ pub fn layer_id(name: &str, depth: usize) -> usize {
     }
 }
 
+/// The groups of a backbone and its heads: the backbone's by [`build_groups`], the heads' apart,
+/// at the last layer's LR times `head_lr_scale`.
+pub fn backbone_and_head_groups(
+    backbone: &[(String, Var)],
+    heads: &[(String, Var)],
+    depth: usize,
+    layer_decay: f64,
+    head_lr_scale: f64,
+) -> Vec<ParamGroup> {
+    let mut groups = build_groups(backbone, depth, layer_decay);
+    groups.extend(build_groups(heads, 0, 1.0).into_iter().map(|mut g| {
+        g.name = format!("head_{}", g.name);
+        g.lr_scale = head_lr_scale;
+        g
+    }));
+    groups
+}
+
 /// Splits named variables into groups by (decay?, layer id). `layer_decay = 1.0` gives two groups.
 pub fn build_groups(params: &[(String, Var)], depth: usize, layer_decay: f64) -> Vec<ParamGroup> {
     let mut groups: Vec<ParamGroup> = Vec::new();
@@ -71,4 +89,44 @@ pub fn build_groups(params: &[(String, Var)], depth: usize, layer_decay: f64) ->
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn var(shape: &[usize]) -> Var {
+        Var::zeros(shape, DType::F32, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn heads_get_their_own_scale_and_the_backbone_keeps_layer_decay() {
+        let backbone = vec![
+            ("patch_embed.proj.weight".to_string(), var(&[4, 3])),
+            ("blocks.1.mlp.fc1.weight".to_string(), var(&[4, 4])),
+            ("norm.weight".to_string(), var(&[4])),
+        ];
+        let heads = vec![
+            ("fc.weight".to_string(), var(&[2, 4])),
+            ("fc.bias".to_string(), var(&[2])),
+        ];
+        let groups = backbone_and_head_groups(&backbone, &heads, 2, 0.5, 10.0);
+        let scale_of = |name: &str| {
+            let g = groups
+                .iter()
+                .find(|g| g.params.iter().any(|(n, _)| n == name))
+                .unwrap();
+            (g.lr_scale, g.weight_decay_scale)
+        };
+        // depth 2: embeddings 0.5³, block 1 (layer 2) 0.5¹, final norm 0.5⁰.
+        assert_eq!(scale_of("patch_embed.proj.weight"), (0.125, 1.0));
+        assert_eq!(scale_of("blocks.1.mlp.fc1.weight"), (0.5, 1.0));
+        assert_eq!(scale_of("norm.weight"), (1.0, 0.0));
+        assert_eq!(scale_of("fc.weight"), (10.0, 1.0));
+        assert_eq!(scale_of("fc.bias"), (10.0, 0.0));
+        // Every variable is in exactly one group.
+        let n: usize = groups.iter().map(|g| g.params.len()).sum();
+        assert_eq!(n, 5);
+    }
 }

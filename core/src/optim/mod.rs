@@ -6,5 +6,5 @@ pub mod groups;
 pub mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, GradSource, StepStats};
-pub use groups::{build_groups, ParamGroup};
+pub use groups::{backbone_and_head_groups, build_groups, ParamGroup};
 pub use schedule::CosineSchedule;

@@ -21,7 +21,7 @@ use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
 use crate::finetune::curves::{write_curves, Series};
 use crate::model::Vit;
-use crate::optim::{build_groups, AdamW, CosineSchedule};
+use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::run_dir::RunDir;
 
 /// One line of `metrics.jsonl`.
@@ -74,9 +74,16 @@ pub fn pretrain(
 
     // 3. AdamW over the student and its heads; schedules by step.
     let o = &config.optim;
-    let mut params = student.store.vars();
-    params.extend(heads.store.vars());
-    let mut opt = AdamW::new(build_groups(&params, student.vit.cfg.depth, 1.0), o.adamw())?;
+    let mut opt = AdamW::new(
+        backbone_and_head_groups(
+            &student.store.vars(),
+            &heads.store.vars(),
+            student.vit.cfg.depth,
+            1.0,
+            o.head_lr_scale,
+        ),
+        o.adamw(),
+    )?;
     let lr = CosineSchedule {
         base: o.lr,
         final_value: o.min_lr,
