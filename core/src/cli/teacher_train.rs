@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::device::parse_device;
-use crate::teacher::train::train_teacher;
+use crate::teacher::train::{train_teacher, TeacherRun};
 
 #[derive(Args, Debug)]
 pub struct TeacherTrainArgs {
@@ -18,6 +18,13 @@ pub struct TeacherTrainArgs {
     /// Output folder (config.json, model.safetensors, tokenizer.json, preprocessor_config.json).
     #[arg(long)]
     pub out: PathBuf,
+    /// Continue an interrupted run from its last finished epoch (kept in `.<out>.resume/`
+    /// beside the output folder); the settings must be the same.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many epochs; `--resume` continues from there.
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
 }
 
 pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
@@ -30,7 +37,14 @@ pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
         bail!("no training data: pass --data DIR (a `clasp synth` output) or set `teacher.data`");
     }
     let device = parse_device(&config.run.device)?;
-    let report = train_teacher(&t, &args.out, &device, config.run.seed)?;
+    let run = TeacherRun {
+        resume: args.resume,
+        max_epochs: args.max_epochs,
+    };
+    let report = train_teacher(&t, &args.out, &device, config.run.seed, run)?;
+    if !report.complete {
+        return Ok(());
+    }
     let last = report.epochs.last();
     println!(
         "teacher written to {} in {:.0} s: held-out image→text top-1 {:.3}, top-5 {:.3} \

@@ -195,9 +195,10 @@ pub struct OptimSettings {
     pub clip_grad: f64,
     /// Layer-wise LR decay (1.0 = off; fine-tuning typically 0.65–0.75).
     pub layer_decay: f64,
-    /// LR multiplier of the heads (everything that is not the backbone: a task plugin's head;
-    /// in pre-training the DINO, part and attribute heads), fast-reid's `HEADS_LR_FACTOR`: a
-    /// head starts from nothing and may learn faster than the backbone it reads.
+    /// LR multiplier of the heads, fast-reid's `HEADS_LR_FACTOR`: a task plugin's head when
+    /// fine-tuning; the part and attribute heads in pre-training (DINO's projection head keeps
+    /// the backbone's LR, as DINO trains it). A head starts from nothing and may learn faster
+    /// than the backbone it reads.
     pub head_lr_scale: f64,
 }
 

@@ -74,10 +74,19 @@ pub fn pretrain(
 
     // 3. AdamW over the student and its heads; schedules by step.
     let o = &config.optim;
+    // DINO trains its projection head with the backbone's LR; the pseudo-label heads (part,
+    // attribute) take `optim.head_lr_scale`.
+    let (dino_head, label_heads): (Vec<_>, Vec<_>) = heads
+        .store
+        .vars()
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(DINO_HEAD));
+    let mut backbone = student.store.vars();
+    backbone.extend(dino_head);
     let mut opt = AdamW::new(
         backbone_and_head_groups(
-            &student.store.vars(),
-            &heads.store.vars(),
+            &backbone,
+            &label_heads,
             student.vit.cfg.depth,
             1.0,
             o.head_lr_scale,

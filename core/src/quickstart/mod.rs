@@ -30,7 +30,7 @@ use crate::run_dir::RunDir;
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 use crate::teacher::labeller::Labeller;
 use crate::teacher::quality::{evaluate_pseudo_labels, QualityReport};
-use crate::teacher::train::train_teacher;
+use crate::teacher::train::{train_teacher, TeacherRun};
 
 pub struct Quickstart {
     pub root: PathBuf,
@@ -187,7 +187,12 @@ impl Quickstart {
             return Ok(());
         }
         let c = self.teacher_config()?;
-        let r = train_teacher(&c.teacher, &out, &self.device, c.run.seed)?;
+        // An interrupted quickstart resumes its teacher from the last finished epoch.
+        let resume = TeacherRun {
+            resume: true,
+            max_epochs: None,
+        };
+        let r = train_teacher(&c.teacher, &out, &self.device, c.run.seed, resume)?;
         let last = r.epochs.last();
         println!(
             "  teacher: {} epochs in {:.0} s, held-out image→text top-1 {:.3} / top-5 {:.3} → {}",

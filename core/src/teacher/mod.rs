@@ -18,4 +18,5 @@ pub mod sentence_bank;
 pub mod task_text;
 pub mod tokenizer;
 pub mod train;
+pub mod train_state;
 pub mod word_tokenizer;

@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::caption_data::{decode_set, read_captions, CaptionSet, CaptionedImage};
 use super::clip::Clip;
@@ -21,6 +21,7 @@ use super::clip_config::{ClipConfig, TextConfig, VisionConfig};
 use super::contrastive::{clip_loss, distinct, retrieval_accuracy};
 use super::preprocess::ClipPreprocess;
 use super::tokenizer::ClipTokenizer;
+use super::train_state;
 use super::word_tokenizer;
 use crate::checkpoint::atomic::AtomicDir;
 use crate::config::teacher::TeacherSettings;
@@ -29,7 +30,7 @@ use crate::optim::groups::build_groups;
 use crate::optim::schedule::CosineSchedule;
 
 /// Zero-shot image→text retrieval on held-out identities after one epoch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub step: usize,
@@ -52,6 +53,18 @@ pub struct TeacherReport {
     pub vocab_size: usize,
     pub seconds: f64,
     pub epochs: Vec<EpochReport>,
+    /// False when the run stopped early (`TeacherRun::max_epochs`): no folder was written, the
+    /// state to resume from was.
+    pub complete: bool,
+}
+
+/// How one invocation runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TeacherRun {
+    /// Continue from the state an interrupted run left beside the output folder.
+    pub resume: bool,
+    /// Stop after this many epochs of this invocation (their state kept for a resume).
+    pub max_epochs: Option<usize>,
 }
 
 /// The CLIP a `TeacherSettings` describes, for a tokenizer of `vocab_size` words.
@@ -281,6 +294,7 @@ pub fn train_teacher(
     out: &Path,
     device: &Device,
     seed: u64,
+    run: TeacherRun,
 ) -> Result<TeacherReport> {
     let start = Instant::now();
     // 1. Data: captioned images, split by identity, decoded once.
@@ -356,18 +370,63 @@ pub fn train_teacher(
         clip.store.num_params() as f64 / 1e6
     );
 
-    // 4. Epochs.
+    // 4. Epochs, from the last finished one when resuming.
+    let resume_dir = train_state::resume_dir(out);
+    let mut settings = serde_json::to_value(t)?;
+    if let Some(m) = settings.as_object_mut() {
+        m.remove("workers"); // changes nothing that is computed
+        m.insert("seed".into(), seed.into());
+    }
+    let mut progress = train_state::Progress {
+        epochs_done: 0,
+        step: 0,
+        reports: Vec::new(),
+        settings,
+        vocab_size: tok.vocab_size(),
+    };
+    if run.resume && resume_dir.is_dir() {
+        progress = train_state::load(&resume_dir, &clip, &mut opt, &progress)?;
+        println!(
+            "teacher: resuming after epoch {} (step {}) from {}",
+            progress.epochs_done,
+            progress.step,
+            resume_dir.display()
+        );
+    } else if resume_dir.exists() {
+        std::fs::remove_dir_all(&resume_dir)
+            .with_context(|| format!("removing the stale {}", resume_dir.display()))?;
+    }
     let aspects = train
         .items
         .iter()
         .map(|r| r.captions.len().saturating_sub(WHOLE_DESCRIPTIONS))
         .max()
         .unwrap_or(0);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut log = std::fs::File::create(staging.path("train_log.jsonl"))?;
-    let mut epochs = Vec::new();
-    let mut step = 0;
-    for epoch in 0..t.epochs {
+    for r in &progress.reports {
+        writeln!(log, "{}", serde_json::to_string(r)?)?;
+    }
+    let first_epoch = progress.epochs_done;
+    for epoch in first_epoch..t.epochs {
+        if run.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
+            println!(
+                "teacher: stopped after epoch {epoch} of {}; `--resume` continues from {}",
+                t.epochs,
+                resume_dir.display()
+            );
+            return Ok(TeacherReport {
+                out: out.to_path_buf(),
+                train_images: train.items.len(),
+                heldout_images: heldout.items.len(),
+                candidates: progress.reports.last().map_or(0, |e| e.candidates),
+                skipped: train.skipped.len() + heldout.skipped.len(),
+                vocab_size: tok.vocab_size(),
+                seconds: start.elapsed().as_secs_f64(),
+                epochs: progress.reports,
+                complete: false,
+            });
+        }
+        let mut rng = train_state::epoch_rng(seed, epoch);
         let bar = ProgressBar::new(steps_per_epoch as u64)
             .with_style(ProgressStyle::with_template(
             "teacher epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
@@ -381,16 +440,16 @@ pub fn train_teacher(
             let (whole, by_aspect) = step_captions(&train.items, idx, aspects, &mut rng);
             let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect, t.aspect_weight)?;
             let grads = loss.backward()?;
-            opt.step(&grads, schedule.at(step), t.weight_decay)?;
+            opt.step(&grads, schedule.at(progress.step), t.weight_decay)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
-            step += 1;
+            progress.step += 1;
             bar.inc(1);
         }
         bar.finish_and_clear();
         let (top1, top5, candidates) = evaluate(&clip, &tok, &heldout, size, t.batch_size, device)?;
         let report = EpochReport {
             epoch: epoch + 1,
-            step,
+            step: progress.step,
             train_loss: loss_sum / steps_per_epoch.max(1) as f64,
             logit_scale: clip.logit_scale.to_scalar::<f32>()?.exp() as f64,
             top1,
@@ -410,8 +469,13 @@ pub fn train_teacher(
             candidates
         );
         writeln!(log, "{}", serde_json::to_string(&report)?)?;
-        epochs.push(report);
+        progress.reports.push(report);
+        progress.epochs_done = epoch + 1;
+        if progress.epochs_done < t.epochs {
+            train_state::save(&resume_dir, &clip, &opt, &progress)?;
+        }
     }
+    let epochs = progress.reports;
 
     // 5. The Hugging Face folder.
     config.write(&staging.path("config.json"), word_tokenizer::START_ID)?;
@@ -432,6 +496,7 @@ pub fn train_teacher(
         vocab_size: tok.vocab_size(),
         seconds: start.elapsed().as_secs_f64(),
         epochs,
+        complete: true,
     };
     staging.write(
         "training.json",
@@ -440,6 +505,10 @@ pub fn train_teacher(
     )?;
     staging.sync_file("model.safetensors")?;
     staging.commit()?;
+    if resume_dir.exists() {
+        std::fs::remove_dir_all(&resume_dir)
+            .with_context(|| format!("removing {}", resume_dir.display()))?;
+    }
     Ok(report)
 }
 

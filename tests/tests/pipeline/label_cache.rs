@@ -2,7 +2,8 @@
 //! writes a CLIP folder the loader reads; `label` stopped after a shard and rerun (or split over
 //! two `--shard` workers) writes the same cache as one uninterrupted run, refuses another teacher
 //! or vocabulary, and skips and counts an unreadable image; `teacher eval` scores the labels;
-//! task prompts are seeded by the teacher's text embedding.
+//! task prompts are seeded by the teacher's text embedding; `teacher train` stopped after an
+//! epoch and resumed ends with the weights of an uninterrupted run.
 
 use crate::common;
 
@@ -335,4 +336,47 @@ fn task_prompts_are_seeded_by_the_teachers_text_embedding() {
         &["model.preset=nano", &teacher_set],
     );
     assert!(!ok && log.contains("model.prompts.text_dim"), "{log}");
+}
+
+#[test]
+fn teacher_train_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run() {
+    let f = fixture();
+    let out = f.root.join("teacher-resumed");
+    let train = |extra: &[&str], sets: &[&str]| {
+        let mut args = vec![
+            "teacher",
+            "train",
+            "--data",
+            s(f.synth.path()),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        clasp(&args, sets)
+    };
+    let (ok, log) = train(&["--max-epochs", "1"], &["run.seed=0"]);
+    assert!(ok && log.contains("stopped after epoch 1 of 2"), "{log}");
+    assert!(!out.exists(), "no folder before the last epoch");
+    // Other settings refuse to resume and name what differs; the saved state survives.
+    let (ok, log) = train(&["--resume"], &["run.seed=0", "teacher.lr=0.001"]);
+    assert!(!ok && log.contains("`teacher.lr`"), "{log}");
+    let (ok, log) = train(&["--resume"], &["run.seed=0"]);
+    assert!(ok && log.contains("resuming after epoch 1"), "{log}");
+    assert!(!f.root.join(".teacher-resumed.resume").exists());
+    let read = |dir: &Path| {
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+    };
+    let (resumed, straight) = (read(&out), read(&f.teacher));
+    assert_eq!(resumed.len(), straight.len());
+    for (name, t) in &straight {
+        let d = common::max_abs_diff(&resumed[name], t);
+        assert!(d <= 1e-6, "{name}: resumed and uninterrupted differ by {d}");
+    }
+    for name in ["train_log.jsonl", "config.json", "tokenizer.json"] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(name)).unwrap(),
+            std::fs::read_to_string(f.teacher.join(name)).unwrap(),
+            "{name}"
+        );
+    }
 }
