@@ -152,7 +152,7 @@ mod tests {
         let three = t(&[1.0, 0.0, 2.0, 0.0, 5.0, 0.0], &[3, 2]);
         let x = t(&[0.6, 0.8], &[1, 2]);
         let score = |c: &Tensor| {
-            SentenceBank::new(&[c.clone()], Pooling::Likelihood, 2, &dev)
+            SentenceBank::new(std::slice::from_ref(c), Pooling::Likelihood, 2, &dev)
                 .unwrap()
                 .scores(&x, 1e-3)
                 .unwrap()
