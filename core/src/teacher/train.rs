@@ -393,6 +393,11 @@ pub fn train_teacher(
             resume_dir.display()
         );
     } else if resume_dir.exists() {
+        println!(
+            "teacher: starting over; discarding the state of an interrupted run in {} \
+             (`--resume` continues it)",
+            resume_dir.display()
+        );
         std::fs::remove_dir_all(&resume_dir)
             .with_context(|| format!("removing the stale {}", resume_dir.display()))?;
     }
