@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::checkpoint::{self, backbone::read_tensors, manifest::PluginRef};
@@ -45,13 +45,6 @@ impl TaskModel {
     /// Input size [H, W] of the model.
     pub fn img_size(&self) -> [usize; 2] {
         self.backbone.manifest.img_size
-    }
-
-    /// Every trainable variable: backbone, prompts and head.
-    pub fn trainable(&self) -> Vec<(String, Var)> {
-        let mut params = self.backbone.store.vars();
-        params.extend(self.head.state.params.vars());
-        params
     }
 
     /// Folds the task's gates and prompt into the backbone for faster inference; forward passes
