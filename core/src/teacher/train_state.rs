@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::clip::Clip;
 use super::train::EpochReport;
 use crate::checkpoint::atomic::AtomicDir;
+use crate::checkpoint::backbone::read_tensors;
 use crate::optim::adamw::AdamW;
 
 const WEIGHTS: &str = "model.safetensors";
@@ -110,19 +111,23 @@ pub fn load(dir: &Path, clip: &Clip, opt: &mut AdamW, expected: &Progress) -> Re
             }
         );
     }
-    let weights = candle_core::safetensors::load(dir.join(WEIGHTS), &Device::Cpu)
-        .with_context(|| format!("reading {}", dir.join(WEIGHTS).display()))?;
-    for (name, var) in clip.store.vars() {
-        let t = weights
-            .get(&name)
-            .with_context(|| format!("{}: no `{name}`", dir.join(WEIGHTS).display()))?;
-        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)
-            .with_context(|| format!("{}: `{name}`", dir.join(WEIGHTS).display()))?;
+    let weights_path = dir.join(WEIGHTS);
+    let weights = read_tensors(&weights_path, clip.store.device())?;
+    let report = clip.store.load_report(&weights);
+    if !report.missing.is_empty() || !report.unexpected.is_empty() {
+        bail!(
+            "{}: missing {:?}, unexpected {:?}",
+            weights_path.display(),
+            report.missing,
+            report.unexpected
+        );
     }
-    let state = candle_core::safetensors::load(dir.join(OPTIMIZER), &Device::Cpu)
-        .with_context(|| format!("reading {}", dir.join(OPTIMIZER).display()))?;
-    opt.load_state_dict(&state.into_iter().collect())
-        .with_context(|| format!("{}", dir.join(OPTIMIZER).display()))?;
+    clip.store
+        .load_matching(&weights)
+        .with_context(|| weights_path.display().to_string())?;
+    let moments = read_tensors(&dir.join(OPTIMIZER), &Device::Cpu)?;
+    opt.load_state_dict(&moments)
+        .with_context(|| dir.join(OPTIMIZER).display().to_string())?;
     Ok(saved)
 }
 
