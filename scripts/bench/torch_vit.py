@@ -1,9 +1,12 @@
 """PyTorch reference for `clasp bench train` / `clasp bench infer`: the same ViT (timm
 VisionTransformer, 256×128, patch 16), plain and with PC-MoE + task prompts written from DESIGN §3;
 `--mode train`: the same loss (mean(cls²) + mean(patches²)) and one AdamW step; `--mode infer`:
-the forward under `torch.inference_mode()`. Prints the same columns as `clasp bench`.
+the forward under `torch.inference_mode()`. Prints the same columns as `clasp bench`; on
+`--device cuda` the memory column is the GPU's peak allocation (torch.cuda.max_memory_allocated),
+and `--bf16` runs the forward under bf16 autocast.
 
     ../venv/bin/python scripts/bench/torch_vit.py --mode train --preset small --batch 32
+    python3 scripts/bench/torch_vit.py --mode train --preset small --device cuda --bf16
 Pinned: torch==2.15.0, timm==1.0.31.
 """
 import argparse
@@ -71,28 +74,40 @@ def build(variant, preset):
     return Prompted(), 4
 
 
-def run_variant(mode, variant, preset, batch, steps, warmup):
+def run_variant(mode, variant, preset, batch, steps, warmup, device="cpu", bf16=False):
+    import contextlib
+
     import torch
 
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
+    cuda = device.startswith("cuda")
     model, prefix = build(variant, preset)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    x = torch.randn(batch, 3, 256, 128)
+    x = torch.randn(batch, 3, 256, 128, device=device)
     skip = 1 + (prefix or 0)
 
+    def autocast():
+        if not bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16)
+
     def infer():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model.forward_features(x)[:, 0].sum().item()
 
     def step():
         if mode == "infer":
             return infer()
-        tokens = model.forward_features(x)
-        loss = tokens[:, 0].pow(2).mean() + tokens[:, skip:].pow(2).mean()
+        with autocast():
+            tokens = model.forward_features(x)
+            loss = tokens[:, 0].float().pow(2).mean() + tokens[:, skip:].float().pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize()
 
     for _ in range(warmup):
         step()
@@ -101,9 +116,12 @@ def run_variant(mode, variant, preset, batch, steps, warmup):
         step()
     secs = time.perf_counter() - t
     params = sum(p.numel() for p in model.parameters())
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"variant": variant, "params": params, "images_per_s": batch * steps / secs,
-                      "step_ms": secs * 1e3 / steps,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "step_ms": secs * 1e3 / steps, "peak_rss_mib": peak}))
 
 
 def main():
@@ -113,16 +131,21 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--bf16", action="store_true", help="forward under bf16 autocast")
     ap.add_argument("--variant")
     a = ap.parse_args()
     if a.variant:
-        return run_variant(a.mode, a.variant, a.preset, a.batch, a.steps, a.warmup)
+        return run_variant(a.mode, a.variant, a.preset, a.batch, a.steps, a.warmup, a.device, a.bf16)
     import torch
-    print(f"torch {torch.__version__}, {os.cpu_count()} threads, {a.mode}, preset {a.preset}, batch {a.batch}")
-    print(f"{'variant':<8} {'params':>12} {'img/s':>10} {'step ms':>10} {'peak RSS MiB':>14}")
+    print(f"torch {torch.__version__}, {a.device}{' bf16' if a.bf16 else ''}, {os.cpu_count()} threads, "
+          f"{a.mode}, preset {a.preset}, batch {a.batch}")
+    memory = "peak GPU MiB" if a.device.startswith("cuda") else "peak RSS MiB"
+    print(f"{'variant':<8} {'params':>12} {'img/s':>10} {'step ms':>10} {memory:>14}")
     for v in ("plain", "pcmoe"):
         out = subprocess.run([sys.executable, __file__, "--mode", a.mode, "--preset", a.preset, "--batch", str(a.batch),
-                              "--steps", str(a.steps), "--warmup", str(a.warmup), "--variant", v],
+                              "--steps", str(a.steps), "--warmup", str(a.warmup), "--variant", v,
+                              "--device", a.device] + (["--bf16"] if a.bf16 else []),
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(f"{r['variant']:<8} {r['params']:>12} {r['images_per_s']:>10.2f} {r['step_ms']:>10.0f} "

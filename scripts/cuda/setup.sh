@@ -7,22 +7,37 @@
 #   bash scripts/cuda/setup.sh && source ~/.cache/clasp-cuda/env.sh
 #   cargo build -p clasp-core --features cuda
 #
+# CLASP_CUDA_TOOLKIT picks the toolkit: 13.4 (default, what CI compiles with: the newest cudarc
+# 0.19 — candle 0.11's — knows; it reads the version off nvcc) or 13.0, for binaries that run on a
+# driver of the CUDA 13.0 generation (R580): nvcc 13.4 writes PTX ISA 9.4, which an R580 driver
+# cannot load. 13.0's default cache is ~/.cache/clasp-cuda-13.0.
 # Idempotent: a second run reuses the venv and the stub.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${CLASP_CUDA_CACHE:-$HOME/.cache/clasp-cuda}
+toolkit=${CLASP_CUDA_TOOLKIT:-13.4}
+case $toolkit in
+  13.4)
+    cache=${CLASP_CUDA_CACHE:-$HOME/.cache/clasp-cuda}
+    wheels=(
+      nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92
+      nvidia-cuda-runtime==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cublas==13.8.2.12
+      nvidia-curand==10.4.4.72 nvidia-cuda-cccl==13.3.5.0.6
+    ) ;;
+  13.0)
+    cache=${CLASP_CUDA_CACHE:-$HOME/.cache/clasp-cuda-13.0}
+    wheels=(
+      nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
+      nvidia-cuda-runtime==13.0.96 nvidia-cuda-nvrtc==13.0.88 nvidia-cublas==13.0.2.14
+      nvidia-curand==10.4.0.35 nvidia-cuda-cccl==13.0.85
+    ) ;;
+  *) echo "CLASP_CUDA_TOOLKIT=$toolkit: use 13.4 or 13.0" >&2; exit 1 ;;
+esac
 venv=$cache/venv
-# CUDA 13.4: the newest toolkit cudarc 0.19 (candle 0.11's) knows; it reads the version off nvcc.
-wheels=(
-  nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92
-  nvidia-cuda-runtime==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cublas==13.8.2.12
-  nvidia-curand==10.4.4.72 nvidia-cuda-cccl==13.3.5.0.6
-)
 mkdir -p "$cache"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/pip" freeze 2>/dev/null | grep -q '^nvidia-cuda-nvcc==13.4.92$'; then
+if ! "$venv/bin/pip" freeze 2>/dev/null | grep -qx "${wheels[0]}"; then
   "$venv/bin/pip" install --quiet "${wheels[@]}"
 fi
 root=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod bench;
 pub mod bench_data;
 pub mod config_cmd;
+pub mod device_check;
 pub mod embed;
 pub mod eval;
 pub mod export;
@@ -106,6 +107,8 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Check the configured device (`run.device`) against the CPU: ops and training steps.
+    DeviceCheck(device_check::DeviceCheckArgs),
     /// Show the resolved configuration.
     Config {
         #[command(subcommand)]
@@ -192,6 +195,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Data(args),
         } => bench_data::run(args),
+        Command::DeviceCheck(args) => device_check::run(g, args),
         Command::Config {
             command: ConfigCommand::Show,
         } => config_cmd::show(g),

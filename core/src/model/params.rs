@@ -215,7 +215,7 @@ pub struct LoadReport {
 }
 
 /// Box–Muller standard normal (rand 0.8 keeps `StandardNormal` in rand_distr; this avoids the dep).
-struct StandardNormal;
+pub(crate) struct StandardNormal;
 
 impl rand::distributions::Distribution<f32> for StandardNormal {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {

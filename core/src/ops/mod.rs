@@ -9,20 +9,39 @@ mod cpu;
 mod fast_math;
 mod gelu;
 mod layer_norm;
+pub mod parity;
 pub mod reference;
 mod simd;
 mod softmax;
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor};
+
+thread_local! {
+    static COMPOSED_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the composed reference ops on this thread (the CPU reference run of
+/// `clasp device-check`); the previous setting comes back even if `f` panics.
+pub fn with_composed_ops<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            COMPOSED_HERE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(COMPOSED_HERE.with(|c| c.replace(true)));
+    f()
+}
 
 /// Whether the fused kernels serve `t` (f32 on the CPU, not switched off).
 pub fn fused_for(t: &Tensor) -> bool {
     static COMPOSED: OnceLock<bool> = OnceLock::new();
     let composed = *COMPOSED.get_or_init(|| {
         std::env::var("CLASP_COMPOSED_OPS").is_ok_and(|v| !v.is_empty() && v != "0")
-    });
+    }) || COMPOSED_HERE.with(Cell::get);
     !composed && matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32
 }
 

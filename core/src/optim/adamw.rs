@@ -117,7 +117,9 @@ impl AdamW {
                 let Some(grad) = all_grads.next().flatten() else {
                     continue;
                 };
-                let grad = scaled(&grad, clip_coef)?;
+                // Detached: a gradient can carry the backward pass's graph (candle tracks ops on
+                // the forward's tensors), and the moments must not keep it, nor each other, alive.
+                let grad = scaled(&grad.detach(), clip_coef)?;
                 let st = match self.state.get_mut(name) {
                     Some(st) => st,
                     None => {

@@ -1,0 +1,218 @@
+//! `clasp device-check`: is the configured device (`run.device`) computing what the CPU computes?
+//! Two checks, one line each, and an error if any fails:
+//! - every op of [`crate::ops`] on the device against its composed reference on the CPU, values
+//!   and gradients (on the CPU the op under test is the fused kernel, on CUDA candle's kernels);
+//! - a few training steps of a PC-MoE ViT (forward, backward, AdamW) from the same seeded weights
+//!   and batch, on the device and on the CPU with the composed ops: the losses step by step and
+//!   the weights at the end.
+//!
+//! `scripts/device/check.sh` runs it on a GPU with the binary built here with `--features cuda`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor, D};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::GlobalArgs;
+use crate::device::parse_device;
+use crate::model::{ParamStore, Vit, VitConfig};
+use crate::ops::parity::{compare, OPS};
+use crate::ops::{log_softmax_last_dim, with_composed_ops};
+use crate::optim::{build_groups, AdamW, AdamWConfig};
+use crate::task_embedding::hashed_text_embedding;
+
+#[derive(Args, Debug)]
+pub struct DeviceCheckArgs {
+    /// ViT preset of the training-step check.
+    #[arg(long, default_value = "nano")]
+    pub preset: String,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Largest relative difference of a step's loss from the CPU run; ten times it bounds the
+    /// difference of the weights' update, over the update's norm.
+    #[arg(long, default_value_t = 1e-3)]
+    pub train_tol: f64,
+}
+
+/// Shapes each op is checked on: small, one with rows past the CPU kernels' serial threshold,
+/// attention-sized scores, and a transposed (non-contiguous) input.
+const OP_SHAPES: [(&[usize], bool); 4] = [
+    (&[3, 5, 7], false),
+    (&[4, 70, 96], false),
+    (&[2, 3, 133, 133], false),
+    (&[6, 9], true),
+];
+
+/// Values within 2e-5 and gradients within 1e-4 of the reference's scale: float32 reordering.
+const OP_VALUE_TOL: f32 = 2e-5;
+const OP_GRAD_TOL: f32 = 1e-4;
+
+fn check_ops(device: &Device) -> Result<usize> {
+    let mut failures = 0;
+    for case in &OPS {
+        let mut worst = (0f32, 0f32);
+        let mut ok = true;
+        for (dims, transpose) in OP_SHAPES {
+            let p = compare(case, dims, transpose, device, 7)?;
+            ok &= p.within(OP_VALUE_TOL, OP_GRAD_TOL);
+            worst.0 = worst.0.max(p.value_diff / (1.0 + p.value_scale));
+            worst.1 = worst.1.max(p.worst_grad());
+        }
+        failures += usize::from(!ok);
+        println!(
+            "op {:<15} values {:>9.2e}  gradients {:>9.2e}  {}",
+            case.name,
+            worst.0,
+            worst.1,
+            if ok { "ok" } else { "FAILED" }
+        );
+    }
+    Ok(failures)
+}
+
+/// Weights by name, as CPU copies (a `Var`'s tensor is updated in place by the optimiser).
+fn snapshot(store: &ParamStore) -> Result<BTreeMap<String, Tensor>> {
+    store
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.copy()?)))
+        .collect()
+}
+
+/// What `steps` AdamW steps give: the losses, the weights before and after. The model is
+/// seeded the same on any device.
+struct TrainRun {
+    losses: Vec<f64>,
+    start: BTreeMap<String, Tensor>,
+    end: BTreeMap<String, Tensor>,
+}
+
+fn train_steps(
+    cfg: &VitConfig,
+    images: &Tensor,
+    steps: usize,
+    device: &Device,
+) -> Result<TrainRun> {
+    let store = ParamStore::new(device, 0);
+    let mut vit = Vit::new(cfg, &store)?;
+    let text_dim = cfg.prompts.as_ref().map_or(512, |p| p.text_dim);
+    vit.add_task("ssl", &hashed_text_embedding("ssl", text_dim)?)?;
+    let mut opt = AdamW::new(
+        build_groups(&store.vars(), cfg.depth, 1.0),
+        AdamWConfig::default(),
+    )?;
+    let start = snapshot(&store)?;
+    let x = images.to_device(device)?;
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let out = vit.forward(&x, Some("ssl"))?;
+        // Squares of every token, and a log-softmax over the CLS features as DINO's loss has.
+        let ce = log_softmax_last_dim(&out.cls)?
+            .narrow(D::Minus1, 0, 1)?
+            .mean_all()?
+            .neg()?;
+        let loss = ((out.cls.sqr()?.mean_all()? + out.patches.sqr()?.mean_all()?)? + ce)?;
+        losses.push(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+        let grads = loss.backward()?;
+        opt.step(&grads, 1e-3, 0.05)?;
+    }
+    Ok(TrainRun {
+        losses,
+        start,
+        end: snapshot(&store)?,
+    })
+}
+
+/// Σ over the weights of ‖a − b‖², as f64.
+fn sq_distance(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> Result<f64> {
+    let mut total = 0.0;
+    for (name, x) in a {
+        total += (x - &b[name])?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok(total)
+}
+
+fn check_training(args: &DeviceCheckArgs, device: &Device) -> Result<bool> {
+    let cfg = VitConfig::preset(&args.preset)?.with_clasp_defaults();
+    let [h, w] = cfg.img_size;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let n = args.batch * 3 * h * w;
+    let pixels: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
+    let images = Tensor::from_vec(pixels, (args.batch, 3, h, w), &Device::Cpu)?;
+    let reference = with_composed_ops(|| train_steps(&cfg, &images, args.steps, &Device::Cpu))?;
+    let run = train_steps(&cfg, &images, args.steps, device)?;
+    let mut ok = true;
+    for (i, (a, b)) in run.losses.iter().zip(&reference.losses).enumerate() {
+        let rel = (a - b).abs() / b.abs().max(1e-12);
+        ok &= rel <= args.train_tol;
+        println!(
+            "train step {}: loss {a:.6} vs CPU {b:.6} (relative {rel:.1e})",
+            i + 1
+        );
+    }
+    // Adam divides by √v, so a weight whose gradient is rounding noise moves by ~lr either
+    // way: the weights are compared as updates, ‖w − w_cpu‖ / ‖w_cpu − w_0‖, not elementwise.
+    let off = sq_distance(&run.end, &reference.end)?.sqrt();
+    let moved = sq_distance(&reference.end, &reference.start)?.sqrt();
+    let rel = off / moved.max(1e-12);
+    ok &= rel <= args.train_tol * 10.0;
+    println!(
+        "train {} PC-MoE, batch {}, {} steps: the update differs by {rel:.1e} of its norm {moved:.3e}  {}",
+        args.preset,
+        args.batch,
+        args.steps,
+        if ok { "ok" } else { "FAILED" }
+    );
+    Ok(ok)
+}
+
+pub fn run(g: &GlobalArgs, args: DeviceCheckArgs) -> Result<()> {
+    let config = g.load()?;
+    let device = parse_device(&config.run.device)?;
+    println!(
+        "device-check: {} against the CPU reference",
+        config.run.device
+    );
+    let op_failures = check_ops(&device)?;
+    let train_ok = check_training(&args, &device)?;
+    if op_failures > 0 || !train_ok {
+        bail!(
+            "device-check failed on {}: {op_failures} op(s) off, training {}",
+            config.run.device,
+            if train_ok { "ok" } else { "off" }
+        );
+    }
+    println!("device-check: all checks passed on {}", config.run.device);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(train_tol: f64) -> DeviceCheckArgs {
+        DeviceCheckArgs {
+            preset: "nano".into(),
+            batch: 2,
+            steps: 2,
+            train_tol,
+        }
+    }
+
+    #[test]
+    fn training_with_the_fused_kernels_follows_the_composed_ops() {
+        assert_eq!(check_ops(&Device::Cpu).unwrap(), 0);
+        assert!(check_training(&args(1e-3), &Device::Cpu).unwrap());
+    }
+
+    #[test]
+    fn a_difference_beyond_the_tolerance_fails_the_check() {
+        // The fused kernels round differently from the composed ops, so a zero tolerance fails.
+        assert!(!check_training(&args(0.0), &Device::Cpu).unwrap());
+    }
+}
