@@ -61,6 +61,17 @@ with lzma.open(sys.argv[1]) as src, open(sys.argv[2], "wb") as dst: shutil.copyf
     chmod +x "$clasp"
     echo "unpacked dist/cuda/clasp.xz to $clasp"
   fi
+  if ldd "$clasp" | grep -q 'libcuda.so.1 => not found'; then
+    # The driver's libcuda: torch dlopens it from the loader path; look where drivers live.
+    local d
+    for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
+      if [ -e "$d/libcuda.so.1" ]; then
+        export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+        echo "libcuda.so.1 found in $d"
+        break
+      fi
+    done
+  fi
   ldd "$clasp" | grep -E 'libcu|not found' || echo "(links no CUDA library: a CPU build)"
   if ldd "$clasp" | grep -q 'not found'; then
     echo "a library the binary links was not found"
