@@ -76,6 +76,8 @@ fn environment_layer_and_its_errors() {
     // The only test in this binary that touches the environment.
     std::env::set_var("CLASP_MODEL__PRESET", "nano");
     std::env::set_var("CLASP_PLUGIN_PATH", "/not/a/config/key");
+    // The fused-ops switch (read by `ops::fused_for`) is not a config key either.
+    std::env::set_var("CLASP_COMPOSED_OPS", "1");
     let env = ConfigSources {
         use_env: true,
         ..Default::default()
@@ -90,6 +92,7 @@ fn environment_layer_and_its_errors() {
     std::env::remove_var("CLASP_OPTIM__WARMUP_STEPS");
     std::env::remove_var("CLASP_MODEL__PRESET");
     std::env::remove_var("CLASP_PLUGIN_PATH");
+    std::env::remove_var("CLASP_COMPOSED_OPS");
     assert!(
         err.contains("`optim.warmup_steps`") && err.contains("CLASP_"),
         "{err}"

@@ -10,7 +10,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::schema::Config;
 
 /// Environment variables with the `CLASP_` prefix that are not configuration keys.
-pub const NON_CONFIG_ENV: [&str; 2] = ["PLUGIN_PATH", "LOG"];
+pub const NON_CONFIG_ENV: [&str; 3] = ["PLUGIN_PATH", "LOG", "COMPOSED_OPS"];
 
 /// Where the layers come from.
 #[derive(Debug, Clone, Default)]
