@@ -60,10 +60,11 @@ impl Backbone {
 }
 
 impl Backbone {
-    /// An independent copy: the same architecture, tasks and values in a store of its own (DINO's
-    /// EMA teacher starts as such a copy of the student).
-    pub fn deep_copy(&self) -> Result<Self> {
-        let store = ParamStore::new(self.store.device(), 0);
+    /// An independent copy to be run and updated in place, never trained (DINO's EMA teacher
+    /// starts as such a copy of the student): the same architecture, tasks and values in a
+    /// frozen store of its own ([`ParamStore::frozen`]), so its forward passes record no graph.
+    pub fn frozen_copy(&self) -> Result<Self> {
+        let store = ParamStore::frozen(self.store.device());
         let mut vit = Vit::new(&self.vit.cfg, &store)?;
         let buffers = self.vit.buffers();
         for task in self.vit.tasks() {

@@ -35,6 +35,8 @@ pub struct ParamStore {
     inner: Arc<Mutex<Inner>>,
     device: Device,
     dtype: DType,
+    /// A model built to be run, not trained: see [`ParamStore::frozen`].
+    frozen: bool,
 }
 
 impl ParamStore {
@@ -51,6 +53,20 @@ impl ParamStore {
             })),
             device: device.clone(),
             dtype,
+            frozen: false,
+        }
+    }
+
+    /// A store for a model that is loaded to be run, never trained: its variables start as zeros
+    /// (no random draws — a strict load overwrites every one) and the model holds detached
+    /// handles on them, so a forward pass records no autograd graph and frees each activation as
+    /// soon as the next op has read it. (With tracked weights, every op of a batch keeps its
+    /// inputs alive until the batch's output is dropped: several GiB for a ViT-B/16 batch of 32.)
+    /// `Var::set` writes in place, so the handles see what the load writes.
+    pub fn frozen(device: &Device) -> Self {
+        Self {
+            frozen: true,
+            ..Self::new(device, 0)
         }
     }
 
@@ -81,9 +97,10 @@ impl ParamStore {
                     shape
                 );
             }
-            return Ok(v.as_tensor().clone());
+            return Ok(self.handle(v));
         }
         let n: usize = shape.iter().product();
+        let init = if self.frozen { Init::Zeros } else { init };
         let values: Vec<f32> = match init {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
@@ -102,9 +119,18 @@ impl ParamStore {
             .to_dtype(self.dtype)?
             .to_device(&self.device)?;
         let var = Var::from_tensor(&t)?;
-        let out = var.as_tensor().clone();
+        let out = self.handle(&var);
         inner.vars.insert(name.to_string(), var);
         Ok(out)
+    }
+
+    /// What the model holds of a variable: the variable itself, or a detached view of its storage.
+    fn handle(&self, var: &Var) -> Tensor {
+        if self.frozen {
+            var.as_tensor().detach()
+        } else {
+            var.as_tensor().clone()
+        }
     }
 
     /// Adds the variable `name` holding `value` (a copy, moved to this store's device and dtype);

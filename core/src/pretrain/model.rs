@@ -61,8 +61,8 @@ pub struct EmaTeacher {
 impl EmaTeacher {
     /// A teacher equal to the student now.
     pub fn copy_of(student: &Backbone, heads: &Heads, dino: &DinoSettings) -> Result<Self> {
-        let backbone = student.deep_copy()?;
-        let head_store = ParamStore::new(student.store.device(), 0);
+        let backbone = student.frozen_copy()?;
+        let head_store = ParamStore::frozen(student.store.device());
         let head = DinoHead::new(
             &head_store.root().pp(DINO_HEAD),
             student.vit.cfg.embed_dim,

@@ -26,7 +26,10 @@ pub struct Clip {
 impl Clip {
     /// A CLIP with fresh weights (for training a teacher), named as transformers names them.
     pub fn new(config: ClipConfig, device: &Device, seed: u64) -> Result<Self> {
-        let store = ParamStore::new(device, seed);
+        Self::build(config, ParamStore::new(device, seed))
+    }
+
+    fn build(config: ClipConfig, store: ParamStore) -> Result<Self> {
         let root = store.root();
         let text = ClipText::new(&root.pp("text_model"), &config)?;
         let vision = ClipVision::new(&root.pp("vision_model"), &config)?;
@@ -59,10 +62,12 @@ impl Clip {
         })
     }
 
-    /// The CLIP in `dir` (`config.json`, `model.safetensors`).
+    /// The CLIP in `dir` (`config.json`, `model.safetensors`), to be run: its weights are frozen
+    /// ([`ParamStore::frozen`]), so no forward pass records an autograd graph. (A teacher is
+    /// trained from [`Clip::new`]; its resume state restores a trainable model.)
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config = ClipConfig::read(&dir.join("config.json"))?;
-        let model = Self::new(config, device, 0)?;
+        let model = Self::build(config, ParamStore::frozen(device))?;
         let file = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&file, device)
             .with_context(|| format!("reading {}", file.display()))?;

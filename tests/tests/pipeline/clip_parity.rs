@@ -45,6 +45,20 @@ fn image_and_text_embeddings_equal_transformers() {
     }
 }
 
+/// A loaded CLIP is run, not trained: its outputs carry no autograd graph (which would keep
+/// every activation of a labelling batch alive), while a fresh one's do.
+#[test]
+fn a_loaded_clip_records_no_graph() {
+    let io = io();
+    let loaded = Clip::load(&common::fixture("clip_tiny_quick"), &Device::Cpu).unwrap();
+    let fresh = Clip::new(loaded.config.clone(), &Device::Cpu, 0).unwrap();
+    let px = &io["pixels.tall"];
+    let (dense, pooled) = loaded.dense_and_image_embeds(px).unwrap();
+    assert!(!dense.track_op() && !pooled.track_op());
+    assert!(!loaded.text_embeds(&ids(&io["ids"])).unwrap().track_op());
+    assert!(fresh.image_embeds(px).unwrap().track_op());
+}
+
 /// The two pooling rules pick different tokens on the fixture's first row: the test above can
 /// only pass for both models if each follows its config.
 #[test]
