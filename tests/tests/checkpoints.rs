@@ -175,3 +175,24 @@ fn loading_into_a_larger_model_names_the_keys_left_new() {
         "backbone weights were loaded"
     );
 }
+
+/// DINO's EMA teacher: a frozen copy gives the student's outputs without recording a graph, and
+/// sees in-place updates of its variables (the EMA step sets them).
+#[test]
+fn a_frozen_copy_runs_without_a_graph_and_follows_its_variables() {
+    let bb = fresh(1);
+    let copy = bb.frozen_copy().unwrap();
+    let x = images(1, 3, 256, 128, DType::F32, 1);
+    let (a, b) = (
+        bb.vit.forward(&x, Some("ssl")).unwrap(),
+        copy.vit.forward(&x, Some("ssl")).unwrap(),
+    );
+    assert_eq!(max_abs_diff(&a.cls, &b.cls), 0.0);
+    assert!(a.cls.track_op(), "the student records a graph");
+    assert!(!b.cls.track_op(), "the frozen copy records none");
+    let other = fresh(2);
+    copy.store.load_strict(&other.store.tensors()).unwrap();
+    let c = copy.vit.forward(&x, Some("ssl")).unwrap();
+    let want = other.vit.forward(&x, Some("ssl")).unwrap();
+    assert_eq!(max_abs_diff(&c.cls, &want.cls), 0.0);
+}
