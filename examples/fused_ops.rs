@@ -1,6 +1,6 @@
 //! Forward + backward time of each fused CPU kernel against its composed candle reference, on
 //! ViT-sized activations (batch 32, 129 tokens, width 384; MLP hidden 1536; attention scores of
-//! 6 heads). Prints one line per op; `CLASP_COMPOSED_OPS` is ignored (both paths are timed).
+//! 6 heads; attention itself from the packed qkv projection, width 3·384). Prints one line per op; `CLASP_COMPOSED_OPS` is ignored (both paths are timed).
 //!
 //!     cargo run --release -p clasp-core --example fused_ops
 
@@ -47,6 +47,14 @@ fn main() -> Result<()> {
     let w = Var::from_tensor(&Tensor::ones(384, candle_core::DType::F32, &dev)?)?;
     let b = Var::from_tensor(&Tensor::zeros(384, candle_core::DType::F32, &dev)?)?;
     let bias = Var::from_tensor(&Tensor::zeros(1536, candle_core::DType::F32, &dev)?)?;
+    let qkv = Var::from_tensor(&Tensor::randn(0f32, 1.0, (32, 129, 3 * 384), &dev)?)?;
+    let scale = 1.0 / 64f64.sqrt();
+    compare(
+        "attention",
+        &qkv,
+        &|x| Ok(ops::attention(x, 6, scale)?),
+        &|x| Ok(reference::attention(x, 6, scale)?),
+    )?;
     compare(
         "layer norm",
         &tokens,

@@ -5,7 +5,7 @@ use candle_core::{Module, Tensor};
 
 use super::layers::Linear;
 use super::params::Scope;
-use crate::ops::scaled_softmax_last_dim;
+use crate::ops::attention;
 
 #[derive(Clone, Debug)]
 pub struct Attention {
@@ -44,18 +44,7 @@ impl Attention {
 
 impl Module for Attention {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let hd = d / self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, n, 3, self.num_heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let attn = scaled_softmax_last_dim(&q.matmul(&k.t()?)?, self.scale)?;
-        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
+        let y = attention(&self.qkv.forward(x)?, self.num_heads, self.scale)?;
         self.proj.forward(&y)
     }
 }

@@ -30,13 +30,13 @@ pub fn output_buffer(n: usize) -> Vec<f32> {
 
 /// A pointer the pool's workers may share: each writes a disjoint range.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub struct SharedMut(pub *mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// A method (not the field) so closures capture the whole `Sync` wrapper.
-    fn at(self, offset: usize) -> *mut f32 {
+    pub fn at(self, offset: usize) -> *mut f32 {
         unsafe { self.0.add(offset) }
     }
 }
@@ -69,6 +69,16 @@ fn for_rows(out: &mut [f32], row: usize, parallel: bool, f: impl Fn(usize, &mut 
             f(r, chunk);
         }
     });
+}
+
+/// `f(task)` for every task in `0..tasks`, spread over the pool (each task is a whole unit of
+/// work, e.g. one image and head of an attention: worth a worker even when there are few).
+pub fn par_tasks(tasks: usize, f: impl Fn(usize) + Sync) {
+    if tasks <= 1 || candle_core::utils::get_num_threads() <= 1 {
+        (0..tasks).for_each(f);
+        return;
+    }
+    candle_core::utils::barrier_pool().execute_chunked(tasks, |range| range.for_each(&f));
 }
 
 /// Σ over rows of `f(row_index, acc)` where each call adds its row's contribution into `acc`

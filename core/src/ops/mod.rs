@@ -1,9 +1,11 @@
 //! Differentiable fused CPU kernels for the ops a ViT training step spends its element-wise time
-//! in (layer norm, softmax, log-softmax, GELU, bias add), each with its backward. On other devices
+//! in (layer norm, softmax, log-softmax, GELU, bias add) and for multi-head attention, each with
+//! its backward. On other devices
 //! or dtypes — and everywhere when `CLASP_COMPOSED_OPS=1`, for benchmarking and bisecting — the
 //! same functions run the composed candle reference in [`reference`], which the tests check the
 //! fused kernels against (values and gradients).
 
+mod attention;
 mod bias_add;
 mod cpu;
 mod fast_math;
@@ -116,6 +118,21 @@ pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
             .apply_op2(&bias.contiguous()?, bias_add::BiasAddOp)
     } else {
         x.broadcast_add(bias)
+    }
+}
+
+/// Multi-head self-attention on a packed projection `[B, N, 3·H·Dh]` (timm's `attn.qkv` output:
+/// q, k, v, each heads × head width): softmax(`scale`·q·kᵀ)·v per head, heads side by side in
+/// `[B, N, H·Dh]`.
+pub fn attention(qkv: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    if fused_for(qkv) && scale > 0.0 {
+        let op = attention::AttentionOp {
+            heads,
+            scale: scale as f32,
+        };
+        qkv.contiguous()?.apply_op1(op)
+    } else {
+        reference::attention(qkv, heads, scale)
     }
 }
 

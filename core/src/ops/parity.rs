@@ -49,6 +49,14 @@ fn fused_quick_gelu(a: &[Tensor]) -> Result<Tensor> {
 fn reference_quick_gelu(a: &[Tensor]) -> Result<Tensor> {
     reference::quick_gelu(&a[0])
 }
+/// Two heads, as the shapes of the attention case allow (packed widths of 6·Dh).
+const ATTENTION_HEADS: usize = 2;
+fn fused_attention(a: &[Tensor]) -> Result<Tensor> {
+    attention(&a[0], ATTENTION_HEADS, 0.35)
+}
+fn reference_attention(a: &[Tensor]) -> Result<Tensor> {
+    reference::attention(&a[0], ATTENTION_HEADS, 0.35)
+}
 fn fused_bias(a: &[Tensor]) -> Result<Tensor> {
     bias_add(&a[0], &a[1])
 }
@@ -56,57 +64,88 @@ fn reference_bias(a: &[Tensor]) -> Result<Tensor> {
     a[0].broadcast_add(&a[1])
 }
 
+/// Input shapes an op is checked on, each with whether x is seen through a transposed view.
+pub type Shapes = &'static [(&'static [usize], bool)];
+
 /// One op: its name, the op under test, its composed reference, how many `[D]` parameters
-/// (weight, bias) follow `x`.
+/// (weight, bias) follow `x`, and the shapes it needs if not any (the caller's own list).
 pub struct OpCase {
     pub name: &'static str,
     pub op: Op,
     pub reference: Op,
     pub params: usize,
+    pub shapes: Option<Shapes>,
 }
 
-pub const OPS: [OpCase; 7] = [
+impl OpCase {
+    /// This op's own shapes, or `any` for the element-wise and row-wise ops.
+    pub fn shapes_or(&self, any: Shapes) -> Shapes {
+        self.shapes.unwrap_or(any)
+    }
+}
+
+pub const OPS: [OpCase; 8] = [
     OpCase {
         name: "layer_norm",
         op: fused_ln,
         reference: reference_ln,
         params: 2,
+        shapes: None,
     },
     OpCase {
         name: "softmax",
         op: fused_softmax,
         reference: reference_softmax,
         params: 0,
+        shapes: None,
     },
     OpCase {
         name: "scaled_softmax",
         op: fused_scaled_softmax,
         reference: reference_scaled_softmax,
         params: 0,
+        shapes: None,
     },
     OpCase {
         name: "log_softmax",
         op: fused_log_softmax,
         reference: reference_log_softmax,
         params: 0,
+        shapes: None,
     },
     OpCase {
         name: "gelu",
         op: fused_gelu,
         reference: reference_gelu,
         params: 0,
+        shapes: None,
     },
     OpCase {
         name: "quick_gelu",
         op: fused_quick_gelu,
         reference: reference_quick_gelu,
         params: 0,
+        shapes: None,
     },
     OpCase {
         name: "bias_add",
         op: fused_bias,
         reference: reference_bias,
         params: 1,
+        shapes: None,
+    },
+    OpCase {
+        name: "attention",
+        op: fused_attention,
+        reference: reference_attention,
+        params: 0,
+        // [B, N, 3·2·Dh]: tiny; ViT-sized token count (133) and head width (32); and a
+        // non-contiguous input.
+        shapes: Some(&[
+            (&[2, 5, 12], false),
+            (&[3, 133, 192], false),
+            (&[2, 9, 18], true),
+        ]),
     },
 ];
 

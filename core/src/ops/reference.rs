@@ -28,3 +28,19 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
     x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?)
 }
+
+/// q, k, v taken apart (copies), one batched product per step, heads put back side by side.
+pub fn attention(qkv: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    let (b, n, w) = qkv.dims3()?;
+    let dh = w / (3 * heads);
+    let qkv = qkv
+        .reshape((b, n, 3, heads, dh))?
+        .permute((2, 0, 3, 1, 4))?;
+    let q = qkv.get(0)?.contiguous()?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let attn = softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?)?;
+    attn.matmul(&v)?
+        .transpose(1, 2)?
+        .reshape((b, n, heads * dh))
+}

@@ -26,11 +26,9 @@ fn fused_kernels_match_the_composed_ops_in_values_and_gradients() {
     for case in &OPS {
         // 4·70·96 = 26,880 elements: past the serial threshold, rows split over the pool; the
         // transposed input is not contiguous.
-        for (dims, transpose) in [
-            (&[3, 5, 7][..], false),
-            (&[4, 70, 96], false),
-            (&[6, 9], true),
-        ] {
+        for &(dims, transpose) in
+            case.shapes_or(&[(&[3, 5, 7], false), (&[4, 70, 96], false), (&[6, 9], true)])
+        {
             let p = compare(case, dims, transpose, &Device::Cpu, 7).unwrap();
             assert!(
                 p.within(2e-5, 1e-4),
@@ -46,9 +44,11 @@ fn fused_gradients_match_finite_differences() {
     let eps = 1e-2f32;
     for case in &OPS {
         let (name, fused, params) = (case.name, case.op, case.params);
-        let vars = inputs(&[2, 6], params);
+        let dims = case.shapes_or(&[(&[2, 6], false)])[0].0;
+        let vars = inputs(dims, params);
         let args: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let r = Tensor::randn(0f32, 1.0, (2, 6), &Device::Cpu).unwrap();
+        let out_dims = fused(&args).unwrap().dims().to_vec();
+        let r = Tensor::randn(0f32, 1.0, out_dims, &Device::Cpu).unwrap();
         let loss = |a: &[Tensor]| -> f32 {
             (fused(a).unwrap() * &r)
                 .unwrap()
@@ -77,7 +77,8 @@ fn fused_gradients_match_finite_differences() {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            for k in [0, base.len() / 2, base.len() - 1] {
+            let n = base.len();
+            for k in [0, n / 3, n / 2, 2 * n / 3, n - 1] {
                 let at = |delta: f32| {
                     let mut p = base.clone();
                     p[k] += delta;

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::clip_config::Activation;
 use crate::model::layers::{gelu, LayerNorm, Linear};
 use crate::model::params::Scope;
-use crate::ops::scaled_softmax_last_dim;
+use crate::ops::{attention, scaled_softmax_last_dim};
 
 pub fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
     match act {
@@ -53,24 +53,36 @@ impl ClipAttention {
     fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let scale = 1.0 / ((d / self.num_heads) as f64).sqrt();
+        if !causal {
+            // The vision tower: q, k, v packed side by side as timm's `qkv` output, for the
+            // fused attention (one copy instead of three, no transposes).
+            let qkv = Tensor::cat(
+                &[
+                    self.q_proj.forward(x)?,
+                    self.k_proj.forward(x)?,
+                    self.v_proj.forward(x)?,
+                ],
+                2,
+            )?;
+            return self
+                .out_proj
+                .forward(&attention(&qkv, self.num_heads, scale)?);
+        }
         let q = self.heads(&self.q_proj.forward(x)?)?;
         let k = self.heads(&self.k_proj.forward(x)?)?;
         let v = self.heads(&self.v_proj.forward(x)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if causal {
-            // Token i sees tokens 0..=i.
-            let mask: Vec<f32> = (0..n * n)
-                .map(|i| {
-                    if i % n > i / n {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (n, n), x.device())?.to_dtype(x.dtype())?;
-            scores = scores.broadcast_add(&mask)?;
-        }
+        // The text tower: token i sees tokens 0..=i.
+        let mask: Vec<f32> = (0..n * n)
+            .map(|i| {
+                if i % n > i / n {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (n, n), x.device())?.to_dtype(x.dtype())?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
         // transformers scales q; scaling the scores inside the softmax is the same product.
         let y = scaled_softmax_last_dim(&scores, scale)?
             .matmul(&v)?
