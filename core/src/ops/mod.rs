@@ -1,9 +1,8 @@
 //! Differentiable fused CPU kernels for the ops a ViT training step spends its element-wise time
 //! in (layer norm, softmax, log-softmax, GELU, bias add) and for multi-head attention, each with
-//! its backward. On other devices
-//! or dtypes — and everywhere when `CLASP_COMPOSED_OPS=1`, for benchmarking and bisecting — the
-//! same functions run the composed candle reference in [`reference`], which the tests check the
-//! fused kernels against (values and gradients).
+//! its backward. On other devices or dtypes — and everywhere when `CLASP_COMPOSED_OPS=1`, for
+//! benchmarking and bisecting — the same functions run the composed candle reference in
+//! [`reference`], which the tests check the fused kernels against (values and gradients).
 
 mod attention;
 mod bias_add;
