@@ -12,7 +12,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
 
-use super::cpu::{f32_slice, output_buffer, par_tasks, SharedMut};
+use super::cpu::{f32_slice, output_buffer, par_task_ranges, SharedMut};
 use super::fast_math::exp;
 use super::simd::{self, map1, map2};
 
@@ -148,17 +148,19 @@ impl CustomOp1 for AttentionOp {
         let mut y = output_buffer(g.b * n * g.width());
         let out = SharedMut(y.as_mut_ptr());
         if !y.is_empty() {
-            par_tasks(g.b * g.heads, |t| {
-                let (b, h) = (t / g.heads, t % g.heads);
-                let [q, k, v] = head_views(x, &g, b, h);
+            par_task_ranges(g.b * g.heads, |tasks| {
                 let mut s = output_buffer(n * n);
                 let mut p = output_buffer(n * n);
-                // SAFETY: every view lies inside `x`, the n×n blocks are this task's own, and
-                // each task writes its own head's columns of `y`.
-                unsafe { product(n, n, dh, s.as_mut_ptr(), n, q, k.t()) };
-                softmax_rows(&s, &mut p, n, scale);
-                let o = out.at(g.out_at(b, h));
-                unsafe { product(n, dh, n, o, g.width(), View::rows(p.as_ptr(), n), v) };
+                for t in tasks {
+                    let (b, h) = (t / g.heads, t % g.heads);
+                    let [q, k, v] = head_views(x, &g, b, h);
+                    // SAFETY: every view lies inside `x`, the n×n blocks are this worker's own,
+                    // and each task writes its own head's columns of `y`.
+                    unsafe { product(n, n, dh, s.as_mut_ptr(), n, q, k.t()) };
+                    softmax_rows(&s, &mut p, n, scale);
+                    let o = out.at(g.out_at(b, h));
+                    unsafe { product(n, dh, n, o, g.width(), View::rows(p.as_ptr(), n), v) };
+                }
             });
         }
         Ok((CpuStorage::F32(y), Shape::from((g.b, n, g.width()))))
@@ -210,36 +212,38 @@ impl CustomOp3 for AttentionGrad {
         let mut dx = output_buffer(x.len());
         let dst = SharedMut(dx.as_mut_ptr());
         if !dx.is_empty() {
-            par_tasks(g.b * g.heads, |t| {
-                let (b, h) = (t / g.heads, t % g.heads);
-                let [q, k, v] = head_views(x, &g, b, h);
-                let at = g.out_at(b, h);
-                let d_out = View::rows(go[at..].as_ptr(), width);
+            par_task_ranges(g.b * g.heads, |tasks| {
                 let mut s = output_buffer(n * n);
                 let mut p = output_buffer(n * n);
                 let mut dp = output_buffer(n * n);
-                // SAFETY (all products): views inside `x` and `go`, the n×n blocks are this
-                // task's own, and each task writes only its own head's q, k and v columns.
-                unsafe { product(n, n, dh, s.as_mut_ptr(), n, q, k.t()) };
-                softmax_rows(&s, &mut p, n, scale);
-                let p_view = View::rows(p.as_ptr(), n);
-                let dv = dst.at(g.qkv_at(b, 2, h));
-                unsafe { product(n, dh, n, dv, g.packed(), p_view.t(), d_out) };
-                unsafe { product(n, n, dh, dp.as_mut_ptr(), n, d_out, v.t()) };
-                // dS into `s`, which is free now.
-                for i in 0..n {
-                    let row = at + i * width;
-                    let (o_row, g_row) = (&o[row..row + dh], &go[row..row + dh]);
-                    let d = simd::sum2(o_row, g_row, |a, b| a * b);
-                    let r = i * n..(i + 1) * n;
-                    map2(&p[r.clone()], &dp[r.clone()], &mut s[r], |p, g| {
-                        scale * p * (g - d)
-                    });
+                for t in tasks {
+                    let (b, h) = (t / g.heads, t % g.heads);
+                    let [q, k, v] = head_views(x, &g, b, h);
+                    let at = g.out_at(b, h);
+                    let d_out = View::rows(go[at..].as_ptr(), width);
+                    // SAFETY (all products): views inside `x` and `go`, the n×n blocks are this
+                    // worker's own, and each task writes only its own head's q, k and v columns.
+                    unsafe { product(n, n, dh, s.as_mut_ptr(), n, q, k.t()) };
+                    softmax_rows(&s, &mut p, n, scale);
+                    let p_view = View::rows(p.as_ptr(), n);
+                    let dv = dst.at(g.qkv_at(b, 2, h));
+                    unsafe { product(n, dh, n, dv, g.packed(), p_view.t(), d_out) };
+                    unsafe { product(n, n, dh, dp.as_mut_ptr(), n, d_out, v.t()) };
+                    // dS into `s`, which is free now.
+                    for i in 0..n {
+                        let row = at + i * width;
+                        let (o_row, g_row) = (&o[row..row + dh], &go[row..row + dh]);
+                        let d = simd::sum2(o_row, g_row, |a, b| a * b);
+                        let r = i * n..(i + 1) * n;
+                        map2(&p[r.clone()], &dp[r.clone()], &mut s[r], |p, g| {
+                            scale * p * (g - d)
+                        });
+                    }
+                    let ds = View::rows(s.as_ptr(), n);
+                    let (dq, dk) = (dst.at(g.qkv_at(b, 0, h)), dst.at(g.qkv_at(b, 1, h)));
+                    unsafe { product(n, dh, n, dq, g.packed(), ds, k) };
+                    unsafe { product(n, dh, n, dk, g.packed(), ds.t(), q) };
                 }
-                let ds = View::rows(s.as_ptr(), n);
-                let (dq, dk) = (dst.at(g.qkv_at(b, 0, h)), dst.at(g.qkv_at(b, 1, h)));
-                unsafe { product(n, dh, n, dq, g.packed(), ds, k) };
-                unsafe { product(n, dh, n, dk, g.packed(), ds.t(), q) };
             });
         }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))

@@ -71,14 +71,15 @@ fn for_rows(out: &mut [f32], row: usize, parallel: bool, f: impl Fn(usize, &mut 
     });
 }
 
-/// `f(task)` for every task in `0..tasks`, spread over the pool (each task is a whole unit of
-/// work, e.g. one image and head of an attention: worth a worker even when there are few).
-pub fn par_tasks(tasks: usize, f: impl Fn(usize) + Sync) {
+/// `f(range)` over disjoint ranges covering `0..tasks`, spread over the pool (each task is a
+/// whole unit of work, e.g. one image and head of an attention: worth a worker even when there
+/// are few); a range's tasks run one after another, so they can share scratch buffers.
+pub fn par_task_ranges(tasks: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     if tasks <= 1 || candle_core::utils::get_num_threads() <= 1 {
-        (0..tasks).for_each(f);
+        f(0..tasks);
         return;
     }
-    candle_core::utils::barrier_pool().execute_chunked(tasks, |range| range.for_each(&f));
+    candle_core::utils::barrier_pool().execute_chunked(tasks, f);
 }
 
 /// Σ over rows of `f(row_index, acc)` where each call adds its row's contribution into `acc`
