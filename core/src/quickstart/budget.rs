@@ -79,7 +79,7 @@ impl Budget {
                 "checkpoint.every=50",
             ]),
             finetune: owned(&["finetune.batch_size=32", "finetune.eval_every=100"]),
-            // 15–60 s per task on 2 cores: pose's AP stays 0 below ~10 epochs from scratch.
+            // 5–25 s per task on 2 cores.
             epochs: vec![("reid", 10), ("parsing", 6), ("pose", 14), ("attribute", 8)],
             // The dense recipes' LR (2e-4 / 5e-4, warm-up 2 / 5 epochs) is for 50–210 epochs;
             // in 6–14 their fresh heads barely move (parsing loss stays at ln 20, pose AP at
