@@ -305,13 +305,7 @@ impl Quickstart {
         Ok(r)
     }
 
-    fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
-        let name = format!("finetune-{}-{}", v.key, t.name);
-        let done = self.root.join(&name).join("result.json");
-        if let Some(r) = read_json::<TaskResult>(&done) {
-            println!("  {name}: reused ({} {:.4})", r.primary, r.value);
-            return Ok(r);
-        }
+    fn finetune_config(&self, v: &Variant, t: &QuickTask) -> Result<Config> {
         let mut o = self.budget.finetune.clone();
         let epochs = self
             .budget
@@ -335,8 +329,18 @@ impl Quickstart {
             quoted(&self.data().join(t.data_dir))
         ));
         o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!("run.name=\"{name}\""));
-        let config = self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)?;
+        o.push(format!("run.name=\"finetune-{}-{}\"", v.key, t.name));
+        self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)
+    }
+
+    fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
+        let name = format!("finetune-{}-{}", v.key, t.name);
+        let done = self.root.join(&name).join("result.json");
+        if let Some(r) = read_json::<TaskResult>(&done) {
+            println!("  {name}: reused ({} {:.4})", r.primary, r.value);
+            return Ok(r);
+        }
+        let config = self.finetune_config(v, t)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
         let run = RunDir::create(&config)?;
@@ -458,5 +462,45 @@ impl Quickstart {
         }
         write_json(&self.root.join("grad_conflict.json"), &tables)?;
         Ok(tables)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stage's config of both budgets loads (a key the budget misspells, or one the schema
+    /// no longer has, fails here instead of minutes into a quickstart), with the budget's
+    /// settings in it.
+    #[test]
+    fn every_stage_config_of_both_budgets_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, budget) in [("default", Budget::default_run()), ("fast", Budget::fast())] {
+            let q = Quickstart::new(
+                dir.path().join(name),
+                &Config::default(),
+                budget,
+                name == "fast",
+                Vec::new(),
+                Device::Cpu,
+            );
+            q.teacher_config().unwrap();
+            for v in VARIANTS.iter() {
+                if v.pretrained {
+                    let c = q.pretrain_config(v).unwrap();
+                    assert_eq!(c.run.name, format!("pretrain-{}", v.key));
+                }
+                for t in TASKS.iter() {
+                    let c = q
+                        .finetune_config(v, t)
+                        .unwrap_or_else(|e| panic!("{name} budget, {} {}: {e:#}", v.key, t.name));
+                    assert_eq!(c.run.name, format!("finetune-{}-{}", v.key, t.name));
+                    if name == "default" && t.dense {
+                        assert_eq!(c.optim.lr, 1e-3);
+                        assert_eq!(c.optim.head_lr_scale, 10.0);
+                    }
+                }
+            }
+        }
     }
 }
