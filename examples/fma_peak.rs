@@ -14,7 +14,7 @@ const ROUNDS: usize = 300_000_000;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fma_chains(rounds: usize) -> f32 {
+unsafe fn fma_chains_256(rounds: usize) -> f32 {
     use std::arch::x86_64::*;
     let m = _mm256_set1_ps(0.999_9);
     let c = _mm256_set1_ps(1e-6);
@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         };
         // SAFETY (both closures): the features they enable were detected first.
         for n in [1, threads] {
-            measure("AVX2", n, 8, |r| unsafe { fma_chains(r) });
+            measure("AVX2", n, 8, |r| unsafe { fma_chains_256(r) });
         }
         if is_x86_feature_detected!("avx512f") {
             for n in [1, threads] {

@@ -305,6 +305,11 @@ impl Quickstart {
         Ok(r)
     }
 
+    /// The run folder (and run name) of task `t` fine-tuned from variant `v`.
+    fn finetune_name(v: &Variant, t: &QuickTask) -> String {
+        format!("finetune-{}-{}", v.key, t.name)
+    }
+
     fn finetune_config(&self, v: &Variant, t: &QuickTask) -> Result<Config> {
         let mut o = self.budget.finetune.clone();
         let epochs = self
@@ -329,12 +334,12 @@ impl Quickstart {
             quoted(&self.data().join(t.data_dir))
         ));
         o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!("run.name=\"finetune-{}-{}\"", v.key, t.name));
+        o.push(format!("run.name=\"{}\"", Self::finetune_name(v, t)));
         self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)
     }
 
     fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
-        let name = format!("finetune-{}-{}", v.key, t.name);
+        let name = Self::finetune_name(v, t);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<TaskResult>(&done) {
             println!("  {name}: reused ({} {:.4})", r.primary, r.value);
@@ -470,18 +475,19 @@ mod tests {
     use super::*;
 
     /// Every stage's config of both budgets loads (a key the budget misspells, or one the schema
-    /// no longer has, fails here instead of minutes into a quickstart), with the budget's
-    /// settings in it.
+    /// no longer has, fails here instead of minutes into a quickstart), and the user's `--set`
+    /// wins over the budget's settings, the dense tasks' LR included.
     #[test]
     fn every_stage_config_of_both_budgets_loads() {
         let dir = tempfile::tempdir().unwrap();
+        let user_lr = 0.0123;
         for (name, budget) in [("default", Budget::default_run()), ("fast", Budget::fast())] {
             let q = Quickstart::new(
                 dir.path().join(name),
                 &Config::default(),
                 budget,
                 name == "fast",
-                Vec::new(),
+                vec![format!("optim.lr={user_lr}")],
                 Device::Cpu,
             );
             q.teacher_config().unwrap();
@@ -489,16 +495,14 @@ mod tests {
                 if v.pretrained {
                     let c = q.pretrain_config(v).unwrap();
                     assert_eq!(c.run.name, format!("pretrain-{}", v.key));
+                    assert_eq!(c.optim.lr, user_lr);
                 }
                 for t in TASKS.iter() {
                     let c = q
                         .finetune_config(v, t)
                         .unwrap_or_else(|e| panic!("{name} budget, {} {}: {e:#}", v.key, t.name));
-                    assert_eq!(c.run.name, format!("finetune-{}-{}", v.key, t.name));
-                    if name == "default" && t.dense {
-                        assert_eq!(c.optim.lr, 1e-3);
-                        assert_eq!(c.optim.head_lr_scale, 10.0);
-                    }
+                    assert_eq!(c.run.name, Quickstart::finetune_name(v, t));
+                    assert_eq!(c.optim.lr, user_lr, "{name} budget, {} {}", v.key, t.name);
                 }
             }
         }
