@@ -198,6 +198,24 @@ pub struct Metric {
     pub value: f64,
 }
 
+/// One scored sample's statistics (a reid query, an image): a row from which, with the rows of
+/// the other samples, the task's metrics follow. `group` is what the row is resampled with (the
+/// person it shows), so a bootstrap over groups is a bootstrap over people.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct SampleStats {
+    pub group: u64,
+    pub values: RVec<f64>,
+}
+
+/// The predictions of one image-blind predictor, by name.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct NamedPredictions {
+    pub name: RString,
+    pub predictions: RVec<Record>,
+}
+
 /// The host's tensor operations, passed to every plugin call. A prefix type, so later hosts can
 /// append operations and older plugins keep working.
 #[repr(C)]

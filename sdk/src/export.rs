@@ -9,8 +9,8 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec};
 
 use crate::abi::{
-    Features, HostCtx, HostOpsRef, Metric, NamedPath, PluginSpec, Record, TensorId,
-    INTERFACE_VERSION,
+    Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, PluginSpec, Record,
+    SampleStats, TensorId, INTERFACE_VERSION,
 };
 use crate::host::Host;
 use crate::plugin::{TaskPlugin, TaskPluginRef};
@@ -258,6 +258,56 @@ extern "C" fn visualize_ranking<T: Task>(
     })
 }
 
+extern "C" fn sample_statistics<T: Task>(
+    config: RStr<'_>,
+    predictions: RSlice<'_, Record>,
+    targets: RSlice<'_, Record>,
+) -> RResult<ROption<RVec<SampleStats>>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        match task::<T>().sample_statistics(&cfg, predictions.as_slice(), targets.as_slice()) {
+            None => Ok(ROption::RNone),
+            Some(rows) => rows.map(|r| ROption::RSome(r.into())),
+        }
+    })
+}
+
+extern "C" fn metrics_of_samples<T: Task>(
+    config: RStr<'_>,
+    samples: RSlice<'_, SampleStats>,
+) -> RResult<ROption<RVec<Metric>>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        match task::<T>().metrics_of_samples(&cfg, samples.as_slice()) {
+            None => Ok(ROption::RNone),
+            Some(m) => m.map(|m| ROption::RSome(metrics_of(m))),
+        }
+    })
+}
+
+extern "C" fn blind_predictions<T: Task>(
+    config: RStr<'_>,
+    train: RSlice<'_, Record>,
+    test: RSlice<'_, Record>,
+) -> RResult<ROption<RVec<NamedPredictions>>, RString> {
+    guard(|| {
+        let cfg = TaskConfig::parse(config.as_str())?;
+        match task::<T>().blind_predictions(&cfg, train.as_slice(), test.as_slice()) {
+            None => Ok(ROption::RNone),
+            Some(named) => named.map(|n| {
+                ROption::RSome(
+                    n.into_iter()
+                        .map(|(name, predictions)| NamedPredictions {
+                            name: name.into(),
+                            predictions: predictions.into(),
+                        })
+                        .collect(),
+                )
+            }),
+        }
+    })
+}
+
 /// The root module for task `T`; used by [`crate::export_task!`].
 pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
@@ -276,6 +326,9 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
         flip: ROption::RSome(flip::<T>),
         merge_flip: ROption::RSome(merge_flip::<T>),
         visualize_ranking: ROption::RSome(visualize_ranking::<T>),
+        sample_statistics: ROption::RSome(sample_statistics::<T>),
+        metrics_of_samples: ROption::RSome(metrics_of_samples::<T>),
+        blind_predictions: ROption::RSome(blind_predictions::<T>),
     }
     .leak_into_prefix()
 }

@@ -16,11 +16,13 @@ pub mod pool;
 pub mod task;
 pub mod upsample;
 
-pub use abi::{Features, PluginSpec, Record, TensorId, INTERFACE_VERSION};
+pub use abi::{Features, PluginSpec, Record, SampleStats, TensorId, INTERFACE_VERSION};
 pub use abi_stable;
 pub use host::{Host, Init, Result, Tensor};
 pub use pool::Pool;
-pub use task::{ensure_paired, FeatureMaps, Spec, Task, TaskConfig};
+pub use task::{
+    ensure_paired, group_of_image, FeatureMaps, NamedPredictionSets, Spec, Task, TaskConfig,
+};
 pub use upsample::UpsampleHead;
 
 /// An error a plugin reports to the host.

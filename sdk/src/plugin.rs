@@ -1,12 +1,20 @@
 //! The root module a task plugin exports.
 
+// The exports' signatures are spelt out in the struct (abi_stable's derive checks their layout
+// field by field; it does not see through type aliases), and the prefix type it generates
+// repeats them.
+#![allow(clippy::type_complexity)]
+
 use abi_stable::library::RootModule;
 use abi_stable::package_version_strings;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
-use crate::abi::{Features, HostCtx, HostOpsRef, Metric, NamedPath, PluginSpec, Record, TensorId};
+use crate::abi::{
+    Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, PluginSpec, Record,
+    SampleStats, TensorId,
+};
 
 /// Every function returns `RErr(message)` on failure, panics included: the host names the plugin
 /// and the call. `config` is the task's configuration as a JSON object.
@@ -123,6 +131,33 @@ pub struct TaskPlugin {
             gallery: RSlice<'_, Record>,
             out: RStr<'_>,
         ) -> RResult<(), RString>,
+    >,
+    /// Per-sample statistics of a split's predictions, from which `metrics_of_samples` gives
+    /// the split's metrics (`RNone` inside: the task offers none).
+    #[sabi(missing_field(default))]
+    pub sample_statistics: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            predictions: RSlice<'_, Record>,
+            targets: RSlice<'_, Record>,
+        ) -> RResult<ROption<RVec<SampleStats>>, RString>,
+    >,
+    /// The metrics of a multiset of rows of `sample_statistics` (a bootstrap resample).
+    #[sabi(missing_field(default))]
+    pub metrics_of_samples: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            samples: RSlice<'_, SampleStats>,
+        ) -> RResult<ROption<RVec<Metric>>, RString>,
+    >,
+    /// Predictions for `test` that never look at an image, made from the `train` targets.
+    #[sabi(missing_field(default))]
+    pub blind_predictions: ROption<
+        extern "C" fn(
+            config: RStr<'_>,
+            train: RSlice<'_, Record>,
+            test: RSlice<'_, Record>,
+        ) -> RResult<ROption<RVec<NamedPredictions>>, RString>,
     >,
 }
 

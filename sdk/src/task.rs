@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use abi_stable::std_types::RString;
 use serde_json::{Map, Value};
 
+pub use crate::abi::SampleStats;
 use crate::abi::{ConfigEntry, Features, PluginSpec, Record};
 use crate::host::{Host, Result, Tensor};
 use crate::Error;
+
+/// Predictions of several named predictors, each one record per sample.
+pub type NamedPredictionSets = Vec<(String, Vec<Record>)>;
 
 /// A task's description, in plain Rust types.
 #[derive(Debug, Clone, Default)]
@@ -95,6 +99,14 @@ impl TaskConfig {
             .as_bool()
             .ok_or_else(|| Error(format!("task config `{key}` is not a boolean")))
     }
+}
+
+/// A stable resampling group for a sample known only by its image (FNV-1a of the name): the same
+/// image gets the same group in every run, so results scored on one split line up.
+pub fn group_of_image(image: &str) -> u64 {
+    image.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Fails unless there is one prediction per target: the first check of every `evaluate`.
@@ -251,6 +263,44 @@ pub trait Task: Send + Sync + 'static {
         _gallery: &[Record],
         _out: &Path,
     ) -> Option<Result<()>> {
+        None
+    }
+
+    /// Per-sample statistics of a split's predictions against their `targets`: one row per
+    /// scored sample (a retrieval query, an image) with the group it is resampled with (the
+    /// person), such that [`Task::metrics_of_samples`] of all rows gives what `evaluate` gives.
+    /// The host draws confidence intervals from them (a bootstrap over groups) without
+    /// predicting again. `None` (the default): the task's results come without intervals.
+    fn sample_statistics(
+        &self,
+        _config: &TaskConfig,
+        _predictions: &[Record],
+        _targets: &[Record],
+    ) -> Option<Result<Vec<SampleStats>>> {
+        None
+    }
+
+    /// The metrics of `samples`, rows of [`Task::sample_statistics`] — all of them, or a
+    /// resample in which a row may appear several times.
+    fn metrics_of_samples(
+        &self,
+        _config: &TaskConfig,
+        _samples: &[SampleStats],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        None
+    }
+
+    /// Predictions for the `test` samples made without looking at any image — from the `train`
+    /// targets (label maps loaded as for `loss`) and, where a predictor is named so, from a
+    /// coarse fact of each test target (a "view-aware" pose): the levels a model must beat to
+    /// show it uses the image. Named, in the order they are reported. `None` (the default):
+    /// the task names no such level.
+    fn blind_predictions(
+        &self,
+        _config: &TaskConfig,
+        _train: &[Record],
+        _test: &[Record],
+    ) -> Option<Result<NamedPredictionSets>> {
         None
     }
 

@@ -110,8 +110,20 @@ fn identity_balanced_batches_hold_p_ids_of_k_images() {
         k: 2,
         pids: pids.clone(),
     };
+    // As torchreid's RandomIdentitySampler: each identity gives two chunks of two images (its
+    // fifth image waits for another epoch) and batches take chunks of four identities — here
+    // every chunk once: 16 chunks, 4 batches, every epoch.
+    for epoch in 0..4 {
+        let order = sampler.order(40, 0, epoch, Shard::default()).unwrap();
+        assert_eq!(order.len(), 32, "epoch {epoch}");
+    }
     let order = sampler.order(40, 0, 0, Shard::default()).unwrap();
-    assert_eq!(order.len(), 16, "two batches of 4 × 2");
+    let distinct: BTreeSet<usize> = order.iter().copied().collect();
+    assert!(
+        distinct.len() >= 28,
+        "nearly every image once: {}",
+        distinct.len()
+    );
     for batch in order.chunks(8) {
         let mut per: BTreeMap<i64, usize> = BTreeMap::new();
         for i in batch {

@@ -76,7 +76,18 @@ fn attribute_head_trains_through_the_vtable() {
         assert!(preds[0].values.iter().all(|p| *p > 0.0 && *p < 1.0));
         let metrics = th.evaluate(&preds, &records[..b]).unwrap();
         let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["mA", "accuracy", "precision", "recall", "f1"]);
+        assert_eq!(
+            names,
+            [
+                "mA",
+                "mAUC",
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+                "attributes_scored"
+            ]
+        );
     }
 }
 
@@ -141,7 +152,7 @@ fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
     assert!(
         e.contains(&path.display().to_string())
             && e.contains("different layout")
-            && e.contains("too many fields (host 15, plugin 9)")
+            && e.contains("too many fields (host 18, plugin 9)")
             && e.contains("rebuild"),
         "{e}"
     );
@@ -276,8 +287,8 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
             "finetune.batch_size=16".into(),
             "optim.lr=1e-3".into(),
             "optim.weight_decay=0.0".into(),
-            // Evaluate on the training table: this checks the loop fits, not generalisation.
-            "task.test_table=\"train.csv\"".into(),
+            // Validate on the training table: this checks the loop fits, not generalisation.
+            "task.val_table=\"train.csv\"".into(),
         ],
         ..Default::default()
     }
@@ -309,8 +320,8 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     );
     assert!(run.path.join("curves.png").exists());
 
-    // The task checkpoint loads back with its plugin and scores what the last epoch scored
-    // (the loaded model runs with the task's gates folded in).
+    // The task checkpoint is the epoch selected on validation: it loads back with its plugin
+    // and scores what that epoch scored (the loaded model runs with the task's gates folded in).
     let plugins = clasp_core::config::schema::PluginSettings {
         dirs: vec![plugin_dir().display().to_string()],
         ..Default::default()
@@ -325,8 +336,20 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     )
     .unwrap();
     let eval = evaluate(&model, train, &config.finetune, &Device::Cpu).unwrap();
-    let last = out.history.last().unwrap();
-    for (name, value) in &last.metrics {
+    let selected = &out.history[out.selected.epoch - 1];
+    let validation = out.selected.validation.as_ref().unwrap();
+    assert_eq!(
+        selected.metrics[0], *validation,
+        "selected by its validation mA"
+    );
+    let best = out
+        .history
+        .iter()
+        .map(|e| e.metrics[0].1)
+        .fold(f64::MIN, f64::max);
+    assert_eq!(validation.1, best, "the best epoch on validation");
+    assert_eq!(manifest.selection.as_ref(), Some(&out.selected));
+    for (name, value) in &selected.metrics {
         let again = eval.metric(name).unwrap();
         assert!((again - value).abs() < 1e-4, "{name}: {value} → {again}");
     }
@@ -629,5 +652,98 @@ fn clasp_eval_scores_an_attribute_prediction_table() {
     assert!(
         stderr.contains(&missing_row) && stderr.contains("no prediction"),
         "{stderr}"
+    );
+}
+
+/// `n` attribute targets (a fixed hash decides each label) and features that encode them: each
+/// attribute's label as ±1 in its own column, plus noise columns, with an empty patch map.
+fn encoded_features(n: usize, salt: u64) -> clasp_core::probe::features::SplitFeatures {
+    let (a, d) = (26, 32);
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(salt);
+    let mut cls = Vec::with_capacity(n * d);
+    let mut targets = Vec::with_capacity(n);
+    for i in 0..n {
+        // Rare and common attributes alike: attribute j is positive with probability 0.1 + 0.03 j.
+        let labels: Vec<f32> = (0..a)
+            .map(|j| rng.gen_bool(0.1 + 0.03 * j as f64) as u8 as f32)
+            .collect();
+        cls.extend(labels.iter().map(|y| 2.0 * y - 1.0));
+        cls.extend((a..d).map(|_| rng.gen_range(-0.5f32..0.5)));
+        targets.push(clasp_sdk::Record {
+            image: format!("{i}.jpg").into(),
+            values: labels.into(),
+            ..Default::default()
+        });
+    }
+    clasp_core::probe::features::SplitFeatures {
+        cls: Tensor::from_vec(cls, (n, d), &Device::Cpu).unwrap(),
+        patches: Tensor::zeros((n, d, 2, 2), DType::F32, &Device::Cpu).unwrap(),
+        targets,
+        mirrored: false,
+    }
+}
+
+/// A probe reaches the top score on features that encode the labels, and the image-blind level
+/// (mA ½) on the same features dealt to other samples.
+#[test]
+fn a_probe_reads_features_that_encode_the_labels_and_not_shuffled_ones() {
+    use clasp_core::probe::{predict, train_head};
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    let config = clasp_core::config::ConfigSources {
+        overrides: vec![
+            "probe.epochs=20".into(),
+            "probe.lr=1e-2".into(),
+            "task.weighting=\"balanced\"".into(),
+        ],
+        ..Default::default()
+    }
+    .load()
+    .unwrap();
+    let task_config = resolve(&plugin.spec, &config.task).unwrap();
+    let (train, val, test) = (
+        encoded_features(600, 1),
+        encoded_features(200, 2),
+        encoded_features(400, 3),
+    );
+    type Features = clasp_core::probe::features::SplitFeatures;
+    let score = |train: &Features, val: &Features, test: &Features| {
+        let head = TaskHead::build_for_training(
+            plugin.clone(),
+            task_config.clone(),
+            32,
+            &Device::Cpu,
+            0,
+            &train.targets,
+        )
+        .unwrap();
+        let trained = train_head(&config, "attribute", head, train, Some(val), 0, "mA").unwrap();
+        let (p, t) = predict(&trained.head, test).unwrap();
+        let m = trained.head.evaluate(&p, &t).unwrap();
+        m.iter().find(|m| m.name.as_str() == "mA").unwrap().value
+    };
+    let encoded = score(&train, &val, &test);
+    assert!(
+        encoded > 0.97,
+        "mA {encoded} on features that encode the labels"
+    );
+    // Shuffled: every sample keeps its targets but gets another sample's features.
+    let shuffle = |s: &Features| {
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
+        let (cls, patches, _) = s.select(&order).unwrap();
+        Features {
+            cls,
+            patches,
+            targets: s.targets.clone(),
+            mirrored: false,
+        }
+    };
+    let shuffled = score(&shuffle(&train), &shuffle(&val), &shuffle(&test));
+    assert!(
+        (shuffled - 0.5).abs() < 0.05,
+        "mA {shuffled} on shuffled features: the image-blind level is 0.5"
     );
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use clasp_core::data::formats::{coco::CocoKeypoints, lip, market1501, pa100k};
 use clasp_core::data::synth::attributes::pa100k_labels;
 use clasp_core::data::synth::dataset::{
-    cameras, generate, identity, plan, render_job, Kind, Split, SynthOptions,
+    cameras, generate, identity, plan, render_job, split_sizes, Kind, ReidRole, Split, SynthOptions,
 };
 
 fn options(out: &Path, threads: usize) -> SynthOptions {
@@ -78,14 +78,18 @@ fn every_format_reads_back_the_rendered_ground_truth() {
     let by_stem: BTreeMap<String, _> = jobs.iter().map(|j| (j.stem(), j)).collect();
     let root = dir.path();
 
-    // ReID: names carry pid and camera; train and test identities are disjoint; every query
-    // has a match in another camera.
+    // ReID: names carry pid and camera; train, validation and test identities are disjoint;
+    // every query has a match in another camera.
     let reid = root.join("reid");
-    let train = market1501::read_split(&reid, market1501::TRAIN_DIR).unwrap();
-    let query = market1501::read_split(&reid, market1501::QUERY_DIR).unwrap();
-    let gallery = market1501::read_split(&reid, market1501::GALLERY_DIR).unwrap();
-    assert_eq!(train.len() + query.len() + gallery.len(), jobs.len());
-    for item in train.iter().chain(&query).chain(&gallery) {
+    let read = |dir| market1501::read_split(&reid, dir).unwrap();
+    let train = read(market1501::TRAIN_DIR);
+    let query = read(market1501::QUERY_DIR);
+    let gallery = read(market1501::GALLERY_DIR);
+    let val_query = read(market1501::VAL_QUERY_DIR);
+    let val_gallery = read(market1501::VAL_GALLERY_DIR);
+    let all = [&train, &query, &gallery, &val_query, &val_gallery];
+    assert_eq!(all.iter().map(|s| s.len()).sum::<usize>(), jobs.len());
+    for item in all.into_iter().flatten() {
         let stem = item.path.file_stem().unwrap().to_str().unwrap();
         let job = by_stem[stem];
         assert_eq!(item.cam, job.cam);
@@ -96,26 +100,33 @@ fn every_format_reads_back_the_rendered_ground_truth() {
         };
         assert_eq!(item.pid, want, "{stem}");
     }
-    let train_ids: BTreeSet<i32> = train.iter().map(|i| i.pid).collect();
-    let test_ids: BTreeSet<i32> = query
-        .iter()
-        .chain(&gallery)
-        .map(|i| i.pid)
-        .filter(|p| *p > 0)
-        .collect();
-    assert!(train_ids.is_disjoint(&test_ids));
-    for q in &query {
-        assert!(
-            gallery.iter().any(|g| g.pid == q.pid && g.cam != q.cam),
-            "query {:?} has no cross-camera match",
-            q.path
-        );
+    let ids = |sides: &[&Vec<market1501::ReidItem>]| -> BTreeSet<i32> {
+        sides
+            .iter()
+            .flat_map(|s| s.iter().map(|i| i.pid))
+            .filter(|p| *p > 0)
+            .collect()
+    };
+    let train_ids = ids(&[&train]);
+    let val_ids = ids(&[&val_query, &val_gallery]);
+    let test_ids = ids(&[&query, &gallery]);
+    assert!(!val_ids.is_empty() && !test_ids.is_empty());
+    assert!(train_ids.is_disjoint(&test_ids) && train_ids.is_disjoint(&val_ids));
+    assert!(val_ids.is_disjoint(&test_ids));
+    for (queries, gallery) in [(&query, &gallery), (&val_query, &val_gallery)] {
+        for q in queries.iter() {
+            assert!(
+                gallery.iter().any(|g| g.pid == q.pid && g.cam != q.cam),
+                "query {:?} has no cross-camera match",
+                q.path
+            );
+        }
+        assert!(gallery.iter().any(|g| g.pid == 0) && gallery.iter().any(|g| g.pid == -1));
     }
-    assert!(gallery.iter().any(|g| g.pid == 0) && gallery.iter().any(|g| g.pid == -1));
 
     // Parsing: label maps equal the renderer's.
     let mut n_parsing = 0;
-    for split in ["train", "val"] {
+    for split in ["train", "val", "test"] {
         for item in lip::read_split(&root.join("parsing"), split).unwrap() {
             let stem = item.image.file_stem().unwrap().to_str().unwrap();
             let r = render_job(&opts, &cams, by_stem[stem]);
@@ -125,12 +136,22 @@ fn every_format_reads_back_the_rendered_ground_truth() {
             n_parsing += 1;
         }
     }
-    let persons = jobs.iter().filter(|j| j.kind == Kind::Person).count();
+    // Every image of a training person, one image of each validation and test person.
+    let persons = jobs.iter().filter(|j| j.in_task_sets()).count();
+    let people = jobs
+        .iter()
+        .filter(|j| j.kind == Kind::Person && j.shot == 0)
+        .count();
+    let train_images = jobs.iter().filter(|j| j.is_train()).count();
+    assert_eq!(
+        persons,
+        train_images + people - (opts.identities as usize).div_ceil(2)
+    );
     assert_eq!(n_parsing, persons);
 
     // Pose: COCO keypoints, boxes and areas equal the renderer's.
     let mut n_pose = 0;
-    for split in ["train", "val"] {
+    for split in ["train", "val", "test"] {
         let coco = CocoKeypoints::read(
             &root.join(format!("pose/annotations/person_keypoints_{split}.json")),
         )
@@ -140,7 +161,7 @@ fn every_format_reads_back_the_rendered_ground_truth() {
             assert_eq!(ann.image_id, img.id);
             assert!(root.join("pose/images").join(&img.file_name).exists());
             let job = by_stem[img.file_name.trim_end_matches(".jpg")];
-            assert_eq!(job.split == Split::Train, split == "train");
+            assert_eq!(job.split.name(), split);
             let r = render_job(&opts, &cams, job);
             let kps: Vec<f32> = r.keypoints.iter().flatten().copied().collect();
             assert_eq!(ann.keypoints, kps);
@@ -157,7 +178,7 @@ fn every_format_reads_back_the_rendered_ground_truth() {
 
     // Attributes: the table equals the labels of identity + pose.
     let mut n_attr = 0;
-    for split in ["train", "test"] {
+    for split in ["train", "val", "test"] {
         let table = root.join(format!("attributes/{split}.csv"));
         for row in pa100k::read(&table).unwrap() {
             assert!(pa100k::image_path(&table, &row).exists());
@@ -176,7 +197,8 @@ fn every_format_reads_back_the_rendered_ground_truth() {
     // (pid 0, described as having no person); junk images have none.
     let captions = std::fs::read_to_string(root.join("captions.jsonl")).unwrap();
     let empty = jobs.iter().filter(|j| j.kind == Kind::Distractor).count();
-    assert_eq!(captions.lines().count(), persons + empty);
+    let person_images = jobs.iter().filter(|j| j.kind == Kind::Person).count();
+    assert_eq!(captions.lines().count(), person_images + empty);
     let mut described_empty = 0;
     for line in captions.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -191,6 +213,42 @@ fn every_format_reads_back_the_rendered_ground_truth() {
         }
     }
     assert_eq!(described_empty, empty);
+}
+
+/// Each evaluated person keeps a gallery image for its queries, down to two images a person
+/// (one query, one gallery image); one image a person is gallery only.
+#[test]
+fn every_query_keeps_a_gallery_image_of_its_person() {
+    let dir = tempfile::tempdir().unwrap();
+    for images_per_id in [1, 2, 3, 6] {
+        let mut opts = options(dir.path(), 1);
+        opts.identities = 20;
+        opts.images_per_id = images_per_id;
+        let jobs = plan(&opts);
+        let (n_train, n_val) = split_sizes(opts.identities);
+        assert_eq!((n_train, n_val), (10, 4));
+        for pid in n_train + 1..=opts.identities {
+            let of = |role| {
+                jobs.iter()
+                    .filter(|j| j.pid == pid && j.kind == Kind::Person && j.role == role)
+                    .count()
+            };
+            let queries = of(ReidRole::Query);
+            assert_eq!(
+                queries,
+                (images_per_id as usize - 1).min(2),
+                "{images_per_id}"
+            );
+            assert_eq!(of(ReidRole::Gallery), images_per_id as usize - queries);
+            let split = jobs.iter().find(|j| j.pid == pid).unwrap().split;
+            let want = if pid <= n_train + n_val {
+                Split::Val
+            } else {
+                Split::Test
+            };
+            assert_eq!(split, want);
+        }
+    }
 }
 
 #[test]

@@ -34,6 +34,19 @@ pub struct Manifest {
     /// For task checkpoints: the plugin that owns the head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginRef>,
+    /// For task checkpoints: which epoch of the fine-tuning this is, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+/// How a fine-tuning run chose the epoch it delivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// 1-based.
+    pub epoch: usize,
+    /// The validation metric that chose it and its value; `None` when the dataset has no
+    /// validation split (or no epoch scored a number on it) and the last epoch is delivered.
+    pub validation: Option<(String, f64)>,
 }
 
 /// Which plugin a task checkpoint needs, and the task settings it was trained with.
@@ -70,6 +83,7 @@ impl Manifest {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             plugin: None,
+            selection: None,
         }
     }
 

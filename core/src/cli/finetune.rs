@@ -7,9 +7,11 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::device::parse_device;
+use crate::finetune::evaluate::format_metrics;
 use crate::finetune::finetune;
 use crate::plugin_host::loader::find_task;
 use crate::run_dir::RunDir;
+use crate::scoring::blind::blind_line;
 
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
@@ -51,16 +53,17 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
         &plugin.sha256[..12],
         run.path.display()
     );
+    let primary = plugin.spec.primary_metric.to_string();
     let out = finetune(&config, plugin, args.backbone.as_deref(), &run, &device)?;
+    let chosen = match &out.selected.validation {
+        Some((metric, v)) => format!("the best on validation ({metric} {v:.4})"),
+        None => "the last (no validation value to choose by)".into(),
+    };
     println!(
-        "best epoch {}: {}\ntask checkpoint: {}\nmetrics: {}",
-        out.best.epoch,
-        out.best
-            .metrics
-            .iter()
-            .map(|(k, v)| format!("{k} {v:.4}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        "selected epoch {}, {chosen}\ntest, read once: {}\n{}\ntask checkpoint: {}\nmetrics: {}",
+        out.selected.epoch,
+        format_metrics(&out.test.metrics),
+        blind_line(&out.blind, &primary),
         out.checkpoint.display(),
         run.path.join("metrics.jsonl").display()
     );

@@ -14,6 +14,7 @@ pub mod label;
 pub mod plugins;
 pub mod predict;
 pub mod pretrain;
+pub mod probe;
 pub mod quickstart;
 pub mod synth;
 pub mod teacher_embed;
@@ -84,6 +85,8 @@ pub enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Fine-tune a backbone on a task through its plugin.
     Finetune(finetune::FinetuneArgs),
+    /// Scores a frozen backbone's features through a task plugin's head trained on them alone.
+    Probe(probe::ProbeArgs),
     /// Evaluate a task checkpoint on a split of a dataset.
     Eval(eval::EvalArgs),
     /// Predict and draw with a task checkpoint.
@@ -175,6 +178,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Label(args) => label::run(g, args),
         Command::Pretrain(args) => pretrain::run(g, args),
         Command::Finetune(args) => finetune::run(g, args),
+        Command::Probe(args) => probe::run(g, args),
         Command::Eval(args) => eval::run(g, args),
         Command::Predict(args) => predict::run(g, args),
         Command::Embed(args) => embed::run(g, args),

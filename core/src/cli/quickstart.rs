@@ -5,15 +5,23 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::device::parse_device;
-use crate::quickstart::budget::Budget;
+use crate::quickstart::budget::{Budget, Tier};
 use crate::quickstart::Quickstart;
 use crate::run_dir::RunDir;
 
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
-    /// The short variant used by the end-to-end test (a few minutes at most).
-    #[arg(long)]
+    /// How much work: `quick` (≤ 15 minutes on 2 cores), `standard` (≤ 90 minutes: more
+    /// pre-training, several seeds), `fast` (seconds: the end-to-end test's).
+    #[arg(long, value_enum, default_value = "quick")]
+    pub budget: Tier,
+    /// Same as `--budget fast`.
+    #[arg(long, conflicts_with = "budget")]
     pub fast: bool,
+    /// Train the CLIP teacher on captioned synthetic people inside the run (a few minutes)
+    /// instead of using the shipped one.
+    #[arg(long)]
+    pub train_teacher: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
@@ -23,6 +31,7 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
              --set KEY=VALUE, which applies to every stage"
         );
     }
+    let tier = if args.fast { Tier::Fast } else { args.budget };
     let mut sources = g.sources();
     sources
         .overrides
@@ -30,18 +39,19 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let config = sources.load()?;
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;
-    let budget = if args.fast {
-        Budget::fast()
-    } else {
-        Budget::default_run()
-    };
     println!(
-        "quickstart{} → {} (finished stages are reused on a rerun)",
-        if args.fast { " --fast" } else { "" },
+        "quickstart, {tier:?} tier → {} (finished stages are reused on a rerun)",
         run.path.display()
     );
-    let report =
-        Quickstart::new(run.path, &config, budget, args.fast, g.set.clone(), device).run()?;
+    let report = Quickstart::new(
+        run.path,
+        &config,
+        Budget::for_tier(tier),
+        args.train_teacher,
+        g.set.clone(),
+        device,
+    )
+    .run()?;
     println!("report: {}", report.display());
     Ok(())
 }

@@ -40,8 +40,14 @@ pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
     if args.out.is_none() && args.preview.is_none() {
         bail!("nothing to do: pass --out DIR (the dataset) and/or --preview FILE.png");
     }
-    if args.cameras < 2 || args.identities < 2 || args.images_per_id < 2 {
-        bail!("need at least 2 cameras, 2 identities and 2 images per identity");
+    if args.cameras < 2 || args.identities < 2 || args.images_per_id < 1 {
+        bail!("need at least 2 cameras, 2 identities and 1 image per identity");
+    }
+    if args.images_per_id == 1 {
+        println!(
+            "note: one image per person (as PA-100K): the reid folders hold no queries, only a \
+             gallery; the attribute, parsing and pose files are complete"
+        );
     }
     let opts = SynthOptions {
         out: args.out.clone().unwrap_or_default(),
@@ -86,9 +92,17 @@ pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
             opts.threads
         );
         println!(
-            "  reid: {} train images ({} ids), {} query, {} gallery ({} distractors/junk) · \
-             parsing, pose, attributes, captions.jsonl",
-            s.train_images, s.train_ids, s.query, s.gallery, s.distractors
+            "  identities: {} train ({} images), {} val ({} images, under reid/val/), {} test \
+             ({} query, {} gallery); {} distractors/junk · parsing, pose and attributes list \
+             every train image and one image per val/test person · captions.jsonl",
+            s.train_ids,
+            s.train_images,
+            s.val_ids,
+            s.val_images,
+            s.test_ids,
+            s.query,
+            s.gallery,
+            s.distractors
         );
         println!(
             "  LIP classes never rendered: {}; PA-100K attributes not rendered: {}",

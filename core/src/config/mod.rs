@@ -3,6 +3,7 @@
 pub mod load;
 pub mod model;
 pub mod pretrain;
+pub mod probe;
 pub mod schema;
 pub mod teacher;
 pub mod validate;

@@ -23,6 +23,9 @@ pub struct PretrainSettings {
     pub ssl_weight: f64,
     pub part_weight: f64,
     pub attr_weight: f64,
+    /// λ_MI of Mod-Squad's task–expert mutual-information loss on PC-MoE's global gates (0:
+    /// off): −λ_MI · MI(task; expert) pushes each task's gate to few experts and the tasks apart.
+    pub gate_mi_weight: f64,
     /// Patches whose part label has a lower teacher confidence are ignored.
     pub part_min_confidence: f32,
     /// Attributes with |p − ½| below this margin are ignored.
@@ -44,6 +47,7 @@ impl Default for PretrainSettings {
             ssl_weight: 1.0,
             part_weight: 0.5,
             attr_weight: 0.5,
+            gate_mi_weight: 0.0,
             part_min_confidence: 0.3,
             attr_margin: 0.1,
             log_every: 10,

@@ -15,6 +15,7 @@ pub struct Config {
     pub teacher: super::teacher::TeacherSettings,
     pub label: super::teacher::LabelSettings,
     pub pretrain: super::pretrain::PretrainSettings,
+    pub probe: super::probe::ProbeSettings,
     /// Settings of the task plugin being fine-tuned (checked against the plugin's schema).
     pub task: toml::Table,
 }
@@ -200,6 +201,9 @@ pub struct OptimSettings {
     /// the backbone's LR, as DINO trains it). A head starts from nothing and may learn faster
     /// than the backbone it reads.
     pub head_lr_scale: f64,
+    /// LR multiplier of PC-MoE's gate weights (W_g, W_c) in pre-training: the gates read a task
+    /// summary much smaller than the activations, so at the backbone's LR they barely move.
+    pub gate_lr_scale: f64,
 }
 
 impl OptimSettings {
@@ -228,6 +232,7 @@ impl Default for OptimSettings {
             clip_grad: 3.0,
             layer_decay: 1.0,
             head_lr_scale: 1.0,
+            gate_lr_scale: 1.0,
         }
     }
 }

@@ -115,6 +115,10 @@ pub struct LabelSettings {
     /// Attributes with |p − ½| below this are ignored by the pre-training loss.
     pub attribute_margin: f64,
     pub attributes: Vec<AttributePrompt>,
+    /// Label even when prompts hold words the teacher's tokenizer does not know (they embed as
+    /// its unknown-word token, so the class they stand for is averaged with noise); by default
+    /// such a vocabulary is refused, naming the prompts.
+    pub allow_unknown_words: bool,
 }
 
 fn part(name: &str, prompts: &[&str]) -> PartPrompt {
@@ -315,6 +319,7 @@ impl Default for LabelSettings {
             ensemble: Pooling::default(),
             attribute_margin: 0.1,
             attributes: pa100k_attribute_prompts(),
+            allow_unknown_words: false,
         }
     }
 }

@@ -66,6 +66,25 @@ pub fn validate(c: &Config) -> Result<()> {
             o.head_lr_scale
         );
     }
+    if o.gate_lr_scale <= 0.0 || !o.gate_lr_scale.is_finite() {
+        bail!(
+            "config key `optim.gate_lr_scale`: must be positive (got {})",
+            o.gate_lr_scale
+        );
+    }
+    if c.pretrain.gate_mi_weight < 0.0 || !c.pretrain.gate_mi_weight.is_finite() {
+        bail!(
+            "config key `pretrain.gate_mi_weight`: must be 0 or positive (got {})",
+            c.pretrain.gate_mi_weight
+        );
+    }
+    let p = &c.probe;
+    if p.batch_size == 0 || p.epochs == 0 {
+        bail!("config keys `probe.batch_size` and `probe.epochs`: must be at least 1");
+    }
+    if !(p.lr > 0.0 && p.lr.is_finite()) {
+        bail!("config key `probe.lr`: must be positive (got {})", p.lr);
+    }
     validate_teacher(c)?;
     validate_pretrain(c)
 }

@@ -70,19 +70,44 @@ impl Sampler {
                         by_pid.len()
                     );
                 }
-                let mut ids: Vec<i64> = by_pid.keys().copied().collect();
-                ids.shuffle(&mut rng);
-                // Whole batches of P identities; each gives K images (repeating when it has fewer).
-                let mut o = Vec::new();
-                for group in ids.chunks_exact(*p) {
-                    for pid in group {
-                        let items = &by_pid[pid];
-                        let mut pick: Vec<usize> = items.clone();
-                        pick.shuffle(&mut rng);
-                        while pick.len() < *k {
-                            pick.push(items[rng.gen_range(0..items.len())]);
+                // torchreid's RandomIdentitySampler: each identity's images, shuffled (drawn
+                // with replacement up to K when it has fewer), cut into chunks of K (a last
+                // partial chunk is dropped); batches take one chunk from each of P identities
+                // drawn among those with chunks left. An epoch so visits (nearly) every image
+                // once. Its length is fixed at ⌊chunks / P⌋ batches: when fewer than P
+                // identities have chunks left, the emptied ones are dealt afresh (torchreid
+                // stops there instead, so its epochs vary in length and a cosine schedule
+                // planned on the first would not end where it should).
+                let items: Vec<&Vec<usize>> = by_pid.values().collect();
+                let deal = |items: &Vec<usize>, rng: &mut rand_chacha::ChaCha8Rng| {
+                    let mut pick = items.clone();
+                    while pick.len() < *k {
+                        pick.push(items[rng.gen_range(0..items.len())]);
+                    }
+                    pick.shuffle(rng);
+                    let mut chunks: Vec<Vec<usize>> =
+                        pick.chunks_exact(*k).map(<[usize]>::to_vec).collect();
+                    chunks.reverse(); // popped from the back in dealing order
+                    chunks
+                };
+                let mut chunks: Vec<Vec<Vec<usize>>> =
+                    items.iter().map(|i| deal(i, &mut rng)).collect();
+                let rounds = chunks.iter().map(Vec::len).sum::<usize>() / p;
+                let mut o = Vec::with_capacity(rounds * p * k);
+                for _ in 0..rounds {
+                    let mut available: Vec<usize> = (0..chunks.len())
+                        .filter(|i| !chunks[*i].is_empty())
+                        .collect();
+                    if available.len() < *p {
+                        for (i, c) in chunks.iter_mut().enumerate() {
+                            if c.is_empty() {
+                                *c = deal(items[i], &mut rng);
+                            }
                         }
-                        o.extend_from_slice(&pick[..*k]);
+                        available = (0..chunks.len()).collect();
+                    }
+                    for i in available.choose_multiple(&mut rng, *p) {
+                        o.extend(chunks[*i].pop().expect("available"));
                     }
                 }
                 o

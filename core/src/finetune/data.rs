@@ -154,6 +154,37 @@ impl TrainOrder {
     }
 }
 
+/// Fails when the validation split shares a sample with the test split: epochs and recipes are
+/// chosen on validation, so that would choose them on the test split (e.g. LIP read with
+/// `test_split = "val"` and the default `val_split = "val"`).
+pub fn ensure_val_apart_from_test(plugin: &str, val: &[Record], test: &[Record]) -> Result<()> {
+    let test_images: std::collections::HashSet<&str> =
+        test.iter().map(|r| r.image.as_str()).collect();
+    if let Some(shared) = val.iter().find(|r| test_images.contains(r.image.as_str())) {
+        bail!(
+            "plugin `{plugin}`: the validation split holds {}, which the test split holds too: \
+             epochs would be chosen on the test split. Point the task's validation setting \
+             (`clasp plugins inspect {plugin}`) at other samples, or at none",
+            shared.image
+        );
+    }
+    Ok(())
+}
+
+/// At most `n` of `records`, evenly spaced (all of them when there are fewer).
+pub fn evenly_spaced(records: &[Record], n: usize) -> Vec<Record> {
+    if records.len() <= n {
+        return records.to_vec();
+    }
+    (0..n)
+        .map(|i| records[i * records.len() / n].clone())
+        .collect()
+}
+
+/// Training targets the image-blind levels are built from: plenty for a per-pixel prior or a
+/// median pose, and bounded in memory (label maps are loaded at the input size).
+pub const BLIND_TRAIN_SAMPLES: usize = 2000;
+
 /// The loaded pixels of a batch as one `[B, 3, H, W]` tensor.
 pub fn batch_tensor(
     items: &[(Vec<f32>, Record)],

@@ -6,6 +6,7 @@ pub mod data;
 pub mod evaluate;
 pub mod sample;
 pub mod task_model;
+pub mod task_prompt;
 pub mod train;
 
 pub use evaluate::{evaluate, Evaluation};

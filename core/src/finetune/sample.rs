@@ -76,6 +76,21 @@ pub fn load_sample(record: &Record, [h, w]: [usize; 2]) -> Result<(Vec<f32>, Rec
     Ok((pixels, out))
 }
 
+/// The targets of `records` as evaluation loads them for an input of `size` (label maps read
+/// and resampled; records without one as they are), in order.
+pub fn load_targets(records: &[Record], size: [usize; 2]) -> Result<Vec<Record>> {
+    records
+        .iter()
+        .map(|r| {
+            if r.label_map.is_none() {
+                Ok(r.clone())
+            } else {
+                load_sample(r, size).map(|(_, t)| t)
+            }
+        })
+        .collect()
+}
+
 /// Mirrors CHW pixels left–right in place.
 pub fn mirror_pixels(px: &mut [f32], [h, w]: [usize; 2]) {
     for row in px.chunks_mut(w).take(3 * h) {

@@ -8,11 +8,13 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::backbone::Backbone;
-use crate::checkpoint::{self, backbone::read_tensors, manifest::PluginRef};
+use crate::checkpoint::manifest::{PluginRef, Selection};
+use crate::checkpoint::{self, backbone::read_tensors};
 use crate::config::schema::PluginSettings;
 use crate::model::Vit;
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::task_head::TaskHead;
+use crate::plugin_host::Plugin;
 
 /// The head's tensors inside a task checkpoint.
 pub const HEAD_FILE: &str = "head.safetensors";
@@ -71,7 +73,13 @@ impl TaskModel {
     }
 
     /// Writes the task checkpoint `target/` atomically; `step` optimiser steps were taken.
-    pub fn save(&self, target: &Path, step: u64, config_hash: &str) -> Result<PathBuf> {
+    pub fn save(
+        &self,
+        target: &Path,
+        step: u64,
+        config_hash: &str,
+        selection: Option<Selection>,
+    ) -> Result<PathBuf> {
         let bb = &self.backbone;
         let plugin = &self.head.plugin;
         let mut manifest = bb.manifest.clone();
@@ -85,6 +93,7 @@ impl TaskModel {
             sha256: plugin.sha256.clone(),
             config: self.head.config.clone(),
         });
+        manifest.selection = selection;
         checkpoint::backbone::save_with(
             target,
             &bb.vit,
@@ -113,6 +122,27 @@ impl TaskModel {
                 wanted.version
             )
         })?;
+        Self::load_with(dir, backbone, wanted, plugin, device)
+    }
+
+    /// Loads the task checkpoint `dir` with `plugin`, which a run that just wrote it holds.
+    pub fn load_with_plugin(dir: &Path, plugin: Plugin, device: &Device) -> Result<Self> {
+        let backbone = checkpoint::load(dir, device)?;
+        let wanted = backbone
+            .manifest
+            .plugin
+            .clone()
+            .with_context(|| format!("{}: not a task checkpoint", dir.display()))?;
+        Self::load_with(dir, backbone, wanted, plugin, device)
+    }
+
+    fn load_with(
+        dir: &Path,
+        backbone: Backbone,
+        wanted: PluginRef,
+        plugin: Plugin,
+        device: &Device,
+    ) -> Result<Self> {
         if plugin.sha256 != wanted.sha256 {
             tracing::warn!(
                 "{}: trained with plugin `{}` {} (sha256 {}), loading {} {} (sha256 {})",

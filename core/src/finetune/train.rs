@@ -10,19 +10,26 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::curves::{write_curves, Series};
-use super::data::{batch_tensor, probe_flip, report_skipped, task_loader, TrainOrder};
+use super::data::{
+    batch_tensor, ensure_val_apart_from_test, evenly_spaced, probe_flip, report_skipped,
+    task_loader, TrainOrder, BLIND_TRAIN_SAMPLES,
+};
 use super::evaluate::{evaluate, format_metrics};
+use super::sample::load_targets;
 use super::task_model::TaskModel;
+use super::task_prompt::add_task_prompt;
 use crate::backbone::Backbone;
 use crate::checkpoint;
+use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
 use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
+use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
-use crate::task_embedding::{hashed_text_embedding, read_text_embedding};
-use crate::teacher::task_text::TaskTextEmbedder;
+use crate::scoring::blind::{blind_levels, BlindLevel};
+use crate::scoring::ScoredSplit;
 
 /// Metrics of one epoch's evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,11 +42,24 @@ pub struct EpochMetrics {
 }
 
 pub struct FinetuneOutcome {
+    /// Per epoch: training loss and the validation metrics (when evaluated).
     pub history: Vec<EpochMetrics>,
-    /// The best epoch by the plugin's primary metric.
-    pub best: EpochMetrics,
+    /// The epoch delivered: the best on the validation split by the plugin's primary metric,
+    /// or the last when there is no validation split.
+    pub selected: Selection,
+    /// The delivered model's test metrics and per-sample rows, read once, after selection.
+    pub test: ScoredSplit,
+    /// The image-blind levels on the same test split.
+    pub blind: Vec<BlindLevel>,
+    /// The delivered task checkpoint (`checkpoints/task_selected`).
     pub checkpoint: PathBuf,
 }
+
+/// Where a run folder keeps its test scores and its image-blind levels.
+pub const TEST_SCORES_FILE: &str = "test_scores.json";
+pub const BLIND_LEVELS_FILE: &str = "blind_levels.json";
+/// The checkpoint a fine-tuning run delivers.
+pub const SELECTED_CHECKPOINT: &str = "task_selected";
 
 /// Training loss, then each metric, one value per epoch.
 fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
@@ -84,6 +104,7 @@ pub fn finetune(
     }
     let root = PathBuf::from(&ft.data);
     let train = dataset(&plugin, &task_config, &root, "train")?;
+    let val = dataset(&plugin, &task_config, &root, "val")?;
     let test = dataset(&plugin, &task_config, &root, "test")?;
     if train.is_empty() || test.is_empty() {
         bail!(
@@ -93,43 +114,21 @@ pub fn finetune(
             test.len()
         );
     }
+    ensure_val_apart_from_test(&task, &val, &test)?;
+    if val.is_empty() {
+        tracing::warn!(
+            "{}: no validation split (see `clasp plugins inspect {task}` for where it is read): \
+             no epoch is selected, the last one is delivered",
+            root.display()
+        );
+    }
 
     // 2. The backbone, with a prompt for this task seeded from its description sentence.
     let mut bb = match backbone_dir {
         Some(dir) => checkpoint::load(dir, device)?,
         None => Backbone::fresh(config, device, run.config_hash.clone())?,
     };
-    if let Some(p) = bb.vit.cfg.prompts.clone() {
-        let configured = (!ft.task_embedding.is_empty()).then(|| PathBuf::from(&ft.task_embedding));
-        if bb.vit.tasks().contains(&task) {
-            if let Some(path) = configured {
-                tracing::warn!(
-                    "the backbone already has a `{task}` prompt; {} (finetune.task_embedding) is not used",
-                    path.display()
-                );
-            }
-        } else if let Some(path) = configured {
-            bb.vit
-                .add_task(&task, &read_text_embedding(&path, p.text_dim)?)?;
-            tracing::info!(task, "new task prompt from {}", path.display());
-        } else if !config.model.prompts.teacher.is_empty() {
-            let teacher = PathBuf::from(&config.model.prompts.teacher);
-            let e = TaskTextEmbedder::load(&teacher, p.text_dim)?
-                .embed(plugin.spec.description.as_str())?;
-            bb.vit.add_task(&task, &e)?;
-            tracing::info!(
-                task,
-                "new task prompt from the teacher's embedding of the description"
-            );
-        } else {
-            let e = hashed_text_embedding(plugin.spec.description.as_str(), p.text_dim)?;
-            bb.vit.add_task(&task, &e)?;
-            tracing::info!(
-                task,
-                "new task prompt from the description sentence (no teacher configured)"
-            );
-        }
-    }
+    add_task_prompt(&mut bb, config, &task, plugin.spec.description.as_str())?;
 
     // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
     let head = TaskHead::build_for_training(
@@ -165,6 +164,7 @@ pub fn finetune(
         ),
         o.adamw(),
     )?;
+    let train_records = train.clone();
     let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
     let steps_per_epoch = train_loader.batches_per_epoch()?;
     let schedule = CosineSchedule {
@@ -181,6 +181,9 @@ pub fn finetune(
         .with_context(|| format!("creating {}", metrics_path.display()))?;
     let mut history = Vec::new();
     let mut step = 0;
+    let primary = plugin.spec.primary_metric.to_string();
+    let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
+    let mut selected: Option<Selection> = None;
     for epoch in 0..ft.epochs {
         let bar =
             ProgressBar::new(steps_per_epoch as u64).with_style(ProgressStyle::with_template(
@@ -208,14 +211,50 @@ pub fn finetune(
         bar.finish_and_clear();
         report_skipped(&format!("epoch {}", epoch + 1), &epoch_batches.skipped());
 
-        // Evaluation through the plugin's decode and metrics, every `eval_every` epochs and
-        // after the last.
+        // Validation through the plugin's decode and metrics, every `eval_every` epochs and
+        // after the last; the test split is not looked at until an epoch is selected.
         let last = epoch + 1 == ft.epochs;
-        let metrics = if last || (epoch + 1) % ft.eval_every.max(1) == 0 {
-            evaluate(&model, test.clone(), ft, device)?.metrics
+        let metrics = if !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0) {
+            evaluate(&model, val.clone(), ft, device)?.metrics
         } else {
             Vec::new()
         };
+        let value = metrics.iter().find(|(k, _)| *k == primary).map(|m| m.1);
+        if !metrics.is_empty() {
+            match value {
+                None => bail!(
+                    "plugin `{task}` scored validation without its primary metric `{primary}`"
+                ),
+                Some(v) if !v.is_finite() => tracing::warn!(
+                    "epoch {}: validation {primary} is {v}: this epoch cannot be chosen",
+                    epoch + 1
+                ),
+                Some(_) => {}
+            }
+        }
+        let best = selected
+            .as_ref()
+            .and_then(|s| s.validation.as_ref().map(|v| v.1));
+        let improved = match (value, best) {
+            (Some(v), Some(b)) => v > b,
+            (Some(v), None) => v.is_finite(),
+            (None, _) => false,
+        };
+        // Without a number on validation, the last epoch is delivered.
+        let take_last = last && selected.is_none();
+        if improved || take_last {
+            let s = Selection {
+                epoch: epoch + 1,
+                validation: value.filter(|_| improved).map(|v| (primary.clone(), v)),
+            };
+            model.save(
+                &selected_dir,
+                step as u64,
+                &run.config_hash,
+                Some(s.clone()),
+            )?;
+            selected = Some(s);
+        }
         let record = EpochMetrics {
             epoch: epoch + 1,
             step,
@@ -224,38 +263,46 @@ pub fn finetune(
             metrics,
         };
         println!(
-            "epoch {}/{}: loss {:.4}, {}",
+            "epoch {}/{}: loss {:.4}{}",
             record.epoch,
             ft.epochs,
             record.train_loss,
-            format_metrics(&record.metrics)
+            if record.metrics.is_empty() {
+                String::new()
+            } else {
+                format!(", val {}", format_metrics(&record.metrics))
+            }
         );
         writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
         history.push(record);
         write_curves(&run.path.join("curves.png"), &curve_series(&history))?;
     }
 
-    // 6. The task checkpoint: backbone + prompt + head + which plugin it needs.
-    let primary = plugin.spec.primary_metric.to_string();
-    let score = |e: &EpochMetrics| {
-        e.metrics
-            .iter()
-            .find(|(k, _)| *k == primary)
-            .map_or(f64::MIN, |(_, v)| *v)
+    // 6. The selected epoch's model, read once on the test split, beside the image-blind levels.
+    let selected = selected.context("no epochs were run (finetune.epochs = 0)")?;
+    let model = if selected.epoch == ft.epochs {
+        model
+    } else {
+        TaskModel::load_with_plugin(&selected_dir, plugin.clone(), device)?
     };
-    let best = history
-        .iter()
-        .max_by(|a, b| score(a).total_cmp(&score(b)))
-        .cloned()
-        .context("no epochs were run (finetune.epochs = 0)")?;
-    let dir = model.save(
-        &run.checkpoints().join("task_final"),
-        step as u64,
-        &run.config_hash,
+    let eval = evaluate(&model, test, ft, device)?;
+    let scorer = Scorer {
+        plugin: plugin.clone(),
+        config: task_config.clone(),
+    };
+    let test = ScoredSplit::score(&scorer, eval.metrics, &eval.predictions, &eval.targets)?;
+    test.write(&run.path.join(TEST_SCORES_FILE))?;
+    let blind_train = load_targets(&evenly_spaced(&train_records, BLIND_TRAIN_SAMPLES), size)?;
+    let blind = blind_levels(&scorer, &blind_train, &eval.targets)?;
+    std::fs::write(
+        run.path.join(BLIND_LEVELS_FILE),
+        serde_json::to_vec(&blind)?,
     )?;
     Ok(FinetuneOutcome {
         history,
-        best,
-        checkpoint: dir,
+        selected,
+        test,
+        blind,
+        checkpoint: selected_dir,
     })
 }

@@ -4,6 +4,7 @@
 pub mod head;
 pub mod loader;
 pub mod ops;
+pub mod scoring;
 pub mod task_config;
 pub mod task_head;
 

@@ -150,14 +150,7 @@ impl TaskHead {
     }
 
     pub fn evaluate(&self, predictions: &[Record], targets: &[Record]) -> Result<Vec<Metric>> {
-        let m = (self.plugin.module.evaluate())(
-            RStr::from(self.config.as_str()),
-            predictions.into(),
-            targets.into(),
-        )
-        .into_result()
-        .map_err(|e| self.plugin.call_error("evaluate", e))?;
-        Ok(m.into_vec())
+        evaluate(&self.plugin, &self.config, predictions, targets)
     }
 }
 
@@ -244,6 +237,19 @@ impl TaskHead {
         .map_err(|e| self.plugin.call_error("visualize", e))?;
         Ok(true)
     }
+}
+
+/// The plugin's metrics of `predictions` against `targets`.
+pub fn evaluate(
+    plugin: &Plugin,
+    config: &str,
+    predictions: &[Record],
+    targets: &[Record],
+) -> Result<Vec<Metric>> {
+    let m = (plugin.module.evaluate())(RStr::from(config), predictions.into(), targets.into())
+        .into_result()
+        .map_err(|e| plugin.call_error("evaluate", e))?;
+    Ok(m.into_vec())
 }
 
 /// The samples of `split` as the plugin lists them.

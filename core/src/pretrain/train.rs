@@ -1,6 +1,7 @@
 //! The pre-training loop, top to bottom: data and pseudo-labels → student, heads and EMA teacher
 //! → AdamW → (resume) → steps of DINO + part + attribute losses → checkpoints, metrics, plots.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,10 @@ use serde::Serialize;
 
 use super::dino_head::DinoHead;
 use super::dino_loss::{collapse, teacher_temperature, DinoLoss};
-use super::gates::{gate_table, write_gate_heatmap, GateTable};
+use super::gates::{
+    gate_diagnostics, gate_entropy, gate_table, mi_loss, task_expert_mi, write_gate_heatmap,
+    GateDiagnostics, GateTable,
+};
 use super::losses::task_losses;
 use super::model::{Heads, DINO_HEAD};
 use super::setup::Setup;
@@ -21,6 +25,7 @@ use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
 use crate::finetune::curves::{write_curves, Series};
 use crate::model::Vit;
+use crate::optim::groups::build_groups;
 use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::run_dir::RunDir;
 
@@ -43,6 +48,18 @@ pub struct StepMetrics {
     pub grad_norm: f64,
     /// Set when the teacher's distribution has collapsed, with its kind.
     pub collapse: Option<String>,
+    /// The mutual-information loss on the gates (with `pretrain.gate_mi_weight` > 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_gate_mi: Option<f64>,
+    /// Per task and PC-MoE block, the entropy of the global gate over ln E (1: uniform).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gate_entropy: BTreeMap<String, Vec<f64>>,
+    /// Per PC-MoE block, the task–expert mutual information of the global gates (nats).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gate_mi: Vec<f64>,
+    /// What the gates read and the gradient they get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_diagnostics: Option<GateDiagnostics>,
     /// Global gate per task and PC-MoE block.
     #[serde(skip_serializing_if = "GateTable::is_empty")]
     pub gates: GateTable,
@@ -81,18 +98,30 @@ pub fn pretrain(
         .vars()
         .into_iter()
         .partition(|(name, _)| name.starts_with(DINO_HEAD));
-    let mut backbone = student.store.vars();
+    let (gates, mut backbone): (Vec<_>, Vec<_>) = student
+        .store
+        .vars()
+        .into_iter()
+        .partition(|(name, _)| is_gate_weight(name));
     backbone.extend(dino_head);
-    let mut opt = AdamW::new(
-        backbone_and_head_groups(
-            &backbone,
-            &label_heads,
-            student.vit.cfg.depth,
-            1.0,
-            o.head_lr_scale,
-        ),
-        o.adamw(),
-    )?;
+    let gate_vars = gates.clone();
+    let mut groups = backbone_and_head_groups(
+        &backbone,
+        &label_heads,
+        student.vit.cfg.depth,
+        1.0,
+        o.head_lr_scale,
+    );
+    groups.extend(build_groups(&gates, 0, 1.0).into_iter().map(|mut g| {
+        g.name = format!("gate_{}", g.name);
+        g.lr_scale = o.gate_lr_scale;
+        g
+    }));
+    let mut opt = AdamW::new(groups, o.adamw())?;
+    let gate_tasks: Vec<&str> = [tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()]
+        .into_iter()
+        .flatten()
+        .collect();
     let lr = CosineSchedule {
         base: o.lr,
         final_value: o.min_lr,
@@ -205,6 +234,13 @@ pub fn pretrain(
                 loss_attr = Some(attr.to_scalar::<f32>()? as f64);
                 loss = (loss + (attr * p.attr_weight)?)?;
             }
+            let mut loss_gate_mi = None;
+            if p.gate_mi_weight > 0.0 {
+                if let Some(mi) = mi_loss(&student.vit, &gate_tasks)? {
+                    loss_gate_mi = Some(mi.to_scalar::<f32>()? as f64);
+                    loss = (loss + (mi * p.gate_mi_weight)?)?;
+                }
+            }
 
             let mut grads = loss.backward()?;
             if step == 0 {
@@ -220,6 +256,12 @@ pub fn pretrain(
                     grads.remove(var.as_tensor());
                 }
             }
+            let logging = (step + 1) % p.log_every.max(1) == 0 || step + 1 == total_steps;
+            let diagnostics = if logging {
+                gate_diagnostics(&student.vit, &gate_tasks, &gate_vars, &grads)?
+            } else {
+                None
+            };
             let stats = opt.step(&grads, lr.at(step), wd.at(step))?;
             let m = momentum.at(step);
             teacher.update(student, heads, m)?;
@@ -244,7 +286,16 @@ pub fn pretrain(
                     kl: d.kl,
                     grad_norm: stats.grad_norm,
                     collapse: kind.map(String::from),
+                    loss_gate_mi,
+                    gate_entropy: BTreeMap::new(),
+                    gate_mi: Vec::new(),
+                    gate_diagnostics: diagnostics,
                     gates: gate_table(&student.vit)?,
+                };
+                let record = StepMetrics {
+                    gate_entropy: gate_entropy(&record.gates),
+                    gate_mi: task_expert_mi(&record.gates),
+                    ..record
                 };
                 if record.collapse.is_some() && collapsed.is_none() {
                     bar.suspend(|| {
@@ -304,6 +355,11 @@ pub fn pretrain(
         last,
         collapse: collapsed,
     })
+}
+
+/// PC-MoE's gate weights (W_g, W_c of every PC-MoE block), which `optim.gate_lr_scale` scales.
+fn is_gate_weight(name: &str) -> bool {
+    name.ends_with(".moe.gate.weight") || name.ends_with(".moe.channel_gate.weight")
 }
 
 /// Drops the rows a killed run logged after the checkpoint it resumes from: the resumed run
@@ -380,4 +436,25 @@ fn write_plots(dir: &Path, metrics: &Path, vit: &Vit) -> Result<()> {
         write_curves(&dir.join("curves.png"), &plotted)?;
     }
     write_gate_heatmap(&dir.join("gates.png"), &gate_table(vit)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `optim.gate_lr_scale` reaches both gate weights of every PC-MoE block, and nothing else.
+    #[test]
+    fn gate_weights_are_found_by_name() {
+        let mut config = Config::default();
+        config.model.preset = "nano".into();
+        let bb = Backbone::fresh(&config, &Device::Cpu, String::new()).unwrap();
+        let gates: Vec<String> = bb
+            .store
+            .vars()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| is_gate_weight(n))
+            .collect();
+        assert_eq!(gates.len(), 2 * bb.vit.cfg.depth, "{gates:?}");
+    }
 }

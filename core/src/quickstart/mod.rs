@@ -1,13 +1,17 @@
 //! `clasp quickstart`: the whole method on built-in data, no downloads, top to bottom —
-//! synthetic people (a downstream set, an unlabeled pool, and many captioned people for the
-//! teacher) → a CLIP teacher trained on those captions → pseudo-labels of the pool →
-//! pre-training (DINO only, CLASP without PC-MoE, CLASP) → fine-tuning the four task plugins from
-//! each, and from scratch → the gradient-conflict analysis → `report.md`. Each stage leaves its
-//! result on disk; a rerun reuses finished stages (and an interrupted pre-training resumes from
-//! its last checkpoint).
+//! synthetic people (a downstream set, an attribute set, an unlabeled pool) → the CLIP teacher
+//! (the shipped one, or one trained on captioned people with `--train-teacher`) → pseudo-labels
+//! of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP; one or more seeds) →
+//! frozen-backbone probes and fine-tuning of the four task plugins from each, and from a random
+//! backbone → the gradient-conflict analysis → `report.md`: every result with its 95 % interval
+//! over the test people, beside the image-blind levels, and the paired differences. Each stage
+//! leaves its result on disk; a rerun reuses finished stages (and an interrupted pre-training
+//! resumes from its last checkpoint).
 
 pub mod budget;
 pub mod report;
+pub mod results;
+pub mod shipped_teacher;
 pub mod variants;
 
 use std::path::{Path, PathBuf};
@@ -15,17 +19,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use serde::{de::DeserializeOwned, Serialize};
 
-use self::budget::Budget;
-use self::report::{PretrainResult, Report, TaskResult};
+use self::budget::{Budget, SetSize};
+use self::report::Report;
+use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::config::{Config, ConfigSources};
 use crate::data::synth::dataset::{generate, SynthOptions};
 use crate::finetune::finetune;
 use crate::plugin_host::loader::find_task;
+use crate::plugin_host::scoring::Scorer;
+use crate::plugin_host::task_config::resolve;
 use crate::pretrain::grad_conflict::{analyze, ConflictTable};
 use crate::pretrain::pretrain;
+use crate::probe::probe;
 use crate::run_dir::RunDir;
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 use crate::teacher::labeller::Labeller;
@@ -35,7 +42,8 @@ use crate::teacher::train::{train_teacher, TeacherRun};
 pub struct Quickstart {
     pub root: PathBuf,
     pub budget: Budget,
-    pub fast: bool,
+    /// Train the teacher inside the run instead of using the shipped one.
+    pub train_teacher: bool,
     /// The user's `--set`, applied last in every stage.
     pub user_sets: Vec<String>,
     /// Where the task plugins are looked for besides `plugins.dirs` and `CLASP_PLUGIN_PATH`: the
@@ -46,19 +54,24 @@ pub struct Quickstart {
     stage_seconds: Vec<(String, f64)>,
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
 fn quoted(p: &Path) -> String {
     format!("\"{}\"", p.display().to_string().replace('\\', "/"))
+}
+
+/// Which kind of run a task stage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskStage {
+    Probe,
+    Finetune,
+}
+
+impl TaskStage {
+    fn key(self) -> &'static str {
+        match self {
+            TaskStage::Probe => "probe",
+            TaskStage::Finetune => "finetune",
+        }
+    }
 }
 
 impl Quickstart {
@@ -67,7 +80,7 @@ impl Quickstart {
         root: PathBuf,
         base: &Config,
         budget: Budget,
-        fast: bool,
+        train_teacher: bool,
         user_sets: Vec<String>,
         device: Device,
     ) -> Self {
@@ -77,7 +90,7 @@ impl Quickstart {
         Self {
             root,
             budget,
-            fast,
+            train_teacher,
             user_sets,
             plugin_dir,
             device,
@@ -117,17 +130,17 @@ impl Quickstart {
     fn timed<T>(&mut self, stage: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let out = f(self)?;
-        self.stage_seconds
-            .push((stage.to_string(), start.elapsed().as_secs_f64()));
+        let seconds = start.elapsed().as_secs_f64();
+        println!("  ({stage}: {seconds:.0} s)");
+        self.stage_seconds.push((stage.to_string(), seconds));
         Ok(out)
     }
 
     fn synth(
         &self,
         out: &Path,
-        identities: u32,
-        images_per_id: u32,
-        [height, width]: [usize; 2],
+        size: SetSize,
+        hw: [usize; 2],
         seed: u64,
         what: &str,
     ) -> Result<()> {
@@ -138,20 +151,24 @@ impl Quickstart {
         let s = generate(
             &SynthOptions {
                 out: out.to_path_buf(),
-                identities,
-                images_per_id,
+                identities: size.identities,
+                images_per_id: size.images_per_id,
                 cameras: 6,
                 seed,
-                height,
-                width,
+                height: hw[0],
+                width: hw[1],
                 jpeg_quality: 90,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
             &|_| {},
         )?;
         println!(
-            "  {what}: {} images of {identities} identities → {}",
+            "  {what}: {} images of {} identities ({} train / {} val / {} test) → {}",
             s.images,
+            size.identities,
+            s.train_ids,
+            s.val_ids,
+            s.test_ids,
             out.display()
         );
         Ok(())
@@ -159,6 +176,10 @@ impl Quickstart {
 
     fn data(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    fn attribute_data(&self) -> PathBuf {
+        self.root.join("data-attributes")
     }
 
     fn pool(&self) -> PathBuf {
@@ -179,13 +200,31 @@ impl Quickstart {
         self.stage_config(Some(("teacher", TEACHER_RECIPE)), &o)
     }
 
-    /// Trains the teacher on its captioned people (reused when its folder is complete).
+    /// The shipped teacher, or one trained on captioned people (reused when its folder is
+    /// complete).
     fn teacher(&self) -> Result<()> {
         let out = self.teacher_dir();
         if out.join("training.json").exists() {
             println!("  teacher: reused {}", out.display());
             return Ok(());
         }
+        if !self.train_teacher {
+            let fingerprint = shipped_teacher::install(&out)?;
+            println!(
+                "  teacher: the shipped synthetic CLIP (sha256 {}…) → {}",
+                &fingerprint[..16],
+                out.display()
+            );
+            return Ok(());
+        }
+        let b = &self.budget;
+        self.synth(
+            &self.teacher_pool(),
+            b.teacher_pool,
+            b.teacher_pool_size,
+            self.seed + 2,
+            "teacher's captioned people",
+        )?;
         let c = self.teacher_config()?;
         // An interrupted quickstart resumes its teacher from the last finished epoch.
         let resume = TeacherRun {
@@ -246,9 +285,18 @@ impl Quickstart {
         Ok(q)
     }
 
-    fn pretrain_config(&self, v: &Variant) -> Result<Config> {
+    /// `pretrain-<variant>` for the first seed, `pretrain-<variant>-seed<k>` for the others.
+    fn pretrain_name(v: &Variant, seed_index: usize) -> String {
+        match seed_index {
+            0 => format!("pretrain-{}", v.key),
+            k => format!("pretrain-{}-seed{k}", v.key),
+        }
+    }
+
+    fn pretrain_config(&self, v: &Variant, seed_index: usize) -> Result<Config> {
         let mut o = self.budget.pretrain.clone();
         o.extend(v.model.iter().map(|s| s.to_string()));
+        o.push(format!("run.seed={}", self.seed + seed_index as u64));
         o.push(format!(
             "pretrain.data={}",
             quoted(&self.pool().join("reid"))
@@ -264,23 +312,31 @@ impl Quickstart {
             quoted(&self.teacher_dir())
         ));
         o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!("run.name=\"pretrain-{}\"", v.key));
+        o.push(format!(
+            "run.name=\"{}\"",
+            Self::pretrain_name(v, seed_index)
+        ));
         self.stage_config(None, &o)
     }
 
-    fn pretrain(&self, v: &Variant) -> Result<PretrainResult> {
-        let done = self.root.join(format!("pretrain-{}/done.json", v.key));
+    fn pretrain(&self, v: &Variant, seed_index: usize) -> Result<PretrainResult> {
+        let name = Self::pretrain_name(v, seed_index);
+        let done = self.root.join(&name).join("done.json");
         if let Some(r) = read_json::<PretrainResult>(&done) {
-            println!("  pretrain {}: reused ({} steps)", v.title, r.steps);
+            println!(
+                "  pretrain {} seed {seed_index}: reused ({} steps)",
+                v.title, r.steps
+            );
             return Ok(r);
         }
-        let config = self.pretrain_config(v)?;
+        let config = self.pretrain_config(v, seed_index)?;
         let run = RunDir::create(&config)?;
         let start = Instant::now();
         let out = pretrain(&config, &run, &self.device, true)?;
         let last = out.last.as_ref();
         let r = PretrainResult {
             variant: v.key.into(),
+            seed_index,
             checkpoint: out.checkpoint.display().to_string(),
             steps: out.steps,
             loss_ssl: last.map(|m| m.loss_ssl),
@@ -288,10 +344,12 @@ impl Quickstart {
             loss_attr: last.and_then(|m| m.loss_attr),
             teacher_entropy: last.map(|m| m.teacher_entropy),
             collapse: out.collapse.clone(),
+            gate_entropy: last.map(|m| m.gate_entropy.clone()).unwrap_or_default(),
+            gate_mi: last.map(|m| m.gate_mi.clone()).unwrap_or_default(),
             seconds: start.elapsed().as_secs_f64(),
         };
         println!(
-            "  pretrain {}: {} steps in {:.0} s, DINO loss {:.3}{} → {}",
+            "  pretrain {} seed {seed_index}: {} steps in {:.0} s, DINO loss {:.3}{} → {}",
             v.title,
             r.steps,
             r.seconds,
@@ -305,12 +363,30 @@ impl Quickstart {
         Ok(r)
     }
 
-    /// The run folder (and run name) of task `t` fine-tuned from variant `v`.
-    fn finetune_name(v: &Variant, t: &QuickTask) -> String {
-        format!("finetune-{}-{}", v.key, t.name)
+    /// The run folder (and run name) of task `t` probed or fine-tuned from variant `v`'s
+    /// pre-training seed `seed_index`.
+    fn task_run_name(stage: TaskStage, v: &Variant, t: &QuickTask, seed_index: usize) -> String {
+        match seed_index {
+            0 => format!("{}-{}-{}", stage.key(), v.key, t.name),
+            k => format!("{}-{}-seed{k}-{}", stage.key(), v.key, t.name),
+        }
     }
 
-    fn finetune_config(&self, v: &Variant, t: &QuickTask) -> Result<Config> {
+    fn task_data(&self, t: &QuickTask) -> PathBuf {
+        if t.name == "attribute" {
+            self.attribute_data().join(t.data_dir)
+        } else {
+            self.data().join(t.data_dir)
+        }
+    }
+
+    fn task_config(
+        &self,
+        stage: TaskStage,
+        v: &Variant,
+        t: &QuickTask,
+        seed_index: usize,
+    ) -> Result<Config> {
         let mut o = self.budget.finetune.clone();
         let epochs = self
             .budget
@@ -320,8 +396,18 @@ impl Quickstart {
             .map_or(1, |(_, e)| *e);
         o.push(format!("finetune.epochs={epochs}"));
         o.extend(v.model.iter().map(|s| s.to_string()));
-        if t.dense {
-            o.extend(self.budget.dense_task.iter().cloned());
+        for (task, settings) in &self.budget.finetune_task {
+            if *task == t.name {
+                o.extend(settings.iter().cloned());
+            }
+        }
+        if stage == TaskStage::Probe {
+            o.extend(self.budget.probe.iter().cloned());
+            for (task, settings) in &self.budget.probe_task {
+                if *task == t.name {
+                    o.extend(settings.iter().cloned());
+                }
+            }
         }
         if v.pretrained {
             o.push(format!(
@@ -329,47 +415,78 @@ impl Quickstart {
                 quoted(&self.teacher_dir())
             ));
         }
-        o.push(format!(
-            "finetune.data={}",
-            quoted(&self.data().join(t.data_dir))
-        ));
+        o.push(format!("run.seed={}", self.seed + seed_index as u64));
+        o.push(format!("finetune.data={}", quoted(&self.task_data(t))));
         o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!("run.name=\"{}\"", Self::finetune_name(v, t)));
+        o.push(format!(
+            "run.name=\"{}\"",
+            Self::task_run_name(stage, v, t, seed_index)
+        ));
         self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)
     }
 
     fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
-        let name = Self::finetune_name(v, t);
+        let name = Self::task_run_name(TaskStage::Finetune, v, t, 0);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<TaskResult>(&done) {
             println!("  {name}: reused ({} {:.4})", r.primary, r.value);
             return Ok(r);
         }
-        let config = self.finetune_config(v, t)?;
+        let config = self.task_config(TaskStage::Finetune, v, t, 0)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
         let run = RunDir::create(&config)?;
         let start = Instant::now();
         let out = finetune(&config, plugin, backbone, &run, &self.device)?;
-        let value = out
-            .best
-            .metrics
-            .iter()
-            .find(|(k, _)| *k == primary)
-            .map_or(f64::NAN, |(_, v)| *v);
         let r = TaskResult {
             variant: v.key.into(),
             task: t.name.into(),
+            value: out.test.metric(&primary).unwrap_or(f64::NAN),
             primary,
-            value,
-            best_epoch: out.best.epoch,
-            metrics: out.best.metrics.clone(),
+            selected_epoch: out.selected.epoch,
+            metrics: out.test.metrics.clone(),
+            run: run.path.display().to_string(),
             seconds: start.elapsed().as_secs_f64(),
         };
         println!(
-            "  {name}: {} {:.4} in {:.0} s",
-            r.primary, r.value, r.seconds
+            "  {name}: epoch {} selected on validation, test {} {:.4} in {:.0} s",
+            r.selected_epoch, r.primary, r.value, r.seconds
         );
+        write_json(&done, &r)?;
+        Ok(r)
+    }
+
+    fn probe(
+        &self,
+        v: &Variant,
+        t: &QuickTask,
+        seed_index: usize,
+        backbone: Option<&Path>,
+    ) -> Result<ProbeResult> {
+        let name = Self::task_run_name(TaskStage::Probe, v, t, seed_index);
+        let done = self.root.join(&name).join("result.json");
+        if let Some(r) = read_json::<ProbeResult>(&done) {
+            println!("  {name}: reused");
+            return Ok(r);
+        }
+        let config = self.task_config(TaskStage::Probe, v, t, seed_index)?;
+        let plugin = find_task(&config.plugins, t.name)?;
+        let run = RunDir::create(&config)?;
+        let start = Instant::now();
+        let out = probe(&config, plugin, backbone, &run, &self.device)?;
+        let r = ProbeResult {
+            variant: v.key.into(),
+            task: t.name.into(),
+            seed_index,
+            run: run.path.display().to_string(),
+            values: out
+                .seeds
+                .iter()
+                .map(|s| s.test.metric(&out.primary).unwrap_or(f64::NAN))
+                .collect(),
+            primary: out.primary,
+            seconds: start.elapsed().as_secs_f64(),
+        };
         write_json(&done, &r)?;
         Ok(r)
     }
@@ -377,87 +494,126 @@ impl Quickstart {
     /// Runs every stage and writes the report; returns its path.
     pub fn run(mut self) -> Result<PathBuf> {
         let b = self.budget.clone();
-        println!("[1/6] data");
+        println!("[1/7] data");
         self.timed("data", |q| {
             q.synth(
                 &q.data(),
-                b.identities,
-                b.images_per_id,
+                b.downstream,
                 b.image_size,
                 q.seed,
                 "downstream set",
             )?;
             q.synth(
+                &q.attribute_data(),
+                b.attributes,
+                b.image_size,
+                q.seed + 3,
+                "attribute set",
+            )?;
+            q.synth(
                 &q.pool(),
-                b.pool_identities,
-                b.pool_images_per_id,
+                b.pool,
                 b.image_size,
                 q.seed + 1,
                 "unlabeled pool",
-            )?;
-            q.synth(
-                &q.teacher_pool(),
-                b.teacher_pool_identities,
-                b.teacher_pool_images_per_id,
-                b.teacher_pool_size,
-                q.seed + 2,
-                "teacher's captioned people",
             )
         })?;
-        println!("[2/6] teacher: a CLIP trained on captioned people");
+        println!("[2/7] teacher");
         self.timed("teacher", |q| q.teacher())?;
-        println!("[3/6] pseudo-labels of the pool");
+        println!("[3/7] pseudo-labels of the pool");
         let quality = self.timed("labels", |q| q.labels())?;
-        println!("[4/6] pre-training");
+        println!("[4/7] pre-training");
         let mut pretraining = Vec::new();
-        for v in VARIANTS.iter().filter(|v| v.pretrained) {
-            let r = self.timed(&format!("pretrain {}", v.key), |q| q.pretrain(v))?;
-            pretraining.push(r);
+        for seed_index in 0..b.pretrain_seeds.max(1) {
+            for v in VARIANTS.iter().filter(|v| v.pretrained) {
+                let stage = format!("pretrain {} seed {seed_index}", v.key);
+                pretraining.push(self.timed(&stage, |q| q.pretrain(v, seed_index))?);
+            }
+        }
+        let backbone = |v: &Variant, seed_index: usize| {
+            pretraining
+                .iter()
+                .find(|p| p.variant == v.key && p.seed_index == seed_index)
+                .map(|p| PathBuf::from(&p.checkpoint))
+        };
+        println!(
+            "[5/7] frozen-backbone probes: {} tasks × {} variants × {} pre-training seed(s)",
+            TASKS.len(),
+            VARIANTS.len(),
+            b.pretrain_seeds
+        );
+        let mut probes = Vec::new();
+        for seed_index in 0..b.pretrain_seeds.max(1) {
+            for v in &VARIANTS {
+                let bb = backbone(v, seed_index);
+                for t in &TASKS {
+                    let stage = format!("probe {} {} seed {seed_index}", v.key, t.name);
+                    probes.push(self.timed(&stage, |q| q.probe(v, t, seed_index, bb.as_deref()))?);
+                }
+            }
         }
         println!(
-            "[5/6] fine-tuning {} tasks × {} variants",
+            "[6/7] fine-tuning {} tasks × {} variants",
             TASKS.len(),
             VARIANTS.len()
         );
         let mut results = Vec::new();
         for v in &VARIANTS {
-            let backbone = pretraining
-                .iter()
-                .find(|p| p.variant == v.key)
-                .map(|p| PathBuf::from(&p.checkpoint));
+            let bb = backbone(v, 0);
             for t in &TASKS {
-                let r = self.timed(&format!("finetune {} {}", v.key, t.name), |q| {
-                    q.finetune(v, t, backbone.as_deref())
-                })?;
-                results.push(r);
+                let stage = format!("finetune {} {}", v.key, t.name);
+                results.push(self.timed(&stage, |q| q.finetune(v, t, bb.as_deref()))?);
             }
         }
-        println!("[6/6] gradient conflict and report");
+        println!("[7/7] gradient conflict, intervals and report");
         let conflicts = self.timed("grad-conflict", |q| q.conflicts(&pretraining))?;
+        let tables = self.timed("intervals", |q| {
+            let scorers = q.scorers()?;
+            report::comparisons(&scorers, &probes, &results, b.replicates, q.seed)
+        })?;
         let report = Report {
-            fast: self.fast,
+            tier: b.tier,
+            shipped_teacher: !self.train_teacher,
             stage_seconds: &self.stage_seconds,
             teacher: &quality,
             pretraining: &pretraining,
-            results: &results,
+            tables: &tables,
             conflicts: &conflicts,
         };
         let path = self.root.join("report.md");
         std::fs::write(&path, report.markdown())
             .with_context(|| format!("writing {}", path.display()))?;
         report.write_chart(&self.root.join("results.png"))?;
+        write_json(&self.root.join("comparisons.json"), &tables)?;
         println!("\n{}", report.markdown());
         Ok(path)
     }
 
-    /// Per-task gradient cosines of the two CLASP checkpoints (without and with PC-MoE).
+    /// Each task's plugin with its settings as the runs resolved them: what scores its rows.
+    fn scorers(&self) -> Result<Vec<(String, Scorer)>> {
+        TASKS
+            .iter()
+            .map(|t| {
+                let c = self.task_config(TaskStage::Finetune, &VARIANTS[0], t, 0)?;
+                let plugin = find_task(&c.plugins, t.name)?;
+                let config = resolve(&plugin.spec, &c.task)?;
+                Ok((t.name.to_string(), Scorer { plugin, config }))
+            })
+            .collect()
+    }
+
+    /// Per-task gradient cosines of the two CLASP checkpoints (without and with PC-MoE) of the
+    /// first seed.
     fn conflicts(&self, pretraining: &[PretrainResult]) -> Result<Vec<ConflictTable>> {
         let mut tables = Vec::new();
         for v in VARIANTS.iter().filter(|v| v.pseudo_labels) {
-            let Some(p) = pretraining.iter().find(|p| p.variant == v.key) else {
+            let Some(p) = pretraining
+                .iter()
+                .find(|p| p.variant == v.key && p.seed_index == 0)
+            else {
                 continue;
             };
-            let config = self.pretrain_config(v)?;
+            let config = self.pretrain_config(v, 0)?;
             tables.push(analyze(
                 &config,
                 Path::new(&p.checkpoint),
@@ -472,37 +628,42 @@ impl Quickstart {
 
 #[cfg(test)]
 mod tests {
+    use super::budget::Tier;
     use super::*;
 
-    /// Every stage's config of both budgets loads (a key the budget misspells, or one the schema
+    /// Every stage's config of every tier loads (a key the budget misspells, or one the schema
     /// no longer has, fails here instead of minutes into a quickstart), and the user's `--set`
     /// wins over the budget's settings, the dense tasks' LR included.
     #[test]
-    fn every_stage_config_of_both_budgets_loads() {
+    fn every_stage_config_of_every_tier_loads() {
         let dir = tempfile::tempdir().unwrap();
         let user_lr = 0.0123;
-        for (name, budget) in [("default", Budget::default_run()), ("fast", Budget::fast())] {
+        for tier in [Tier::Fast, Tier::Quick, Tier::Standard] {
+            let name = format!("{tier:?}");
             let q = Quickstart::new(
-                dir.path().join(name),
+                dir.path().join(&name),
                 &Config::default(),
-                budget,
-                name == "fast",
+                Budget::for_tier(tier),
+                true,
                 vec![format!("optim.lr={user_lr}")],
                 Device::Cpu,
             );
             q.teacher_config().unwrap();
             for v in VARIANTS.iter() {
                 if v.pretrained {
-                    let c = q.pretrain_config(v).unwrap();
-                    assert_eq!(c.run.name, format!("pretrain-{}", v.key));
+                    let c = q.pretrain_config(v, 1).unwrap();
+                    assert_eq!(c.run.name, format!("pretrain-{}-seed1", v.key));
+                    assert_eq!(c.run.seed, 1);
                     assert_eq!(c.optim.lr, user_lr);
                 }
                 for t in TASKS.iter() {
-                    let c = q
-                        .finetune_config(v, t)
-                        .unwrap_or_else(|e| panic!("{name} budget, {} {}: {e:#}", v.key, t.name));
-                    assert_eq!(c.run.name, Quickstart::finetune_name(v, t));
-                    assert_eq!(c.optim.lr, user_lr, "{name} budget, {} {}", v.key, t.name);
+                    for stage in [TaskStage::Probe, TaskStage::Finetune] {
+                        let c = q.task_config(stage, v, t, 0).unwrap_or_else(|e| {
+                            panic!("{name} budget, {} {}: {e:#}", v.key, t.name)
+                        });
+                        assert_eq!(c.run.name, Quickstart::task_run_name(stage, v, t, 0));
+                        assert_eq!(c.optim.lr, user_lr, "{name} budget, {} {}", v.key, t.name);
+                    }
                 }
             }
         }

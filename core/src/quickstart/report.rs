@@ -1,5 +1,8 @@
-//! `runs/quickstart/report.md` and `results.png`: each task's primary metric for the four
-//! variants, the pseudo-label quality, the pre-training runs and the gradient-conflict tables.
+//! `runs/quickstart/report.md` and `results.png`: for frozen-backbone probes and for fine-tuning,
+//! each task's metric for the four variants with 95 % intervals over the test people, beside the
+//! image-blind levels, and the paired differences that say what pre-training, the pseudo-labels
+//! and PC-MoE add — "ahead" or "behind" only when the interval leaves out 0. Then the pseudo-label
+//! quality, the pre-training runs and the gradient-conflict tables.
 
 use std::path::Path;
 
@@ -8,98 +11,344 @@ use clasp_sdk::draw::{self, image::RgbImage, BLACK, WHITE};
 use image::Rgb;
 use serde::{Deserialize, Serialize};
 
-use super::variants::{Variant, TASKS, VARIANTS};
+use super::budget::Tier;
+use super::results::{PretrainResult, ProbeResult, TaskResult};
+use super::variants::{DIFFERENCES, TASKS, VARIANTS};
+use crate::finetune::train::{BLIND_LEVELS_FILE, TEST_SCORES_FILE};
+use crate::plugin_host::scoring::Scorer;
 use crate::pretrain::grad_conflict::ConflictTable;
+use crate::probe::{ProbeOutcome, PROBE_FILE};
+use crate::scoring::blind::BlindLevel;
+use crate::scoring::{compare, Comparison, Difference, Entry, Interval, Sample, ScoredSplit};
 use crate::teacher::quality::QualityReport;
 
-/// One fine-tuning run's outcome (`result.json` beside its run).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskResult {
-    pub variant: String,
-    pub task: String,
-    pub primary: String,
-    pub value: f64,
-    pub best_epoch: usize,
-    pub metrics: Vec<(String, f64)>,
-    pub seconds: f64,
+/// How the backbones were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// Heads trained on frozen features.
+    Probe,
+    /// Backbone and head trained together.
+    Finetune,
 }
 
-/// One pre-training run's outcome (`done.json` beside its run).
+impl Protocol {
+    pub fn title(self) -> &'static str {
+        match self {
+            Protocol::Probe => "Frozen-backbone probes",
+            Protocol::Finetune => "Fine-tuning",
+        }
+    }
+}
+
+/// One task under one protocol: its metrics compared across the variants.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PretrainResult {
-    pub variant: String,
-    pub checkpoint: String,
-    pub steps: usize,
-    pub loss_ssl: Option<f64>,
-    pub loss_part: Option<f64>,
-    pub loss_attr: Option<f64>,
-    pub teacher_entropy: Option<f64>,
-    pub collapse: Option<String>,
-    pub seconds: f64,
+pub struct TaskTable {
+    pub protocol: Protocol,
+    pub task: String,
+    /// The primary metric first.
+    pub comparisons: Vec<Comparison>,
+    /// Test people the intervals resample; training runs (pre-training seeds) per variant and
+    /// heads per run (probe seeds).
+    pub people: usize,
+    pub runs_per_variant: usize,
+    pub heads_per_run: usize,
+}
+
+/// Per variant, the test rows of its runs of one task (per training run, per head), and the
+/// blind levels of the test split.
+struct Rows {
+    per_variant: Vec<(String, Vec<Vec<Vec<Sample>>>)>,
+    blind: Vec<BlindLevel>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn rows_of(split: &ScoredSplit, what: &str) -> Result<Vec<Sample>> {
+    split
+        .samples
+        .clone()
+        .with_context(|| format!("{what}: the plugin kept no per-sample scores"))
+}
+
+fn probe_rows(probes: &[ProbeResult], task: &str) -> Result<Rows> {
+    let mut per_variant = Vec::new();
+    let mut blind = None;
+    for v in &VARIANTS {
+        let mut runs = Vec::new();
+        for p in probes
+            .iter()
+            .filter(|p| p.task == task && p.variant == v.key)
+        {
+            let out: ProbeOutcome = read(&Path::new(&p.run).join(PROBE_FILE))?;
+            let heads = out
+                .seeds
+                .iter()
+                .map(|s| rows_of(&s.test, &p.run))
+                .collect::<Result<Vec<_>>>()?;
+            runs.push(heads);
+            blind.get_or_insert(out.blind);
+        }
+        per_variant.push((v.key.to_string(), runs));
+    }
+    Ok(Rows {
+        per_variant,
+        blind: blind.unwrap_or_default(),
+    })
+}
+
+fn finetune_rows(results: &[TaskResult], task: &str) -> Result<Rows> {
+    let mut per_variant = Vec::new();
+    let mut blind = None;
+    for v in &VARIANTS {
+        let mut runs = Vec::new();
+        for r in results
+            .iter()
+            .filter(|r| r.task == task && r.variant == v.key)
+        {
+            let run = Path::new(&r.run);
+            let split = ScoredSplit::read(&run.join(TEST_SCORES_FILE))?;
+            runs.push(vec![rows_of(&split, &r.run)?]);
+            if blind.is_none() {
+                blind = Some(read(&run.join(BLIND_LEVELS_FILE))?);
+            }
+        }
+        per_variant.push((v.key.to_string(), runs));
+    }
+    Ok(Rows {
+        per_variant,
+        blind: blind.unwrap_or_default(),
+    })
+}
+
+/// Every task's comparison under both protocols, each on `replicates` bootstrap draws.
+pub fn comparisons(
+    scorers: &[(String, Scorer)],
+    probes: &[ProbeResult],
+    results: &[TaskResult],
+    replicates: usize,
+    seed: u64,
+) -> Result<Vec<TaskTable>> {
+    let mut tables = Vec::new();
+    for protocol in [Protocol::Probe, Protocol::Finetune] {
+        for t in &TASKS {
+            let scorer = &scorers
+                .iter()
+                .find(|(name, _)| name == t.name)
+                .with_context(|| format!("no plugin for task `{}`", t.name))?
+                .1;
+            let rows = match protocol {
+                Protocol::Probe => probe_rows(probes, t.name)?,
+                Protocol::Finetune => finetune_rows(results, t.name)?,
+            };
+            if rows.per_variant.iter().any(|(_, runs)| runs.is_empty()) {
+                continue;
+            }
+            let entries: Vec<Entry> = rows
+                .per_variant
+                .iter()
+                .map(|(name, runs)| Entry {
+                    name,
+                    runs: runs
+                        .iter()
+                        .map(|heads| heads.iter().map(Vec::as_slice).collect())
+                        .collect(),
+                })
+                .collect();
+            let primary = scorer.plugin.spec.primary_metric.to_string();
+            let metrics: Vec<&str> = std::iter::once(primary.as_str())
+                .chain(t.also.iter().copied())
+                .collect();
+            let comparisons = compare(
+                scorer,
+                &metrics,
+                &entries,
+                &rows.blind,
+                &DIFFERENCES,
+                replicates,
+                seed,
+            )?;
+            let first = &rows.per_variant[0].1;
+            let mut people: Vec<u64> = first[0][0].iter().map(|s| s.group).collect();
+            people.sort_unstable();
+            people.dedup();
+            tables.push(TaskTable {
+                protocol,
+                task: t.name.to_string(),
+                comparisons,
+                people: people.len(),
+                runs_per_variant: first.len(),
+                heads_per_run: first[0].len(),
+            });
+        }
+    }
+    Ok(tables)
 }
 
 pub struct Report<'a> {
-    pub fast: bool,
+    pub tier: Tier,
+    pub shipped_teacher: bool,
     pub stage_seconds: &'a [(String, f64)],
     pub teacher: &'a QualityReport,
     pub pretraining: &'a [PretrainResult],
-    pub results: &'a [TaskResult],
+    pub tables: &'a [TaskTable],
     pub conflicts: &'a [ConflictTable],
 }
 
-fn result<'r>(results: &'r [TaskResult], v: &Variant, task: &str) -> Option<&'r TaskResult> {
-    results
+fn cell(i: &Interval) -> String {
+    format!("{:.4} [{:.4}, {:.4}]", i.value, i.lo, i.hi)
+}
+
+fn signed(d: &Difference) -> String {
+    let i = &d.interval;
+    format!(
+        "{:+.4} [{:+.4}, {:+.4}] {}",
+        i.value,
+        i.lo,
+        i.hi,
+        d.verdict()
+    )
+}
+
+fn title_of(key: &str) -> &'static str {
+    VARIANTS
         .iter()
-        .find(|r| r.variant == v.key && r.task == task)
+        .find(|v| v.key == key)
+        .map_or("?", |v| v.title)
 }
 
 impl Report<'_> {
-    pub fn markdown(&self) -> String {
-        let mut md = String::from("# CLASP quickstart report\n\n");
-        md += &format!(
-            "Built-in synthetic people, {} budget; every variant uses the same backbone, data and \
-             budgets. Metric: each plugin's primary metric on its test split (higher is better).\n\n",
-            if self.fast { "`--fast`" } else { "default" }
+    fn protocol_section(&self, protocol: Protocol) -> String {
+        let tables: Vec<&TaskTable> = self
+            .tables
+            .iter()
+            .filter(|t| t.protocol == protocol)
+            .collect();
+        let Some(first) = tables.first() else {
+            return String::new();
+        };
+        let heads: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{} {}", t.task, t.heads_per_run))
+            .collect();
+        let runs = match (first.runs_per_variant, protocol) {
+            (1, Protocol::Finetune) => "one run per variant: the intervals hold the test \
+                                         people's variance, not the training's"
+                .to_string(),
+            (1, Protocol::Probe) => format!(
+                "one pre-training run per variant; heads per run: {}: the intervals hold the \
+                 test people's and the heads' variance, not pre-training's",
+                heads.join(", ")
+            ),
+            (r, _) => format!(
+                "{r} pre-training runs per variant, drawn with the people; heads per run: {}",
+                heads.join(", ")
+            ),
+        };
+        let mut md = format!(
+            "\n## {}\n\nTest split, read once per run after the epoch was chosen on validation; \
+             95 % intervals from {} bootstrap draws of the test people ({runs}).\n\n",
+            protocol.title(),
+            first.comparisons[0].replicates,
         );
-        md += "| task (metric) |";
+        md += "| task (metric) | people | image-blind level |";
         for v in VARIANTS {
             md += &format!(" {} |", v.title);
         }
-        md += " (d) − (a) |\n|---|";
-        md += &"---:|".repeat(VARIANTS.len() + 1);
+        md += "\n|---|---:|---|";
+        md += &"---|".repeat(VARIANTS.len());
         md.push('\n');
-        for t in TASKS {
-            let metric = VARIANTS
-                .iter()
-                .find_map(|v| result(self.results, v, t.name))
-                .map_or("?".to_string(), |r| r.primary.clone());
-            md += &format!("| {} ({metric}) |", t.name);
-            for v in VARIANTS {
-                md += &match result(self.results, &v, t.name) {
-                    Some(r) => format!(" {:.4} |", r.value),
+        for t in &tables {
+            for c in &t.comparisons {
+                md += &format!("| {} ({}) | {} |", t.task, c.metric, t.people);
+                md += &match c.best_blind() {
+                    Some((name, i)) => format!(" {} {name} |", cell(i)),
                     None => " – |".into(),
                 };
+                for v in VARIANTS {
+                    let above = c
+                        .over_blind
+                        .iter()
+                        .find(|d| d.a == v.key)
+                        .is_some_and(|d| d.interval.lo > 0.0);
+                    md += &match c.result(v.key) {
+                        Some(i) => format!(" {}{} |", cell(i), if above { " ↑" } else { "" }),
+                        None => " – |".into(),
+                    };
+                }
+                md.push('\n');
             }
-            let gain = result(self.results, &VARIANTS[3], t.name)
-                .zip(result(self.results, &VARIANTS[0], t.name))
-                .map(|(d, a)| d.value - a.value);
-            md += &match gain {
-                Some(g) => format!(" {g:+.4} |\n"),
-                None => " – |\n".into(),
-            };
         }
-        let ahead = TASKS
+        md +=
+            "\n↑: above the image-blind level (the paired difference's interval leaves out 0).\n\n";
+        md += "| difference |";
+        for t in &tables {
+            for c in &t.comparisons {
+                md += &format!(" {} ({}) |", t.task, c.metric);
+            }
+        }
+        md += "\n|---|";
+        for t in &tables {
+            md += &"---|".repeat(t.comparisons.len());
+        }
+        md.push('\n');
+        for (a, b) in DIFFERENCES {
+            md += &format!("| {} − {} |", title_of(a), title_of(b));
+            for t in &tables {
+                for c in &t.comparisons {
+                    md += &match c.differences.iter().find(|d| d.a == a && d.b == b) {
+                        Some(d) => format!(" {} |", signed(d)),
+                        None => " – |".into(),
+                    };
+                }
+            }
+            md.push('\n');
+        }
+        let separated: Vec<String> = tables
             .iter()
-            .filter(|t| {
-                result(self.results, &VARIANTS[3], t.name)
-                    .zip(result(self.results, &VARIANTS[0], t.name))
-                    .is_some_and(|(d, a)| d.value > a.value)
+            .flat_map(|t| {
+                let c = &t.comparisons[0];
+                c.differences
+                    .iter()
+                    .filter(|d| d.interval.excludes_zero())
+                    .map(move |d| {
+                        format!(
+                            "{} {} on {} ({})",
+                            title_of(&d.a),
+                            d.verdict(),
+                            title_of(&d.b),
+                            t.task
+                        )
+                    })
             })
-            .count();
+            .collect();
         md += &format!(
-            "\nFull CLASP is ahead of from-scratch training on {ahead} of {} tasks.\n",
-            TASKS.len()
+            "\nSeparated on the primary metrics: {}.\n",
+            if separated.is_empty() {
+                "none".to_string()
+            } else {
+                separated.join("; ")
+            }
         );
+        md
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::from("# CLASP quickstart report\n\n");
+        md += &format!(
+            "Built-in synthetic people, `{:?}` tier; every variant uses the same backbone, data and \
+             budgets; teacher: {}. Metrics: each plugin's on its test split (higher is better).\n",
+            self.tier,
+            if self.shipped_teacher {
+                "the shipped synthetic CLIP"
+            } else {
+                "trained in this run"
+            }
+        );
+        md += &self.protocol_section(Protocol::Probe);
+        md += &self.protocol_section(Protocol::Finetune);
 
         let q = self.teacher;
         md += &format!(
@@ -108,12 +357,13 @@ impl Report<'_> {
             q.part_miou, q.row_baseline_miou, q.part_confidence, q.attribute_ma
         );
 
-        md += "\n## Pre-training\n\n| variant | steps | DINO loss | part loss | attribute loss | teacher entropy | collapse | seconds |\n|---|---:|---:|---:|---:|---:|---|---:|\n";
+        md += "\n## Pre-training\n\n| variant | seed | steps | DINO loss | part loss | attribute loss | teacher entropy | collapse | seconds |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n";
         let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.4}"));
         for p in self.pretraining {
             md += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.0} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |\n",
                 p.variant,
+                p.seed_index,
                 p.steps,
                 f(p.loss_ssl),
                 f(p.loss_part),
@@ -122,6 +372,40 @@ impl Report<'_> {
                 p.collapse.as_deref().unwrap_or("no"),
                 p.seconds
             );
+        }
+
+        let with_gates: Vec<&PretrainResult> = self
+            .pretraining
+            .iter()
+            .filter(|p| !p.gate_mi.is_empty())
+            .collect();
+        if !with_gates.is_empty() {
+            md += "\n## PC-MoE gates after pre-training\n\nEntropy of each task's global gate \
+                   over ln E per block (1: every expert alike, 0: one expert), and the task–expert \
+                   mutual information per block (nats; ln 3 = 1.10 when the three pre-training \
+                   tasks use experts of their own).\n\n| run | task | entropy per block | \
+                   MI per block |\n|---|---|---|---|\n";
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            for p in &with_gates {
+                for (i, (task, h)) in p.gate_entropy.iter().enumerate() {
+                    let mi = if i == 0 {
+                        list(&p.gate_mi)
+                    } else {
+                        String::new()
+                    };
+                    md += &format!(
+                        "| {} seed {} | {task} | {} | {mi} |\n",
+                        p.variant,
+                        p.seed_index,
+                        list(h)
+                    );
+                }
+            }
         }
 
         if !self.conflicts.is_empty() {
@@ -134,15 +418,20 @@ impl Report<'_> {
         }
 
         md += "\n## Time per stage\n\n| stage | seconds |\n|---|---:|\n";
+        let mut total = 0.0;
         for (stage, s) in self.stage_seconds {
             md += &format!("| {stage} | {s:.0} |\n");
+            total += s;
         }
-        md += "\nAll metrics per run: `finetune-<variant>-<task>/metrics.jsonl`; plots: \
+        md += &format!("| total | {total:.0} |\n");
+        md += "\nPer run: `probe-<variant>-<task>/probe.json`, `finetune-<variant>-<task>/metrics.jsonl` \
+               (validation per epoch) and `test_scores.json`; all intervals: `comparisons.json`; plots: \
                `results.png`, `pretrain-*/curves.png`, `pretrain-*/gates.png`, `grad_conflict.png`.\n";
         md
     }
 
-    /// Grouped bars: one group per task, one bar per variant, each task scaled to its best value.
+    /// Per protocol, grouped bars per task (one per variant, scaled to the task's largest upper
+    /// bound) with their intervals as whiskers and the image-blind level as a grey line.
     pub fn write_chart(&self, path: &Path) -> Result<()> {
         const COLOURS: [Rgb<u8>; 4] = [
             Rgb([150, 150, 150]),
@@ -150,52 +439,75 @@ impl Report<'_> {
             Rgb([255, 127, 14]),
             Rgb([44, 160, 44]),
         ];
-        let (group_w, bar_w, plot_h, top, left) = (150u32, 28u32, 200u32, 40u32, 20u32);
+        let (group_w, bar_w, plot_h, left) = (170u32, 30u32, 160u32, 20u32);
+        let row_h = plot_h + 70;
         let width = left * 2 + group_w * TASKS.len() as u32;
-        let height = top + plot_h + 70;
+        let height = 2 * row_h + 40;
         let mut img = RgbImage::from_pixel(width, height, WHITE);
-        draw::text(
-            &mut img,
-            left as i64,
-            8,
-            "primary metric per task",
-            1,
-            BLACK,
-        );
         for (i, v) in VARIANTS.iter().enumerate() {
-            let x = left as i64 + i as i64 * 150;
+            let x = left as i64 + i as i64 * 185;
             draw::fill_rect(&mut img, x, height as i64 - 24, 10, 10, COLOURS[i]);
             draw::text(&mut img, x + 14, height as i64 - 24, v.title, 1, BLACK);
         }
-        for (g, t) in TASKS.iter().enumerate() {
-            let values: Vec<Option<f64>> = VARIANTS
-                .iter()
-                .map(|v| result(self.results, v, t.name).map(|r| r.value))
-                .collect();
-            let max = values.iter().flatten().copied().fold(1e-9, f64::max);
-            let x0 = left + g as u32 * group_w + 10;
-            for (i, v) in values.iter().enumerate() {
-                let Some(v) = v else { continue };
-                let h = ((v / max).clamp(0.0, 1.0) * plot_h as f64).round() as u32;
-                let x = (x0 + i as u32 * (bar_w + 2)) as i64;
-                draw::fill_rect(&mut img, x, (top + plot_h - h) as i64, bar_w, h, COLOURS[i]);
+        for (row, protocol) in [Protocol::Probe, Protocol::Finetune].iter().enumerate() {
+            let top = row as u32 * row_h + 30;
+            draw::text(
+                &mut img,
+                left as i64,
+                top as i64 - 22,
+                &format!(
+                    "{}: primary metric, 95% intervals; grey line: image-blind level",
+                    protocol.title()
+                ),
+                1,
+                BLACK,
+            );
+            for (g, t) in TASKS.iter().enumerate() {
+                let Some(table) = self
+                    .tables
+                    .iter()
+                    .find(|x| x.protocol == *protocol && x.task == t.name)
+                else {
+                    continue;
+                };
+                let c = &table.comparisons[0];
+                let blind = c.best_blind().map(|b| b.1.value);
+                let max = VARIANTS
+                    .iter()
+                    .filter_map(|v| c.result(v.key).map(|i| i.hi))
+                    .chain(blind)
+                    .filter(|v| v.is_finite())
+                    .fold(1e-9, f64::max);
+                let y_of = |v: f64| {
+                    (top + plot_h) as i64 - ((v / max).clamp(0.0, 1.0) * plot_h as f64) as i64
+                };
+                let x0 = left + g as u32 * group_w + 10;
+                for (i, v) in VARIANTS.iter().enumerate() {
+                    let Some(iv) = c.result(v.key) else { continue };
+                    let x = (x0 + i as u32 * (bar_w + 4)) as i64;
+                    let y = y_of(iv.value);
+                    let h = (top + plot_h) as i64 - y;
+                    draw::fill_rect(&mut img, x, y, bar_w, h.max(0) as u32, COLOURS[i]);
+                    let (lo, hi) = (y_of(iv.lo), y_of(iv.hi));
+                    let mid = x + bar_w as i64 / 2;
+                    draw::fill_rect(&mut img, mid, hi, 1, (lo - hi).max(1) as u32, BLACK);
+                    draw::fill_rect(&mut img, mid - 4, hi, 9, 1, BLACK);
+                    draw::fill_rect(&mut img, mid - 4, lo, 9, 1, BLACK);
+                }
+                if let Some(b) = blind {
+                    let y = y_of(b);
+                    let w = VARIANTS.len() as u32 * (bar_w + 4);
+                    draw::fill_rect(&mut img, x0 as i64 - 4, y, w + 8, 2, Rgb([110, 110, 110]));
+                }
                 draw::text(
                     &mut img,
-                    x,
-                    (top + plot_h - h) as i64 - 10,
-                    &format!("{v:.2}"),
+                    x0 as i64,
+                    (top + plot_h + 8) as i64,
+                    &format!("{} ({})", t.name, c.metric),
                     1,
                     BLACK,
                 );
             }
-            draw::text(
-                &mut img,
-                x0 as i64,
-                (top + plot_h + 8) as i64,
-                t.name,
-                1,
-                BLACK,
-            );
         }
         img.save(path)
             .with_context(|| format!("writing {}", path.display()))

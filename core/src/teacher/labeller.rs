@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -134,6 +134,16 @@ impl Labeller {
         for a in &settings.attributes {
             positive.push(embed_sentences(a.positive.clone())?);
             negative.push(embed_sentences(a.negative.clone())?);
+        }
+        if !unknown_words.is_empty() && !settings.allow_unknown_words {
+            bail!(
+                "the teacher {} does not know words of these label prompts (they would embed as \
+                 its unknown-word token): {}. Use prompts in its words (a teacher `clasp teacher \
+                 train` made knows its captions' words: see configs/teacher/synthetic.toml), or \
+                 set `label.allow_unknown_words = true`",
+                dir.display(),
+                unknown_words.join("; ")
+            );
         }
         let p = clip.config.projection_dim;
         let bank = |v: Vec<Tensor>| SentenceBank::new(&v, settings.ensemble, p, device);

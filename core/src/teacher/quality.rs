@@ -111,8 +111,9 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// Scores the labeller on the synthetic set at `root` (LIP `val` split + `attributes/test.csv`),
-/// up to `limit` images; draws the first 12 into `picture` when given.
+/// Scores the labeller on the held-out people of the synthetic set at `root` (the LIP `val` and
+/// `test` splits with the attribute tables of the same people), up to `limit` images; draws the
+/// first 12 into `picture` when given.
 pub fn evaluate_pseudo_labels(
     labeller: &Labeller,
     root: &Path,
@@ -128,11 +129,17 @@ pub fn evaluate_pseudo_labels(
             v.part_names.join(", ")
         );
     }
-    let items = lip_format::read_split(&root.join("parsing"), "val")?;
-    let table = root.join("attributes/test.csv");
-    let rows = pa100k::read(&table)?;
-    let truth_attrs: std::collections::HashMap<String, [u8; 26]> =
-        rows.into_iter().map(|r| (r.image, r.labels)).collect();
+    let mut items = Vec::new();
+    let mut truth_attrs: std::collections::HashMap<String, [u8; 26]> = Default::default();
+    for split in ["val", "test"] {
+        items.extend(lip_format::read_split(&root.join("parsing"), split)?);
+        let table = root.join(format!("attributes/{split}.csv"));
+        truth_attrs.extend(
+            pa100k::read(&table)?
+                .into_iter()
+                .map(|r| (r.image, r.labels)),
+        );
+    }
     let attr_cols: Vec<Option<usize>> = v
         .attribute_names
         .iter()
@@ -203,7 +210,10 @@ pub fn evaluate_pseudo_labels(
         }
     }
     if n == 0 {
-        bail!("{}: the LIP val split has no images", root.display());
+        bail!(
+            "{}: the LIP val and test splits have no images",
+            root.display()
+        );
     }
     let part = ious(&conf);
     let rows = ious(&rows_conf);

@@ -46,9 +46,14 @@ impl Task for ViewTask {
                     "training table (PA-100K-style)".into(),
                 ),
                 (
+                    "val_table".into(),
+                    "\"val.csv\"".into(),
+                    "validation table: epochs are chosen on it (a missing file: none)".into(),
+                ),
+                (
                     "test_table".into(),
                     "\"test.csv\"".into(),
-                    "evaluation table".into(),
+                    "test table, scored once after selection".into(),
                 ),
             ],
             head_variants: vec!["linear".into()],
@@ -132,11 +137,16 @@ impl Task for ViewTask {
     }
 
     fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
-        let table = root.join(if split == "train" {
-            cfg.str("table")?
-        } else {
-            cfg.str("test_table")?
+        // The validation split must hold other people than the test split (or be empty):
+        // the host chooses epochs on it.
+        let table = root.join(match split {
+            "train" => cfg.str("table")?,
+            "val" => cfg.str("val_table")?,
+            _ => cfg.str("test_table")?,
         });
+        if split == "val" && !table.exists() {
+            return Ok(Vec::new());
+        }
         let text = match std::fs::read_to_string(&table) {
             Ok(t) => t,
             Err(e) => fail!("reading {}: {e}", table.display()),

@@ -2,16 +2,16 @@
 //!
 //! Head: `linear` (CLS → A logits) or `mlp` (CLS → hidden → ReLU → dropout → A logits), chosen by
 //! the `head` config key. Loss: binary cross entropy weighted by each attribute's positive ratio in
-//! the training set (DeepMAR's weights, or balanced ones). Metrics: mA and instance
-//! accuracy/precision/recall/F1.
+//! the training set (DeepMAR's weights, or balanced ones). Metrics: mA, mean per-attribute AUC and
+//! instance accuracy/precision/recall/F1; the image-blind level is a constant prediction.
 
 mod chart;
 mod metrics;
 mod table;
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task,
-    TaskConfig, Tensor,
+    ensure_paired, export_task, fail, group_of_image, FeatureMaps, Host, Init, NamedPredictionSets,
+    Pool, Record, Result, SampleStats, Spec, Task, TaskConfig, Tensor,
 };
 use std::path::{Path, PathBuf};
 
@@ -118,9 +118,17 @@ impl Task for AttributeTask {
                     .into(),
             labels: PA100K.iter().map(|s| s.to_string()).collect(),
             input_size: [256, 128],
-            metrics: ["mA", "accuracy", "precision", "recall", "f1"]
-                .map(String::from)
-                .to_vec(),
+            metrics: [
+                "mA",
+                "mAUC",
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+                "attributes_scored",
+            ]
+            .map(String::from)
+            .to_vec(),
             primary_metric: "mA".into(),
             config: vec![
                 (
@@ -153,9 +161,16 @@ impl Task for AttributeTask {
                     "training table under the dataset root".into(),
                 ),
                 (
+                    "val_table".into(),
+                    "\"val.csv\"".into(),
+                    "validation table under the dataset root (epochs and recipes are chosen on \
+                     it; a missing file means no validation split)"
+                        .into(),
+                ),
+                (
                     "test_table".into(),
                     "\"test.csv\"".into(),
-                    "evaluation table under the dataset root".into(),
+                    "test table under the dataset root (scored once, after selection)".into(),
                 ),
             ],
             head_variants: vec!["linear".into(), "mlp".into()],
@@ -254,22 +269,116 @@ impl Task for AttributeTask {
         ensure_paired(predictions, targets)?;
         let probs: Vec<Vec<f32>> = predictions.iter().map(|r| r.values.to_vec()).collect();
         let gts: Vec<Vec<f32>> = targets.iter().map(|r| r.values.to_vec()).collect();
-        let m = metrics::attribute_metrics(&probs, &gts);
-        Ok(vec![
-            ("mA".into(), m.ma),
-            ("accuracy".into(), m.accuracy),
-            ("precision".into(), m.precision),
-            ("recall".into(), m.recall),
-            ("f1".into(), m.f1),
-        ])
+        Ok(metric_list(metrics::attribute_metrics(&probs, &gts)))
+    }
+
+    /// A row per image: its 26 probabilities, its 26 labels, then 26 flags of the attributes the
+    /// whole split scores (both classes present) — a resample averages over those, not over the
+    /// ones it happens to hold both classes of.
+    fn sample_statistics(
+        &self,
+        _cfg: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Option<Result<Vec<SampleStats>>> {
+        Some((|| {
+            ensure_paired(predictions, targets)?;
+            let a = PA100K.len();
+            let scored: Vec<f64> = (0..a)
+                .map(|j| {
+                    let pos = targets
+                        .iter()
+                        .filter(|t| t.values.get(j).is_some_and(|v| *v > 0.5))
+                        .count();
+                    (pos > 0 && pos < targets.len()) as u8 as f64
+                })
+                .collect();
+            let mut rows = Vec::with_capacity(targets.len());
+            for (p, t) in predictions.iter().zip(targets) {
+                if p.values.len() != a || t.values.len() != a {
+                    fail!("{}: expected {a} probabilities and {a} labels", t.image);
+                }
+                let mut values: Vec<f64> = p
+                    .values
+                    .iter()
+                    .chain(&t.values)
+                    .map(|v| *v as f64)
+                    .collect();
+                values.extend(&scored);
+                rows.push(SampleStats {
+                    group: group_of_image(&t.image),
+                    values: values.into(),
+                });
+            }
+            Ok(rows)
+        })())
+    }
+
+    fn metrics_of_samples(
+        &self,
+        _cfg: &TaskConfig,
+        samples: &[SampleStats],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        let a = PA100K.len();
+        if let Some(bad) = samples.iter().find(|s| s.values.len() != 3 * a) {
+            return Some(Err(clasp_sdk::Error(format!(
+                "a sample row of {} values, expected {}",
+                bad.values.len(),
+                3 * a
+            ))));
+        }
+        let part = |s: &SampleStats, k: usize| -> Vec<f32> {
+            s.values[k * a..(k + 1) * a]
+                .iter()
+                .map(|v| *v as f32)
+                .collect()
+        };
+        let probs: Vec<Vec<f32>> = samples.iter().map(|s| part(s, 0)).collect();
+        let gts: Vec<Vec<f32>> = samples.iter().map(|s| part(s, 1)).collect();
+        let scored: Vec<bool> = samples.first().map_or(vec![true; a], |s| {
+            part(s, 2).iter().map(|f| *f > 0.5).collect()
+        });
+        Some(Ok(metric_list(metrics::attribute_metrics_of(
+            &probs, &gts, &scored,
+        ))))
+    }
+
+    /// Every test image gets the training split's positive rate of each attribute: a constant
+    /// predictor (mA 0.5 at any rate, AUC 0.5).
+    fn blind_predictions(
+        &self,
+        _cfg: &TaskConfig,
+        train: &[Record],
+        test: &[Record],
+    ) -> Option<Result<NamedPredictionSets>> {
+        let a = PA100K.len();
+        let mut rate = vec![0.0f32; a];
+        for r in train.iter().filter(|r| r.values.len() == a) {
+            for (s, v) in rate.iter_mut().zip(r.values.iter()) {
+                *s += *v / train.len() as f32;
+            }
+        }
+        let constant = test
+            .iter()
+            .map(|t| Record {
+                image: t.image.clone(),
+                values: rate.clone().into(),
+                ..Default::default()
+            })
+            .collect();
+        Some(Ok(vec![("training positive rate".into(), constant)]))
     }
 
     fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
         let name = match split {
             "train" => cfg.str("train_table")?,
-            "test" | "val" => cfg.str("test_table")?,
-            other => fail!("unknown split `{other}` (train, test)"),
+            "val" => cfg.str("val_table")?,
+            "test" => cfg.str("test_table")?,
+            other => fail!("unknown split `{other}` (train, val, test)"),
         };
+        if split == "val" && !root.join(&name).exists() {
+            return Ok(Vec::new());
+        }
         let t = table::read(&root.join(&name), &root.join("images"))?;
         if t.attributes != PA100K {
             fail!(
@@ -364,11 +473,85 @@ impl Task for AttributeTask {
     }
 }
 
+/// The metrics in the spec's order. `attributes_scored` counts the attributes that have both
+/// classes in the split (the others are left out of mA and mAUC).
+fn metric_list(m: metrics::AttributeMetrics) -> Vec<(String, f64)> {
+    vec![
+        ("mA".into(), m.ma),
+        ("mAUC".into(), m.mean_auc),
+        ("accuracy".into(), m.accuracy),
+        ("precision".into(), m.precision),
+        ("recall".into(), m.recall),
+        ("f1".into(), m.f1),
+        ("attributes_scored".into(), m.scored as f64),
+    ]
+}
+
 export_task!(AttributeTask);
 
 #[cfg(test)]
 mod tests {
-    use super::loss_weights;
+    use super::*;
+
+    /// Probabilities and labels of `n` images that no image determines (a fixed hash).
+    fn records(n: usize, salt: u64) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let values: Vec<f32> = (0..PA100K.len())
+                    .map(|j| {
+                        let h =
+                            (i as u64 * 7919 + j as u64 * 104_729 + salt).wrapping_mul(2654435761);
+                        ((h >> 8) % 1000) as f32 / 1000.0
+                    })
+                    .collect();
+                Record {
+                    image: format!("{i}.jpg").into(),
+                    values: values.into(),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    fn labels(n: usize) -> Vec<Record> {
+        records(n, 5)
+            .into_iter()
+            .map(|mut r| {
+                r.values = r.values.iter().map(|v| (*v > 0.6) as u8 as f32).collect();
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sample_rows_give_back_the_metrics() {
+        let (task, cfg) = (AttributeTask::new(), TaskConfig::default());
+        let (preds, targets) = (records(40, 1), labels(40));
+        let whole = task.evaluate(&cfg, &preds, &targets).unwrap();
+        let rows = task
+            .sample_statistics(&cfg, &preds, &targets)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows.len(), 40);
+        let again = task.metrics_of_samples(&cfg, &rows).unwrap().unwrap();
+        assert_eq!(again, whole);
+    }
+
+    /// The constant predictor scores exactly the chance level: mA ½ and AUC ½ on every
+    /// attribute with both classes.
+    #[test]
+    fn the_blind_level_is_one_half() {
+        let (task, cfg) = (AttributeTask::new(), TaskConfig::default());
+        let (train, test) = (labels(60), labels(30));
+        let named = task
+            .blind_predictions(&cfg, &train, &test)
+            .unwrap()
+            .unwrap();
+        assert_eq!(named.len(), 1);
+        let m = task.evaluate(&cfg, &named[0].1, &test).unwrap();
+        let get = |k: &str| m.iter().find(|(n, _)| n == k).unwrap().1;
+        assert_eq!((get("mA"), get("mAUC")), (0.5, 0.5));
+    }
 
     #[test]
     fn weights_follow_the_positive_ratio() {

@@ -54,6 +54,27 @@ impl Confusion {
         Ok(())
     }
 
+    /// The pixel counts, row = ground truth, column = prediction.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Adds the counts of another matrix of the same classes (one image's, say).
+    pub fn add_counts(&mut self, counts: &[f64]) -> Result<()> {
+        if counts.len() != self.counts.len() {
+            fail!(
+                "{} confusion counts, expected {} ({} classes squared)",
+                counts.len(),
+                self.counts.len(),
+                self.classes
+            );
+        }
+        for (c, v) in self.counts.iter_mut().zip(counts) {
+            *c += *v as u64;
+        }
+        Ok(())
+    }
+
     pub fn metrics(&self) -> SegmentationMetrics {
         let c = self.classes;
         let at = |t: usize, p: usize| self.counts[t * c + p] as f64;

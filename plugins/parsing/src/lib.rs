@@ -17,8 +17,8 @@ pub mod resize;
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Record, Result, Spec, Task,
-    TaskConfig, Tensor, UpsampleHead,
+    ensure_paired, export_task, fail, group_of_image, FeatureMaps, Host, Init, NamedPredictionSets,
+    Record, Result, SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
 };
 
 use confusion::{Confusion, SegmentationMetrics};
@@ -59,6 +59,63 @@ fn scores(p: &Record) -> Result<([usize; 3], &[f32])> {
             p.values.len()
         ),
     }
+}
+
+/// Counts prediction `p` (class scores) against target `t` (a loaded label map).
+fn add_prediction(confusion: &mut Confusion, p: &Record, t: &Record) -> Result<()> {
+    let (shape, s) = scores(p)?;
+    let (lh, lw, labels) = label_map(t)?;
+    let predicted = upsampled_argmax(s, shape, [lh, lw]);
+    let truth: Vec<u8> = labels.iter().map(|v| *v as u8).collect();
+    confusion
+        .add(&truth, &predicted)
+        .map_err(|e| clasp_sdk::Error(format!("{}: {}", t.image, e.0)))
+}
+
+/// One-hot class scores `[C, H, W]` of the most frequent class at each pixel of the training
+/// label maps (all loaded at one size; ignored pixels do not count).
+fn prior_map(train: &[Record]) -> Result<Record> {
+    let k = CLASS_NAMES.len();
+    let mut size = None;
+    let mut counts: Vec<u32> = Vec::new();
+    for t in train {
+        let (h, w, labels) = label_map(t)?;
+        match size {
+            None => {
+                size = Some((h, w));
+                counts = vec![0; k * h * w];
+            }
+            Some(s) if s != (h, w) => fail!(
+                "{}: a {h}×{w} label map among maps of {}×{}",
+                t.image,
+                s.0,
+                s.1
+            ),
+            Some(_) => {}
+        }
+        for (i, c) in labels.iter().enumerate() {
+            let c = *c as usize;
+            if c < k {
+                counts[i * k + c] += 1;
+            }
+        }
+    }
+    let Some((h, w)) = size else {
+        fail!("no training label maps to build a prior from");
+    };
+    let mut values = vec![0.0f32; k * h * w];
+    for i in 0..h * w {
+        let row = &counts[i * k..(i + 1) * k];
+        let best = (0..k)
+            .max_by_key(|c| (row[*c], std::cmp::Reverse(*c)))
+            .unwrap_or(0);
+        values[best * h * w + i] = 1.0;
+    }
+    Ok(Record {
+        values: values.into(),
+        ints: vec![k as i64, h as i64, w as i64].into(),
+        ..Default::default()
+    })
 }
 
 fn metric_list(m: SegmentationMetrics) -> Vec<(String, f64)> {
@@ -110,7 +167,16 @@ impl Task for ParsingTask {
                 ),
                 entry("channels", "128", "channels of each upsampling step"),
                 entry("train_split", "\"train\"", "LIP split trained on"),
-                entry("test_split", "\"val\"", "LIP split evaluated on"),
+                entry(
+                    "val_split",
+                    "\"val\"",
+                    "LIP split that epochs and recipes are chosen on (no `{split}_id.txt`: none)",
+                ),
+                entry(
+                    "test_split",
+                    "\"test\"",
+                    "LIP split scored once, after selection (real LIP: its `val`)",
+                ),
             ],
             head_variants: UpsampleHead::VARIANTS.map(String::from).to_vec(),
         }
@@ -190,23 +256,80 @@ impl Task for ParsingTask {
         ensure_paired(predictions, targets)?;
         let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
         for (p, t) in predictions.iter().zip(targets) {
-            let (shape, s) = scores(p)?;
-            let (lh, lw, labels) = label_map(t)?;
-            let predicted = upsampled_argmax(s, shape, [lh, lw]);
-            let truth: Vec<u8> = labels.iter().map(|v| *v as u8).collect();
-            confusion
-                .add(&truth, &predicted)
-                .map_err(|e| clasp_sdk::Error(format!("{}: {}", t.image, e.0)))?;
+            add_prediction(&mut confusion, p, t)?;
         }
         Ok(metric_list(confusion.metrics()))
     }
 
+    /// A row per image: its confusion matrix (truth × prediction pixel counts), grouped by the
+    /// image.
+    fn sample_statistics(
+        &self,
+        _cfg: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Option<Result<Vec<SampleStats>>> {
+        Some((|| {
+            ensure_paired(predictions, targets)?;
+            let mut rows = Vec::with_capacity(targets.len());
+            for (p, t) in predictions.iter().zip(targets) {
+                let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
+                add_prediction(&mut confusion, p, t)?;
+                rows.push(SampleStats {
+                    group: group_of_image(&t.image),
+                    values: confusion.counts().iter().map(|c| *c as f64).collect(),
+                });
+            }
+            Ok(rows)
+        })())
+    }
+
+    fn metrics_of_samples(
+        &self,
+        _cfg: &TaskConfig,
+        samples: &[SampleStats],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        Some((|| {
+            let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
+            for s in samples {
+                confusion.add_counts(&s.values)?;
+            }
+            Ok(metric_list(confusion.metrics()))
+        })())
+    }
+
+    /// The training split's most frequent class at each pixel (of label maps at the model's
+    /// input size), the same map for every test image.
+    fn blind_predictions(
+        &self,
+        _cfg: &TaskConfig,
+        train: &[Record],
+        test: &[Record],
+    ) -> Option<Result<NamedPredictionSets>> {
+        Some((|| {
+            let prior = prior_map(train)?;
+            let predictions = test
+                .iter()
+                .map(|t| Record {
+                    image: t.image.clone(),
+                    ..prior.clone()
+                })
+                .collect();
+            Ok(vec![("per-pixel prior".into(), predictions)])
+        })())
+    }
+
     fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
-        let split = match split {
+        let name = match split {
             "train" => cfg.str("train_split")?,
-            "test" | "val" => cfg.str("test_split")?,
-            other => fail!("unknown split `{other}` (train, test)"),
+            "val" => cfg.str("val_split")?,
+            "test" => cfg.str("test_split")?,
+            other => fail!("unknown split `{other}` (train, val, test)"),
         };
+        if split == "val" && !root.join(format!("{name}_id.txt")).exists() {
+            return Ok(Vec::new());
+        }
+        let split = name;
         lip::read_split(root, &split)
     }
 
@@ -334,3 +457,77 @@ impl Task for ParsingTask {
 }
 
 export_task!(ParsingTask);
+
+#[cfg(test)]
+mod scoring_tests {
+    use super::*;
+
+    /// A loaded label map of `rows` (class ids), as the host hands it over.
+    fn target(rows: &[&[u8]]) -> Record {
+        let (h, w) = (rows.len(), rows[0].len());
+        Record {
+            image: "x.jpg".into(),
+            values: rows
+                .iter()
+                .flat_map(|r| r.iter().map(|c| *c as f32))
+                .collect(),
+            ints: vec![h as i64, w as i64].into(),
+            label_map: Some("x.png".into()).into(),
+        }
+    }
+
+    /// Class scores `[C, h, w]` that favour a class chosen by a fixed hash of the position.
+    fn prediction(i: usize, h: usize, w: usize) -> Record {
+        let c = CLASS_NAMES.len();
+        let mut values = vec![0.0f32; c * h * w];
+        for p in 0..h * w {
+            values[((i * 31 + p * 7) % 4) * h * w + p] = 1.0;
+        }
+        Record {
+            values: values.into(),
+            ints: vec![c as i64, h as i64, w as i64].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sample_rows_give_back_the_metrics() {
+        let (task, cfg) = (ParsingTask::new(), TaskConfig::default());
+        let targets: Vec<Record> = (0..6)
+            .map(|i| target(&[&[0, 1, 2, 3], &[(i % 4) as u8, 1, 255, 2]]))
+            .collect();
+        let preds: Vec<Record> = (0..6).map(|i| prediction(i, 1, 2)).collect();
+        let whole = task.evaluate(&cfg, &preds, &targets).unwrap();
+        let rows = task
+            .sample_statistics(&cfg, &preds, &targets)
+            .unwrap()
+            .unwrap();
+        let again = task.metrics_of_samples(&cfg, &rows).unwrap().unwrap();
+        assert_eq!(again, whole);
+    }
+
+    /// The prior is each pixel's most frequent training class (ignored pixels aside), the
+    /// same map for every test image.
+    #[test]
+    fn the_prior_map_is_the_most_frequent_class_per_pixel() {
+        let (task, cfg) = (ParsingTask::new(), TaskConfig::default());
+        let train = [
+            target(&[&[1, 1], &[2, 2]]),
+            target(&[&[1, 5], &[2, 255]]),
+            target(&[&[3, 1], &[255, 0]]),
+        ];
+        let test = [target(&[&[1, 1], &[2, 2]]), target(&[&[1, 1], &[2, 0]])];
+        let named = task
+            .blind_predictions(&cfg, &train, &test)
+            .unwrap()
+            .unwrap();
+        let (name, preds) = &named[0];
+        assert_eq!(name, "per-pixel prior");
+        // Prior [[1, 1], [2, 0 or 2]]: pixel (1, 1) saw 2 once, 255 once, 0 once → tie of 0 and
+        // 2 broken toward the smaller id, 0.
+        let m = task.evaluate(&cfg, &preds[..1], &test[..1]).unwrap();
+        assert!((m[1].1 - 0.75).abs() < 1e-12, "pixel accuracy {m:?}");
+        let m = task.evaluate(&cfg, &preds[1..], &test[1..]).unwrap();
+        assert_eq!(m[1].1, 1.0, "{m:?}");
+    }
+}

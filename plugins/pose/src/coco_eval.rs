@@ -31,7 +31,7 @@ pub struct ImageInfo {
     pub id: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Person {
     pub id: i64,
     pub image_id: i64,

@@ -7,6 +7,7 @@
 //! weights (MMPose's `JointsMSELoss`). Decoding: maximum + quarter-pixel shift toward the higher
 //! neighbour. Metrics: COCO keypoint AP/AR as pycocotools computes them, and PCK@0.2.
 
+pub mod blind;
 pub mod coco_data;
 pub mod coco_eval;
 pub mod heatmap;
@@ -17,15 +18,31 @@ mod skeleton;
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Record, Result, Spec, Task,
-    TaskConfig, Tensor, UpsampleHead,
+    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Record, Result,
+    SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
 };
 
 use coco_data::{Target, TARGET_LEN};
 use keypoints::{mirrored, COUNT, NAMES};
-use metrics::{instance_score, pose_metrics, predicted};
+use metrics::{
+    instance_score, metrics_of_rows, pose_metrics, pose_rows, predicted, PoseMetrics, PoseRow,
+};
 
 pub struct PoseTask;
+
+/// The task's metrics, in the spec's order.
+fn metric_list(m: &PoseMetrics) -> Vec<(String, f64)> {
+    let c = &m.coco;
+    vec![
+        ("AP".into(), c.ap),
+        ("AP50".into(), c.ap50),
+        ("AP75".into(), c.ap75),
+        ("AP_M".into(), c.ap_medium),
+        ("AP_L".into(), c.ap_large),
+        ("AR".into(), c.ar),
+        ("PCK".into(), m.pck),
+    ]
+}
 
 fn heatmaps_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
     let head = UpsampleHead::from_config(cfg)?;
@@ -115,9 +132,15 @@ impl Task for PoseTask {
                     "COCO keypoints file of the training split, under the dataset root",
                 ),
                 entry(
-                    "test_annotations",
+                    "val_annotations",
                     "\"annotations/person_keypoints_val.json\"",
-                    "COCO keypoints file of the evaluation split, under the dataset root",
+                    "COCO keypoints file that epochs and recipes are chosen on (a missing file: \
+                     no validation split)",
+                ),
+                entry(
+                    "test_annotations",
+                    "\"annotations/person_keypoints_test.json\"",
+                    "COCO keypoints file scored once, after selection (real COCO: val2017)",
                 ),
                 entry(
                     "score_threshold",
@@ -204,24 +227,68 @@ impl Task for PoseTask {
             cfg.f64("score_threshold")? as f32,
             cfg.f64("pck_threshold")?,
         )?;
-        let c = m.coco;
-        Ok(vec![
-            ("AP".into(), c.ap),
-            ("AP50".into(), c.ap50),
-            ("AP75".into(), c.ap75),
-            ("AP_M".into(), c.ap_medium),
-            ("AP_L".into(), c.ap_large),
-            ("AR".into(), c.ar),
-            ("PCK".into(), m.pck),
-        ])
+        Ok(metric_list(&m))
+    }
+
+    /// A row per person: ground truth, detection and PCK counts ([`metrics::PoseRow`]), grouped
+    /// by image (the persons of one picture are drawn together).
+    fn sample_statistics(
+        &self,
+        cfg: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Option<Result<Vec<SampleStats>>> {
+        Some((|| {
+            ensure_paired(predictions, targets)?;
+            let rows = pose_rows(
+                predictions,
+                targets,
+                cfg.f64("score_threshold")? as f32,
+                cfg.f64("pck_threshold")?,
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| SampleStats {
+                    group: r.person.image_id as u64,
+                    values: r.to_values().into(),
+                })
+                .collect())
+        })())
+    }
+
+    fn metrics_of_samples(
+        &self,
+        _cfg: &TaskConfig,
+        samples: &[SampleStats],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        Some((|| {
+            let rows: Vec<PoseRow> = samples
+                .iter()
+                .map(|s| PoseRow::from_values(&s.values))
+                .collect::<Result<_>>()?;
+            Ok(metric_list(&metrics_of_rows(&rows)?))
+        })())
+    }
+
+    fn blind_predictions(
+        &self,
+        _cfg: &TaskConfig,
+        train: &[Record],
+        test: &[Record],
+    ) -> Option<Result<NamedPredictionSets>> {
+        Some(blind::blind_poses(train, test))
     }
 
     fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
         let file = match split {
             "train" => cfg.str("train_annotations")?,
-            "test" | "val" => cfg.str("test_annotations")?,
-            other => fail!("unknown split `{other}` (train, test)"),
+            "val" => cfg.str("val_annotations")?,
+            "test" => cfg.str("test_annotations")?,
+            other => fail!("unknown split `{other}` (train, val, test)"),
         };
+        if split == "val" && !root.join(&file).exists() {
+            return Ok(Vec::new());
+        }
         coco_data::read_split(
             &root.join(file),
             &root.join(cfg.str("images")?),
@@ -305,3 +372,93 @@ impl Task for PoseTask {
 }
 
 export_task!(PoseTask);
+
+#[cfg(test)]
+mod scoring_tests {
+    use super::*;
+
+    /// A person in a 64×128 crop at the image's origin: keypoint k at (0.3 + 0.02·k·sign, 0.05·k)
+    /// (the left side to the image's right: seen from the front), all labelled.
+    fn target(image_id: i64, shift: f32) -> Record {
+        let mut values = Vec::with_capacity(TARGET_LEN);
+        for k in 0..COUNT {
+            let side = if k % 2 == 1 { 1.0 } else { -1.0 };
+            values.extend([
+                0.5 + shift + 0.02 * k as f32 * side,
+                0.05 * k as f32 + 0.05,
+                2.0,
+            ]);
+        }
+        values.extend([0.0, 0.0, 64.0, 128.0]);
+        values.extend([8.0, 8.0, 48.0, 112.0]);
+        values.push(48.0 * 112.0);
+        Record {
+            image: format!("{image_id}.jpg").into(),
+            values: values.into(),
+            ints: vec![image_id, image_id + 100].into(),
+            ..Default::default()
+        }
+    }
+
+    /// The target's keypoints as a prediction, moved by `noise` and with confidence `c`.
+    fn prediction(t: &Record, noise: f32, c: f32) -> Record {
+        Record {
+            values: t.values[..3 * COUNT]
+                .chunks(3)
+                .enumerate()
+                .flat_map(|(k, kp)| [kp[0] + noise * (k % 3) as f32, kp[1] - noise, c])
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn cfg() -> TaskConfig {
+        TaskConfig::parse(r#"{"score_threshold": 0.2, "pck_threshold": 0.2}"#).unwrap()
+    }
+
+    #[test]
+    fn sample_rows_give_back_the_metrics() {
+        let task = PoseTask::new();
+        let targets: Vec<Record> = (1..=8).map(|i| target(i, 0.0)).collect();
+        let preds: Vec<Record> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| prediction(t, 0.01 * i as f32, 0.3 + 0.08 * i as f32))
+            .collect();
+        let whole = task.evaluate(&cfg(), &preds, &targets).unwrap();
+        let rows = task
+            .sample_statistics(&cfg(), &preds, &targets)
+            .unwrap()
+            .unwrap();
+        assert!(
+            whole[0].1 > 0.0 && whole[0].1 < 1.0,
+            "a mixed case: {whole:?}"
+        );
+        assert_eq!(
+            task.metrics_of_samples(&cfg(), &rows).unwrap().unwrap(),
+            whole
+        );
+    }
+
+    /// Persons all in one pose: the median pose is that pose (AP 1); one shifted test person
+    /// falls below it.
+    #[test]
+    fn the_median_pose_is_the_training_persons_median() {
+        let task = PoseTask::new();
+        let train: Vec<Record> = (1..=5).map(|i| target(i, 0.0)).collect();
+        let test = vec![target(10, 0.0), target(11, 0.0)];
+        let named = task
+            .blind_predictions(&cfg(), &train, &test)
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["median pose", "median pose of the true view"]);
+        for (_, preds) in &named {
+            let m = task.evaluate(&cfg(), preds, &test).unwrap();
+            assert!((m[0].1 - 1.0).abs() < 1e-9, "{m:?}");
+        }
+        let far = vec![target(12, 0.3)];
+        let m = task.evaluate(&cfg(), &named[0].1[..1], &far).unwrap();
+        assert!(m[0].1 < 0.5, "{m:?}");
+    }
+}

@@ -20,11 +20,11 @@ pub mod triplet;
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, Pool, Record, Result, Spec, Task,
-    TaskConfig, Tensor,
+    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Pool, Record,
+    Result, SampleStats, Spec, Task, TaskConfig, Tensor,
 };
 
-use ranking::{Distance, Side};
+use ranking::{Distance, QueryScore, RankingMetrics, Side};
 use rerank::Rerank;
 use triplet::{batch_hard_triplet, Margin};
 
@@ -93,15 +93,16 @@ fn margin_of(cfg: &TaskConfig) -> Result<Margin> {
     })
 }
 
-/// The task's metrics for `query` ranked against `gallery` with the configured distance.
-fn retrieval_metrics(
+/// Each query's score (`None`: no valid match) for `query` ranked against `gallery` with the
+/// configured distance and re-ranking.
+fn query_scores(
     cfg: &TaskConfig,
     query: &Side,
     gallery: &Side,
     dim: usize,
-) -> Result<Vec<(String, f64)>> {
+) -> Result<Vec<Option<QueryScore>>> {
     let distance = Distance::parse(&cfg.str("distance")?)?;
-    let m = if cfg.bool("rerank")? {
+    if cfg.bool("rerank")? {
         let p = Rerank {
             k1: cfg.usize("rerank_k1")?,
             k2: cfg.usize("rerank_k2")?,
@@ -112,10 +113,18 @@ fn retrieval_metrics(
         let (nq, ng) = (query.pids.len(), gallery.pids.len());
         let q_g = d(query, gallery);
         let dist = rerank::re_rank(&q_g, &d(query, query), &d(gallery, gallery), nq, ng, p);
-        ranking::evaluate_distances(&dist, query, gallery, 10)?
+        ranking::query_scores_of_distances(&dist, query, gallery)
     } else {
-        ranking::evaluate(query, gallery, dim, distance, 10)?
-    };
+        ranking::query_scores(query, gallery, dim, distance)
+    }
+}
+
+/// The task's metrics over query scores (CMC up to rank 10, or the gallery's size).
+fn metric_list<'a>(
+    scores: impl IntoIterator<Item = &'a QueryScore>,
+    gallery_size: usize,
+) -> Result<Vec<(String, f64)>> {
+    let m = RankingMetrics::from_queries(scores, 10.min(gallery_size))?;
     Ok(vec![
         ("mAP".into(), m.map),
         ("rank1".into(), m.rank(1)),
@@ -124,6 +133,77 @@ fn retrieval_metrics(
         ("mINP".into(), m.minp),
     ])
 }
+
+/// The task's metrics for `query` ranked against `gallery`.
+fn retrieval_metrics(
+    cfg: &TaskConfig,
+    query: &Side,
+    gallery: &Side,
+    dim: usize,
+) -> Result<Vec<(String, f64)>> {
+    let scores = query_scores(cfg, query, gallery, dim)?;
+    metric_list(scores.iter().flatten(), gallery.pids.len())
+}
+
+/// Query and gallery features, identities and cameras of a test split's predictions.
+struct Sides {
+    dim: usize,
+    query: (Vec<f32>, Vec<i64>, Vec<i64>),
+    gallery: (Vec<f32>, Vec<i64>, Vec<i64>),
+}
+
+impl Sides {
+    fn of(predictions: &[Record], targets: &[Record]) -> Result<Self> {
+        ensure_paired(predictions, targets)?;
+        let dim = predictions.first().map_or(0, |p| p.values.len());
+        let mut q = (Vec::new(), Vec::new(), Vec::new());
+        let mut g = (Vec::new(), Vec::new(), Vec::new());
+        for (p, t) in predictions.iter().zip(targets) {
+            let [pid, cam, is_query] = match t.ints.as_slice() {
+                [a, b, c] => [*a, *b, *c],
+                _ => fail!(
+                    "{}: a test image needs ints [pid, camera, is_query]",
+                    t.image
+                ),
+            };
+            if p.values.len() != dim {
+                fail!(
+                    "{}: feature of width {}, expected {dim}",
+                    t.image,
+                    p.values.len()
+                );
+            }
+            let side = if is_query == 1 { &mut q } else { &mut g };
+            side.0.extend_from_slice(&p.values);
+            side.1.push(pid);
+            side.2.push(cam);
+        }
+        Ok(Self {
+            dim,
+            query: q,
+            gallery: g,
+        })
+    }
+
+    fn query(&self) -> Side<'_> {
+        Side {
+            features: &self.query.0,
+            pids: &self.query.1,
+            camids: &self.query.2,
+        }
+    }
+
+    fn gallery(&self) -> Side<'_> {
+        Side {
+            features: &self.gallery.0,
+            pids: &self.gallery.1,
+            camids: &self.gallery.2,
+        }
+    }
+}
+
+/// Width of the random features of the random-ranking level.
+const RANDOM_FEATURE_DIM: usize = 32;
 
 impl Task for ReidTask {
     fn new() -> Self {
@@ -200,6 +280,17 @@ impl Task for ReidTask {
                 entry("train_dir", "\"bounding_box_train\"", "training images"),
                 entry("query_dir", "\"query\"", "query images"),
                 entry("gallery_dir", "\"bounding_box_test\"", "gallery images"),
+                entry(
+                    "val_query_dir",
+                    "\"val/query\"",
+                    "validation queries: identities apart from training and test, on which \
+                     epochs and recipes are chosen (a missing folder: no validation split)",
+                ),
+                entry(
+                    "val_gallery_dir",
+                    "\"val/bounding_box_test\"",
+                    "validation gallery",
+                ),
             ],
             head_variants: vec!["bnneck".into(), "reduction".into()],
         }
@@ -319,44 +410,83 @@ impl Task for ReidTask {
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
-        ensure_paired(predictions, targets)?;
-        let dim = predictions.first().map_or(0, |p| p.values.len());
-        let mut q = (Vec::new(), Vec::new(), Vec::new());
-        let mut g = (Vec::new(), Vec::new(), Vec::new());
-        for (p, t) in predictions.iter().zip(targets) {
-            let [pid, cam, is_query] = match t.ints.as_slice() {
-                [a, b, c] => [*a, *b, *c],
-                _ => fail!(
-                    "{}: a test image needs ints [pid, camera, is_query]",
-                    t.image
-                ),
-            };
-            if p.values.len() != dim {
-                fail!(
-                    "{}: feature of width {}, expected {dim}",
-                    t.image,
-                    p.values.len()
-                );
+        let sides = Sides::of(predictions, targets)?;
+        retrieval_metrics(cfg, &sides.query(), &sides.gallery(), sides.dim)
+    }
+
+    /// A row per query with a valid match: AP, rank of the first match, INP and the gallery's
+    /// size; grouped by the query's identity (the gallery stays whole in every resample).
+    fn sample_statistics(
+        &self,
+        cfg: &TaskConfig,
+        predictions: &[Record],
+        targets: &[Record],
+    ) -> Option<Result<Vec<SampleStats>>> {
+        Some((|| {
+            let sides = Sides::of(predictions, targets)?;
+            let scores = query_scores(cfg, &sides.query(), &sides.gallery(), sides.dim)?;
+            let gallery_size = sides.gallery.1.len() as f64;
+            Ok(scores
+                .iter()
+                .zip(&sides.query.1)
+                .filter_map(|(s, pid)| {
+                    s.map(|s| SampleStats {
+                        group: *pid as u64,
+                        values: vec![s.ap, s.first_match as f64, s.inp, gallery_size].into(),
+                    })
+                })
+                .collect())
+        })())
+    }
+
+    fn metrics_of_samples(
+        &self,
+        _cfg: &TaskConfig,
+        samples: &[SampleStats],
+    ) -> Option<Result<Vec<(String, f64)>>> {
+        Some((|| {
+            let mut scores = Vec::with_capacity(samples.len());
+            let mut gallery_size = usize::MAX;
+            for s in samples {
+                let [ap, first, inp, ng] = s.values.as_slice() else {
+                    fail!("a query row of {} values, expected 4", s.values.len());
+                };
+                gallery_size = gallery_size.min(*ng as usize);
+                scores.push(QueryScore {
+                    ap: *ap,
+                    first_match: *first as usize,
+                    inp: *inp,
+                });
             }
-            let side = if is_query == 1 { &mut q } else { &mut g };
-            side.0.extend_from_slice(&p.values);
-            side.1.push(pid);
-            side.2.push(cam);
-        }
-        retrieval_metrics(
-            cfg,
-            &Side {
-                features: &q.0,
-                pids: &q.1,
-                camids: &q.2,
-            },
-            &Side {
-                features: &g.0,
-                pids: &g.1,
-                camids: &g.2,
-            },
-            dim,
-        )
+            metric_list(&scores, gallery_size)
+        })())
+    }
+
+    /// A random ranking: every test image gets a random feature (seeded, so the level is the
+    /// same from run to run).
+    fn blind_predictions(
+        &self,
+        _cfg: &TaskConfig,
+        _train: &[Record],
+        test: &[Record],
+    ) -> Option<Result<NamedPredictionSets>> {
+        // xorshift64: the level needs no statistical finesse, only independence from the images.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let random = test
+            .iter()
+            .map(|t| Record {
+                image: t.image.clone(),
+                values: (0..RANDOM_FEATURE_DIM).map(|_| next()).collect(),
+                ..Default::default()
+            })
+            .collect();
+        Some(Ok(vec![("random ranking".into(), random)]))
     }
 
     fn evaluate_files(
@@ -398,15 +528,24 @@ impl Task for ReidTask {
                     .collect())
             }
             "test" | "val" => {
+                let dirs = if split == "val" {
+                    let dirs = [("val_query_dir", 1), ("val_gallery_dir", 0)];
+                    if !root.join(cfg.str(dirs[0].0)?).is_dir() {
+                        return Ok(Vec::new());
+                    }
+                    dirs
+                } else {
+                    [("query_dir", 1), ("gallery_dir", 0)]
+                };
                 let mut out = Vec::new();
-                for (dir, is_query) in [("query_dir", 1), ("gallery_dir", 0)] {
+                for (dir, is_query) in dirs {
                     for m in market::list(&root.join(cfg.str(dir)?))? {
                         out.push(record(&m, vec![m.pid, m.cam, is_query]));
                     }
                 }
                 Ok(out)
             }
-            other => fail!("unknown split `{other}` (train, test)"),
+            other => fail!("unknown split `{other}` (train, val, test)"),
         }
     }
 
@@ -471,3 +610,101 @@ impl Task for ReidTask {
 }
 
 export_task!(ReidTask);
+
+#[cfg(test)]
+mod scoring_tests {
+    use super::*;
+
+    /// The plugin's settings at their defaults, `rerank` as given.
+    fn cfg(rerank: bool) -> TaskConfig {
+        // The defaults are TOML scalars, which JSON reads the same.
+        let entries: Vec<String> = ReidTask::new()
+            .spec()
+            .config
+            .into_iter()
+            .map(|(key, default, _)| match key.as_str() {
+                "rerank" => format!("\"{key}\": {rerank}"),
+                _ => format!("\"{key}\": {default}"),
+            })
+            .collect();
+        TaskConfig::parse(&format!("{{{}}}", entries.join(", "))).unwrap()
+    }
+
+    /// 8 identities, each with two queries (cameras 1, 2) and three gallery images (cameras
+    /// 2, 3, 4), plus a distractor; features near the identity's direction by a fixed hash.
+    fn split() -> (Vec<Record>, Vec<Record>) {
+        let (mut preds, mut targets) = (Vec::new(), Vec::new());
+        let mut push = |pid: i64, cam: i64, query: i64, k: usize| {
+            let values: Vec<f32> = (0..8)
+                .map(|d| {
+                    let h = ((pid as usize * 131 + cam as usize * 17 + k * 7 + d * 3) % 11) as f32;
+                    (if d as i64 == pid % 8 { 1.0 } else { 0.0 }) + 0.15 * h / 11.0
+                })
+                .collect();
+            preds.push(Record {
+                values: values.into(),
+                ..Default::default()
+            });
+            targets.push(Record {
+                ints: vec![pid, cam, query].into(),
+                ..Default::default()
+            });
+        };
+        for pid in 1..=8 {
+            for cam in [1, 2] {
+                push(pid, cam, 1, 0);
+            }
+            for cam in [2, 3, 4] {
+                push(pid, cam, 0, 1);
+            }
+        }
+        push(0, 5, 0, 2);
+        (preds, targets)
+    }
+
+    #[test]
+    fn sample_rows_give_back_the_metrics_with_and_without_reranking() {
+        let task = ReidTask::new();
+        let (preds, targets) = split();
+        for rerank in [false, true] {
+            let whole = task.evaluate(&cfg(rerank), &preds, &targets).unwrap();
+            let rows = task
+                .sample_statistics(&cfg(rerank), &preds, &targets)
+                .unwrap()
+                .unwrap();
+            assert_eq!(rows.len(), 16, "one row per query");
+            assert!(
+                rows.iter().all(|r| (1..=8).contains(&r.group)),
+                "grouped by person"
+            );
+            let again = task
+                .metrics_of_samples(&cfg(rerank), &rows)
+                .unwrap()
+                .unwrap();
+            for ((n, a), (_, b)) in whole.iter().zip(&again) {
+                assert!((a - b).abs() < 1e-12, "{n}: {a} vs {b} (rerank {rerank})");
+            }
+        }
+    }
+
+    /// The random ranking ignores the images: the same features whatever the predictions, and
+    /// far below the perfect ranking on this split.
+    #[test]
+    fn the_random_ranking_is_the_chance_level() {
+        let task = ReidTask::new();
+        let (preds, targets) = split();
+        let named = task
+            .blind_predictions(&cfg(false), &[], &targets)
+            .unwrap()
+            .unwrap();
+        let m = task.evaluate(&cfg(false), &named[0].1, &targets).unwrap();
+        let perfect = task.evaluate(&cfg(false), &preds, &targets).unwrap();
+        assert!(perfect[0].1 > 0.9, "{perfect:?}");
+        assert!(m[0].1 < 0.6, "{m:?}");
+        let again = task
+            .blind_predictions(&cfg(false), &[], &targets)
+            .unwrap()
+            .unwrap();
+        assert_eq!(named, again);
+    }
+}

@@ -140,11 +140,36 @@ pub fn evaluate(
     distance: Distance,
     max_rank: usize,
 ) -> Result<RankingMetrics> {
+    let scores = query_scores(query, gallery, dim, distance)?;
+    RankingMetrics::from_queries(scores.iter().flatten(), max_rank.min(gallery.len()))
+}
+
+/// Market-1501 evaluation of a precomputed row-major `[nq, ng]` distance matrix (re-ranked
+/// distances, or distances another system computed); only identities and cameras of the sides
+/// are read.
+pub fn evaluate_distances(
+    dist: &[f32],
+    query: &Side,
+    gallery: &Side,
+    max_rank: usize,
+) -> Result<RankingMetrics> {
+    let scores = query_scores_of_distances(dist, query, gallery)?;
+    RankingMetrics::from_queries(scores.iter().flatten(), max_rank.min(gallery.len()))
+}
+
+/// Each query's score against `gallery` (features of width `dim`), in query order; `None` for a
+/// query without a valid match.
+pub fn query_scores(
+    query: &Side,
+    gallery: &Side,
+    dim: usize,
+    distance: Distance,
+) -> Result<Vec<Option<QueryScore>>> {
     query.check("query", dim)?;
     gallery.check("gallery", dim)?;
     let g_sq = norms(gallery.features, dim);
     let ng = gallery.len();
-    evaluate_rows(query, gallery, max_rank, |q0, out| {
+    Ok(score_rows(query, gallery, |q0, out| {
         // Gallery-major over a block of queries: each gallery feature is read from memory once
         // per block, not once per query (an 80k gallery is far larger than any cache).
         let nb = out.len() / ng.max(1);
@@ -157,18 +182,15 @@ pub fn evaluate(
                 out[b * ng + j] = distance_of(dot(q, g), q_sq[b], g_sq[j], distance);
             }
         }
-    })
+    }))
 }
 
-/// Market-1501 evaluation of a precomputed row-major `[nq, ng]` distance matrix (re-ranked
-/// distances, or distances another system computed); only identities and cameras of the sides
-/// are read.
-pub fn evaluate_distances(
+/// [`query_scores`] of a precomputed row-major `[nq, ng]` distance matrix.
+pub fn query_scores_of_distances(
     dist: &[f32],
     query: &Side,
     gallery: &Side,
-    max_rank: usize,
-) -> Result<RankingMetrics> {
+) -> Result<Vec<Option<QueryScore>>> {
     let (nq, ng) = (query.len(), gallery.len());
     if dist.len() != nq * ng || query.camids.len() != nq || gallery.camids.len() != ng {
         fail!(
@@ -178,61 +200,90 @@ pub fn evaluate_distances(
             gallery.camids.len()
         );
     }
-    evaluate_rows(query, gallery, max_rank, |q0, out| {
+    Ok(score_rows(query, gallery, |q0, out| {
         for (o, d) in out.iter_mut().zip(&dist[q0 * ng..]) {
             *o = *d as f64;
         }
-    })
+    }))
 }
 
-/// Sums of one thread's queries.
-#[derive(Default)]
-struct Partial {
-    cmc: Vec<f64>,
-    ap: f64,
-    inp: f64,
-    valid: usize,
+/// One query's result under the protocol.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryScore {
+    pub ap: f64,
+    /// Rank (0-based, among the images kept for this query) of its first match.
+    pub first_match: usize,
+    pub inp: f64,
+}
+
+impl RankingMetrics {
+    /// The means over the queries that have a valid match (`None` rows are skipped), CMC up to
+    /// `max_rank`.
+    pub fn from_queries<'a>(
+        queries: impl IntoIterator<Item = &'a QueryScore>,
+        max_rank: usize,
+    ) -> Result<Self> {
+        let max_rank = max_rank.max(1);
+        let (mut ap, mut inp, mut cmc, mut valid) = (0.0, 0.0, vec![0.0; max_rank], 0usize);
+        for q in queries {
+            ap += q.ap;
+            inp += q.inp;
+            for c in cmc.iter_mut().skip(q.first_match) {
+                *c += 1.0;
+            }
+            valid += 1;
+        }
+        if valid == 0 {
+            fail!("no query identity appears in the gallery (from another camera)");
+        }
+        let n = valid as f64;
+        Ok(RankingMetrics {
+            map: ap / n,
+            cmc: cmc.into_iter().map(|c| c / n).collect(),
+            minp: inp / n,
+            valid_queries: valid,
+        })
+    }
 }
 
 /// Queries whose distances are computed together (memory: this many rows per thread).
 const QUERY_BLOCK: usize = 32;
 
-/// The protocol over every query; `block(q0, out)` fills the distances of queries
-/// `q0..q0 + out.len() / ng` to the gallery, row-major. Query blocks are spread over threads;
-/// each thread holds one block of rows, so memory stays O(threads × block × ng).
-fn evaluate_rows(
+/// Each query's score, in query order (`None`: no valid match), from the distances
+/// `block(q0, out)` fills for queries `q0..q0 + out.len() / ng`, row-major. Query blocks are
+/// spread over threads; each thread holds one block of rows, so memory stays
+/// O(threads × block × ng).
+fn score_rows(
     query: &Side,
     gallery: &Side,
-    max_rank: usize,
     block: impl Fn(usize, &mut [f64]) + Sync,
-) -> Result<RankingMetrics> {
+) -> Vec<Option<QueryScore>> {
     let (nq, ng) = (query.len(), gallery.len());
-    let max_rank = max_rank.min(ng).max(1);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(nq.div_ceil(QUERY_BLOCK).max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let partials: Vec<Partial> = std::thread::scope(|s| {
+    let parts: Vec<Vec<(usize, Option<QueryScore>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (block, next) = (&block, &next);
                 s.spawn(move || {
-                    let mut p = Partial {
-                        cmc: vec![0.0; max_rank],
-                        ..Default::default()
-                    };
+                    let mut out = Vec::new();
                     let mut dist = vec![0.0f64; QUERY_BLOCK * ng];
                     loop {
                         let q0 = next.fetch_add(QUERY_BLOCK, std::sync::atomic::Ordering::Relaxed);
                         if q0 >= nq {
-                            break p;
+                            break out;
                         }
                         let nb = QUERY_BLOCK.min(nq - q0);
                         block(q0, &mut dist[..nb * ng]);
                         for b in 0..nb {
                             let row = &dist[b * ng..(b + 1) * ng];
                             let qi = q0 + b;
-                            score_query(row, query.pids[qi], query.camids[qi], gallery, &mut p);
+                            out.push((
+                                qi,
+                                score_query(row, query.pids[qi], query.camids[qi], gallery),
+                            ));
                         }
                     }
                 })
@@ -243,33 +294,18 @@ fn evaluate_rows(
             .map(|h| h.join().expect("ranking thread panicked"))
             .collect()
     });
-    let mut total = Partial {
-        cmc: vec![0.0; max_rank],
-        ..Default::default()
-    };
-    for p in partials {
-        total.cmc.iter_mut().zip(&p.cmc).for_each(|(t, c)| *t += c);
-        total.ap += p.ap;
-        total.inp += p.inp;
-        total.valid += p.valid;
+    let mut scores = vec![None; nq];
+    for (qi, score) in parts.into_iter().flatten() {
+        scores[qi] = score;
     }
-    if total.valid == 0 {
-        fail!("no query identity appears in the gallery (from another camera)");
-    }
-    let n = total.valid as f64;
-    Ok(RankingMetrics {
-        map: total.ap / n,
-        cmc: total.cmc.into_iter().map(|c| c / n).collect(),
-        minp: total.inp / n,
-        valid_queries: total.valid,
-    })
+    scores
 }
 
-/// Adds one query's AP, CMC step and INP to `p` from its gallery distances `row`; a query with
-/// no valid match adds nothing. Only the ranks of the matches matter, so instead of sorting the
-/// whole gallery, each match's rank among the kept images is counted: O(ng · log matches).
-/// Ties rank by gallery index, as a stable sort of the distances would.
-fn score_query(row: &[f64], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Partial) {
+/// One query's AP, first-match rank and INP from its gallery distances `row`; `None` without a
+/// valid match. Only the ranks of the matches matter, so instead of sorting the whole gallery,
+/// each match's rank among the kept images is counted: O(ng · log matches). Ties rank by
+/// gallery index, as a stable sort of the distances would.
+fn score_query(row: &[f64], q_pid: i64, q_cam: i64, gallery: &Side) -> Option<QueryScore> {
     // Kept: no junk, and no image of the query's identity from the query's camera.
     let kept = |j: usize| {
         let (pid, cam) = (gallery.pids[j], gallery.camids[j]);
@@ -281,7 +317,7 @@ fn score_query(row: &[f64], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Part
         .filter(|&j| gallery.pids[j] == q_pid && kept(j))
         .collect();
     if matches.is_empty() {
-        return;
+        return None;
     }
     matches.sort_by(|a, b| before(key(*a), key(*b)));
     // bucket[i]: kept images with exactly i matches at or before them (match i − 1 itself falls
@@ -298,18 +334,17 @@ fn score_query(row: &[f64], q_pid: i64, q_cam: i64, gallery: &Side, p: &mut Part
             Some(*ahead)
         })
         .collect();
-    p.valid += 1;
-    for c in p.cmc.iter_mut().skip(ranks[0]) {
-        *c += 1.0;
-    }
     let num_rel = matches.len();
     let ap: f64 = ranks
         .iter()
         .enumerate()
         .map(|(i, r)| (i + 1) as f64 / (r + 1) as f64)
         .sum();
-    p.ap += ap / num_rel as f64;
-    p.inp += num_rel as f64 / (ranks[num_rel - 1] + 1) as f64;
+    Some(QueryScore {
+        ap: ap / num_rel as f64,
+        first_match: ranks[0],
+        inp: num_rel as f64 / (ranks[num_rel - 1] + 1) as f64,
+    })
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ use clasp_core::teacher::label_cache::read_cache;
 use clasp_core::teacher::pseudo_labels::l2_normalize;
 use clasp_core::teacher::tokenizer::ClipTokenizer;
 
-/// A teacher small enough to train in seconds.
-const TINY: [&str; 12] = [
+/// A teacher small enough to train in seconds, labelling with the default vocabulary (meant for
+/// OpenAI's CLIP: some of its words are not in the synthetic captions, which these tests allow).
+const TINY: [&str; 13] = [
     "teacher.img_size=[64, 32]",
     "teacher.width=32",
     "teacher.layers=2",
@@ -32,6 +33,7 @@ const TINY: [&str; 12] = [
     "teacher.batch_size=8",
     "teacher.warmup_steps=2",
     "label.shard_size=5",
+    "label.allow_unknown_words=true",
 ];
 
 pub fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
@@ -249,6 +251,8 @@ fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
 #[test]
 fn teacher_eval_scores_pseudo_labels_beside_the_row_baseline() {
     let f = fixture();
+    // Scored on held-out people: one image each of 15 of them (the fixture's set holds five).
+    let people = common::task_data::synth(30, 2, 3, 9, [64, 32]);
     let picture = f.root.join("parts.png");
     let (ok, log) = clasp(
         &[
@@ -257,7 +261,7 @@ fn teacher_eval_scores_pseudo_labels_beside_the_row_baseline() {
             "--teacher",
             s(&f.teacher),
             "--data",
-            s(f.synth.path()),
+            s(people.path()),
             "--picture",
             s(&picture),
             "--json",
@@ -379,4 +383,30 @@ fn teacher_train_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run(
             "{name}"
         );
     }
+}
+
+/// A vocabulary with words the teacher never read is refused, naming the prompts and the key
+/// that allows it.
+#[test]
+fn label_refuses_prompts_the_teacher_cannot_read() {
+    let f = fixture();
+    let out = f.root.join("cache-refused");
+    let (ok, log) = clasp(
+        &[
+            "label",
+            "--teacher",
+            s(&f.teacher),
+            "--images",
+            s(&f.synth.path().join("reid/bounding_box_train")),
+            "--out",
+            s(&out),
+        ],
+        &["label.allow_unknown_words=false"],
+    );
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("a head") && log.contains("label.allow_unknown_words"),
+        "{log}"
+    );
+    assert!(!out.join("index.json").exists(), "nothing labelled");
 }

@@ -1,6 +1,6 @@
-//! `clasp quickstart --fast` end to end: synthetic data → teacher → pseudo-labels → three
-//! pre-trainings → the four task plugins fine-tuned from each and from scratch → report; a rerun
-//! reuses every finished stage.
+//! `clasp quickstart --fast` end to end: synthetic data → the shipped teacher → pseudo-labels →
+//! three pre-trainings → the four task plugins probed and fine-tuned from each and from a random
+//! backbone → report with intervals; a rerun reuses every finished stage.
 
 use std::process::Command;
 
@@ -31,49 +31,63 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     assert!(ok, "{log}");
     let run = tmp.path().join("runs/quickstart");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    // One row per task with a number in each of the four variant columns.
-    for (task, metric) in [
-        ("reid", "mAP"),
-        ("parsing", "mIoU"),
-        ("pose", "AP"),
-        ("attribute", "mA"),
-    ] {
-        let row = report
+    // Per protocol, one row per task: the image-blind level and the four variants, each a value
+    // with its interval.
+    for section in ["## Frozen-backbone probes", "## Fine-tuning"] {
+        let start = report
+            .find(section)
+            .unwrap_or_else(|| panic!("no {section} in\n{report}"));
+        let body = &report[start..];
+        for (task, metric) in [
+            ("reid", "mAP"),
+            ("parsing", "mIoU"),
+            ("pose", "AP"),
+            ("attribute", "mA"),
+            ("attribute", "mAUC"),
+        ] {
+            let row = body
+                .lines()
+                .find(|l| l.starts_with(&format!("| {task} ({metric}) |")))
+                .unwrap_or_else(|| panic!("no {task} row in {section}:\n{report}"));
+            let intervals = row.matches(" [").count();
+            assert_eq!(intervals, 5, "blind level and four variants: {row}");
+        }
+        let diff = body
             .lines()
-            .find(|l| l.starts_with(&format!("| {task} ({metric})")))
-            .unwrap_or_else(|| panic!("no {task} row in\n{report}"));
-        let numbers = row
-            .split('|')
-            .filter_map(|c| c.trim().parse::<f64>().ok())
-            .count();
-        assert_eq!(numbers, 5, "four variants and the gain: {row}");
+            .find(|l| l.starts_with("| (d) CLASP − (a) random init |"))
+            .unwrap_or_else(|| panic!("no paired difference in {section}"));
+        assert!(
+            diff.contains("separated") || diff.contains("ahead") || diff.contains("behind"),
+            "{diff}"
+        );
     }
     assert!(report.contains("part mIoU") && report.contains("attribute mA"));
     assert!(report.contains("ssl·part"), "{report}");
+    assert!(log.contains("the shipped synthetic CLIP"), "{log}");
     for f in [
         "results.png",
+        "comparisons.json",
         "teacher/model.safetensors",
         "labels/index.json",
         "pretrain-clasp/curves.png",
         "pretrain-clasp/gates.png",
+        "probe-clasp-reid/probe.json",
         "finetune-clasp-pose/metrics.jsonl",
+        "finetune-clasp-pose/test_scores.json",
+        "finetune-clasp-pose/checkpoints/task_selected/manifest.json",
         "configs/finetune-reid.toml",
     ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
-    // Rerun: every stage is reused, the report is the same table.
+    // Rerun: every stage is reused, the report is the same.
     let (ok, log) = quickstart(tmp.path());
     assert!(ok, "{log}");
     assert!(log.contains("teacher: reused"), "{log}");
-    assert!(log.contains("pretrain (d) CLASP: reused"), "{log}");
+    assert!(log.contains("pretrain (d) CLASP seed 0: reused"), "{log}");
+    assert!(log.contains("probe-scratch-reid: reused"), "{log}");
     assert!(log.contains("finetune-scratch-reid: reused"), "{log}");
     let again = std::fs::read_to_string(run.join("report.md")).unwrap();
-    let table = |r: &str| {
-        r.lines()
-            .filter(|l| l.starts_with("| "))
-            .take(6)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(table(&report), table(&again));
+    // Everything but the stage times (the rerun's are its own).
+    let results = |r: &str| r.split("## Time per stage").next().unwrap().to_string();
+    assert_eq!(results(&report), results(&again));
 }

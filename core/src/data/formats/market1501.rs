@@ -9,6 +9,10 @@ use anyhow::{bail, Context, Result};
 pub const TRAIN_DIR: &str = "bounding_box_train";
 pub const GALLERY_DIR: &str = "bounding_box_test";
 pub const QUERY_DIR: &str = "query";
+/// Validation identities in the same layout (Market-1501 has none; `clasp synth` writes one and
+/// for a real set it is a held-out part of the training identities).
+pub const VAL_QUERY_DIR: &str = "val/query";
+pub const VAL_GALLERY_DIR: &str = "val/bounding_box_test";
 
 /// The fields of a Market-1501 file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

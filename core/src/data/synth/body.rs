@@ -501,7 +501,7 @@ pub fn draw_person(
                         &Shape::Capsule {
                             a: px((x, ay - 0.005)),
                             b: px((x * 0.9, ay + 0.16)),
-                            r: 0.008 * s,
+                            r: 0.012 * s,
                         },
                         None,
                         &flat(bag),

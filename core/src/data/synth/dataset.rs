@@ -16,7 +16,9 @@ use super::lip;
 use super::rng_for;
 use super::scene::{render, Camera, Rendered};
 use crate::data::formats::coco::{CocoAnnotation, CocoImage, CocoKeypoints};
-use crate::data::formats::market1501::{MarketName, GALLERY_DIR, QUERY_DIR, TRAIN_DIR};
+use crate::data::formats::market1501::{
+    MarketName, GALLERY_DIR, QUERY_DIR, TRAIN_DIR, VAL_GALLERY_DIR, VAL_QUERY_DIR,
+};
 use crate::data::formats::pa100k::{self, AttributeRow};
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,11 +34,39 @@ pub struct SynthOptions {
     pub threads: usize,
 }
 
+/// Which disjoint group of people an image shows: models learn from `Train`, choose epochs and
+/// recipes on `Val`, and are scored once on `Test`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Split {
     Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    /// The split's name in the LIP, COCO and PA-100K files (`val_id.txt`, `test.csv`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// An image's place in a retrieval split (Market-1501's folders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ReidRole {
+    Train,
     Query,
     Gallery,
+}
+
+/// How many of `identities` people are trained on and how many validate: half train, of the
+/// rest two fifths validate and three fifths test (100 → 50 / 20 / 30).
+pub fn split_sizes(identities: u32) -> (u32, u32) {
+    let train = identities.div_ceil(2);
+    (train, (identities - train) * 2 / 5)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,6 +86,7 @@ pub struct Job {
     pub shot: u32,
     pub cam: u32,
     pub split: Split,
+    pub role: ReidRole,
     pub kind: Kind,
     pub name: MarketName,
 }
@@ -66,16 +97,24 @@ impl Job {
     }
 
     fn reid_dir(&self) -> &'static str {
-        match self.split {
-            Split::Train => TRAIN_DIR,
-            Split::Query => QUERY_DIR,
-            Split::Gallery => GALLERY_DIR,
+        match (self.split, self.role) {
+            (Split::Train, _) | (_, ReidRole::Train) => TRAIN_DIR,
+            (Split::Val, ReidRole::Query) => VAL_QUERY_DIR,
+            (Split::Val, ReidRole::Gallery) => VAL_GALLERY_DIR,
+            (Split::Test, ReidRole::Query) => QUERY_DIR,
+            (Split::Test, ReidRole::Gallery) => GALLERY_DIR,
         }
     }
 
-    /// Train identities feed the training splits of every format; test identities the others.
     pub fn is_train(&self) -> bool {
         self.split == Split::Train
+    }
+
+    /// Whether the parsing, pose and attribute files list this image: every image of a training
+    /// identity, and the first image of each validation and test identity — so that a scored
+    /// sample is a person, and resampling samples is resampling people.
+    pub fn in_task_sets(&self) -> bool {
+        self.kind == Kind::Person && (self.split == Split::Train || self.shot == 0)
     }
 }
 
@@ -83,8 +122,12 @@ impl Job {
 pub struct SynthSummary {
     pub images: usize,
     pub train_ids: u32,
+    pub val_ids: u32,
     pub test_ids: u32,
     pub train_images: usize,
+    /// Every image of the validation identities (queries, gallery, its distractors).
+    pub val_images: usize,
+    /// The test identities' queries and gallery (with the test gallery's distractors).
     pub query: usize,
     pub gallery: usize,
     pub distractors: usize,
@@ -105,20 +148,14 @@ pub fn identity(opts: &SynthOptions, pid: u32) -> Identity {
     Identity::sample(pid, &mut rng_for(opts.seed, &[2, pid as u64]))
 }
 
-/// Every image of the dataset: train identities first, then test identities (one query in each
-/// of their first two cameras, the rest gallery), then distractors and junk.
+/// Every image of the dataset: train identities first, then validation and test identities
+/// (queries in up to two of their cameras, always leaving a gallery image, the rest gallery),
+/// then the distractors and junk of each gallery.
 pub fn plan(opts: &SynthOptions) -> Vec<Job> {
-    let n_train = opts.identities.div_ceil(2);
+    let (n_train, n_val) = split_sizes(opts.identities);
     let mut jobs = Vec::new();
-    fn push(
-        jobs: &mut Vec<Job>,
-        pid: u32,
-        shot: u32,
-        cam: u32,
-        split: Split,
-        kind: Kind,
-        market_pid: i32,
-    ) {
+    fn push(jobs: &mut Vec<Job>, job: (u32, u32, u32, Split, ReidRole, Kind), market_pid: i32) {
+        let (pid, shot, cam, split, role, kind) = job;
         let index = jobs.len();
         jobs.push(Job {
             index,
@@ -126,6 +163,7 @@ pub fn plan(opts: &SynthOptions) -> Vec<Job> {
             shot,
             cam,
             split,
+            role,
             kind,
             name: MarketName {
                 pid: market_pid,
@@ -136,36 +174,46 @@ pub fn plan(opts: &SynthOptions) -> Vec<Job> {
             },
         });
     }
+    let queries_per_id = opts.images_per_id.saturating_sub(1).min(2) as usize;
     for pid in 1..=opts.identities {
+        let split = if pid <= n_train {
+            Split::Train
+        } else if pid <= n_train + n_val {
+            Split::Val
+        } else {
+            Split::Test
+        };
         let mut query_cams = Vec::new();
         for shot in 0..opts.images_per_id {
             // Cameras cycle from a per-identity offset, so every identity is seen by several.
             let cam = (pid * 5 + shot) % opts.cameras + 1;
-            let split = if pid <= n_train {
-                Split::Train
-            } else if query_cams.len() < 2 && !query_cams.contains(&cam) {
+            let role = if split == Split::Train {
+                ReidRole::Train
+            } else if query_cams.len() < queries_per_id && !query_cams.contains(&cam) {
                 query_cams.push(cam);
-                Split::Query
+                ReidRole::Query
             } else {
-                Split::Gallery
+                ReidRole::Gallery
             };
-            push(&mut jobs, pid, shot, cam, split, Kind::Person, pid as i32);
+            let job = (pid, shot, cam, split, role, Kind::Person);
+            push(&mut jobs, job, pid as i32);
         }
     }
-    let gallery = jobs.iter().filter(|j| j.split == Split::Gallery).count() as u32;
-    for d in 0..gallery.div_ceil(10) {
-        let cam = d % opts.cameras + 1;
-        push(&mut jobs, 0, d, cam, Split::Gallery, Kind::Distractor, 0);
-        let pid = 1 + d % opts.identities.max(1);
-        push(
-            &mut jobs,
-            pid,
-            1000 + d,
-            cam,
-            Split::Gallery,
-            Kind::Junk,
-            -1,
-        );
+    for split in [Split::Val, Split::Test] {
+        let gallery = jobs
+            .iter()
+            .filter(|j| j.split == split && j.role == ReidRole::Gallery)
+            .count() as u32;
+        // Distractor shots are numbered apart per split so that no two images share a render.
+        let base = if split == Split::Val { 1000 } else { 5000 };
+        for d in 0..gallery.div_ceil(10) {
+            let cam = d % opts.cameras + 1;
+            let distractor = (0, base + d, cam, split, ReidRole::Gallery, Kind::Distractor);
+            push(&mut jobs, distractor, 0);
+            let pid = 1 + d % opts.identities.max(1);
+            let junk = (pid, base + d, cam, split, ReidRole::Gallery, Kind::Junk);
+            push(&mut jobs, junk, -1);
+        }
     }
     jobs
 }
@@ -223,11 +271,11 @@ fn write_job(opts: &SynthOptions, job: &Job, r: &Rendered) -> Result<()> {
         .join(job.name.file_name());
     std::fs::write(&reid, encode_jpeg(r, opts.jpeg_quality)?)
         .with_context(|| format!("writing {}", reid.display()))?;
-    if job.kind != Kind::Person {
+    if !job.in_task_sets() {
         return Ok(());
     }
     let stem = job.stem();
-    let split = if job.is_train() { "train" } else { "val" };
+    let split = job.split.name();
     let parsing = root.join("parsing");
     link_or_copy(&reid, &parsing.join(format!("{split}_images/{stem}.jpg")))?;
     let labels = image::GrayImage::from_raw(r.width as u32, r.height as u32, r.labels.clone())
@@ -241,22 +289,28 @@ fn write_job(opts: &SynthOptions, job: &Job, r: &Rendered) -> Result<()> {
     Ok(())
 }
 
+const SPLITS: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
 /// Renders and writes everything; returns what it wrote.
 pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary> {
     let start = Instant::now();
     let root = &opts.out;
-    for dir in [
-        format!("reid/{TRAIN_DIR}"),
-        format!("reid/{QUERY_DIR}"),
-        format!("reid/{GALLERY_DIR}"),
-        "parsing/train_images".into(),
-        "parsing/train_segmentations".into(),
-        "parsing/val_images".into(),
-        "parsing/val_segmentations".into(),
-        "pose/images".into(),
-        "pose/annotations".into(),
-        "attributes/images".into(),
-    ] {
+    let mut dirs: Vec<String> = [
+        TRAIN_DIR,
+        QUERY_DIR,
+        GALLERY_DIR,
+        VAL_QUERY_DIR,
+        VAL_GALLERY_DIR,
+    ]
+    .iter()
+    .map(|d| format!("reid/{d}"))
+    .collect();
+    for split in SPLITS {
+        dirs.push(format!("parsing/{}_images", split.name()));
+        dirs.push(format!("parsing/{}_segmentations", split.name()));
+    }
+    dirs.extend(["pose/images", "pose/annotations", "attributes/images"].map(String::from));
+    for dir in dirs {
         std::fs::create_dir_all(root.join(&dir))
             .with_context(|| format!("creating {}", root.join(&dir).display()))?;
     }
@@ -294,14 +348,17 @@ pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<
     write_annotations(opts, &done)?;
 
     let count = |f: &dyn Fn(&Job) -> bool| done.iter().filter(|d| f(&d.job)).count();
-    let n_train = opts.identities.div_ceil(2);
+    let (n_train, n_val) = split_sizes(opts.identities);
+    let test = |j: &Job| j.split == Split::Test;
     let summary = SynthSummary {
         images: done.len(),
         train_ids: n_train,
-        test_ids: opts.identities - n_train,
+        val_ids: n_val,
+        test_ids: opts.identities - n_train - n_val,
         train_images: count(&|j| j.split == Split::Train),
-        query: count(&|j| j.split == Split::Query),
-        gallery: count(&|j| j.split == Split::Gallery),
+        val_images: count(&|j| j.split == Split::Val),
+        query: count(&|j| test(j) && j.role == ReidRole::Query),
+        gallery: count(&|j| test(j) && j.role == ReidRole::Gallery),
         distractors: count(&|j| j.kind != Kind::Person),
         seconds: start.elapsed().as_secs_f64(),
         lip_classes_not_rendered: lip::NOT_RENDERED
@@ -319,26 +376,25 @@ pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<
 
 fn write_annotations(opts: &SynthOptions, done: &[Done]) -> Result<()> {
     let root = &opts.out;
-    let persons: Vec<&Done> = done.iter().filter(|d| d.job.kind == Kind::Person).collect();
+    let listed: Vec<&Done> = done.iter().filter(|d| d.job.in_task_sets()).collect();
+    let of_split = |split: Split| listed.iter().filter(move |d| d.job.split == split);
     // LIP id lists and class names.
-    for (split, train) in [("train", true), ("val", false)] {
-        let ids: String = persons
-            .iter()
-            .filter(|d| d.job.is_train() == train)
+    for split in SPLITS {
+        let ids: String = of_split(split)
             .map(|d| format!("{}\n", d.job.stem()))
             .collect();
-        std::fs::write(root.join(format!("parsing/{split}_id.txt")), ids)?;
+        std::fs::write(root.join(format!("parsing/{}_id.txt", split.name())), ids)?;
     }
     let classes: String = lip::CLASS_NAMES.iter().map(|c| format!("{c}\n")).collect();
     std::fs::write(root.join("parsing/classes.txt"), classes)?;
     // COCO keypoints, one file per split.
-    for (split, train) in [("train", true), ("val", false)] {
+    for split in SPLITS {
         let mut coco = CocoKeypoints {
             images: vec![],
             annotations: vec![],
             categories: vec![CocoKeypoints::person_category()],
         };
-        for d in persons.iter().filter(|d| d.job.is_train() == train) {
+        for d in of_split(split) {
             let id = d.job.index as u64 + 1;
             let r = &d.rendered;
             coco.images.push(CocoImage {
@@ -358,19 +414,21 @@ fn write_annotations(opts: &SynthOptions, done: &[Done]) -> Result<()> {
                 iscrowd: 0,
             });
         }
-        coco.write(&root.join(format!("pose/annotations/person_keypoints_{split}.json")))?;
+        let file = format!("pose/annotations/person_keypoints_{}.json", split.name());
+        coco.write(&root.join(file))?;
     }
     // Attribute tables.
-    for (split, train) in [("train", true), ("test", false)] {
-        let rows: Vec<AttributeRow> = persons
-            .iter()
-            .filter(|d| d.job.is_train() == train)
+    for split in SPLITS {
+        let rows: Vec<AttributeRow> = of_split(split)
             .map(|d| AttributeRow {
                 image: format!("{}.jpg", d.job.stem()),
                 labels: pa100k_labels(&identity(opts, d.job.pid), &d.rendered.pose),
             })
             .collect();
-        pa100k::write(&root.join(format!("attributes/{split}.csv")), &rows)?;
+        pa100k::write(
+            &root.join(format!("attributes/{}.csv", split.name())),
+            &rows,
+        )?;
     }
     // Captions, for the teacher.
     let mut f = std::io::BufWriter::new(std::fs::File::create(root.join("captions.jsonl"))?);

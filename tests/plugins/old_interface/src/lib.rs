@@ -26,6 +26,9 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
         flip: ROption::RNone,
         merge_flip: ROption::RNone,
         visualize_ranking: ROption::RNone,
+        sample_statistics: ROption::RNone,
+        metrics_of_samples: ROption::RNone,
+        blind_predictions: ROption::RNone,
     }
     .leak_into_prefix()
 }

@@ -1,0 +1,55 @@
+//! The prompt of a downstream task: a backbone with prompts gets one for the task it is adapted
+//! to, seeded from the task's description sentence (DESIGN §3), unless it already has one.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::backbone::Backbone;
+use crate::config::Config;
+use crate::task_embedding::{hashed_text_embedding, read_text_embedding};
+use crate::teacher::task_text::TaskTextEmbedder;
+
+/// Gives `bb` a prompt for `task` when it has prompts but none for `task`: from
+/// `finetune.task_embedding`, else the teacher's embedding of `description`
+/// (`model.prompts.teacher`), else a fixed vector hashed from `description`.
+pub fn add_task_prompt(
+    bb: &mut Backbone,
+    config: &Config,
+    task: &str,
+    description: &str,
+) -> Result<()> {
+    if let Some(p) = bb.vit.cfg.prompts.clone() {
+        let configured = (!config.finetune.task_embedding.is_empty())
+            .then(|| PathBuf::from(&config.finetune.task_embedding));
+        if bb.vit.tasks().iter().any(|t| t == task) {
+            if let Some(path) = configured {
+                tracing::warn!(
+                    "the backbone already has a `{task}` prompt; {} (finetune.task_embedding) is not used",
+                    path.display()
+                );
+            }
+        } else if let Some(path) = configured {
+            bb.vit
+                .add_task(task, &read_text_embedding(&path, p.text_dim)?)?;
+            tracing::info!(task, "new task prompt from {}", path.display());
+        } else if !config.model.prompts.teacher.is_empty() {
+            let teacher = PathBuf::from(&config.model.prompts.teacher);
+            let e = TaskTextEmbedder::load(&teacher, p.text_dim)?.embed(description)?;
+            bb.vit.add_task(task, &e)?;
+            tracing::info!(
+                task,
+                "new task prompt from the teacher's embedding of the description"
+            );
+        } else {
+            let e = hashed_text_embedding(description, p.text_dim)?;
+            bb.vit.add_task(task, &e)?;
+            tracing::info!(
+                task,
+                "new task prompt from the description sentence (no teacher configured)"
+            );
+        }
+    }
+
+    Ok(())
+}
