@@ -5,8 +5,10 @@ has ground truth for, the attribute probabilities with the PA-100K table's 0/1 v
 part labels with the majority default part (background, head, upper body, arms, lower body,
 feet; `teacher::quality::lip_to_part`) of each patch of the LIP label map, at confidence 1.
 Images without a label map get confidence 0 (ignored by the part loss); images without an
-attribute row keep the teacher's values. The index is copied unchanged, so `clasp pretrain`
-accepts the cache as the teacher's. It answers one question: is the teacher the bottleneck —
+attribute row keep the teacher's values (the synthetic files list every image of a training
+person and one image of each validation and test person: 7,500 of the standard tier's 12,600
+pool images). The index is copied unchanged, so `clasp pretrain` accepts the cache as the
+teacher's. It answers one question: is the teacher the bottleneck —
 would pre-training on perfect labels transfer?
 
     python scripts/diagnostics/oracle_labels.py runs/quickstart/labels /tmp/labels-oracle \
@@ -75,7 +77,8 @@ def main():
     json.dump(index, open(f"{dst}/index.json", "w"))
     vocab = index["vocabulary"]
     attributes = {}
-    for split in ("train", "test"):
+    splits = [s for s in ("train", "val", "test") if os.path.exists(f"{pool}/attributes/{s}.csv")]
+    for split in splits:
         for row in csv.DictReader(open(f"{pool}/attributes/{split}.csv")):
             attributes[row["image"]] = np.array([float(row[a]) for a in vocab["attribute_names"]], np.float32)
     images, shard_size = index["images"], index["shard_size"]
@@ -89,8 +92,9 @@ def main():
                 t["attributes"][r] = attributes[name]
                 n_attr += 1
             if mode in ("both", "part"):
-                png = f"{pool}/parsing/train_segmentations/{name[:-4]}.png"
-                if os.path.exists(png):
+                pngs = [f"{pool}/parsing/{s}_segmentations/{name[:-4]}.png" for s in splits]
+                png = next((p for p in pngs if os.path.exists(p)), None)
+                if png is not None:
                     t["parts"][r] = patch_parts(png, vocab["grid"])
                     t["confidence"][r] = 1.0
                     n_parts += 1

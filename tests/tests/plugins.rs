@@ -747,3 +747,72 @@ fn a_probe_reads_features_that_encode_the_labels_and_not_shuffled_ones() {
         "mA {shuffled} on shuffled features: the image-blind level is 0.5"
     );
 }
+
+/// `clasp probe` twice (two random backbones), then `clasp analyze compare` reads both runs
+/// with intervals, beside the image-blind level, and their paired difference.
+#[test]
+fn probes_of_two_backbones_are_compared_with_intervals() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let clasp = |args: &[&str]| {
+        let o = std::process::Command::new(clasp_exe())
+            .args(args)
+            .args([
+                "--set",
+                "model.preset=\"nano\"",
+                "--set",
+                "model.img_size=[64, 32]",
+            ])
+            .args(["--set", &format!("run.dir=\"{}\"", runs.path().display())])
+            .env("CLASP_PLUGIN_PATH", plugin_dir())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{text}");
+        text
+    };
+    let attributes = data.path().join("attributes");
+    for seed in ["0", "1"] {
+        let log = clasp(&[
+            "probe",
+            "--task",
+            "attribute",
+            "--data",
+            attributes.to_str().unwrap(),
+            "--set",
+            &format!("run.seed={seed}"),
+            "--set",
+            &format!("run.name=\"p{seed}\""),
+            "--set",
+            "probe.epochs=2",
+            "--set",
+            "probe.seeds=2",
+        ]);
+        assert!(
+            log.contains("image-blind levels (mA): training positive rate"),
+            "{log}"
+        );
+    }
+    let run = |n: &str| format!("{n}={}", runs.path().join(n).display());
+    let log = clasp(&[
+        "analyze",
+        "compare",
+        "--task",
+        "attribute",
+        &run("p0"),
+        &run("p1"),
+        "--replicates",
+        "200",
+    ]);
+    for want in [
+        "image-blind training positive rate: 0.5000",
+        "p0: 0.",
+        "p1 − p0: ",
+    ] {
+        assert!(log.contains(want), "{want:?} in\n{log}");
+    }
+}

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod bench_data;
+pub mod compare;
 pub mod config_cmd;
 pub mod device_check;
 pub mod embed;
@@ -146,6 +147,9 @@ pub enum PluginsCommand {
 pub enum AnalyzeCommand {
     /// Cosine similarity between per-task gradients on shared parameters.
     GradConflict(analyze::GradConflictArgs),
+    /// Probe or fine-tuning runs of one task compared with bootstrap intervals over the test
+    /// people, beside the image-blind levels.
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +194,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Analyze {
             command: AnalyzeCommand::GradConflict(args),
         } => analyze::grad_conflict(g, args),
+        Command::Analyze {
+            command: AnalyzeCommand::Compare(args),
+        } => compare::run(g, args),
         Command::Bench {
             command: BenchCommand::Train(args),
         } => bench::run(g, bench::BenchMode::Train, args),
