@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::config::Config;
 use crate::device::parse_device;
 use crate::finetune::evaluate::format_metrics;
 use crate::finetune::finetune;
@@ -13,36 +14,52 @@ use crate::plugin_host::loader::find_task;
 use crate::run_dir::RunDir;
 use crate::scoring::blind::blind_line;
 
+/// What `finetune` and `probe` both take.
 #[derive(Args, Debug)]
-pub struct FinetuneArgs {
+pub struct TaskRunArgs {
     /// Task name (a plugin's spec name).
     #[arg(long)]
     pub task: String,
-    /// Backbone checkpoint to start from (random initialisation without it).
+    /// Backbone checkpoint (a randomly initialised backbone without it).
     #[arg(long)]
     pub backbone: Option<PathBuf>,
     /// Dataset root (same as --set finetune.data=DIR).
     #[arg(long)]
     pub data: Option<PathBuf>,
+}
+
+impl TaskRunArgs {
+    /// The layered config with `--data` and `extra` applied after the `--set`s; the run is named
+    /// `{stage}-{task}` unless `run.name` is set.
+    pub fn load(&self, g: &GlobalArgs, stage: &str, extra: Vec<String>) -> Result<Config> {
+        let mut sources = g.sources();
+        if let Some(d) = &self.data {
+            sources
+                .overrides
+                .push(format!("finetune.data=\"{}\"", d.display()));
+        }
+        sources.overrides.extend(extra);
+        let mut config = sources.load()?;
+        if config.run.name == "default" {
+            config.run.name = format!("{stage}-{}", self.task);
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub run: TaskRunArgs,
     /// Same as --set finetune.epochs=N.
     #[arg(long)]
     pub epochs: Option<usize>,
 }
 
 pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
-    let mut sources = g.sources();
-    if let Some(d) = &args.data {
-        sources
-            .overrides
-            .push(format!("finetune.data=\"{}\"", d.display()));
-    }
-    if let Some(e) = args.epochs {
-        sources.overrides.push(format!("finetune.epochs={e}"));
-    }
-    let mut config = sources.load()?;
-    if config.run.name == "default" {
-        config.run.name = format!("finetune-{}", args.task);
-    }
+    let epochs = args.epochs.map(|e| format!("finetune.epochs={e}"));
+    let config = args.run.load(g, "finetune", epochs.into_iter().collect())?;
+    let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;

@@ -87,7 +87,7 @@ pub enum Command {
     /// Fine-tune a backbone on a task through its plugin.
     Finetune(finetune::FinetuneArgs),
     /// Scores a frozen backbone's features through a task plugin's head trained on them alone.
-    Probe(probe::ProbeArgs),
+    Probe(finetune::TaskRunArgs),
     /// Evaluate a task checkpoint on a split of a dataset.
     Eval(eval::EvalArgs),
     /// Predict and draw with a task checkpoint.

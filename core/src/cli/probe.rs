@@ -1,11 +1,9 @@
 //! `clasp probe --task NAME [--backbone CKPT] [--data DIR]`: a frozen backbone's features scored
 //! through the task plugin's head trained on them alone (settings under `[probe]`).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use clap::Args;
 
+use super::finetune::TaskRunArgs;
 use super::GlobalArgs;
 use crate::device::parse_device;
 use crate::plugin_host::loader::find_task;
@@ -13,30 +11,8 @@ use crate::probe::probe;
 use crate::run_dir::RunDir;
 use crate::scoring::blind::blind_line;
 
-#[derive(Args, Debug)]
-pub struct ProbeArgs {
-    /// Task name (a plugin's spec name).
-    #[arg(long)]
-    pub task: String,
-    /// Backbone checkpoint whose features are probed (a random backbone without it).
-    #[arg(long)]
-    pub backbone: Option<PathBuf>,
-    /// Dataset root (same as --set finetune.data=DIR).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-}
-
-pub fn run(g: &GlobalArgs, args: ProbeArgs) -> Result<()> {
-    let mut sources = g.sources();
-    if let Some(d) = &args.data {
-        sources
-            .overrides
-            .push(format!("finetune.data=\"{}\"", d.display()));
-    }
-    let mut config = sources.load()?;
-    if config.run.name == "default" {
-        config.run.name = format!("probe-{}", args.task);
-    }
+pub fn run(g: &GlobalArgs, args: TaskRunArgs) -> Result<()> {
+    let config = args.load(g, "probe", Vec::new())?;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
     let run = RunDir::create(&config)?;

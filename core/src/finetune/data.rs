@@ -10,7 +10,8 @@ use crate::config::schema::FinetuneSettings;
 use crate::data::loader::{Dataset, Loader, LoaderConfig, Skipped};
 use crate::data::sampler::{Sampler, Shard};
 use crate::finetune::sample::{load_sample, mirror_pixels};
-use crate::plugin_host::task_head::RecordFlip;
+use crate::plugin_host::task_head::{dataset, RecordFlip};
+use crate::plugin_host::Plugin;
 
 pub struct TaskImages {
     pub records: Vec<Record>,
@@ -151,6 +152,42 @@ impl TrainOrder {
             ),
         };
         Ok(Self { sampler, flip })
+    }
+}
+
+/// A task's train, validation and test samples, as its plugin reads them from `finetune.data`.
+pub struct TaskSplits {
+    pub root: std::path::PathBuf,
+    pub train: Vec<Record>,
+    pub val: Vec<Record>,
+    pub test: Vec<Record>,
+}
+
+impl TaskSplits {
+    /// Reads the three splits and checks what fine-tuning and probes both rely on: a dataset
+    /// root, non-empty train and test splits, and a validation split apart from the test split.
+    pub fn load(plugin: &Plugin, task_config: &str, data: &str) -> Result<Self> {
+        if data.is_empty() {
+            bail!("config key `finetune.data` is empty: point it at the task's dataset root");
+        }
+        let root = std::path::PathBuf::from(data);
+        let split = |name| dataset(plugin, task_config, &root, name);
+        let (train, val, test) = (split("train")?, split("val")?, split("test")?);
+        if train.is_empty() || test.is_empty() {
+            bail!(
+                "{}: the train ({}) or test ({}) split is empty",
+                root.display(),
+                train.len(),
+                test.len()
+            );
+        }
+        ensure_val_apart_from_test(plugin.name(), &val, &test)?;
+        Ok(Self {
+            root,
+            train,
+            val,
+            test,
+        })
     }
 }
 

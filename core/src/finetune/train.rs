@@ -11,21 +11,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::curves::{write_curves, Series};
 use super::data::{
-    batch_tensor, ensure_val_apart_from_test, evenly_spaced, probe_flip, report_skipped,
-    task_loader, TrainOrder, BLIND_TRAIN_SAMPLES,
+    batch_tensor, evenly_spaced, probe_flip, report_skipped, task_loader, TaskSplits, TrainOrder,
+    BLIND_TRAIN_SAMPLES,
 };
 use super::evaluate::{evaluate, format_metrics};
 use super::sample::load_targets;
 use super::task_model::TaskModel;
-use super::task_prompt::add_task_prompt;
-use crate::backbone::Backbone;
-use crate::checkpoint;
+use super::task_prompt::task_backbone;
 use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
 use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
-use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
+use crate::plugin_host::task_head::{RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
 use crate::scoring::blind::{blind_levels, BlindLevel};
@@ -99,22 +97,12 @@ pub fn finetune(
 
     // 1. The task's settings and data, as the plugin reads them.
     let task_config = resolve(&plugin.spec, &config.task)?;
-    if ft.data.is_empty() {
-        bail!("config key `finetune.data` is empty: point it at the task's dataset root");
-    }
-    let root = PathBuf::from(&ft.data);
-    let train = dataset(&plugin, &task_config, &root, "train")?;
-    let val = dataset(&plugin, &task_config, &root, "val")?;
-    let test = dataset(&plugin, &task_config, &root, "test")?;
-    if train.is_empty() || test.is_empty() {
-        bail!(
-            "{}: the train ({}) or test ({}) split is empty",
-            root.display(),
-            train.len(),
-            test.len()
-        );
-    }
-    ensure_val_apart_from_test(&task, &val, &test)?;
+    let TaskSplits {
+        root,
+        train,
+        val,
+        test,
+    } = TaskSplits::load(&plugin, &task_config, &ft.data)?;
     if val.is_empty() {
         tracing::warn!(
             "{}: no validation split (see `clasp plugins inspect {task}` for where it is read): \
@@ -124,11 +112,7 @@ pub fn finetune(
     }
 
     // 2. The backbone, with a prompt for this task seeded from its description sentence.
-    let mut bb = match backbone_dir {
-        Some(dir) => checkpoint::load(dir, device)?,
-        None => Backbone::fresh(config, device, run.config_hash.clone())?,
-    };
-    add_task_prompt(&mut bb, config, &task, plugin.spec.description.as_str())?;
+    let bb = task_backbone(config, &plugin, backbone_dir, run, device)?;
 
     // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
     let head = TaskHead::build_for_training(

@@ -7,26 +7,22 @@
 
 pub mod features;
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use clasp_sdk::abi::Record;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use self::features::{extract, SplitFeatures};
-use crate::backbone::Backbone;
-use crate::checkpoint;
 use crate::config::Config;
 use crate::finetune::data::{
-    ensure_val_apart_from_test, evenly_spaced, probe_flip, TrainOrder, BLIND_TRAIN_SAMPLES,
+    evenly_spaced, probe_flip, TaskSplits, TrainOrder, BLIND_TRAIN_SAMPLES,
 };
-use crate::finetune::task_prompt::add_task_prompt;
+use crate::finetune::task_prompt::task_backbone;
 use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
-use crate::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
+use crate::plugin_host::task_head::{RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
 use crate::scoring::blind::{blind_levels, BlindLevel};
@@ -67,29 +63,13 @@ pub fn probe(
     let p = &config.probe;
     let task = plugin.name().to_string();
     let task_config = resolve(&plugin.spec, &config.task)?;
-    if config.finetune.data.is_empty() {
-        bail!("config key `finetune.data` is empty: point it at the task's dataset root");
-    }
-    let root = PathBuf::from(&config.finetune.data);
-    let split = |name| dataset(&plugin, &task_config, &root, name);
-    let (train, val, test) = (split("train")?, split("val")?, split("test")?);
-    ensure_val_apart_from_test(&task, &val, &test)?;
-    if train.is_empty() || test.is_empty() {
-        bail!(
-            "{}: the train ({}) or test ({}) split is empty",
-            root.display(),
-            train.len(),
-            test.len()
-        );
-    }
+    let TaskSplits {
+        train, val, test, ..
+    } = TaskSplits::load(&plugin, &task_config, &config.finetune.data)?;
 
     // 1. Features, once: the backbone with the task's prompt, gates folded for inference.
     let start = std::time::Instant::now();
-    let mut bb = match backbone_dir {
-        Some(dir) => checkpoint::load(dir, device)?,
-        None => Backbone::fresh(config, device, run.config_hash.clone())?,
-    };
-    add_task_prompt(&mut bb, config, &task, plugin.spec.description.as_str())?;
+    let bb = task_backbone(config, &plugin, backbone_dir, run, device)?;
     let prompt = bb.vit.cfg.prompts.as_ref().map(|_| task.as_str());
     let vit = bb.for_inference(prompt, config.model.moe.fold_threshold)?;
     let size = bb.manifest.img_size;
