@@ -94,6 +94,21 @@ impl TaskConfig {
             .ok_or_else(|| Error(format!("task config `{key}` is not a non-negative integer")))
     }
 
+    /// The widest layer a head setting may ask for ([`Self::usize_in`]'s usual bound).
+    pub const MAX_WIDTH: usize = 16_384;
+
+    /// A size setting within `[min, max]`: a zero width fails deep inside a layer, and an
+    /// absurd one exhausts memory before any message.
+    pub fn usize_in(&self, key: &str, min: usize, max: usize) -> Result<usize> {
+        let v = self.usize(key)?;
+        if !(min..=max).contains(&v) {
+            return Err(Error(format!(
+                "task config `{key}` = {v} is outside [{min}, {max}]"
+            )));
+        }
+        Ok(v)
+    }
+
     pub fn bool(&self, key: &str) -> Result<bool> {
         self.get(key)?
             .as_bool()

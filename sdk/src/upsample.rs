@@ -39,10 +39,9 @@ impl UpsampleHead {
             "nearest" => Upsampling::Nearest,
             other => fail!("unknown head `{other}` (deconv, nearest)"),
         };
-        let (steps, channels) = (cfg.usize("upsample_steps")?, cfg.usize("channels")?);
-        if channels == 0 {
-            fail!("task config `channels` must be at least 1");
-        }
+        // Each step doubles the map: 5 take 16-pixel patches past the input's own size.
+        let steps = cfg.usize_in("upsample_steps", 0, 5)?;
+        let channels = cfg.usize_in("channels", 1, TaskConfig::MAX_WIDTH)?;
         Ok(Self {
             kind,
             steps,

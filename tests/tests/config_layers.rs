@@ -138,3 +138,61 @@ fn resolved_config_round_trips_through_toml() {
     let f = toml_file(&text);
     assert_eq!(clasp_core::config::load::load_file(f.path()).unwrap(), c);
 }
+
+/// NaN and infinities pass a `<= 0` range check: every float setting is refused by its key.
+#[test]
+fn non_finite_numbers_are_refused_by_key() {
+    for (set, key) in [
+        ("optim.lr=nan", "optim.lr"),
+        (
+            "pretrain.dino.teacher_temp=inf",
+            "pretrain.dino.teacher_temp",
+        ),
+        ("optim.weight_decay=-inf", "optim.weight_decay"),
+    ] {
+        let err = sources(None, &[set]).load().unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("`{key}`")) && msg.contains("not a finite number"),
+            "{set}: {msg}"
+        );
+    }
+}
+
+/// A fixed-size setting given too many elements is refused, not cut to its first ones.
+#[test]
+fn an_array_longer_than_its_setting_is_refused_by_key() {
+    let err = sources(None, &["model.img_size=[64, 32, 3]"])
+        .load()
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("`model.img_size`") && msg.contains("3 elements given, expected 2"),
+        "{msg}"
+    );
+    assert_eq!(
+        sources(None, &["model.img_size=[64, 32]"])
+            .load()
+            .unwrap()
+            .model
+            .img_size,
+        [64, 32]
+    );
+}
+
+/// A zero size is refused when the config loads, not turned into 1 behind the resolved config.
+#[test]
+fn zero_sizes_are_refused_by_key() {
+    for key in [
+        "finetune.batch_size",
+        "finetune.epochs",
+        "finetune.eval_every",
+    ] {
+        let err = sources(None, &[&format!("{key}=0")]).load().unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("`{key}`")) && msg.contains("at least 1"),
+            "{msg}"
+        );
+    }
+}

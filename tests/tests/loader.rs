@@ -1,4 +1,5 @@
-//! The loader: same batches whatever the worker count, corrupt images skipped and named, P×K
+//! The loader: same batches whatever the worker count, corrupt and truncated images skipped and
+//! named, P×K
 //! batches, shards that partition an epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,16 +91,32 @@ fn a_corrupt_jpeg_is_skipped_counted_and_named() {
     let dir = synth_folder();
     let root = dir.path().join("reid/bounding_box_train");
     std::fs::write(root.join("0999_c1s1_000001_01.jpg"), b"\xff\xd8 truncated").unwrap();
+    // A real JPEG cut off mid-image: the decoder alone would fill it with grey, silently.
+    let first = clasp_core::data::images::list_images(&root).unwrap()[0].clone();
+    let whole = std::fs::read(first).unwrap();
+    std::fs::write(
+        root.join("0998_c1s1_000001_01.jpg"),
+        &whole[..whole.len() / 2],
+    )
+    .unwrap();
     let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), config(2));
     let mut it = loader.epoch(0).unwrap();
     let n: usize = it.by_ref().map(|b| b.items.len()).sum();
     assert_eq!(n, 12, "every good image still arrives");
-    let skipped = it.skipped();
-    assert_eq!(skipped.len(), 1);
+    let mut skipped: Vec<String> = it.skipped().iter().map(|s| s.name.clone()).collect();
+    skipped.sort();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
     assert!(
-        skipped[0].name.ends_with("0999_c1s1_000001_01.jpg"),
+        skipped[0].ends_with("0998_c1s1_000001_01.jpg"),
         "{skipped:?}"
     );
+    assert!(
+        skipped[1].ends_with("0999_c1s1_000001_01.jpg"),
+        "{skipped:?}"
+    );
+    let e =
+        clasp_core::data::images::open_image(&root.join("0998_c1s1_000001_01.jpg")).unwrap_err();
+    assert!(format!("{e:#}").contains("truncated JPEG"), "{e:#}");
 }
 
 #[test]

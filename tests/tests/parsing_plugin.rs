@@ -348,7 +348,14 @@ fn parsing_finetuning_beats_chance() {
     let cfg = model.head.config.clone();
     let train = dataset(&plugin, &cfg, &root, "train").unwrap();
     let test = dataset(&plugin, &cfg, &root, "test").unwrap();
-    let eval = evaluate(model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(
+        model,
+        test.clone(),
+        &config.finetune,
+        config.data.max_skipped_fraction,
+        &Device::Cpu,
+    )
+    .unwrap();
     let miou = eval.metric("mIoU").unwrap();
     let acc = eval.metric("pixel_accuracy").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

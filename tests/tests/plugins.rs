@@ -104,6 +104,19 @@ fn unknown_or_mistyped_task_settings_are_named() {
     let mut o = toml::Table::new();
     o.insert("hidden".into(), "wide".into());
     assert!(err(resolve(&plugin.spec, &o)).contains("task.hidden"));
+    // Sizes out of bounds are refused when the head is built, with the key and the bounds:
+    // zero failed inside a layer, 10^11 exhausted memory.
+    for hidden in [0i64, 100_000_000_000] {
+        let mut o = toml::Table::new();
+        o.insert("head".into(), "mlp".into());
+        o.insert("hidden".into(), hidden.into());
+        let cfg = resolve(&plugin.spec, &o).unwrap();
+        let e = err(TaskHead::build(plugin.clone(), cfg, 8, &Device::Cpu, 0));
+        assert!(
+            e.contains(&format!("`hidden` = {hidden} is outside [1, 16384]")),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -136,6 +149,61 @@ fn a_sha256_mismatch_is_refused_before_loading() {
     // The right pin loads.
     let sha = sha256_file(&path).unwrap();
     assert_eq!(load(&path, Some(&sha)).unwrap().sha256, sha);
+}
+
+/// Pins apply by file name or full path (a quoted `--set` key may hold the name's dots); a pin
+/// that matches no plugin file is an error rather than a plugin left unpinned.
+#[test]
+fn pins_match_by_name_or_path_and_a_pin_for_nothing_is_refused() {
+    use clasp_core::config::ConfigSources;
+    use clasp_core::plugin_host::loader::find_task;
+    let path = library("clasp_plugin_attribute");
+    let settings = |pin: &str| {
+        ConfigSources {
+            overrides: vec![
+                format!("plugins.dirs=[\"{}\"]", plugin_dir().display()),
+                pin.to_string(),
+            ],
+            ..Default::default()
+        }
+        .load()
+        .unwrap()
+        .plugins
+    };
+    for key in [
+        "\"libclasp_plugin_attribute.so\"".to_string(),
+        format!("\"{}\"", path.display()),
+    ] {
+        let e = err(find_task(
+            &settings(&format!("plugins.sha256.{key}=\"0000\"")),
+            "attribute",
+        ));
+        assert!(e.contains("does not match the pinned 0000"), "{key}: {e}");
+    }
+    let sha = sha256_file(&path).unwrap();
+    let ok = settings(&format!("plugins.sha256.\"{}\"=\"{sha}\"", path.display()));
+    assert_eq!(find_task(&ok, "attribute").unwrap().sha256, sha);
+    let e = err(find_task(
+        &settings("plugins.sha256.\"libclasp_plugin_atribute.so\"=\"0000\""),
+        "attribute",
+    ));
+    assert!(
+        e.contains("libclasp_plugin_atribute.so") && e.contains("matches no plugin file"),
+        "{e}"
+    );
+    // `plugins inspect` says why a pinned plugin was refused.
+    let o = std::process::Command::new(clasp_exe())
+        .args(["plugins", "inspect", "attribute", "--set"])
+        .arg(format!("plugins.dirs=[\"{}\"]", plugin_dir().display()))
+        .arg("--set")
+        .arg("plugins.sha256.\"libclasp_plugin_attribute.so\"=\"0000\"")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("does not match the pinned 0000"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -218,6 +286,107 @@ fn a_panic_inside_forward_ends_clasp_finetune_with_a_message_not_an_abort() {
     );
 }
 
+/// `clasp finetune --task attribute` of a nano ViT at 64×32 with batches of 2 on `data`, runs
+/// under `runs`, and further `--set`s.
+fn nano_attribute_finetune(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(clasp_exe());
+    cmd.args(["finetune", "--task", "attribute", "--data"])
+        .arg(data);
+    let fixed = [
+        "model.preset=\"nano\"".to_string(),
+        "model.img_size=[64, 32]".to_string(),
+        "finetune.batch_size=2".to_string(),
+        format!("run.dir=\"{}\"", runs.display()),
+    ];
+    for set in fixed.iter().map(String::as_str).chain(sets.iter().copied()) {
+        cmd.args(["--set", set]);
+    }
+    cmd.env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"))
+        .output()
+        .unwrap()
+}
+
+/// A learning rate that blows the weights up stops fine-tuning at the first non-finite loss,
+/// naming the step and the learning rate, with a failing exit status and no delivered checkpoint.
+#[test]
+fn a_diverging_finetune_stops_naming_the_step_and_delivers_nothing() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let o = nano_attribute_finetune(
+        &data.path().join("attributes"),
+        runs.path(),
+        &[
+            "optim.lr=1e30",
+            "finetune.warmup_epochs=0",
+            "finetune.epochs=2",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("training diverged at step") || stderr.contains("the gradient norm is"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("learning rate"),
+        "the learning rate is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("INFO") && !stderr.contains('\x1b'),
+        "colour codes in a log file: {stderr}"
+    );
+    let checkpoints = runs.path().join("finetune-attribute/checkpoints");
+    assert!(
+        !checkpoints.join("task_selected").exists() && !checkpoints.join("task_final").exists(),
+        "a diverged run delivered a checkpoint"
+    );
+}
+
+/// An unreadable first training image is skipped and counted as every other one is, the flip
+/// check included (it used to load sample 0 without the skip and end the run).
+#[test]
+fn an_unreadable_first_training_image_is_skipped_like_any_other() {
+    let data = attribute_data();
+    let root = data.path().join("attributes");
+    let table = std::fs::read_to_string(root.join("train.csv")).unwrap();
+    let first = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(root.join("images").join(&first), b"").unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let run = |max_skipped: &str| {
+        nano_attribute_finetune(
+            &root,
+            runs.path(),
+            &[
+                "finetune.epochs=1",
+                &format!("data.max_skipped_fraction={max_skipped}"),
+                &format!("run.name=\"skip-{max_skipped}\""),
+            ],
+        )
+    };
+    let o = run("0.5");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&first),
+        "the skipped image is named: {stderr}"
+    );
+    // No unreadable image allowed: the same run stops, naming the count and the file.
+    let o = run("0.0");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not be read") && stderr.contains("data.max_skipped_fraction"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn clasp_plugins_inspect_shows_the_spec() {
     let exe = std::env::current_exe().unwrap();
@@ -255,7 +424,7 @@ fn clasp_plugins_inspect_shows_the_spec() {
 fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     use clasp_core::config::ConfigSources;
     use clasp_core::finetune::{evaluate, finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::run_dir::{Existing, RunDir};
 
     let data = tempfile::tempdir().unwrap();
     generate(
@@ -294,7 +463,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     }
     .load()
     .unwrap();
-    let run = RunDir::create(&config).unwrap();
+    let run = RunDir::create(&config, Existing::Refuse).unwrap();
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
     let sha = plugin.sha256.clone();
     let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
@@ -335,7 +504,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
         "train",
     )
     .unwrap();
-    let eval = evaluate(&model, train, &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(&model, train, &config.finetune, 0.1, &Device::Cpu).unwrap();
     let selected = &out.history[out.selected.epoch - 1];
     let validation = out.selected.validation.as_ref().unwrap();
     assert_eq!(
@@ -385,7 +554,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
 fn a_configured_task_embedding_seeds_the_prompt() {
     use clasp_core::config::ConfigSources;
     use clasp_core::finetune::finetune;
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::run_dir::{Existing, RunDir};
 
     let data = attribute_data();
     let dir = tempfile::tempdir().unwrap();
@@ -413,7 +582,7 @@ fn a_configured_task_embedding_seeds_the_prompt() {
         }
         .load()
         .unwrap();
-        let run = RunDir::create(&config).unwrap();
+        let run = RunDir::create(&config, Existing::Overwrite).unwrap();
         let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
         finetune(&config, plugin, None, &run, &Device::Cpu)
     };
@@ -471,7 +640,7 @@ fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
 fn attribute_finetuning_beats_chance_with_either_head() {
     use clasp_core::config::ConfigSources;
     use clasp_core::finetune::{evaluate, finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::run_dir::{Existing, RunDir};
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
 
@@ -529,7 +698,7 @@ fn attribute_finetuning_beats_chance_with_either_head() {
         }
         .load()
         .unwrap();
-        let run = RunDir::create(&config).unwrap();
+        let run = RunDir::create(&config, Existing::Refuse).unwrap();
         let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "attribute").unwrap();
         let start = std::time::Instant::now();
         let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
@@ -542,6 +711,7 @@ fn attribute_finetuning_beats_chance_with_either_head() {
             &model,
             records[..1000].to_vec(),
             &config.finetune,
+            0.1,
             &Device::Cpu,
         )
         .unwrap();
@@ -651,6 +821,32 @@ fn clasp_eval_scores_an_attribute_prediction_table() {
     assert!(!o.status.success());
     assert!(
         stderr.contains(&missing_row) && stderr.contains("no prediction"),
+        "{stderr}"
+    );
+
+    // A NaN probability is named with its line and attribute.
+    let mut nan = pred.clone();
+    let cells: Vec<&str> = nan[1].split(',').collect();
+    let (image, rest) = (cells[0].to_string(), cells[2..].join(","));
+    nan[1] = format!("{image},NaN,{rest}");
+    std::fs::write(&pred_file, nan.join("\n") + "\n").unwrap();
+    let o = run(&pred_file);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains(":2:") && stderr.contains("is `NaN`"),
+        "{stderr}"
+    );
+
+    // A second row for one image is refused with both lines, not resolved by the last one.
+    pred.push(pred[1].clone());
+    std::fs::write(&pred_file, pred.join("\n") + "\n").unwrap();
+    let o = run(&pred_file);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    let image = pred[1].split(',').next().unwrap();
+    assert!(
+        stderr.contains(image) && stderr.contains("already has a row (line 2)"),
         "{stderr}"
     );
 }

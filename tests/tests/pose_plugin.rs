@@ -1,5 +1,6 @@
 //! The pose plugin through the stable ABI: its loss is ½·MSE against Gaussian targets with
-//! per-keypoint weights, every head parameter trains with either head and restores, mirrored
+//! per-keypoint weights (the regression head's the L1 distance), every head parameter trains
+//! with every head and restores, mirrored
 //! samples swap left and right keypoints, `clasp eval --results --gt` equals pycocotools, and a
 //! nano backbone fine-tuned from scratch locates keypoints of unseen people far above chance.
 
@@ -82,13 +83,66 @@ fn the_loss_is_half_the_weighted_mse_against_gaussian_targets() {
     assert!((loss - want).abs() < 1e-5 * want, "{loss} vs {want}");
 }
 
+/// The regression head's loss is the mean absolute error over the labelled keypoints' two
+/// coordinates, and it decodes to its positions with confidence 1.
+#[test]
+fn the_regression_loss_is_the_mean_absolute_error_of_labelled_keypoints() {
+    let plugin = pose();
+    let cfg = config(&plugin, &[("head", "regression".into())]);
+    let th = TaskHead::build(plugin, cfg, 16, &Device::Cpu, 0).unwrap();
+    let cls = Tensor::randn(0f32, 1.0, (2, 16), &Device::Cpu).unwrap();
+    let patches = Tensor::randn(0f32, 1.0, (2, 16, 2, 1), &Device::Cpu).unwrap();
+    let out = th.forward(&cls, &patches, true).unwrap();
+    assert_eq!(out.dims(), &[2, 17, 2]);
+    let mut kps = [[0f32; 3]; 17];
+    for (k, kp) in kps.iter_mut().enumerate() {
+        // Every third keypoint unlabelled, one more outside the crop: neither counts.
+        let vis = if k % 3 == 0 { 0.0 } else { 2.0 };
+        let u = if k == 4 { 1.3 } else { 0.05 * k as f32 };
+        *kp = [u, 1.0 - 0.04 * k as f32, vis];
+    }
+    let targets = vec![target(&kps), target(&kps)];
+    let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
+    let o: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+    let (mut sum, mut n) = (0.0, 0);
+    for b in 0..2 {
+        for (k, [u, v, vis]) in kps.iter().enumerate() {
+            if *vis > 0.0 && k != 4 {
+                sum += (o[(b * 17 + k) * 2] - u).abs() as f64;
+                sum += (o[(b * 17 + k) * 2 + 1] - v).abs() as f64;
+                n += 2;
+            }
+        }
+    }
+    let want = sum / n as f64;
+    assert!((loss - want).abs() < 1e-5 * want, "{loss} vs {want}");
+    let preds = th.decode(&out).unwrap();
+    assert_eq!(preds[1].values.len(), 51);
+    assert_eq!(&preds[1].values[..3], &[o[34], o[35], 1.0]);
+}
+
 #[test]
 fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
     let plugin = pose();
     let data = synth(6, 2, 4, 5, [64, 32]);
     let root = data.path().join("pose");
-    for head in ["deconv", "nearest"] {
-        let cfg = config(&plugin, &[("head", head.into()), ("channels", 8.into())]);
+    // Head, further settings, output dimensions.
+    type Case<'a> = (&'a str, &'a [(&'a str, toml::Value)], &'a [usize]);
+    let heads: [Case; 5] = [
+        ("deconv", &[], &[4, 17, 16, 8]),
+        ("nearest", &[], &[4, 17, 16, 8]),
+        (
+            "deconv",
+            &[("global_context", true.into())],
+            &[4, 17, 16, 8],
+        ),
+        ("regression", &[], &[4, 17, 2]),
+        ("regression", &[("hidden", 8.into())], &[4, 17, 2]),
+    ];
+    for (head, extra, dims) in heads {
+        let mut settings = vec![("head", head.into()), ("channels", 8.into())];
+        settings.extend(extra.iter().cloned());
+        let cfg = config(&plugin, &settings);
         let train = dataset(&plugin, &cfg, &root, "train").unwrap();
         assert_eq!(train.len(), 3 * 2, "3 train identities × 2 images");
         assert!(train[0].image.contains("#crop="), "{}", train[0].image);
@@ -98,10 +152,14 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         let cls = Tensor::randn(0f32, 1.0, (4, 16), &Device::Cpu).unwrap();
         let patches = Tensor::randn(0f32, 1.0, (4, 16, 4, 2), &Device::Cpu).unwrap();
         let out = th.forward(&cls, &patches, true).unwrap();
-        assert_eq!(out.dims(), &[4, 17, 16, 8], "{head}: stride 4");
+        assert_eq!(
+            out.dims(),
+            dims,
+            "{head} {extra:?}: heatmaps at stride 4, or positions"
+        );
         let grads = th.loss(&out, &train[..4]).unwrap().backward().unwrap();
         let problems = th.state.params.gradient_problems(&grads).unwrap();
-        assert!(problems.is_empty(), "{head}: {problems:?}");
+        assert!(problems.is_empty(), "{head} {extra:?}: {problems:?}");
 
         let eval = assert_restores(&th, &cls, &patches, head);
 
@@ -262,7 +320,7 @@ fn pose_finetuning_beats_chance() {
     let cfg = model.head.config.clone();
     let train = dataset(&plugin, &cfg, &root, "train").unwrap();
     let test = dataset(&plugin, &cfg, &root, "test").unwrap();
-    let eval = evaluate(model, test.clone(), &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(model, test.clone(), &config.finetune, 0.1, &Device::Cpu).unwrap();
     let (ap, pck) = (eval.metric("AP").unwrap(), eval.metric("PCK").unwrap());
     let metric = |preds: &[Record], name: &str| {
         let m = model.head.evaluate(preds, &eval.targets).unwrap();

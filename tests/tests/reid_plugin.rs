@@ -213,7 +213,7 @@ fn reid_finetuning_beats_chance() {
     );
     let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
     let test = dataset(&model.head.plugin, &model.head.config, &root, "test").unwrap();
-    let eval = evaluate(model, test, &config.finetune, &Device::Cpu).unwrap();
+    let eval = evaluate(model, test, &config.finetune, 0.1, &Device::Cpu).unwrap();
     let map = eval.metric("mAP").unwrap();
     let rank1 = eval.metric("rank1").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -240,7 +240,14 @@ fn reid_finetuning_beats_chance() {
         flip_test: true,
         ..config.finetune.clone()
     };
-    let flipped = evaluate(model, eval.targets.clone(), &flip_settings, &Device::Cpu).unwrap();
+    let flipped = evaluate(
+        model,
+        eval.targets.clone(),
+        &flip_settings,
+        0.1,
+        &Device::Cpu,
+    )
+    .unwrap();
     println!(
         "reid with the flip test: mAP {:.4}, rank-1 {:.4}",
         flipped.metric("mAP").unwrap(),
@@ -350,6 +357,41 @@ fn clasp_eval_scores_a_feature_file_like_torchreid() {
         stderr.contains("gallery.camids") && stderr.contains("partial.safetensors"),
         "{stderr}"
     );
+    // One NaN feature, or an id that is not a whole number, is refused with its row: a cast
+    // or a NaN distance would score a believable mAP.
+    let spoilt = |key: &str, row: usize, value: f32, name: &str| {
+        let mut t =
+            candle_core::safetensors::load(fixtures.join("market_eval.safetensors"), &Device::Cpu)
+                .unwrap();
+        let x = t[key].to_dtype(candle_core::DType::F32).unwrap();
+        let (shape, mut v) = (
+            x.dims().to_vec(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        let width = v.len() / shape[0];
+        v[row * width] = value;
+        t.insert(
+            key.into(),
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
+        );
+        let file = out_dir.path().join(name);
+        candle_core::safetensors::save(&t, &file).unwrap();
+        let run = std::process::Command::new(common::plugin_libs::clasp_exe())
+            .args(["eval", "--task", "reid", "--features"])
+            .arg(&file)
+            .env("CLASP_PLUGIN_PATH", library("clasp_plugin_reid"))
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{name} was scored");
+        String::from_utf8_lossy(&run.stderr).to_string()
+    };
+    let e = spoilt("query.features", 3, f32::NAN, "nan.safetensors");
+    assert!(
+        e.contains("`query.features` row 3") && e.contains("nan.safetensors"),
+        "{e}"
+    );
+    let e = spoilt("gallery.pids", 5, 2.5, "float-pid.safetensors");
+    assert!(e.contains("`gallery.pids` row 5 is 2.5"), "{e}");
 }
 
 /// The shipped fine-tuning configs name only settings their plugins know.

@@ -328,3 +328,58 @@ fn malformed_tables_and_names_say_where() {
         "{err}"
     );
 }
+
+/// `clasp synth` refuses a non-empty folder; `--overwrite` replaces an earlier or interrupted
+/// synthetic dataset whole (no stale image survives), and still refuses a folder holding
+/// anything else. `synth.json`, written last, marks a complete dataset.
+#[test]
+fn synth_refuses_a_non_empty_folder_and_overwrite_leaves_nothing_stale() {
+    let exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("clasp");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let synth = |extra: &[&str]| {
+        let o = std::process::Command::new(&exe)
+            .args(["synth", "--out"])
+            .arg(&out)
+            .args([
+                "--identities",
+                "4",
+                "--images-per-id",
+                "2",
+                "--size",
+                "64",
+                "32",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (ok, log) = synth(&[]);
+    assert!(ok && out.join("synth.json").is_file(), "{log}");
+    let (ok, log) = synth(&[]);
+    assert!(
+        !ok && log.contains("not empty") && log.contains("--overwrite"),
+        "{log}"
+    );
+    // An interrupted render: no completion mark, and an image of another run.
+    std::fs::remove_file(out.join("synth.json")).unwrap();
+    let stale = out.join("reid/bounding_box_train/0999_c1s1_000099_00.jpg");
+    std::fs::write(&stale, b"old").unwrap();
+    let (ok, log) = synth(&["--overwrite"]);
+    assert!(ok && out.join("synth.json").is_file(), "{log}");
+    assert!(!stale.exists(), "a stale image survived --overwrite");
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    let (ok, log) = synth(&["--overwrite"]);
+    assert!(!ok && log.contains("notes.txt"), "{log}");
+    assert!(out.join("notes.txt").exists());
+}

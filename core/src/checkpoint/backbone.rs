@@ -23,8 +23,7 @@ fn save_tensors(dir: &AtomicDir, name: &str, tensors: &BTreeMap<String, Tensor>)
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&cpu.into_iter().collect(), dir.path(name))
-        .with_context(|| format!("writing {name}"))?;
+    super::tensor_file::save_tensors(&cpu.into_iter().collect(), &dir.path(name))?;
     dir.sync_file(name)
 }
 

@@ -32,10 +32,14 @@ pub struct EmbedArgs {
     pub task: Option<String>,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Replace an existing file at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let config = g.load()?;
+    super::output::refuse_existing(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let backbone = checkpoint::load(&args.checkpoint, &device)?;
     let threshold = config.model.moe.fold_threshold;
@@ -113,8 +117,7 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
             ("patch_mean".to_string(), Tensor::cat(&pooled, 0)?),
         ])
     };
-    candle_core::safetensors::save(&tensors, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    crate::checkpoint::tensor_file::save_tensors(&tensors, &args.out)?;
     let list_path = PathBuf::from(format!("{}.images.txt", args.out.display()));
     let list: String = kept.iter().map(|p| format!("{}\n", p.display())).collect();
     std::fs::write(&list_path, list).with_context(|| format!("writing {}", list_path.display()))?;

@@ -73,7 +73,13 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
         bail!("{}: split `{}` is empty", root.display(), args.split);
     }
     let n = records.len();
-    let eval = evaluate(&model, records, &config.finetune, &device)?;
+    let eval = evaluate(
+        &model,
+        records,
+        &config.finetune,
+        config.data.max_skipped_fraction,
+        &device,
+    )?;
     println!(
         "{} on {} ({}, {} samples, {} skipped as unreadable): {}",
         model.task(),

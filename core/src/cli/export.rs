@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::GlobalArgs;
@@ -23,6 +23,9 @@ pub struct ExportArgs {
     /// Task to fold prompts and PC-MoE gates for.
     #[arg(long)]
     pub task: Option<String>,
+    /// Replace an existing file at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
@@ -33,6 +36,7 @@ pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
         );
     }
     let config = g.load()?;
+    super::output::refuse_existing(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let backbone = checkpoint::load(&args.checkpoint, &device)?;
     let vit = backbone.for_inference(args.task.as_deref(), config.model.moe.fold_threshold)?;
@@ -41,8 +45,7 @@ pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_device(&candle_core::Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&sd, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    crate::checkpoint::tensor_file::save_tensors(&sd, &args.out)?;
     let kw_path = PathBuf::from(format!("{}.json", args.out.display()));
     std::fs::write(&kw_path, serde_json::to_string_pretty(&kwargs)?)?;
     println!(

@@ -1,17 +1,18 @@
 //! `clasp finetune --task NAME [--backbone CKPT] [--data DIR]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::config::Config;
+use crate::checkpoint::manifest::Manifest;
+use crate::config::{Config, ConfigSources};
 use crate::device::parse_device;
 use crate::finetune::evaluate::format_metrics;
 use crate::finetune::finetune;
 use crate::plugin_host::loader::find_task;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 use crate::scoring::blind::blind_line;
 
 /// What `finetune` and `probe` both take.
@@ -26,6 +27,10 @@ pub struct TaskRunArgs {
     /// Dataset root (same as --set finetune.data=DIR).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Start afresh in a run folder that holds an earlier run, moving that run aside to
+    /// `<name>.replaced-<time>` (never deleted); without it such a folder is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 impl TaskRunArgs {
@@ -43,8 +48,57 @@ impl TaskRunArgs {
         if config.run.name == "default" {
             config.run.name = format!("{stage}-{}", self.task);
         }
+        if let Some(backbone) = &self.backbone {
+            adopt_checkpoint_model(&mut config, &sources, backbone)?;
+        }
         Ok(config)
     }
+}
+
+/// A backbone checkpoint fixes the model: its preset and input size replace the defaults in the
+/// config (so the resolved config records what runs), and a differing value the user set is an
+/// error that names both — it could not take effect.
+fn adopt_checkpoint_model(
+    config: &mut Config,
+    sources: &ConfigSources,
+    backbone: &Path,
+) -> Result<()> {
+    let m = Manifest::read(backbone)?;
+    // Each as the config and the checkpoint spell it (Debug: strings quoted, arrays bracketed).
+    let fixed = [
+        (
+            "model.preset",
+            format!("{:?}", config.model.preset),
+            format!("{:?}", m.preset),
+        ),
+        (
+            "model.img_size",
+            format!("{:?}", config.model.img_size),
+            format!("{:?}", m.img_size),
+        ),
+        (
+            "model.patch_size",
+            config.model.patch_size.to_string(),
+            m.model.patch_size.to_string(),
+        ),
+    ];
+    for (key, given, kept) in fixed {
+        if given == kept {
+            continue;
+        }
+        if let Some(source) = sources.given(key)? {
+            bail!(
+                "config key `{key}` = {given} [from {source}] cannot take effect: the backbone \
+                 checkpoint {} was built with {kept}; drop the setting or pass a checkpoint \
+                 built with it",
+                backbone.display()
+            );
+        }
+    }
+    config.model.preset = m.preset;
+    config.model.img_size = m.img_size;
+    config.model.patch_size = m.model.patch_size;
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -62,7 +116,7 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config)?;
+    let run = RunDir::create(&config, Existing::from_flags(false, args.overwrite))?;
     println!(
         "fine-tuning `{}` ({} {}) → {}",
         args.task,

@@ -20,6 +20,9 @@ pub struct InitArgs {
     /// Checkpoint directory to create.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing checkpoint at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: InitArgs) -> Result<()> {
@@ -28,6 +31,7 @@ pub fn run(g: &GlobalArgs, args: InitArgs) -> Result<()> {
         sources.overrides.push(format!("model.preset={p}"));
     }
     let config = sources.load()?;
+    super::output::refuse_existing(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let bb = Backbone::fresh(&config, &device, config_hash(&to_toml(&config)?))?;
     let path = checkpoint::save(&args.out, &bb.vit, &bb.store, None, &bb.manifest)?;

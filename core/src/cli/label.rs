@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::GlobalArgs;
@@ -76,6 +76,18 @@ pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
             "cache incomplete: shards missing of {} (rerun the same command, or the other --shard workers) → {}",
             s.total_shards,
             args.out.display()
+        );
+    }
+    // The shards stay (their unreadable images are marked invalid); the job still fails, as a
+    // run over a wrong folder or format should.
+    let max = config.data.max_skipped_fraction;
+    if s.unreadable.len() as f64 > max * s.labelled as f64 {
+        bail!(
+            "{} of {} images could not be read, more than `data.max_skipped_fraction` = {max} of \
+             them; the first: {}",
+            s.unreadable.len(),
+            s.labelled,
+            s.unreadable[0]
         );
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod export;
 pub mod finetune;
 pub mod init;
 pub mod label;
+pub mod output;
 pub mod plugins;
 pub mod predict;
 pub mod pretrain;

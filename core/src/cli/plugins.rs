@@ -1,6 +1,6 @@
 //! `clasp plugins list | inspect NAME`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::GlobalArgs;
 use crate::plugin_host::loader::{load_all, Discovered};
@@ -37,8 +37,7 @@ pub fn list(g: &GlobalArgs) -> Result<()> {
 pub fn inspect(g: &GlobalArgs, name: &str) -> Result<()> {
     let d = discover(g)?;
     let Some(p) = d.plugins.get(name) else {
-        let known: Vec<&String> = d.plugins.keys().collect();
-        bail!("no plugin provides task `{name}` (found: {known:?})");
+        return Err(d.missing(name));
     };
     let s = &p.spec;
     println!("task         {}", s.name);

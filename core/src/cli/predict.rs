@@ -15,7 +15,7 @@ use super::GlobalArgs;
 use crate::data::images::{list_images, load_normalized};
 use crate::device::parse_device;
 use crate::finetune::TaskModel;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -30,6 +30,10 @@ pub struct PredictArgs {
     /// Folder of gallery images: draw each query's rank list against them (reid).
     #[arg(long)]
     pub gallery: Option<PathBuf>,
+    /// Write into a run folder that holds earlier predictions, moving them aside to
+    /// `<name>.replaced-<time>` (never deleted); without it such a folder is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -101,7 +105,7 @@ pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
     if config.run.name == "default" {
         config.run.name = format!("predict-{}", model.task());
     }
-    let run = RunDir::create(&config)?;
+    let run = RunDir::create(&config, Existing::from_flags(false, args.overwrite))?;
     let pictures = run.path.join("pictures");
     std::fs::create_dir_all(&pictures)
         .with_context(|| format!("creating {}", pictures.display()))?;

@@ -8,7 +8,7 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::device::parse_device;
 use crate::pretrain::pretrain;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
@@ -21,6 +21,10 @@ pub struct PretrainArgs {
     /// Continue from the newest checkpoint of the run (`run.dir/run.name/checkpoints`).
     #[arg(long)]
     pub resume: bool,
+    /// Start afresh in a run folder that holds an earlier run, moving that run aside to
+    /// `<name>.replaced-<time>` (never deleted); without it or --resume such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
@@ -38,7 +42,7 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
         config.run.name = "pretrain".into();
     }
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config)?;
+    let run = RunDir::create(&config, Existing::from_flags(args.resume, args.overwrite))?;
     let m = &config.model;
     println!(
         "pre-training a {} ViT (prompts {}, PC-MoE {}) on {}{} → {}",

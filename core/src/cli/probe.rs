@@ -8,14 +8,14 @@ use super::GlobalArgs;
 use crate::device::parse_device;
 use crate::plugin_host::loader::find_task;
 use crate::probe::probe;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 use crate::scoring::blind::blind_line;
 
 pub fn run(g: &GlobalArgs, args: TaskRunArgs) -> Result<()> {
     let config = args.load(g, "probe", Vec::new())?;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config)?;
+    let run = RunDir::create(&config, Existing::from_flags(false, args.overwrite))?;
     let out = probe(&config, plugin, args.backbone.as_deref(), &run, &device)?;
     let values: Vec<String> = out
         .seeds

@@ -7,7 +7,7 @@ use super::GlobalArgs;
 use crate::device::parse_device;
 use crate::quickstart::budget::{Budget, Tier};
 use crate::quickstart::Quickstart;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
@@ -38,7 +38,8 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
         .insert(0, "run.name=\"quickstart\"".to_string());
     let config = sources.load()?;
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config)?;
+    // A rerun reuses the finished stages: the quickstart continues its own folder.
+    let run = RunDir::create(&config, Existing::Continue)?;
     println!(
         "quickstart, {tier:?} tier → {} (finished stages are reused on a rerun)",
         run.path.display()

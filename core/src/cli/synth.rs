@@ -7,7 +7,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::GlobalArgs;
-use crate::data::synth::dataset::{cameras, generate, plan, render_job, SynthOptions};
+use crate::data::synth::dataset::{
+    cameras, clear_previous, generate, plan, render_job, SynthOptions,
+};
 use crate::data::synth::preview::contact_sheet;
 
 #[derive(Args, Debug)]
@@ -34,6 +36,10 @@ pub struct SynthArgs {
     /// Write a contact sheet (image | part labels + skeleton) of the first 24 images to this PNG.
     #[arg(long)]
     pub preview: Option<PathBuf>,
+    /// Replace the synthetic dataset already in --out (a folder holding anything else is still
+    /// refused); without it a non-empty --out is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
@@ -76,7 +82,16 @@ pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote preview {}", path.display());
     }
-    if args.out.is_some() {
+    if let Some(out) = &args.out {
+        let non_empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+        if non_empty && !args.overwrite {
+            bail!(
+                "{} is not empty: pass --overwrite to replace the synthetic dataset in it, or \
+                 choose another --out",
+                out.display()
+            );
+        }
+        clear_previous(out)?;
         let total = plan(&opts).len() as u64;
         let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
             "synth {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",

@@ -51,14 +51,14 @@ pub fn run(g: &GlobalArgs, args: TeacherEmbedArgs) -> Result<()> {
             let mut pixels = Vec::new();
             let mut n = 0;
             for path in chunk {
-                match image::open(path) {
+                match crate::data::images::open_image(path) {
                     Ok(img) => {
                         pixels.extend(prep.pixels(&img.to_rgb8()));
                         kept.push(path.clone());
                         n += 1;
                     }
                     Err(e) => {
-                        tracing::warn!("skipping {}: {e}", path.display());
+                        tracing::warn!("skipping an image: {e:#}");
                         skipped += 1;
                     }
                 }
@@ -105,8 +105,7 @@ pub fn run(g: &GlobalArgs, args: TeacherEmbedArgs) -> Result<()> {
         );
         println!("embedded {} sentences", texts.len());
     }
-    candle_core::safetensors::save(&tensors, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    crate::checkpoint::tensor_file::save_tensors(&tensors, &args.out)?;
     println!("→ {}", args.out.display());
     Ok(())
 }

@@ -25,6 +25,9 @@ pub struct TeacherTrainArgs {
     /// Stop after this many epochs; `--resume` continues from there.
     #[arg(long)]
     pub max_epochs: Option<usize>,
+    /// Replace an existing teacher at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
@@ -36,10 +39,12 @@ pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
     if t.data.is_empty() {
         bail!("no training data: pass --data DIR (a `clasp synth` output) or set `teacher.data`");
     }
+    super::output::refuse_existing(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let run = TeacherRun {
         resume: args.resume,
         max_epochs: args.max_epochs,
+        max_skipped_fraction: config.data.max_skipped_fraction,
     };
     let report = train_teacher(&t, &args.out, &device, config.run.seed, run)?;
     if !report.complete {

@@ -35,7 +35,7 @@ impl Provider for SetFlags {
         let mut root = toml::Table::new();
         for (key, value) in &self.0 {
             let mut table = &mut root;
-            let parts: Vec<&str> = key.split('.').collect();
+            let parts = key_parts(key).map_err(|e| figment::Error::from(e.to_string()))?;
             for part in &parts[..parts.len() - 1] {
                 let entry = table
                     .entry(part.to_string())
@@ -54,15 +54,30 @@ impl Provider for SetFlags {
     }
 }
 
+/// The parts of a dotted key as TOML reads one: `plugins.sha256."libx.so"` is three parts.
+fn key_parts(key: &str) -> Result<Vec<String>> {
+    let not_a_key = || anyhow!("`{key}` is not a dotted key such as model.preset");
+    let mut table =
+        toml::from_str::<toml::Table>(&format!("{key} = 0")).map_err(|_| not_a_key())?;
+    let mut parts = Vec::new();
+    loop {
+        let mut entries = table.into_iter();
+        let (k, v) = entries.next().ok_or_else(not_a_key)?;
+        parts.push(k);
+        match v {
+            toml::Value::Table(t) => table = t,
+            _ => return Ok(parts),
+        }
+    }
+}
+
 /// Parses `key=value`; the value is read as TOML (numbers, booleans, arrays) or else a string.
 pub fn parse_override(pair: &str) -> Result<(String, toml::Value)> {
     let (key, raw) = pair
         .split_once('=')
         .ok_or_else(|| anyhow!("--set `{pair}` is not of the form key=value"))?;
     let key = key.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        bail!("--set `{pair}`: `{key}` is not a dotted key such as model.preset");
-    }
+    key_parts(key).with_context(|| format!("--set `{pair}`"))?;
     let raw = raw.trim();
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -91,13 +106,69 @@ impl ConfigSources {
         Ok(fig.merge(SetFlags(overrides)))
     }
 
+    /// The layer that set `key` (`"command-line --set"`, a file, the environment), or `None`
+    /// when it holds its built-in default.
+    pub fn given(&self, key: &str) -> Result<Option<String>> {
+        let defaults = std::any::type_name::<Config>();
+        Ok(self
+            .figment()?
+            .find_metadata(key)
+            .filter(|m| m.name != defaults)
+            .map(|m| match &m.source {
+                Some(src) => format!("{} ({src})", m.name),
+                None => m.name.to_string(),
+            }))
+    }
+
     /// The resolved configuration, or an error naming the bad key and its source.
     pub fn load(&self) -> Result<Config> {
         let figment = self.figment()?;
         let config: Config = figment.extract().map_err(|e| describe(&figment, e))?;
+        reject_extra_elements(&figment, &config)?;
         super::validate::validate(&config)?;
         Ok(config)
     }
+}
+
+/// serde fills a fixed-size array from the first elements of a longer one: `model.img_size =
+/// [64, 32, 3]` would become `[64, 32]` without a word. Every array given must have the length
+/// the resolved config kept.
+fn reject_extra_elements(figment: &Figment, config: &Config) -> Result<()> {
+    use figment::value::Value;
+    fn walk(figment: &Figment, key: &str, given: &Value, kept: &toml::Value) -> Result<()> {
+        match (given, kept) {
+            (Value::Dict(_, g), toml::Value::Table(k)) => {
+                for (name, v) in g {
+                    if let Some(w) = k.get(name) {
+                        let key = if key.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{key}.{name}")
+                        };
+                        walk(figment, &key, v, w)?;
+                    }
+                }
+                Ok(())
+            }
+            (Value::Array(_, g), toml::Value::Array(k)) if g.len() != k.len() => {
+                let source = figment
+                    .find_metadata(key)
+                    .map_or_else(|| "unknown source".to_string(), |m| m.name.to_string());
+                bail!(
+                    "config key `{key}`: {} elements given, expected {} [from {source}]",
+                    g.len(),
+                    k.len()
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+    let data = figment.data().map_err(|e| describe(figment, e))?;
+    let kept = toml::Value::try_from(config)?;
+    for dict in data.values() {
+        walk(figment, "", &Value::from(dict.clone()), &kept)?;
+    }
+    Ok(())
 }
 
 /// figment reports keys with the profile in front (`default.model.x`); drop it and say where.

@@ -10,6 +10,7 @@ pub struct Config {
     pub model: ModelSettings,
     pub optim: OptimSettings,
     pub checkpoint: CheckpointSettings,
+    pub data: DataSettings,
     pub plugins: PluginSettings,
     pub finetune: FinetuneSettings,
     pub teacher: super::teacher::TeacherSettings,
@@ -233,6 +234,24 @@ impl Default for OptimSettings {
             layer_decay: 1.0,
             head_lr_scale: 1.0,
             gate_lr_scale: 1.0,
+        }
+    }
+}
+
+/// How much unreadable input a job tolerates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSettings {
+    /// Unreadable images are skipped and counted; past this fraction of a pass (an epoch, an
+    /// evaluation, a feature extraction, a labelling run) the job stops instead: so many bad
+    /// files mean a wrong folder or format, not a few damaged images.
+    pub max_skipped_fraction: f64,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        Self {
+            max_skipped_fraction: 0.1,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::schema::Config;
 use crate::model::config::PRESETS;
 
 pub fn validate(c: &Config) -> Result<()> {
+    reject_non_finite(c)?;
     let m = &c.model;
     if !PRESETS.contains(&m.preset.as_str()) {
         bail!(
@@ -47,6 +48,12 @@ pub fn validate(c: &Config) -> Result<()> {
             c.run.device
         );
     }
+    if !(0.0..=1.0).contains(&c.data.max_skipped_fraction) {
+        bail!(
+            "config key `data.max_skipped_fraction`: {} is not in [0, 1]",
+            c.data.max_skipped_fraction
+        );
+    }
     if c.checkpoint.keep_last == 0 {
         bail!("config key `checkpoint.keep_last`: must be at least 1");
     }
@@ -78,9 +85,23 @@ pub fn validate(c: &Config) -> Result<()> {
             c.pretrain.gate_mi_weight
         );
     }
+    let f = &c.finetune;
+    for (key, v) in [
+        ("finetune.epochs", f.epochs),
+        ("finetune.batch_size", f.batch_size),
+        ("finetune.eval_every", f.eval_every),
+        ("finetune.instances_per_identity", f.instances_per_identity),
+    ] {
+        if v == 0 {
+            bail!("config key `{key}`: must be at least 1");
+        }
+    }
     let p = &c.probe;
-    if p.batch_size == 0 || p.epochs == 0 {
-        bail!("config keys `probe.batch_size` and `probe.epochs`: must be at least 1");
+    if p.batch_size == 0 || p.epochs == 0 || p.eval_every == 0 {
+        bail!(
+            "config keys `probe.batch_size`, `probe.epochs` and `probe.eval_every`: must be at \
+             least 1"
+        );
     }
     if !(p.lr > 0.0 && p.lr.is_finite()) {
         bail!("config key `probe.lr`: must be positive (got {})", p.lr);
@@ -200,4 +221,30 @@ fn validate_teacher(c: &Config) -> Result<()> {
         bail!("config keys `label.shard_size` and `label.batch_size` must be positive");
     }
     Ok(())
+}
+
+/// No setting may be NaN or infinite (TOML spells both): a range check such as `lr <= 0` lets
+/// NaN through, and a run on it trains to NaN without a word.
+fn reject_non_finite(c: &Config) -> Result<()> {
+    fn walk(prefix: &str, v: &toml::Value) -> Result<()> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => {
+                bail!("config key `{prefix}`: {f} is not a finite number")
+            }
+            toml::Value::Table(t) => t.iter().try_for_each(|(k, v)| {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                walk(&key, v)
+            }),
+            toml::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| walk(&format!("{prefix}[{i}]"), v)),
+            _ => Ok(()),
+        }
+    }
+    walk("", &toml::Value::try_from(c)?)
 }

@@ -57,11 +57,35 @@ fn is_image(p: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// Every image the project reads goes through here: decoded, or an error naming the file. A
+/// JPEG cut off before its end-of-image marker is refused too: the decoder would fill the
+/// missing rows with grey and the run would train on them without a word.
+pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let format = image::guess_format(&bytes)
+        .with_context(|| format!("decoding {}: not an image format it knows", path.display()))?;
+    if format == image::ImageFormat::Jpeg && !ends_with_jpeg_eoi(&bytes) {
+        bail!(
+            "decoding {}: truncated JPEG (no end-of-image marker)",
+            path.display()
+        );
+    }
+    image::load_from_memory_with_format(&bytes, format)
+        .with_context(|| format!("decoding {}", path.display()))
+}
+
+/// Whether the JPEG data ends with its EOI marker (FF D9), allowing trailing padding bytes.
+fn ends_with_jpeg_eoi(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != 0 && !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    end >= 2 && bytes[end - 2..end] == [0xFF, 0xD9]
+}
+
 /// Decodes an image file into an augmentable [`Image`].
 pub fn decode(path: &Path) -> Result<Image> {
-    let img = image::open(path)
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_rgb8();
+    let img = open_image(path)?.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok(Image::from_rgb8(w, h, img.as_raw()))
 }
@@ -80,9 +104,7 @@ pub fn normalize_chw(img: &Image, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
 
 /// Decodes `path`, resizes it to `h`×`w` (bilinear) and normalises it: CHW f32.
 pub fn load_normalized(path: &Path, h: usize, w: usize) -> Result<Vec<f32>> {
-    let img = image::open(path)
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_rgb8();
+    let img = open_image(path)?.to_rgb8();
     let img = image::imageops::resize(&img, w as u32, h as u32, FilterType::Triangle);
     Ok(normalize_chw(
         &Image::from_rgb8(w, h, img.as_raw()),

@@ -91,18 +91,27 @@ pub struct TrainOrder {
     pub flip: Option<RecordFlip>,
 }
 
-/// The plugin's `flip` when the task mirrors its targets: asked of the first training sample,
-/// loaded at `size`.
+/// The plugin's `flip` when the task mirrors its targets: asked of the first training sample
+/// that loads at `size` (an unreadable one is skipped here as the loader skips it).
 pub fn probe_flip(
     flip: RecordFlip,
     train: &[Record],
     size: [usize; 2],
 ) -> Result<Option<RecordFlip>> {
-    let Some(first) = train.first() else {
-        return Ok(None);
-    };
-    let (_, loaded) = load_sample(first, size)?;
-    Ok(flip.apply(&loaded, size)?.is_some().then_some(flip))
+    let mut unreadable = None;
+    for record in train {
+        match load_sample(record, size) {
+            Ok((_, loaded)) => return Ok(flip.apply(&loaded, size)?.is_some().then_some(flip)),
+            Err(e) => {
+                tracing::warn!("skipping {}: {e:#}", record.image);
+                unreadable = Some(e);
+            }
+        }
+    }
+    match unreadable {
+        Some(e) => Err(e.context("no training sample could be read")),
+        None => Ok(None),
+    }
 }
 
 impl TrainOrder {
@@ -236,7 +245,29 @@ pub fn batch_tensor(
 }
 
 /// Warns, by name, about the samples an epoch could not load (they were skipped, not fatal).
-pub fn report_skipped(what: &str, skipped: &[Skipped]) {
+/// Warns about the samples of a pass that could not be read (`read` were), and stops the job
+/// when they exceed `max_fraction` of the pass (`data.max_skipped_fraction`).
+pub fn check_skipped(
+    what: &str,
+    skipped: &[Skipped],
+    read: usize,
+    max_fraction: f64,
+) -> Result<()> {
+    report_skipped(what, skipped);
+    let total = read + skipped.len();
+    if skipped.len() as f64 > max_fraction * total as f64 {
+        bail!(
+            "{what}: {} of {total} samples could not be read, more than `data.max_skipped_fraction` \
+             = {max_fraction} of them; the first: {} ({})",
+            skipped.len(),
+            skipped[0].name,
+            skipped[0].error
+        );
+    }
+    Ok(())
+}
+
+fn report_skipped(what: &str, skipped: &[Skipped]) {
     if skipped.is_empty() {
         return;
     }

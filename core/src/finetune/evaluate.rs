@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use clasp_sdk::abi::Record;
 
-use super::data::{batch_tensor, report_skipped, task_loader};
+use super::data::{batch_tensor, check_skipped, task_loader};
 use super::task_model::TaskModel;
 use crate::config::schema::FinetuneSettings;
 
@@ -62,6 +62,7 @@ pub fn evaluate(
     model: &TaskModel,
     records: Vec<Record>,
     settings: &FinetuneSettings,
+    max_skipped: f64,
     device: &Device,
 ) -> Result<Evaluation> {
     let size = model.img_size();
@@ -82,7 +83,7 @@ pub fn evaluate(
         targets.extend(batch.items.into_iter().map(|(_, r)| r));
     }
     let skipped = batches.skipped();
-    report_skipped("evaluation", &skipped);
+    check_skipped("evaluation", &skipped, predictions.len(), max_skipped)?;
     if predictions.is_empty() {
         anyhow::bail!("evaluation: none of the samples could be read");
     }

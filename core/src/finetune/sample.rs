@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clasp_sdk::abi::{split_crop, Record};
 
 use crate::data::augment::geometric::{resample_image, resample_labels, CropBox};
@@ -51,6 +51,18 @@ pub fn load_sample(record: &Record, [h, w]: [usize; 2]) -> Result<(Vec<f32>, Rec
     };
     if let Some(map) = record.label_map.as_ref().into_option() {
         let (mw, mh, data) = read_labels(Path::new(map.as_str()))?;
+        let (iw, ih) = image_size;
+        // A label map may be a scaled copy of its image (half resolution, say), never another
+        // shape: stretched onto the image its classes would land on the wrong pixels.
+        let skew = (mw as i64 * ih as i64 - mh as i64 * iw as i64).unsigned_abs();
+        if skew > (mh as u64).max(ih as u64) {
+            bail!(
+                "label map {} is {mw}×{mh}, its image {} {iw}×{ih}: not the image's shape \
+                 (only a scaled copy can be aligned)",
+                map.as_str(),
+                path.display()
+            );
+        }
         let labels = LabelMap {
             width: mw as usize,
             height: mh as usize,
@@ -142,6 +154,25 @@ mod tests {
         };
         let e = load_sample(&bad, [4, 2]).unwrap_err().to_string();
         assert!(e.contains("a.png#crop=1,2"), "{e}");
+    }
+
+    #[test]
+    fn a_label_map_of_another_shape_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, _) = write_fixture(dir.path());
+        // The 4×8 image with a 4×4 label map: not a scaled copy.
+        let square = dir.path().join("square.png");
+        image::GrayImage::new(4, 4).save(&square).unwrap();
+        let rec = Record {
+            image: image.into(),
+            label_map: Some(square.display().to_string().into()).into(),
+            ..Default::default()
+        };
+        let e = load_sample(&rec, [8, 4]).unwrap_err().to_string();
+        assert!(
+            e.contains("square.png is 4×4") && e.contains("a.png 4×8"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::curves::{write_curves, Series};
 use super::data::{
-    batch_tensor, evenly_spaced, probe_flip, report_skipped, task_loader, TaskSplits, TrainOrder,
+    batch_tensor, check_skipped, evenly_spaced, probe_flip, task_loader, TaskSplits, TrainOrder,
     BLIND_TRAIN_SAMPLES,
 };
 use super::evaluate::{evaluate, format_metrics};
@@ -20,7 +20,7 @@ use super::task_model::TaskModel;
 use super::task_prompt::task_backbone;
 use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
-use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
+use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{RecordFlip, TaskHead};
@@ -93,6 +93,7 @@ pub fn finetune(
     device: &Device,
 ) -> Result<FinetuneOutcome> {
     let ft = &config.finetune;
+    let max_skipped = config.data.max_skipped_fraction;
     let task = plugin.name().to_string();
 
     // 1. The task's settings and data, as the plugin reads them.
@@ -174,32 +175,44 @@ pub fn finetune(
                 "epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
             )?);
         bar.set_message(format!("{}/{}", epoch + 1, ft.epochs));
-        let (mut loss_sum, mut batches) = (0.0, 0);
+        let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
         let mut epoch_batches = train_loader.epoch(epoch as u64)?;
         for batch in epoch_batches.by_ref() {
             if batch.items.is_empty() {
                 continue;
             }
+            read += batch.items.len();
             let x = batch_tensor(&batch.items, size, device)?;
             let targets: Vec<clasp_sdk::Record> =
                 batch.items.iter().map(|(_, r)| r.clone()).collect();
             let output = model.forward(&x, true)?;
             let loss = model.head.loss(&output, &targets)?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            ensure_finite_loss(step, schedule.at(step), &[("loss", loss_value)])
+                .with_context(|| format!("fine-tuning `{task}`, epoch {}", epoch + 1))?;
             let grads = loss.backward()?;
-            opt.step(&grads, schedule.at(step), o.weight_decay)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
+            opt.step(&grads, schedule.at(step), o.weight_decay)
+                .with_context(|| {
+                    format!("fine-tuning `{task}`, epoch {}, step {step}", epoch + 1)
+                })?;
+            loss_sum += loss_value;
             batches += 1;
             step += 1;
             bar.inc(1);
         }
         bar.finish_and_clear();
-        report_skipped(&format!("epoch {}", epoch + 1), &epoch_batches.skipped());
+        check_skipped(
+            &format!("epoch {}", epoch + 1),
+            &epoch_batches.skipped(),
+            read,
+            max_skipped,
+        )?;
 
         // Validation through the plugin's decode and metrics, every `eval_every` epochs and
         // after the last; the test split is not looked at until an epoch is selected.
         let last = epoch + 1 == ft.epochs;
         let metrics = if !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0) {
-            evaluate(&model, val.clone(), ft, device)?.metrics
+            evaluate(&model, val.clone(), ft, max_skipped, device)?.metrics
         } else {
             Vec::new()
         };
@@ -269,7 +282,7 @@ pub fn finetune(
     } else {
         TaskModel::load_with_plugin(&selected_dir, plugin.clone(), device)?
     };
-    let eval = evaluate(&model, test, ft, device)?;
+    let eval = evaluate(&model, test, ft, max_skipped, device)?;
     let scorer = Scorer {
         plugin: plugin.clone(),
         config: task_config.clone(),

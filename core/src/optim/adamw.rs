@@ -104,6 +104,12 @@ impl AdamW {
     ) -> Result<StepStats> {
         let all_grads = self.collect_grads(grads);
         let grad_norm = global_grad_norm(all_grads.iter().flatten())?;
+        if !grad_norm.is_finite() {
+            anyhow::bail!(
+                "the gradient norm is {grad_norm}: training diverged (the weights are left as they \
+                 were at this step; learning rate {lr:.3e})"
+            );
+        }
         let clip_coef = match self.config.max_grad_norm {
             Some(max) => clip_coefficient(grad_norm, max),
             None => 1.0,

@@ -213,16 +213,32 @@ pub struct Discovered {
 }
 
 /// Every plugin found in `plugins.dirs` and `CLASP_PLUGIN_PATH`, by task name; failures are
-/// reported with their file, not fatal here. `plugins.sha256` pins files by name.
+/// reported with their file, not fatal here. `plugins.sha256` pins files by name or path; a pin
+/// that matches no file found is an error.
 pub fn load_all(settings: &PluginSettings) -> Result<Discovered> {
     let dirs: Vec<PathBuf> = settings.dirs.iter().map(PathBuf::from).collect();
     let mut ok = BTreeMap::new();
     let mut failed = Vec::new();
-    for path in discover(&dirs)? {
-        let pin = path
-            .file_name()
-            .and_then(|n| settings.sha256.get(n.to_string_lossy().as_ref()))
-            .map(String::as_str);
+    let files = discover(&dirs)?;
+    // A pin that applies to nothing would leave the plugin it meant unpinned, silently.
+    for key in settings.sha256.keys() {
+        if !files.iter().any(|f| pin_matches(key, f)) {
+            bail!(
+                "config key `plugins.sha256`: the pin `{key}` matches no plugin file found (by file \
+                 name or path) among {:?}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    for path in files {
+        let pin = settings
+            .sha256
+            .iter()
+            .find(|(key, _)| pin_matches(key, &path))
+            .map(|(_, v)| v.as_str());
         match load(&path, pin) {
             Ok(p) => {
                 if let Some(prev) = ok.get(p.name()) {
@@ -248,20 +264,41 @@ pub fn load_all(settings: &PluginSettings) -> Result<Discovered> {
     })
 }
 
+/// Whether a `plugins.sha256` key names `file`: by its file name, or by its path (as written or
+/// once both are made absolute).
+fn pin_matches(key: &str, file: &Path) -> bool {
+    let key_path = Path::new(key);
+    file.file_name().is_some_and(|n| n == key_path.as_os_str())
+        || key_path == file
+        || matches!(
+            (key_path.canonicalize(), file.canonicalize()),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 /// The plugin of task `task` among those [`load_all`] finds; when there is none, the error lists
 /// what was found and why other files failed to load.
 pub fn find_task(settings: &PluginSettings, task: &str) -> Result<Plugin> {
     let mut found = load_all(settings)?;
-    if let Some(p) = found.plugins.remove(task) {
-        return Ok(p);
+    match found.plugins.remove(task) {
+        Some(p) => Ok(p),
+        None => Err(found.missing(task)),
     }
-    let failures: String = found
-        .failed
-        .iter()
-        .map(|(path, e)| format!("\n  {} failed to load: {e:#}", path.display()))
-        .collect();
-    bail!(
-        "no plugin provides task `{task}` (found: {:?}); set plugins.dirs or CLASP_PLUGIN_PATH{failures}",
-        found.plugins.keys().collect::<Vec<_>>()
-    )
+}
+
+impl Discovered {
+    /// Why no plugin provides `task`: what was found, and why each other file failed to load
+    /// (a pin mismatch among them).
+    pub fn missing(&self, task: &str) -> anyhow::Error {
+        let failures: String = self
+            .failed
+            .iter()
+            .map(|(path, e)| format!("\n  {} failed to load: {e:#}", path.display()))
+            .collect();
+        anyhow!(
+            "no plugin provides task `{task}` (found: {:?}); set plugins.dirs or \
+             CLASP_PLUGIN_PATH{failures}",
+            self.plugins.keys().collect::<Vec<_>>()
+        )
+    }
 }

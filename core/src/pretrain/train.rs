@@ -24,9 +24,10 @@ use crate::backbone::Backbone;
 use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
 use crate::finetune::curves::{write_curves, Series};
+use crate::finetune::data::check_skipped;
 use crate::model::Vit;
 use crate::optim::groups::build_groups;
-use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
+use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
 use crate::run_dir::RunDir;
 
 /// One line of `metrics.jsonl`.
@@ -210,7 +211,9 @@ pub fn pretrain(
         let mut batches = setup
             .loader
             .epoch_from(epoch as u64, step % steps_per_epoch)?;
+        let mut read = 0;
         for batch in batches.by_ref() {
+            read += batch.items.len();
             if batch.items.len() < 2 {
                 continue; // a batch emptied by unreadable images
             }
@@ -242,6 +245,18 @@ pub fn pretrain(
                 }
             }
 
+            let loss_ssl = d.loss.to_scalar::<f32>()? as f64;
+            let terms: Vec<(&str, f64)> = [
+                ("loss", Some(loss.to_scalar::<f32>()? as f64)),
+                ("ssl", Some(loss_ssl)),
+                ("part", loss_part),
+                ("attr", loss_attr),
+                ("gate MI", loss_gate_mi),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            ensure_finite_loss(step, lr.at(step), &terms)?;
             let mut grads = loss.backward()?;
             if step == 0 {
                 check_gradients(
@@ -262,7 +277,9 @@ pub fn pretrain(
             } else {
                 None
             };
-            let stats = opt.step(&grads, lr.at(step), wd.at(step))?;
+            let stats = opt
+                .step(&grads, lr.at(step), wd.at(step))
+                .with_context(|| format!("pre-training, step {step}"))?;
             let m = momentum.at(step);
             teacher.update(student, heads, m)?;
             step += 1;
@@ -278,7 +295,7 @@ pub fn pretrain(
                     momentum: m,
                     teacher_temp: t_temp,
                     loss: loss.to_scalar::<f32>()? as f64,
-                    loss_ssl: d.loss.to_scalar::<f32>()? as f64,
+                    loss_ssl,
                     loss_part,
                     loss_attr,
                     teacher_entropy: d.teacher_entropy,
@@ -345,6 +362,12 @@ pub fn pretrain(
                 epoch + 1
             );
         }
+        check_skipped(
+            &format!("pre-training epoch {}", epoch + 1),
+            &batches.skipped(),
+            read,
+            config.data.max_skipped_fraction,
+        )?;
     }
     bar.finish();
     metrics_file.flush()?;

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use clasp_sdk::abi::Record;
 
-use crate::config::schema::FinetuneSettings;
-use crate::finetune::data::{batch_tensor, report_skipped, task_loader};
+use crate::config::Config;
+use crate::finetune::data::{batch_tensor, check_skipped, task_loader};
 use crate::model::Vit;
 use crate::plugin_host::task_head::RecordFlip;
 
@@ -96,16 +96,18 @@ impl SplitFeatures {
 
 /// Runs `vit` (frozen, with `task`'s prompt) over `records` at `size`; with `mirror`, every
 /// sample is also run mirrored and kept with its mirrored targets (rows after the originals).
+/// Loading follows `config.finetune`; `config.data` bounds the unreadable samples.
 pub fn extract(
     vit: &Vit,
     task: Option<&str>,
     records: Vec<Record>,
     size: [usize; 2],
     mirror: Option<&RecordFlip>,
-    settings: &FinetuneSettings,
+    config: &Config,
     device: &Device,
 ) -> Result<SplitFeatures> {
-    let loader = task_loader(records, size, None, settings, 0);
+    let max_skipped = config.data.max_skipped_fraction;
+    let loader = task_loader(records, size, None, &config.finetune, 0);
     let mut batches = loader.epoch(0)?;
     let (mut cls, mut patches, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cls_m, mut patches_m, mut targets_m) = (Vec::new(), Vec::new(), Vec::new());
@@ -133,7 +135,12 @@ pub fn extract(
         }
         targets.extend(loaded);
     }
-    report_skipped("feature extraction", &batches.skipped());
+    check_skipped(
+        "feature extraction",
+        &batches.skipped(),
+        targets.len(),
+        max_skipped,
+    )?;
     if targets.is_empty() {
         anyhow::bail!("feature extraction: none of the samples could be read");
     }

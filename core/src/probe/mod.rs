@@ -82,22 +82,21 @@ pub fn probe(
     } else {
         None
     };
-    let ft = &config.finetune;
     let mut train_features = extract(
         &vit,
         prompt,
         train.clone(),
         size,
         mirror.as_ref(),
-        ft,
+        config,
         device,
     )?;
     let mut val_features = if val.is_empty() {
         None
     } else {
-        Some(extract(&vit, prompt, val, size, None, ft, device)?)
+        Some(extract(&vit, prompt, val, size, None, config, device)?)
     };
-    let mut test_features = extract(&vit, prompt, test, size, None, ft, device)?;
+    let mut test_features = extract(&vit, prompt, test, size, None, config, device)?;
     if p.standardize {
         let statistics = train_features.channel_statistics()?;
         train_features.standardize(&statistics)?;

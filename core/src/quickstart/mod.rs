@@ -33,7 +33,7 @@ use crate::plugin_host::task_config::resolve;
 use crate::pretrain::grad_conflict::{analyze, ConflictTable};
 use crate::pretrain::pretrain;
 use crate::probe::probe;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 use crate::teacher::labeller::Labeller;
 use crate::teacher::quality::{evaluate_pseudo_labels, QualityReport};
@@ -148,6 +148,8 @@ impl Quickstart {
             println!("  {what}: reused {}", out.display());
             return Ok(());
         }
+        // No completion mark: an interrupted earlier render, whose images must not mix in.
+        crate::data::synth::dataset::clear_previous(out)?;
         let s = generate(
             &SynthOptions {
                 out: out.to_path_buf(),
@@ -230,6 +232,7 @@ impl Quickstart {
         let resume = TeacherRun {
             resume: true,
             max_epochs: None,
+            max_skipped_fraction: c.data.max_skipped_fraction,
         };
         let r = train_teacher(&c.teacher, &out, &self.device, c.run.seed, resume)?;
         let last = r.epochs.last();
@@ -330,7 +333,7 @@ impl Quickstart {
             return Ok(r);
         }
         let config = self.pretrain_config(v, seed_index)?;
-        let run = RunDir::create(&config)?;
+        let run = RunDir::create(&config, Existing::Continue)?;
         let start = Instant::now();
         let out = pretrain(&config, &run, &self.device, true)?;
         let last = out.last.as_ref();
@@ -435,7 +438,8 @@ impl Quickstart {
         let config = self.task_config(TaskStage::Finetune, v, t, 0)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
-        let run = RunDir::create(&config)?;
+        // No result: an interrupted stage, whose remains are moved aside.
+        let run = RunDir::create(&config, Existing::Overwrite)?;
         let start = Instant::now();
         let out = finetune(&config, plugin, backbone, &run, &self.device)?;
         let r = TaskResult {
@@ -471,7 +475,7 @@ impl Quickstart {
         }
         let config = self.task_config(TaskStage::Probe, v, t, seed_index)?;
         let plugin = find_task(&config.plugins, t.name)?;
-        let run = RunDir::create(&config)?;
+        let run = RunDir::create(&config, Existing::Overwrite)?;
         let start = Instant::now();
         let out = probe(&config, plugin, backbone, &run, &self.device)?;
         let r = ProbeResult {

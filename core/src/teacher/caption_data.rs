@@ -79,10 +79,10 @@ pub fn decode_set(
                     part.iter()
                         .map(|r| {
                             let path = root.join(&r.image);
-                            match image::open(&path) {
+                            match crate::data::images::open_image(&path) {
                                 Ok(img) => Some(prep.person_pixels(&img.to_rgb8(), size)),
                                 Err(e) => {
-                                    tracing::warn!("skipping {}: {e}", path.display());
+                                    tracing::warn!("skipping an image: {e:#}");
                                     None
                                 }
                             }

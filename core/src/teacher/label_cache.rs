@@ -119,18 +119,26 @@ pub fn shard_path(cache: &Path, shard: usize) -> PathBuf {
     cache.join(format!("shard-{shard:05}.safetensors"))
 }
 
+/// Writes `path` through a staging folder `.tmp-<name>-<pid>/` beside it, so that whatever a
+/// killed writer leaves (the safetensors crate's own temporary included) carries this process's
+/// id and is cleared by the next job.
 fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().context("no file name")?.to_string_lossy();
-    let tmp = path.with_file_name(format!(".tmp-{name}-{}", std::process::id()));
+    let staging = path.with_file_name(format!(".tmp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let tmp = staging.join(name.as_ref());
     write(&tmp)?;
     std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))
 }
 
 /// The cache's index: `wanted` is written when the cache is new; an existing index must agree
 /// with it, or the cache is refused with the reason.
 pub fn open_index(cache: &Path, wanted: &CacheIndex) -> Result<()> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    // Shards a killed job was writing (other live jobs of a sharded run keep theirs).
+    crate::checkpoint::atomic::remove_stale_temporaries(cache)?;
     let path = cache.join(INDEX);
     if path.is_file() {
         let existing = read_index(cache)?;
@@ -188,9 +196,43 @@ pub fn write_shard(
     .collect();
     let path = shard_path(cache, c);
     write_atomically(&path, |tmp| {
-        candle_core::safetensors::save(&tensors, tmp)
-            .with_context(|| format!("writing {}", tmp.display()))
+        crate::checkpoint::tensor_file::save_tensors(&tensors, tmp)
     })
+}
+
+/// Why shard `c` is not whole — missing, unreadable (cut off), or holding another count of
+/// images than the index gives it — or `None` when it is.
+pub fn shard_problem(cache: &Path, c: usize, index: &CacheIndex) -> Option<String> {
+    let path = shard_path(cache, c);
+    if !path.is_file() {
+        return Some(format!("{} is missing", path.display()));
+    }
+    let want = index.shard_range(c).len();
+    let [gh, gw] = index.vocabulary.grid;
+    let a = index.vocabulary.attribute_names.len();
+    let t = match candle_core::safetensors::load(&path, &Device::Cpu) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{} is unreadable ({e})", path.display())),
+    };
+    for (key, shape) in [
+        ("parts", vec![want, gh, gw]),
+        ("confidence", vec![want, gh, gw]),
+        ("attributes", vec![want, a]),
+        ("valid", vec![want]),
+    ] {
+        match t.get(key) {
+            Some(x) if x.dims() == shape.as_slice() => {}
+            Some(x) => {
+                return Some(format!(
+                    "{}: `{key}` has shape {:?}, the index gives it {shape:?}",
+                    path.display(),
+                    x.dims()
+                ))
+            }
+            None => return Some(format!("{} has no `{key}`", path.display())),
+        }
+    }
+    None
 }
 
 /// A whole cache in memory.
@@ -215,11 +257,10 @@ pub fn read_cache(cache: &Path) -> Result<CacheContents> {
     };
     for c in 0..index.num_shards() {
         let path = shard_path(cache, c);
-        if !path.is_file() {
+        if let Some(problem) = shard_problem(cache, c, &index) {
             bail!(
-                "{} is missing: the cache is incomplete (rerun `clasp label` with the same \
-                 arguments, or the other `--shard` workers)",
-                path.display()
+                "{problem}: the cache is incomplete (rerun `clasp label` with the same \
+                 arguments, or the other `--shard` workers, to write it again)"
             );
         }
         let t = candle_core::safetensors::load(&path, &Device::Cpu)

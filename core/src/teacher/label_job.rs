@@ -9,7 +9,9 @@ use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::label_cache::{open_index, shard_path, write_shard, CacheIndex, IndexedImage};
+use super::label_cache::{
+    open_index, shard_path, shard_problem, write_shard, CacheIndex, IndexedImage,
+};
 use super::labeller::{teacher_fingerprint, BatchLabels, Labeller};
 use crate::config::teacher::LabelSettings;
 use crate::data::images::list_images_recursive;
@@ -53,6 +55,8 @@ pub struct LabelSummary {
     pub images: usize,
     pub total_shards: usize,
     pub written: usize,
+    /// Images in the shards this run wrote.
+    pub labelled: usize,
     pub already_done: usize,
     /// Images that could not be decoded (marked invalid in their shard).
     pub unreadable: Vec<String>,
@@ -96,7 +100,16 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
     let todo: Vec<usize> = mine
         .iter()
         .copied()
-        .filter(|c| !shard_path(req.out, *c).is_file())
+        .filter(|c| match shard_problem(req.out, *c, &index) {
+            None => false,
+            Some(problem) => {
+                // A shard that exists but is not whole is written again.
+                if shard_path(req.out, *c).exists() {
+                    tracing::warn!("{problem}: labelling it again");
+                }
+                true
+            }
+        })
         .collect();
     let todo_images: usize = todo.iter().map(|c| index.shard_range(*c).len()).sum();
     let bar = ProgressBar::new(todo_images as u64).with_style(ProgressStyle::with_template(
@@ -113,13 +126,13 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
         let mut valid = Vec::with_capacity(range.len());
         let mut pixels = Vec::new();
         for i in range.clone() {
-            match image::open(&files[i]) {
+            match crate::data::images::open_image(&files[i]) {
                 Ok(img) => {
                     pixels.push(labeller.pixels(&img.to_rgb8()));
                     valid.push(true);
                 }
                 Err(e) => {
-                    tracing::warn!("skipping {}: {e}", files[i].display());
+                    tracing::warn!("skipping an image: {e:#}");
                     unreadable.push(index.images[i].path.clone());
                     valid.push(false);
                 }
@@ -145,12 +158,13 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
         labelled += range.len();
     }
     bar.finish_and_clear();
-    let complete = (0..index.num_shards()).all(|c| shard_path(req.out, c).is_file());
+    let complete = (0..index.num_shards()).all(|c| shard_problem(req.out, c, &index).is_none());
     Ok(LabelSummary {
         images: index.images.len(),
         total_shards: index.num_shards(),
         written,
         already_done: mine.len() - todo.len(),
+        labelled,
         unreadable,
         images_per_second: labelled as f64 / start.elapsed().as_secs_f64().max(1e-9),
         complete,

@@ -163,9 +163,7 @@ pub fn evaluate_pseudo_labels(
         let mut pixels = Vec::new();
         let mut shown = Vec::new();
         for item in chunk {
-            let img = image::open(&item.image)
-                .with_context(|| format!("decoding {}", item.image.display()))?
-                .to_rgb8();
+            let img = crate::data::images::open_image(&item.image)?.to_rgb8();
             pixels.extend(labeller.pixels(&img));
             shown.push(image::imageops::resize(
                 &img,

@@ -65,6 +65,8 @@ pub struct TeacherRun {
     pub resume: bool,
     /// Stop after this many epochs of this invocation (their state kept for a resume).
     pub max_epochs: Option<usize>,
+    /// `data.max_skipped_fraction`: past this fraction of unreadable images, stop.
+    pub max_skipped_fraction: f64,
 }
 
 /// The CLIP a `TeacherSettings` describes, for a tokenizer of `vocab_size` words.
@@ -320,6 +322,18 @@ pub fn train_teacher(
             t.batch_size
         );
     }
+    let unreadable: Vec<&PathBuf> = train.skipped.iter().chain(&heldout.skipped).collect();
+    let total = unreadable.len() + train.items.len() + heldout.items.len();
+    if unreadable.len() as f64 > run.max_skipped_fraction * total as f64 {
+        bail!(
+            "{}: {} of {total} images could not be read, more than `data.max_skipped_fraction` \
+             = {} of them; the first: {}",
+            root.display(),
+            unreadable.len(),
+            run.max_skipped_fraction,
+            unreadable[0].display()
+        );
+    }
     println!(
         "teacher data: {} training images, {} held-out ({} unreadable, skipped)",
         train.items.len(),
@@ -486,8 +500,7 @@ pub fn train_teacher(
     config.write(&staging.path("config.json"), word_tokenizer::START_ID)?;
     let weights: std::collections::HashMap<String, Tensor> =
         clip.store.tensors().into_iter().collect();
-    candle_core::safetensors::save(&weights, staging.path("model.safetensors"))
-        .context("writing model.safetensors")?;
+    crate::checkpoint::tensor_file::save_tensors(&weights, &staging.path("model.safetensors"))?;
     staging.write(
         "preprocessor_config.json",
         serde_json::to_string_pretty(&preprocessor_json(size))?.as_bytes(),

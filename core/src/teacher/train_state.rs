@@ -56,11 +56,9 @@ pub struct Progress {
 pub fn save(dir: &Path, clip: &Clip, opt: &AdamW, progress: &Progress) -> Result<()> {
     let staging = AtomicDir::begin(dir)?;
     let weights: HashMap<String, Tensor> = clip.store.tensors().into_iter().collect();
-    candle_core::safetensors::save(&weights, staging.path(WEIGHTS))
-        .context("writing the teacher's resume weights")?;
+    crate::checkpoint::tensor_file::save_tensors(&weights, &staging.path(WEIGHTS))?;
     let moments: HashMap<String, Tensor> = opt.state_dict()?.into_iter().collect();
-    candle_core::safetensors::save(&moments, staging.path(OPTIMIZER))
-        .context("writing the teacher's resume optimiser state")?;
+    crate::checkpoint::tensor_file::save_tensors(&moments, &staging.path(OPTIMIZER))?;
     staging.sync_file(WEIGHTS)?;
     staging.sync_file(OPTIMIZER)?;
     staging.write(PROGRESS, serde_json::to_string_pretty(progress)?.as_bytes())?;

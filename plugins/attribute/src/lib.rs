@@ -70,7 +70,7 @@ fn logits_of<'h>(
             Some(host.param("fc.bias", &[a], Init::Zeros)?),
         ),
         "mlp" => {
-            let hidden = cfg.usize("hidden")?;
+            let hidden = cfg.usize_in("hidden", 1, TaskConfig::MAX_WIDTH)?;
             let h = x
                 .linear(
                     host.param("fc1.weight", &[hidden, dim], Init::KaimingUniform)?,

@@ -45,6 +45,8 @@ pub fn read_cells(table: &Path, images_dir: &Path, cells: Cells) -> Result<Table
     }
     let attributes = header[1..].to_vec();
     let mut rows = Vec::new();
+    // Image → its line: a second row for one image would silently replace the first.
+    let mut seen = std::collections::HashMap::new();
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -57,6 +59,14 @@ pub fn read_cells(table: &Path, images_dir: &Path, cells: Cells) -> Result<Table
                 i + 2,
                 fields.len(),
                 header.len()
+            );
+        }
+        if let Some(first) = seen.insert(fields[0].to_string(), i + 2) {
+            fail!(
+                "{}:{}: image `{}` already has a row (line {first})",
+                table.display(),
+                i + 2,
+                fields[0]
             );
         }
         let mut values = Vec::with_capacity(attributes.len());

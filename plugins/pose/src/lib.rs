@@ -5,21 +5,25 @@
 //! steps by default: stride 16 → 4), then a 1×1 convolution to 17 heatmaps. Targets: Gaussians
 //! of `sigma` heatmap pixels, weighted 0 for unlabelled keypoints; loss: ½·MSE with those
 //! weights (MMPose's `JointsMSELoss`). Decoding: maximum + quarter-pixel shift toward the higher
-//! neighbour. Metrics: COCO keypoint AP/AR as pycocotools computes them, and PCK@0.2.
+//! neighbour. `global_context` joins the CLS token and each token's place to the patch map first;
+//! `head = "regression"` replaces the heatmaps by positions regressed from the pooled features
+//! ([`regression`]). Metrics: COCO keypoint AP/AR as pycocotools computes them, and PCK@0.2.
 
 pub mod blind;
 pub mod coco_data;
 pub mod coco_eval;
+mod context;
 pub mod heatmap;
 pub mod keypoints;
 pub mod metrics;
+pub mod regression;
 mod skeleton;
 
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Record, Result,
-    SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
+    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Pool, Record,
+    Result, SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
 };
 
 use coco_data::{Target, TARGET_LEN};
@@ -46,8 +50,13 @@ fn metric_list(m: &PoseMetrics) -> Vec<(String, f64)> {
 
 fn heatmaps_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
     let head = UpsampleHead::from_config(cfg)?;
-    let x = head.apply(host, f.patches, f.dim, f.training)?;
-    let c_in = head.out_channels(f.dim);
+    let (x, c_in) = if cfg.bool("global_context")? {
+        context::with_context(host, f)?
+    } else {
+        (f.patches, f.dim)
+    };
+    let x = head.apply(host, x, c_in, f.training)?;
+    let c_in = head.out_channels(c_in);
     x.conv2d(
         host.param(
             "final.weight",
@@ -60,12 +69,41 @@ fn heatmaps_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Res
     )
 }
 
-fn map_size(output: &Tensor<'_>) -> Result<(usize, usize, usize)> {
-    match output.shape()?.as_slice() {
-        [b, k, h, w] if *k == COUNT => Ok((*b, *h, *w)),
-        other => fail!("heatmaps of shape {other:?}, expected [B, {COUNT}, h, w]"),
+/// The head's output: heatmaps, or positions from the regression head.
+enum Output {
+    Heatmaps { b: usize, h: usize, w: usize },
+    Positions { b: usize },
+}
+
+impl Output {
+    fn of(output: &Tensor<'_>) -> Result<Self> {
+        match output.shape()?.as_slice() {
+            &[b, k, h, w] if k == COUNT => Ok(Self::Heatmaps { b, h, w }),
+            &[b, k, 2] if k == COUNT => Ok(Self::Positions { b }),
+            other => fail!(
+                "head output of shape {other:?}, expected heatmaps [B, {COUNT}, h, w] or \
+                 positions [B, {COUNT}, 2]"
+            ),
+        }
+    }
+
+    fn batch(&self) -> usize {
+        match *self {
+            Self::Heatmaps { b, .. } | Self::Positions { b } => b,
+        }
     }
 }
+
+fn head_output<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
+    if cfg.str("head")? == REGRESSION {
+        regression::positions_of(host, cfg, f)
+    } else {
+        heatmaps_of(host, cfg, f)
+    }
+}
+
+/// The `head` value of the regression head; the others are [`UpsampleHead`]'s.
+const REGRESSION: &str = "regression";
 
 fn file_of(inputs: &[(String, PathBuf)], name: &str) -> Result<PathBuf> {
     match inputs.iter().find(|(k, _)| k == name) {
@@ -103,7 +141,21 @@ impl Task for PoseTask {
                 .to_vec(),
             primary_metric: "AP".into(),
             config: vec![
-                entry("head", "\"deconv\"", UpsampleHead::HELP),
+                entry(
+                    "head",
+                    "\"deconv\"",
+                    &format!(
+                        "{}; or regression: the pooled features (`pool`) through one linear \
+                         layer to the keypoints' positions, L1 loss (DeepPose)",
+                        UpsampleHead::HELP
+                    ),
+                ),
+                entry("pool", "\"cls+mean\"", Pool::HELP),
+                entry(
+                    "hidden",
+                    "0",
+                    "regression head: width of a hidden ReLU layer (0: none)",
+                ),
                 entry(
                     "upsample_steps",
                     "2",
@@ -111,6 +163,13 @@ impl Task for PoseTask {
                 ),
                 entry("channels", "256", "channels of each upsampling step"),
                 entry("sigma", "2.0", "Gaussian target radius, in heatmap pixels"),
+                entry(
+                    "global_context",
+                    "false",
+                    "give every patch token the CLS token and its (x, y) place in the crop \
+                     before the head: which way the person faces and where a token sits, which \
+                     a convolutional head on frozen features cannot see otherwise",
+                ),
                 entry(
                     "aspect_ratio",
                     "0.5",
@@ -153,7 +212,11 @@ impl Task for PoseTask {
                     "PCK: a keypoint is correct within this fraction of its box's longer side",
                 ),
             ],
-            head_variants: UpsampleHead::VARIANTS.map(String::from).to_vec(),
+            head_variants: UpsampleHead::VARIANTS
+                .into_iter()
+                .chain([REGRESSION])
+                .map(String::from)
+                .collect(),
         }
     }
 
@@ -162,7 +225,7 @@ impl Task for PoseTask {
             fail!("task config `sigma` must be positive");
         }
         // Parameters are created on first use: a dry run on a zero map creates them all.
-        heatmaps_of(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
+        head_output(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
     }
 
     fn forward<'h>(
@@ -171,7 +234,7 @@ impl Task for PoseTask {
         cfg: &TaskConfig,
         f: &FeatureMaps<'h>,
     ) -> Result<Tensor<'h>> {
-        heatmaps_of(host, cfg, f)
+        head_output(host, cfg, f)
     }
 
     fn loss<'h>(
@@ -181,10 +244,13 @@ impl Task for PoseTask {
         output: Tensor<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>> {
-        let (b, h, w) = map_size(&output)?;
-        if b != targets.len() {
-            fail!("{b} heatmap sets for {} targets", targets.len());
+        let kind = Output::of(&output)?;
+        if kind.batch() != targets.len() {
+            fail!("{} outputs for {} targets", kind.batch(), targets.len());
         }
+        let Output::Heatmaps { b, h, w } = kind else {
+            return regression::loss(host, output, targets);
+        };
         let sigma = cfg.f64("sigma")? as f32;
         let (mut maps, mut weights) = (Vec::new(), Vec::new());
         for t in targets {
@@ -199,7 +265,9 @@ impl Task for PoseTask {
     }
 
     fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        let (b, h, w) = map_size(&output)?;
+        let Output::Heatmaps { b, h, w } = Output::of(&output)? else {
+            return regression::decode(output);
+        };
         let (_, data) = output.to_cpu()?;
         let per = COUNT * h * w;
         Ok((0..b)

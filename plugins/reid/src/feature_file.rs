@@ -80,8 +80,25 @@ fn side(st: &SafeTensors, file: &Path, prefix: &str) -> Result<FeatureSet> {
                 file.display()
             );
         }
-        Ok(v.into_iter().map(|x| x as i64).collect())
+        // An id must be a whole number: a cast would turn 3.7 into 3 and NaN into 0.
+        match v.iter().position(|x| x.fract() != 0.0 || !x.is_finite()) {
+            Some(row) => fail!(
+                "{}: `{key}` row {row} is {}, not an integer id",
+                file.display(),
+                v[row]
+            ),
+            None => Ok(v.into_iter().map(|x| x as i64).collect()),
+        }
     };
+    if let Some(i) = f.iter().position(|x| !(*x as f32).is_finite()) {
+        fail!(
+            "{}: `{prefix}.features` row {} holds {} (column {}): features must be finite",
+            file.display(),
+            i / dim.max(1),
+            f[i],
+            i % dim.max(1)
+        );
+    }
     Ok(FeatureSet {
         features: f.into_iter().map(|x| x as f32).collect(),
         dim,

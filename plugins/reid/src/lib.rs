@@ -42,7 +42,7 @@ fn num_ids(host: &Host) -> Result<usize> {
 fn neck_width(cfg: &TaskConfig, pooled: usize) -> Result<usize> {
     match cfg.str("head")?.as_str() {
         "bnneck" => Ok(pooled),
-        "reduction" => cfg.usize("reduction_dim"),
+        "reduction" => cfg.usize_in("reduction_dim", 1, TaskConfig::MAX_WIDTH),
         other => fail!("unknown head `{other}` (reid offers: bnneck, reduction)"),
     }
 }
@@ -104,8 +104,8 @@ fn query_scores(
     let distance = Distance::parse(&cfg.str("distance")?)?;
     if cfg.bool("rerank")? {
         let p = Rerank {
-            k1: cfg.usize("rerank_k1")?,
-            k2: cfg.usize("rerank_k2")?,
+            k1: cfg.usize_in("rerank_k1", 1, 10_000)?,
+            k2: cfg.usize_in("rerank_k2", 1, 10_000)?,
             lambda: cfg.f64("rerank_lambda")? as f32,
         };
         let d =

@@ -109,7 +109,7 @@ pub fn finetune_from_scratch(
 ) -> FromScratch {
     use clasp_core::config::ConfigSources;
     use clasp_core::finetune::{finetune, TaskModel};
-    use clasp_core::run_dir::RunDir;
+    use clasp_core::run_dir::{Existing, RunDir};
 
     let plugins = clasp_core::config::schema::PluginSettings {
         dirs: vec![super::plugin_libs::plugin_dir().display().to_string()],
@@ -134,7 +134,7 @@ pub fn finetune_from_scratch(
     }
     .load()
     .unwrap();
-    let run = RunDir::create(&config).unwrap();
+    let run = RunDir::create(&config, Existing::Refuse).unwrap();
     let plugin = clasp_core::plugin_host::loader::find_task(&plugins, task).unwrap();
     let start = std::time::Instant::now();
     let outcome = finetune(&config, plugin, None, &run, &candle_core::Device::Cpu).unwrap();

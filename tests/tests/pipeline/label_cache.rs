@@ -20,7 +20,7 @@ use clasp_core::teacher::tokenizer::ClipTokenizer;
 
 /// A teacher small enough to train in seconds, labelling with the default vocabulary (meant for
 /// OpenAI's CLIP: some of its words are not in the synthetic captions, which these tests allow).
-const TINY: [&str; 13] = [
+const TINY: [&str; 14] = [
     "teacher.img_size=[64, 32]",
     "teacher.width=32",
     "teacher.layers=2",
@@ -34,6 +34,8 @@ const TINY: [&str; 13] = [
     "teacher.warmup_steps=2",
     "label.shard_size=5",
     "label.allow_unknown_words=true",
+    // One broken image among the 5 of a one-shard run: a fifth of that pass.
+    "data.max_skipped_fraction=0.25",
 ];
 
 pub fn clasp(args: &[&str], sets: &[&str]) -> (bool, String) {
@@ -124,6 +126,27 @@ fn teacher_train_writes_a_clip_folder_that_loads_and_has_learnt() {
     ] {
         assert!(f.teacher.join(name).is_file(), "{name} missing");
     }
+    // Training onto an existing teacher is refused before any work, leaving it as it was.
+    let before = std::fs::read(f.teacher.join("model.safetensors")).unwrap();
+    let (ok, log) = clasp(
+        &[
+            "teacher",
+            "train",
+            "--data",
+            s(f.synth.path()),
+            "--out",
+            s(&f.teacher),
+        ],
+        &["run.seed=3"],
+    );
+    assert!(
+        !ok && log.contains("already exists") && log.contains("--overwrite"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(f.teacher.join("model.safetensors")).unwrap(),
+        before
+    );
     let clip = Clip::load(&f.teacher, &Device::Cpu).unwrap();
     assert_eq!(clip.config.projection_dim, 16);
     // Training moved the weights away from the same seed's initialisation.
@@ -232,6 +255,54 @@ fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
     assert!(ok && log.contains("(1 already done)"), "{log}");
     assert_eq!(files(&resumed), files(&whole));
 
+    // A shard cut off (a copy that stopped, a full disk) is not "done": read_cache names it,
+    // and a rerun writes it again, with a stale temporary of a killed job cleared away.
+    let shard = resumed.join("shard-00002.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        resumed.join(".tmp-shard-00003.safetensors-4000000000"),
+        b"half",
+    )
+    .unwrap();
+    let e = format!("{:#}", read_cache(&resumed).unwrap_err());
+    assert!(
+        e.contains("shard-00002.safetensors") && e.contains("unreadable"),
+        "{e}"
+    );
+    let (ok, log) = label(&resumed, &[], &f.teacher, &[]);
+    assert!(ok && log.contains("(3 already done)"), "{log}");
+    assert_eq!(files(&resumed), files(&whole));
+
+    // Killed (SIGKILL) once its first shard is written, then rerun: the same files again (the
+    // killed job's temporary, if it left one, is cleared).
+    let killed = f.root.join("cache-killed");
+    let mut child = Command::new(common::plugin_libs::clasp_exe())
+        .args([
+            "label",
+            "--teacher",
+            s(&f.teacher),
+            "--images",
+            s(&images),
+            "--out",
+            s(&killed),
+        ])
+        .args(TINY.iter().flat_map(|t| ["--set", t]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !killed.join("shard-00000.safetensors").exists() && child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed().as_secs() < 300, "no shard was written");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (ok, log) = label(&killed, &[], &f.teacher, &[]);
+    assert!(ok && log.contains("cache complete"), "{log}");
+    assert_eq!(files(&killed), files(&whole));
+
     // Two workers, each its own shards: the same files again.
     let split = f.root.join("cache-split");
     for shard in ["1/2", "0/2"] {
@@ -334,6 +405,80 @@ fn task_prompts_are_seeded_by_the_teachers_text_embedding() {
         d < 1e-6,
         "e_ssl differs from the teacher's embedding by {d}"
     );
+    // A second init onto the checkpoint is refused and leaves it as it was; --overwrite
+    // replaces it.
+    let before = std::fs::read(&ck).unwrap();
+    let init_again = |extra: &[&str]| {
+        let mut args = vec!["init", "--out", s(&out)];
+        args.extend(extra);
+        clasp(
+            &args,
+            &[
+                "model.preset=nano",
+                "model.prompts.text_dim=16",
+                &teacher_set,
+                "run.seed=5",
+            ],
+        )
+    };
+    let (ok, log) = init_again(&[]);
+    assert!(
+        !ok && log.contains("already exists") && log.contains("--overwrite"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "the refused init touched the checkpoint"
+    );
+    let (ok, log) = init_again(&["--overwrite"]);
+    assert!(ok, "{log}");
+    assert_ne!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "another seed, other weights"
+    );
+    // A file in the way is replaced too, with --overwrite, and named without it.
+    let file = f.root.join("a-file");
+    std::fs::write(&file, "not a checkpoint").unwrap();
+    let (ok, log) = clasp(&["init", "--out", s(&file)], &["model.preset=nano"]);
+    assert!(
+        !ok && log.contains("a-file already exists (a file)"),
+        "{log}"
+    );
+    let (ok, log) = clasp(
+        &["init", "--out", s(&file), "--overwrite"],
+        &["model.preset=nano"],
+    );
+    assert!(
+        ok && file
+            .join(clasp_core::checkpoint::manifest::WEIGHTS_FILE)
+            .exists(),
+        "{log}"
+    );
+
+    // A model setting the checkpoint fixes is refused by name when it differs, before any
+    // run folder is written; left at its default it takes the checkpoint's value.
+    let plugins = format!(
+        "plugins.dirs=[\"{}\"]",
+        common::plugin_libs::plugin_dir().display()
+    );
+    let runs = format!("run.dir=\"{}\"", f.root.join("runs-fixed").display());
+    let probe = |sets: &[&str]| {
+        let mut all = vec![plugins.as_str(), runs.as_str(), "probe.epochs=1"];
+        all.extend(sets);
+        clasp(
+            &["probe", "--task", "attribute", "--backbone", s(&out)],
+            &all,
+        )
+    };
+    let (ok, log) = probe(&["model.img_size=[128, 64]"]);
+    assert!(
+        !ok && log.contains("`model.img_size` = [128, 64]") && log.contains("[256, 128]"),
+        "{log}"
+    );
+    assert!(!f.root.join("runs-fixed").exists(), "{log}");
+
     // A prompt width other than the teacher's is named.
     let (ok, log) = clasp(
         &["init", "--out", s(&f.root.join("bad"))],

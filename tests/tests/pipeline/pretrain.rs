@@ -148,6 +148,15 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
         );
     }
 
+    // A rerun of a finished run without --resume or --overwrite is refused and writes nothing.
+    let (ok, log) = run_to_end("straight", &[], &["pretrain.epochs=1"]);
+    assert!(!ok && log.contains("already holds a run"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(labelled().runs.join("straight/metrics.jsonl")).unwrap(),
+        metrics,
+        "the refused rerun touched the first run's metrics"
+    );
+
     // B: killed (SIGKILL) after its step-5 checkpoint, once it has logged step 7 (so the log
     // runs ahead of the checkpoint it will resume from), then resumed.
     let mut child = pretrain_cmd("killed", &[])

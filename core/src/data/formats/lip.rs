@@ -56,8 +56,6 @@ pub fn read_split(root: &Path, split: &str) -> Result<Vec<ParsingItem>> {
 
 /// Reads a label PNG (8-bit grey or palette) as class ids.
 pub fn read_labels(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
-    let img = image::open(path)
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_luma8();
+    let img = crate::data::images::open_image(path)?.to_luma8();
     Ok((img.width(), img.height(), img.into_raw()))
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::attributes::pa100k_labels;
@@ -292,6 +292,48 @@ fn write_job(opts: &SynthOptions, job: &Job, r: &Rendered) -> Result<()> {
 const SPLITS: [Split; 3] = [Split::Train, Split::Val, Split::Test];
 
 /// Renders and writes everything; returns what it wrote.
+/// What `generate` writes at the top of its folder; `synth.json` last, as the mark of a
+/// complete dataset.
+pub const WRITTEN: [&str; 6] = [
+    "reid",
+    "parsing",
+    "pose",
+    "attributes",
+    "captions.jsonl",
+    "synth.json",
+];
+
+/// Empties `out` of an earlier (or interrupted) synthetic dataset so that a new one does not mix
+/// with its images. Refused, naming the entry, when the folder holds anything `generate` does
+/// not write: it is not a synthetic dataset to replace.
+pub fn clear_previous(out: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut ours = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("listing {}", out.display()))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if !WRITTEN.contains(&name.as_str()) && name != ".synth.json.tmp" {
+            bail!(
+                "{} holds `{name}`, which `clasp synth` does not write: not a synthetic dataset \
+                 to replace; choose another --out",
+                out.display()
+            );
+        }
+        ours.push(e.path());
+    }
+    for p in ours {
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        }
+        .with_context(|| format!("removing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary> {
     let start = Instant::now();
     let root = &opts.out;
@@ -367,10 +409,15 @@ pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<
             .collect(),
         attributes_not_rendered: vec![],
     };
+    // Last, and whole or not at all: its presence says the dataset is complete.
+    let marker = root.join("synth.json");
+    let tmp = root.join(".synth.json.tmp");
     std::fs::write(
-        root.join("synth.json"),
+        &tmp,
         serde_json::to_string_pretty(&serde_json::json!({ "options": opts, "summary": summary }))?,
-    )?;
+    )
+    .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &marker).with_context(|| format!("writing {}", marker.display()))?;
     Ok(summary)
 }
 
