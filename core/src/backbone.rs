@@ -24,9 +24,9 @@ impl Backbone {
         let mut vit = Vit::new(&cfg, &store)?;
         let mut tasks = Vec::new();
         if let Some(p) = &cfg.prompts {
-            let teacher = &config.model.prompts.teacher;
-            let embedder = (!teacher.is_empty())
-                .then(|| TaskTextEmbedder::load(Path::new(teacher), p.text_dim))
+            let teacher = config.model.prompts.teacher.as_deref();
+            let embedder = teacher
+                .map(|t| TaskTextEmbedder::load(t, p.text_dim))
                 .transpose()?;
             for task in &config.model.prompts.tasks {
                 let sentence = pretrain_task_description(task).unwrap_or(task);
@@ -40,7 +40,7 @@ impl Backbone {
             if embedder.is_some() {
                 tracing::info!(
                     ?tasks,
-                    teacher,
+                    teacher = %teacher.unwrap_or(Path::new("")).display(),
                     "task prompts seeded by the teacher's text embeddings"
                 );
             } else if !tasks.is_empty() {
@@ -50,7 +50,8 @@ impl Backbone {
                 );
             }
         }
-        let manifest = Manifest::new_backbone(&config.model.preset, &cfg, tasks, 0, config_hash);
+        let manifest =
+            Manifest::new_backbone(config.model.preset.name(), &cfg, tasks, 0, config_hash);
         Ok(Self {
             vit,
             store,

@@ -1,7 +1,16 @@
 //! CLASP-rs core: CLIP-guided adaptable self-supervised pre-training for human-centric vision.
 //!
-//! Module map (imports run downwards): `cli` → `config`, `checkpoint`, `optim`, `model`.
-//! `model` knows no file formats and no training loop; `optim` sees variables, not layers.
+//! Module map, from the commands down:
+//! - `cli` — one file per `clasp` command; `quickstart` — the end-to-end job and its report.
+//! - Jobs: `pretrain` (DINO + pseudo-label losses, PC-MoE gates), `teacher` (the synthetic CLIP,
+//!   pseudo-labels and their cache), `finetune` and `probe` (through task plugins), `scoring`
+//!   (bootstrap intervals, image-blind levels).
+//! - `plugin_host` — loading task plugins over the stable ABI and serving their tensor calls.
+//! - `backbone`, `checkpoint` (atomic directories, manifests), `export` (timm), `run_dir` (a run's
+//!   folder and its lock), `config` (layered settings), `data` (images, loaders, the synthetic
+//!   people), `device`, `file_hash`, `task_embedding`.
+//! - `optim` sees variables, not layers; `model` knows no file formats and no training loop;
+//!   `ops` holds the fused CPU kernels with their backward passes.
 
 pub mod backbone;
 pub mod checkpoint;
@@ -10,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod export;
+pub mod file_hash;
 pub mod finetune;
 pub mod model;
 pub mod ops;

@@ -56,13 +56,31 @@ impl RunDir {
     /// config into it; `existing` says what to do when the folder already holds a run.
     pub fn create(config: &Config, existing: Existing) -> Result<Self> {
         let path = Path::new(&config.run.dir).join(&config.run.name);
+        let text = to_toml(config)?;
+        let file = path.join(RESOLVED_CONFIG);
         let mut lock = lock(&path)?;
         if holds_a_run(&path)? {
             match existing {
-                Existing::Continue => {}
+                Existing::Continue => {
+                    // Refused here, before its resolved config is touched: a run with saved
+                    // state continues only under the settings that wrote it.
+                    let old = std::fs::read_to_string(&file).unwrap_or_default();
+                    let saved = std::fs::read_dir(path.join("checkpoints"))
+                        .is_ok_and(|mut d| d.next().is_some());
+                    if saved && old != text {
+                        bail!(
+                            "{} holds a run of other settings (its {RESOLVED_CONFIG} differs, or \
+                             another command wrote it): resume with the same settings \
+                             (`--config {}`), pass --overwrite to move it aside, or choose \
+                             another --set run.name",
+                            path.display(),
+                            file.display()
+                        );
+                    }
+                }
                 Existing::Refuse => bail!(
-                    "{} already holds a run: pass --resume to continue it, --overwrite to move it \
-                     aside and start afresh, or choose another --set run.name",
+                    "{} already holds a run: pass --overwrite to move it aside and start afresh \
+                     (`clasp pretrain` can also --resume it), or choose another --set run.name",
                     path.display()
                 ),
                 Existing::Overwrite => {
@@ -83,8 +101,6 @@ impl RunDir {
         // Temporaries of a killed earlier run (its lock is ours now, so no writer is live).
         remove_stale_temporaries(&path)?;
         remove_stale_temporaries(&path.join("checkpoints"))?;
-        let text = to_toml(config)?;
-        let file = path.join(RESOLVED_CONFIG);
         std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
         Ok(Self {
             path,
@@ -114,6 +130,11 @@ fn lock(path: &Path) -> Result<File> {
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = f.read_to_string(&mut holder);
+            if holder.trim().is_empty() {
+                // The holder may have locked it an instant ago and not yet written its name.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let _ = f.rewind().and_then(|_| f.read_to_string(&mut holder));
+            }
             bail!(
                 "{} is in use by another run ({}); wait for it to end or choose another --set \
                  run.name",
@@ -149,8 +170,9 @@ fn holds_a_run(path: &Path) -> Result<bool> {
     Ok(false)
 }
 
-/// `<path>.replaced-<unix seconds>`, with a counter if that exists too.
-fn aside_name(path: &Path) -> PathBuf {
+/// `<path>.replaced-<unix seconds>`, with a counter if that exists too: where `--overwrite`
+/// moves what it replaces.
+pub fn aside_name(path: &Path) -> PathBuf {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -10,7 +10,7 @@ use common::{images, max_abs_diff};
 
 fn fresh(seed: u64) -> Backbone {
     let mut config = Config::default();
-    config.model.preset = "nano".into();
+    config.model.preset = clasp_core::model::Preset::Nano;
     config.run.seed = seed;
     Backbone::fresh(&config, &Device::Cpu, "hash".into()).unwrap()
 }

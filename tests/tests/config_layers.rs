@@ -36,7 +36,7 @@ fn later_layers_win() {
     )
     .load()
     .unwrap();
-    assert_eq!(c.model.preset, "tiny");
+    assert_eq!(c.model.preset.name(), "tiny");
     assert_eq!(c.optim.lr, 0.25);
     assert_eq!(
         vit_config(&c.model).unwrap().moe.unwrap().blocks,
@@ -82,11 +82,11 @@ fn environment_layer_and_its_errors() {
         use_env: true,
         ..Default::default()
     };
-    assert_eq!(env.load().unwrap().model.preset, "nano");
+    assert_eq!(env.load().unwrap().model.preset.name(), "nano");
     // --set beats the environment.
     let mut with_set = env.clone();
     with_set.overrides.push("model.preset=tiny".into());
-    assert_eq!(with_set.load().unwrap().model.preset, "tiny");
+    assert_eq!(with_set.load().unwrap().model.preset.name(), "tiny");
     std::env::set_var("CLASP_OPTIM__WARMUP_STEPS", "soon");
     let err = format!("{:#}", env.load().unwrap_err());
     std::env::remove_var("CLASP_OPTIM__WARMUP_STEPS");
@@ -107,6 +107,14 @@ fn values_are_validated_with_their_key() {
         ("model.moe.blocks=\"some\"", "model.moe.blocks"),
         ("model.moe.top_k=9", "model.moe.top_k"),
         ("run.device=\"tpu\"", "run.device"),
+        ("finetune.sampler=\"balanced\"", "finetune.sampler"),
+        ("run.name=\"../elsewhere\"", "run.name"),
+        ("run.name=\"\"", "run.name"),
+        ("optim.beta2=-3", "optim.beta2"),
+        ("optim.min_lr=1", "optim.min_lr"),
+        ("pretrain.crops.flip_p=7", "pretrain.crops.flip_p"),
+        ("pretrain.crops.ratio=[-1.0, 2.0]", "pretrain.crops.ratio"),
+        ("probe.seeds=0", "probe.seeds"),
         ("optim.layer_decay=1.5", "optim.layer_decay"),
         ("teacher.aspect_weight=1.5", "teacher.aspect_weight"),
         ("label.ensemble=\"average\"", "label.ensemble"),
@@ -195,4 +203,49 @@ fn zero_sizes_are_refused_by_key() {
             "{msg}"
         );
     }
+}
+
+/// Choices are enums and absences `Option`s, read from the spellings configs always used.
+#[test]
+fn typed_settings_read_their_usual_spellings() {
+    use clasp_core::config::model::BlockSpec;
+    use clasp_core::config::schema::BatchOrder;
+    use clasp_core::device::DeviceSpec;
+    let c = sources(
+        None,
+        &[
+            "model.preset=\"tiny\"",
+            "model.moe.top_k=0",
+            "model.moe.blocks=\"last:2\"",
+            "run.device=\"cuda\"",
+            "finetune.sampler=\"identity\"",
+            "finetune.data=\"\"",
+            "pretrain.labels=\"cache\"",
+        ],
+    )
+    .load()
+    .unwrap();
+    assert_eq!(c.model.preset, clasp_core::model::Preset::Tiny);
+    assert_eq!(c.model.moe.top_k, None, "0 is dense, as before");
+    assert_eq!(c.model.moe.blocks, BlockSpec::Last(2));
+    assert_eq!(c.run.device, DeviceSpec::Cuda(0));
+    assert_eq!(c.finetune.sampler, BatchOrder::Identity);
+    assert_eq!(c.finetune.data, None, "an empty path is unset, as before");
+    assert_eq!(
+        c.pretrain.labels.as_deref(),
+        Some(std::path::Path::new("cache"))
+    );
+    let c = sources(None, &["model.moe.top_k=2", "model.moe.blocks=\"8,9\""])
+        .load()
+        .unwrap();
+    assert_eq!(c.model.moe.top_k, Some(2));
+    assert_eq!(c.model.moe.blocks, BlockSpec::List(vec![8, 9]));
+    // The resolved config writes them back in the same spellings, and reads back equal.
+    let text = clasp_core::config::to_toml(&c).unwrap();
+    assert!(
+        text.contains("blocks = \"8,9\"") && text.contains("device = \"cpu\""),
+        "{text}"
+    );
+    let f = toml_file(&text);
+    assert_eq!(sources(Some(f.path()), &[]).load().unwrap(), c);
 }

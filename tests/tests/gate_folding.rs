@@ -84,8 +84,11 @@ fn different_tasks_get_different_gates_and_features() {
 fn parameter_budget_stays_within_one_and_a_half_plain_vits() {
     // nano is a test model whose shared prompt projection (512 → 4·64) outweighs its blocks; the
     // budget is about the real presets. base has small's ratio per block and is slow to build.
-    for preset in ["tiny", "small"] {
-        let plain = VitConfig::preset(preset).unwrap();
+    for preset in [
+        clasp_core::model::Preset::Tiny,
+        clasp_core::model::Preset::Small,
+    ] {
+        let plain = VitConfig::preset(preset);
         let clasp = plain.clone().with_clasp_defaults();
         let count = |cfg: &VitConfig| {
             let store = clasp_core::model::ParamStore::new(&candle_core::Device::Cpu, 0);

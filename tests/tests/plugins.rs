@@ -156,6 +156,7 @@ fn a_sha256_mismatch_is_refused_before_loading() {
 #[test]
 fn pins_match_by_name_or_path_and_a_pin_for_nothing_is_refused() {
     use clasp_core::config::ConfigSources;
+    const WRONG: &str = "00000000000000000000000000000000000000000000000000000000000000ff";
     use clasp_core::plugin_host::loader::find_task;
     let path = library("clasp_plugin_attribute");
     let settings = |pin: &str| {
@@ -175,16 +176,21 @@ fn pins_match_by_name_or_path_and_a_pin_for_nothing_is_refused() {
         format!("\"{}\"", path.display()),
     ] {
         let e = err(find_task(
-            &settings(&format!("plugins.sha256.{key}=\"0000\"")),
+            &settings(&format!("plugins.sha256.{key}=\"{WRONG}\"")),
             "attribute",
         ));
-        assert!(e.contains("does not match the pinned 0000"), "{key}: {e}");
+        assert!(
+            e.contains(&format!("does not match the pinned {WRONG}")),
+            "{key}: {e}"
+        );
     }
     let sha = sha256_file(&path).unwrap();
     let ok = settings(&format!("plugins.sha256.\"{}\"=\"{sha}\"", path.display()));
     assert_eq!(find_task(&ok, "attribute").unwrap().sha256, sha);
     let e = err(find_task(
-        &settings("plugins.sha256.\"libclasp_plugin_atribute.so\"=\"0000\""),
+        &settings(&format!(
+            "plugins.sha256.\"libclasp_plugin_atribute.so\"=\"{WRONG}\""
+        )),
         "attribute",
     ));
     assert!(
@@ -196,14 +202,27 @@ fn pins_match_by_name_or_path_and_a_pin_for_nothing_is_refused() {
         .args(["plugins", "inspect", "attribute", "--set"])
         .arg(format!("plugins.dirs=[\"{}\"]", plugin_dir().display()))
         .arg("--set")
-        .arg("plugins.sha256.\"libclasp_plugin_attribute.so\"=\"0000\"")
+        .arg(format!(
+            "plugins.sha256.\"libclasp_plugin_attribute.so\"=\"{WRONG}\""
+        ))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && stderr.contains("does not match the pinned 0000"),
+        !o.status.success() && stderr.contains(&format!("does not match the pinned {WRONG}")),
         "{stderr}"
     );
+    // A pin that is not a sha256 at all is named as such.
+    let e = format!(
+        "{:#}",
+        ConfigSources {
+            overrides: vec!["plugins.sha256.\"libclasp_plugin_attribute.so\"=\"abc\"".into()],
+            ..Default::default()
+        }
+        .load()
+        .unwrap_err()
+    );
+    assert!(e.contains("is not a sha256"), "{e}");
 }
 
 #[test]

@@ -329,9 +329,9 @@ fn malformed_tables_and_names_say_where() {
     );
 }
 
-/// `clasp synth` refuses a non-empty folder; `--overwrite` replaces an earlier or interrupted
-/// synthetic dataset whole (no stale image survives), and still refuses a folder holding
-/// anything else. `synth.json`, written last, marks a complete dataset.
+/// `clasp synth` refuses a non-empty folder; `--overwrite` replaces a complete synthetic dataset
+/// whole (no stale image survives) and refuses a folder without its `synth.json` (written last,
+/// the mark of a complete set) or holding anything else.
 #[test]
 fn synth_refuses_a_non_empty_folder_and_overwrite_leaves_nothing_stale() {
     let exe = std::env::current_exe()
@@ -371,13 +371,18 @@ fn synth_refuses_a_non_empty_folder_and_overwrite_leaves_nothing_stale() {
         !ok && log.contains("not empty") && log.contains("--overwrite"),
         "{log}"
     );
-    // An interrupted render: no completion mark, and an image of another run.
-    std::fs::remove_file(out.join("synth.json")).unwrap();
+    // A complete set with an image of another run among its own: replaced whole.
     let stale = out.join("reid/bounding_box_train/0999_c1s1_000099_00.jpg");
     std::fs::write(&stale, b"old").unwrap();
     let (ok, log) = synth(&["--overwrite"]);
     assert!(ok && out.join("synth.json").is_file(), "{log}");
     assert!(!stale.exists(), "a stale image survived --overwrite");
+    // No completion mark (an interrupted render, or someone else's folder): not ours to replace.
+    std::fs::remove_file(out.join("synth.json")).unwrap();
+    let (ok, log) = synth(&["--overwrite"]);
+    assert!(!ok && log.contains("no synth.json"), "{log}");
+    assert!(out.join("reid").is_dir(), "the refused folder was touched");
+    std::fs::write(out.join("synth.json"), b"{}").unwrap();
     std::fs::write(out.join("notes.txt"), b"mine").unwrap();
     let (ok, log) = synth(&["--overwrite"]);
     assert!(!ok && log.contains("notes.txt"), "{log}");

@@ -12,7 +12,7 @@ const FIXTURE: &str = "timm_vit_nano.safetensors";
 
 fn timm_model() -> Vit {
     let store = ParamStore::new(&Device::Cpu, 0);
-    let vit = Vit::new(&VitConfig::preset("nano").unwrap(), &store).unwrap();
+    let vit = Vit::new(&VitConfig::preset(clasp_core::model::Preset::Nano), &store).unwrap();
     store
         .load_strict(&fixture_tensors(FIXTURE, "weights"))
         .expect("timm's state dict has exactly our names and shapes");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GlobalArgs;
 use crate::device::parse_device;
+use crate::model::Preset;
 use crate::model::{ParamStore, Vit, VitConfig};
 use crate::optim::{build_groups, AdamW, AdamWConfig};
 use crate::task_embedding::hashed_text_embedding;
@@ -43,7 +44,7 @@ impl BenchMode {
 #[derive(Args, Debug)]
 pub struct BenchModelArgs {
     #[arg(long, default_value = "small")]
-    pub preset: String,
+    pub preset: Preset,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Timed steps (after the warm-up steps).
@@ -90,7 +91,7 @@ fn run_variant(
             mode.variants().join(", ")
         );
     }
-    let mut cfg = VitConfig::preset(&args.preset)?;
+    let mut cfg = VitConfig::preset(args.preset);
     let task = (variant != "plain").then_some("ssl");
     if task.is_some() {
         cfg = cfg.with_clasp_defaults();
@@ -172,7 +173,7 @@ pub fn run(g: &GlobalArgs, mode: BenchMode, args: BenchModelArgs) -> Result<()> 
             cmd.arg("--set").arg(s);
         }
         let out = cmd
-            .args(["bench", mode.name(), "--preset", &args.preset])
+            .args(["bench", mode.name(), "--preset", args.preset.name()])
             .args(["--batch", &args.batch.to_string()])
             .args(["--steps", &args.steps.to_string()])
             .args(["--warmup", &args.warmup.to_string()])
@@ -192,7 +193,7 @@ pub fn run(g: &GlobalArgs, mode: BenchMode, args: BenchModelArgs) -> Result<()> 
             .context("benchmark child printed nothing")?;
         rows.push(serde_json::from_str::<Figures>(line)?);
     }
-    let [h, w] = VitConfig::preset(&args.preset)?.img_size;
+    let [h, w] = VitConfig::preset(args.preset).img_size;
     let what = match mode {
         BenchMode::Train => "train step (fwd+bwd+AdamW)",
         BenchMode::Infer => "inference (forward, no autograd)",

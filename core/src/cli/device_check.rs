@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::GlobalArgs;
 use crate::device::parse_device;
+use crate::model::Preset;
 use crate::model::{ParamStore, Vit, VitConfig};
 use crate::ops::parity::{compare, OPS};
 use crate::ops::{log_softmax_last_dim, with_composed_ops};
@@ -28,7 +29,7 @@ use crate::task_embedding::hashed_text_embedding;
 pub struct DeviceCheckArgs {
     /// ViT preset of the training-step check.
     #[arg(long, default_value = "nano")]
-    pub preset: String,
+    pub preset: Preset,
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
     #[arg(long, default_value_t = 3)]
@@ -138,7 +139,7 @@ fn sq_distance(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> Re
 }
 
 fn check_training(args: &DeviceCheckArgs, device: &Device) -> Result<bool> {
-    let cfg = VitConfig::preset(&args.preset)?.with_clasp_defaults();
+    let cfg = VitConfig::preset(args.preset).with_clasp_defaults();
     let [h, w] = cfg.img_size;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let n = args.batch * 3 * h * w;
@@ -197,7 +198,7 @@ mod tests {
 
     fn args(train_tol: f64) -> DeviceCheckArgs {
         DeviceCheckArgs {
-            preset: "nano".into(),
+            preset: Preset::Nano,
             batch: 2,
             steps: 2,
             train_tol,

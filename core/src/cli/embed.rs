@@ -32,14 +32,17 @@ pub struct EmbedArgs {
     pub task: Option<String>,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Replace an existing file at --out.
+    /// Move existing files at --out (and beside it) aside (`.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let config = g.load()?;
-    super::output::refuse_existing(&args.out, args.overwrite)?;
+    let list_path = PathBuf::from(format!("{}.images.txt", args.out.display()));
+    for path in [&args.out, &list_path] {
+        super::output::prepare_output(path, args.overwrite)?;
+    }
     let device = parse_device(&config.run.device)?;
     let backbone = checkpoint::load(&args.checkpoint, &device)?;
     let threshold = config.model.moe.fold_threshold;
@@ -118,7 +121,6 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
         ])
     };
     crate::checkpoint::tensor_file::save_tensors(&tensors, &args.out)?;
-    let list_path = PathBuf::from(format!("{}.images.txt", args.out.display()));
     let list: String = kept.iter().map(|p| format!("{}\n", p.display())).collect();
     std::fs::write(&list_path, list).with_context(|| format!("writing {}", list_path.display()))?;
     println!(

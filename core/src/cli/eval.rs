@@ -53,6 +53,9 @@ pub struct EvalArgs {
     /// Also write the metrics as JSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Move an existing file at --out aside (`.replaced-<time>`) and write anew.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
@@ -65,8 +68,10 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
     model.fold_for_inference(config.model.moe.fold_threshold)?;
     let root = match &args.data {
         Some(d) => d.clone(),
-        None if !config.finetune.data.is_empty() => PathBuf::from(&config.finetune.data),
-        None => bail!("no dataset: pass --data DIR (or set finetune.data)"),
+        None => match &config.finetune.data {
+            Some(d) => d.clone(),
+            None => bail!("no dataset: pass --data DIR (or set finetune.data)"),
+        },
     };
     let records = dataset(&model.head.plugin, &model.head.config, &root, &args.split)?;
     if records.is_empty() {
@@ -99,12 +104,13 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
             "skipped": eval.skipped,
             "metrics": eval.metrics.iter().map(|(k, v)| (k.clone(), (*v).into())).collect::<serde_json::Map<_, _>>(),
         });
-        write_json(out, &json)?;
+        write_json(out, args.overwrite, &json)?;
     }
     Ok(())
 }
 
-fn write_json(out: &Path, json: &serde_json::Value) -> Result<()> {
+fn write_json(out: &Path, overwrite: bool, json: &serde_json::Value) -> Result<()> {
+    super::output::prepare_output(out, overwrite)?;
     std::fs::write(out, serde_json::to_string_pretty(json)?)
         .with_context(|| format!("writing {}", out.display()))
 }
@@ -150,7 +156,7 @@ fn run_on_files(config: &Config, args: &EvalArgs) -> Result<()> {
             "inputs": inputs.iter().map(|(k, p)| (k.clone(), p.display().to_string().into())).collect::<serde_json::Map<_, _>>(),
             "metrics": metrics.iter().map(|m| (m.name.to_string(), m.value.into())).collect::<serde_json::Map<_, _>>(),
         });
-        write_json(out, &json)?;
+        write_json(out, args.overwrite, &json)?;
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub struct ExportArgs {
     /// Task to fold prompts and PC-MoE gates for.
     #[arg(long)]
     pub task: Option<String>,
-    /// Replace an existing file at --out.
+    /// Move existing files at --out (and beside it) aside (`.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
 }
@@ -36,7 +36,10 @@ pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
         );
     }
     let config = g.load()?;
-    super::output::refuse_existing(&args.out, args.overwrite)?;
+    let kw_path = PathBuf::from(format!("{}.json", args.out.display()));
+    for path in [&args.out, &kw_path] {
+        super::output::prepare_output(path, args.overwrite)?;
+    }
     let device = parse_device(&config.run.device)?;
     let backbone = checkpoint::load(&args.checkpoint, &device)?;
     let vit = backbone.for_inference(args.task.as_deref(), config.model.moe.fold_threshold)?;
@@ -46,7 +49,6 @@ pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
         .map(|(k, v)| Ok((k, v.to_device(&candle_core::Device::Cpu)?)))
         .collect::<Result<_>>()?;
     crate::checkpoint::tensor_file::save_tensors(&sd, &args.out)?;
-    let kw_path = PathBuf::from(format!("{}.json", args.out.display()));
     std::fs::write(&kw_path, serde_json::to_string_pretty(&kwargs)?)?;
     println!(
         "exported {} tensors → {} (timm kwargs in {}):\n  VisionTransformer(**json.load(open('{}')))",

@@ -68,7 +68,7 @@ fn adopt_checkpoint_model(
     let fixed = [
         (
             "model.preset",
-            format!("{:?}", config.model.preset),
+            format!("{:?}", config.model.preset.name()),
             format!("{:?}", m.preset),
         ),
         (
@@ -95,7 +95,7 @@ fn adopt_checkpoint_model(
             );
         }
     }
-    config.model.preset = m.preset;
+    config.model.preset = m.preset.parse()?;
     config.model.img_size = m.img_size;
     config.model.patch_size = m.model.patch_size;
     Ok(())

@@ -20,7 +20,7 @@ pub struct InitArgs {
     /// Checkpoint directory to create.
     #[arg(long)]
     pub out: PathBuf,
-    /// Replace an existing checkpoint at --out.
+    /// Move an existing checkpoint at --out aside (`<out>.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
 }
@@ -31,7 +31,7 @@ pub fn run(g: &GlobalArgs, args: InitArgs) -> Result<()> {
         sources.overrides.push(format!("model.preset={p}"));
     }
     let config = sources.load()?;
-    super::output::refuse_existing(&args.out, args.overwrite)?;
+    super::output::prepare_output(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let bb = Backbone::fresh(&config, &device, config_hash(&to_toml(&config)?))?;
     let path = checkpoint::save(&args.out, &bb.vit, &bb.store, None, &bb.manifest)?;

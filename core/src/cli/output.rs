@@ -1,20 +1,35 @@
 //! Results a command writes where the user says (`--out`): an existing file or folder there is a
-//! result of its own, replaced only with `--overwrite`.
+//! result of its own, refused without `--overwrite` and moved aside (never deleted) with it.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-/// Fails when `out` exists and `overwrite` is off, naming the path and the flag.
-pub fn refuse_existing(out: &Path, overwrite: bool) -> Result<()> {
-    if overwrite || std::fs::symlink_metadata(out).is_err() {
+use crate::run_dir::aside_name;
+
+/// Clears the way for writing `out`: nothing there, or `overwrite` and whatever is there moved to
+/// `<out>.replaced-<time>`; otherwise an error naming the path and the flag.
+pub fn prepare_output(out: &Path, overwrite: bool) -> Result<()> {
+    if std::fs::symlink_metadata(out).is_err() {
         return Ok(());
     }
     let kind = if out.is_dir() { "folder" } else { "file" };
-    bail!(
-        "{} already exists (a {kind}): pass --overwrite to replace it, or choose another --out",
-        out.display()
-    )
+    if !overwrite {
+        bail!(
+            "{} already exists (a {kind}): pass --overwrite to move it aside and write anew, or \
+             choose another --out",
+            out.display()
+        );
+    }
+    let aside = aside_name(out);
+    std::fs::rename(out, &aside)
+        .with_context(|| format!("moving {} aside to {}", out.display(), aside.display()))?;
+    eprintln!(
+        "--overwrite: {} moved to {}",
+        out.display(),
+        aside.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -22,18 +37,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_existing_output_is_refused_unless_overwritten() {
+    fn an_existing_output_is_refused_or_moved_aside_never_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let new = dir.path().join("new");
-        assert!(refuse_existing(&new, false).is_ok());
+        assert!(prepare_output(&new, false).is_ok());
         let file = dir.path().join("f");
-        std::fs::write(&file, "x").unwrap();
-        let msg = refuse_existing(&file, false).unwrap_err().to_string();
+        std::fs::write(&file, "mine").unwrap();
+        let msg = prepare_output(&file, false).unwrap_err().to_string();
         assert!(
             msg.contains("f already exists (a file)") && msg.contains("--overwrite"),
             "{msg}"
         );
-        assert!(refuse_existing(dir.path(), false).is_err());
-        assert!(refuse_existing(&file, true).is_ok());
+        prepare_output(&file, true).unwrap();
+        assert!(!file.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("f.replaced-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), "mine");
     }
 }

@@ -49,11 +49,14 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
         m.preset,
         if m.prompts.enabled { "on" } else { "off" },
         if m.moe.enabled { "on" } else { "off" },
-        config.pretrain.data,
-        if config.pretrain.labels.is_empty() {
-            " (no pseudo-labels: DINO only)".to_string()
-        } else {
-            format!(" with pseudo-labels {}", config.pretrain.labels)
+        config
+            .pretrain
+            .data
+            .as_deref()
+            .map_or(String::from("(no data)"), |d| d.display().to_string()),
+        match &config.pretrain.labels {
+            None => " (no pseudo-labels: DINO only)".to_string(),
+            Some(l) => format!(" with pseudo-labels {}", l.display()),
         },
         run.path.display()
     );

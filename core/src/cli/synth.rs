@@ -36,8 +36,8 @@ pub struct SynthArgs {
     /// Write a contact sheet (image | part labels + skeleton) of the first 24 images to this PNG.
     #[arg(long)]
     pub preview: Option<PathBuf>,
-    /// Replace the synthetic dataset already in --out (a folder holding anything else is still
-    /// refused); without it a non-empty --out is refused.
+    /// Replace the complete synthetic dataset already in --out (one with its synth.json; a
+    /// folder holding anything else is still refused); without it a non-empty --out is refused.
     #[arg(long)]
     pub overwrite: bool,
 }
@@ -88,6 +88,16 @@ pub fn run(_g: &GlobalArgs, args: SynthArgs) -> Result<()> {
             bail!(
                 "{} is not empty: pass --overwrite to replace the synthetic dataset in it, or \
                  choose another --out",
+                out.display()
+            );
+        }
+        // Only a complete `clasp synth` output is ours to replace; anything else (an interrupted
+        // render included) might hold files of the user's.
+        if non_empty && !out.join("synth.json").is_file() {
+            bail!(
+                "{} is not a complete synthetic dataset (no synth.json): --overwrite replaces only \
+                 what `clasp synth` finished writing; remove the folder yourself or choose another \
+                 --out",
                 out.display()
             );
         }

@@ -25,7 +25,7 @@ pub struct TeacherTrainArgs {
     /// Stop after this many epochs; `--resume` continues from there.
     #[arg(long)]
     pub max_epochs: Option<usize>,
-    /// Replace an existing teacher at --out.
+    /// Move an existing teacher at --out aside (`<out>.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
 }
@@ -34,12 +34,12 @@ pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
     let config = g.load()?;
     let mut t = config.teacher.clone();
     if let Some(d) = &args.data {
-        t.data = d.display().to_string();
+        t.data = Some(d.clone());
     }
-    if t.data.is_empty() {
+    if t.data.is_none() {
         bail!("no training data: pass --data DIR (a `clasp synth` output) or set `teacher.data`");
     }
-    super::output::refuse_existing(&args.out, args.overwrite)?;
+    super::output::prepare_output(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let run = TeacherRun {
         resume: args.resume,

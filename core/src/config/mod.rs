@@ -2,6 +2,7 @@
 
 pub mod load;
 pub mod model;
+mod optional_path;
 pub mod pretrain;
 pub mod probe;
 pub mod schema;

@@ -1,12 +1,15 @@
 //! From model settings to the architecture ([`VitConfig`]).
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::schema::ModelSettings;
 use crate::model::{MoeConfig, PromptConfig, VitConfig};
 
-/// Which blocks carry PC-MoE, as written in `model.moe.blocks`.
-#[derive(Debug, Clone, PartialEq)]
+/// Which blocks carry PC-MoE, as written in `model.moe.blocks`: `"all"`, `"last:N"` or
+/// `"i,j,k"` in TOML, read and written through that string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum BlockSpec {
     All,
     Last(usize),
@@ -55,8 +58,30 @@ impl BlockSpec {
     }
 }
 
+impl TryFrom<String> for BlockSpec {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::parse(&s).map_err(|e| format!("{e:#}"))
+    }
+}
+
+impl From<BlockSpec> for String {
+    fn from(b: BlockSpec) -> String {
+        match b {
+            BlockSpec::All => "all".into(),
+            BlockSpec::Last(n) => format!("last:{n}"),
+            BlockSpec::List(list) => list
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
 pub fn vit_config(m: &ModelSettings) -> Result<VitConfig> {
-    let mut cfg = VitConfig::preset(&m.preset)?;
+    let mut cfg = VitConfig::preset(m.preset);
     cfg.img_size = m.img_size;
     cfg.patch_size = m.patch_size;
     if m.prompts.enabled {
@@ -70,8 +95,8 @@ pub fn vit_config(m: &ModelSettings) -> Result<VitConfig> {
             num_experts: m.moe.num_experts,
             expert_hidden: ((cfg.embed_dim as f64) * m.moe.expert_ratio).round() as usize,
             temperature: m.moe.temperature,
-            top_k: (m.moe.top_k > 0).then_some(m.moe.top_k),
-            blocks: BlockSpec::parse(&m.moe.blocks)?.resolve(cfg.depth)?,
+            top_k: m.moe.top_k,
+            blocks: m.moe.blocks.resolve(cfg.depth)?,
         });
     }
     cfg.validate()?;

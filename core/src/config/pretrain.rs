@@ -9,9 +9,11 @@ use crate::data::augment::MultiCropConfig;
 #[serde(deny_unknown_fields, default)]
 pub struct PretrainSettings {
     /// Folder of unlabeled person crops (searched recursively).
-    pub data: String,
-    /// Pseudo-label cache of those images (`clasp label --images <data>`); empty: DINO only.
-    pub labels: String,
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub data: Option<std::path::PathBuf>,
+    /// Pseudo-label cache of those images (`clasp label --images <data>`); unset: DINO only.
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub labels: Option<std::path::PathBuf>,
     pub epochs: usize,
     pub batch_size: usize,
     /// Loader threads.
@@ -37,8 +39,8 @@ pub struct PretrainSettings {
 impl Default for PretrainSettings {
     fn default() -> Self {
         Self {
-            data: String::new(),
-            labels: String::new(),
+            data: None,
+            labels: None,
             epochs: 10,
             batch_size: 32,
             workers: 2,

@@ -25,7 +25,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneSettings {
     /// Dataset root in the task's native format.
-    pub data: String,
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub data: Option<std::path::PathBuf>,
     pub epochs: usize,
     pub batch_size: usize,
     pub warmup_epochs: usize,
@@ -34,11 +35,12 @@ pub struct FinetuneSettings {
     /// Loader threads.
     pub workers: usize,
     /// safetensors file with the text embedding (`embedding`, `[text_dim]`) that seeds a new task
-    /// prompt; empty: the teacher's, or a fixed vector hashed from the task's description.
-    pub task_embedding: String,
+    /// prompt; unset: the teacher's, or a fixed vector hashed from the task's description.
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub task_embedding: Option<std::path::PathBuf>,
     /// How training batches are drawn: `shuffle`, or `identity` (P identities × K images, the
     /// identity being each record's first integer: what batch-hard triplet losses need).
-    pub sampler: String,
+    pub sampler: BatchOrder,
     /// K of the `identity` sampler; P is `batch_size / K`.
     pub instances_per_identity: usize,
     /// Random horizontal flips in training; unset: on when the task's plugin mirrors its
@@ -49,17 +51,28 @@ pub struct FinetuneSettings {
     pub flip_test: bool,
 }
 
+/// How `finetune.sampler` draws training batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchOrder {
+    /// A random permutation of the training set each epoch.
+    Shuffle,
+    /// P identities × K images each (the identity is each record's first integer): what
+    /// batch-hard triplet losses need.
+    Identity,
+}
+
 impl Default for FinetuneSettings {
     fn default() -> Self {
         Self {
-            data: String::new(),
+            data: None,
             epochs: 20,
             batch_size: 32,
             warmup_epochs: 1,
             eval_every: 1,
             workers: 2,
-            task_embedding: String::new(),
-            sampler: "shuffle".into(),
+            task_embedding: None,
+            sampler: BatchOrder::Shuffle,
             instances_per_identity: 4,
             flip: None,
             flip_test: false,
@@ -83,8 +96,8 @@ pub struct RunSettings {
     pub name: String,
     pub dir: String,
     pub seed: u64,
-    /// `cpu` or `cuda:N`.
-    pub device: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: crate::device::DeviceSpec,
 }
 
 impl Default for RunSettings {
@@ -93,7 +106,7 @@ impl Default for RunSettings {
             name: "default".into(),
             dir: "runs".into(),
             seed: 0,
-            device: "cpu".into(),
+            device: crate::device::DeviceSpec::Cpu,
         }
     }
 }
@@ -102,7 +115,7 @@ impl Default for RunSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSettings {
     /// nano | tiny | small | base
-    pub preset: String,
+    pub preset: crate::model::config::Preset,
     /// Input size [H, W], multiples of the patch size.
     pub img_size: [usize; 2],
     /// Side of the square patches (16 as in timm's ViTs; 8 suits small crops).
@@ -114,7 +127,7 @@ pub struct ModelSettings {
 impl Default for ModelSettings {
     fn default() -> Self {
         Self {
-            preset: "small".into(),
+            preset: crate::model::config::Preset::Small,
             img_size: [256, 128],
             patch_size: 16,
             prompts: PromptSettings::default(),
@@ -133,10 +146,11 @@ pub struct PromptSettings {
     pub text_dim: usize,
     /// Tasks created with the model (pre-training tasks of DESIGN §5).
     pub tasks: Vec<String>,
-    /// CLIP folder whose text embedding of each task's description seeds its prompt (e_t); empty:
+    /// CLIP folder whose text embedding of each task's description seeds its prompt (e_t); unset:
     /// a fixed vector hashed from the description. Checkpoints keep e_t, so only new prompts
     /// need it.
-    pub teacher: String,
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub teacher: Option<std::path::PathBuf>,
 }
 
 impl Default for PromptSettings {
@@ -146,7 +160,7 @@ impl Default for PromptSettings {
             num_tokens: 4,
             text_dim: 512,
             tasks: vec!["ssl".into(), "part".into(), "attr".into()],
-            teacher: String::new(),
+            teacher: None,
         }
     }
 }
@@ -160,12 +174,19 @@ pub struct MoeSettings {
     pub expert_ratio: f64,
     /// Temperature τ of the global gate.
     pub temperature: f64,
-    /// Keep the k largest global gates; 0 keeps all (dense).
-    pub top_k: usize,
+    /// Keep the k largest global gates; unset keeps all (dense). `0` is read as unset, the
+    /// spelling of earlier configs.
+    #[serde(deserialize_with = "dense_when_zero")]
+    pub top_k: Option<usize>,
     /// Which blocks are PC-MoE: "all", "last:N", or a list such as "8,9,10,11".
-    pub blocks: String,
+    pub blocks: super::model::BlockSpec,
     /// Gate folding drops experts whose global gate is at most this.
     pub fold_threshold: f64,
+}
+
+/// `model.moe.top_k`: a number of experts, with `0` (and absence) meaning dense.
+fn dense_when_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.filter(|k| *k > 0))
 }
 
 impl Default for MoeSettings {
@@ -175,8 +196,8 @@ impl Default for MoeSettings {
             num_experts: 4,
             expert_ratio: 1.0,
             temperature: 1.0,
-            top_k: 0,
-            blocks: "all".into(),
+            top_k: None,
+            blocks: super::model::BlockSpec::All,
             fold_threshold: 1e-4,
         }
     }

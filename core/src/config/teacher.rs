@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct TeacherSettings {
     /// Synthetic dataset root (the folder `clasp synth` wrote, with `captions.jsonl`).
-    pub data: String,
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub data: Option<std::path::PathBuf>,
     /// Person-crop input `[H, W]` the teacher trains on (its `preprocessor_config.json` crop).
     pub img_size: [usize; 2],
     pub patch_size: usize,
@@ -46,7 +47,7 @@ pub struct TeacherSettings {
 impl Default for TeacherSettings {
     fn default() -> Self {
         Self {
-            data: String::new(),
+            data: None,
             img_size: [128, 64],
             patch_size: 16,
             width: 128,

@@ -3,18 +3,10 @@
 use anyhow::{bail, Result};
 
 use super::schema::Config;
-use crate::model::config::PRESETS;
 
 pub fn validate(c: &Config) -> Result<()> {
     reject_non_finite(c)?;
     let m = &c.model;
-    if !PRESETS.contains(&m.preset.as_str()) {
-        bail!(
-            "config key `model.preset`: `{}` is not one of {}",
-            m.preset,
-            PRESETS.join(", ")
-        );
-    }
     if m.patch_size == 0 {
         bail!("config key `model.patch_size`: must be positive");
     }
@@ -28,10 +20,14 @@ pub fn validate(c: &Config) -> Result<()> {
     if m.moe.enabled && !m.prompts.enabled {
         bail!("config key `model.moe.enabled`: PC-MoE needs `model.prompts.enabled = true`");
     }
-    if m.moe.enabled && m.moe.top_k > m.moe.num_experts {
+    if let Some(k) = m
+        .moe
+        .top_k
+        .filter(|k| m.moe.enabled && *k > m.moe.num_experts)
+    {
         bail!(
             "config key `model.moe.top_k`: {} exceeds `model.moe.num_experts` = {}",
-            m.moe.top_k,
+            k,
             m.moe.num_experts
         );
     }
@@ -40,13 +36,6 @@ pub fn validate(c: &Config) -> Result<()> {
     }
     if m.moe.temperature <= 0.0 {
         bail!("config key `model.moe.temperature`: must be positive");
-    }
-    super::model::BlockSpec::parse(&m.moe.blocks)?;
-    if !(c.run.device == "cpu" || c.run.device.starts_with("cuda")) {
-        bail!(
-            "config key `run.device`: `{}` is neither `cpu` nor `cuda[:N]`",
-            c.run.device
-        );
     }
     if !(0.0..=1.0).contains(&c.data.max_skipped_fraction) {
         bail!(
@@ -57,7 +46,51 @@ pub fn validate(c: &Config) -> Result<()> {
     if c.checkpoint.keep_last == 0 {
         bail!("config key `checkpoint.keep_last`: must be at least 1");
     }
+    let name = &c.run.name;
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
+        bail!(
+            "config key `run.name`: `{name}` must be one folder name (no path separators, not \
+             `.` or `..`); put the parent folder in `run.dir`"
+        );
+    }
+    if m.img_size.iter().any(|s| *s > MAX_SIDE) {
+        bail!(
+            "config key `model.img_size`: {:?} exceeds {MAX_SIDE} pixels a side",
+            m.img_size
+        );
+    }
     let o = &c.optim;
+    for (key, b) in [("optim.beta1", o.beta1), ("optim.beta2", o.beta2)] {
+        if !(0.0..1.0).contains(&b) {
+            bail!("config key `{key}`: {b} is not in [0, 1)");
+        }
+    }
+    if o.eps <= 0.0 {
+        bail!("config key `optim.eps`: must be positive (got {})", o.eps);
+    }
+    for (key, v) in [
+        ("optim.weight_decay", o.weight_decay),
+        ("optim.weight_decay_end", o.weight_decay_end),
+        ("optim.min_lr", o.min_lr),
+    ] {
+        if v < 0.0 {
+            bail!("config key `{key}`: must be zero or positive (got {v})");
+        }
+    }
+    if o.min_lr > o.lr {
+        bail!(
+            "config key `optim.min_lr`: {} exceeds `optim.lr` = {}",
+            o.min_lr,
+            o.lr
+        );
+    }
+    for (file, pin) in &c.plugins.sha256 {
+        if pin.len() != 64 || !pin.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            bail!(
+                "config key `plugins.sha256.\"{file}\"`: `{pin}` is not a sha256 (64 hex digits)"
+            );
+        }
+    }
     if o.layer_decay <= 0.0 || o.layer_decay > 1.0 {
         bail!(
             "config key `optim.layer_decay`: {} is not in (0, 1]",
@@ -97,10 +130,10 @@ pub fn validate(c: &Config) -> Result<()> {
         }
     }
     let p = &c.probe;
-    if p.batch_size == 0 || p.epochs == 0 || p.eval_every == 0 {
+    if p.batch_size == 0 || p.epochs == 0 || p.eval_every == 0 || p.seeds == 0 {
         bail!(
-            "config keys `probe.batch_size`, `probe.epochs` and `probe.eval_every`: must be at \
-             least 1"
+            "config keys `probe.batch_size`, `probe.epochs`, `probe.eval_every` and \
+             `probe.seeds`: must be at least 1"
         );
     }
     if !(p.lr > 0.0 && p.lr.is_finite()) {
@@ -165,8 +198,32 @@ fn validate_pretrain(c: &Config) -> Result<()> {
             bail!("config key `{key}`: {r:?} must satisfy 0 < lo ≤ hi ≤ 1");
         }
     }
+    let r = p.crops.ratio;
+    if !(r[0] > 0.0 && r[0] <= r[1]) {
+        bail!("config key `pretrain.crops.ratio`: {r:?} must satisfy 0 < lo ≤ hi");
+    }
+    for (key, v) in [
+        ("pretrain.crops.flip_p", p.crops.flip_p),
+        ("pretrain.crops.jitter_p", p.crops.jitter_p),
+        ("pretrain.crops.grayscale_p", p.crops.grayscale_p),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("config key `{key}`: {v} is not a probability in [0, 1]");
+        }
+    }
+    if p.dino.out_dim > MAX_WIDTH || p.dino.hidden_dim > MAX_WIDTH {
+        bail!(
+            "config keys `pretrain.dino.out_dim` and `pretrain.dino.hidden_dim`: at most {MAX_WIDTH}"
+        );
+    }
     Ok(())
 }
+
+/// The widest head or prototype layer a setting may ask for: past it a typo exhausts memory
+/// before any message.
+const MAX_WIDTH: usize = 1 << 20;
+/// The largest image side a setting may ask for.
+const MAX_SIDE: usize = 16_384;
 
 fn validate_teacher(c: &Config) -> Result<()> {
     let t = &c.teacher;

@@ -225,21 +225,6 @@ impl<T> Iterator for EpochIter<T> {
         let (lock, cv) = &*self.window;
         *lock.lock().expect("loader window poisoned") = self.next_out;
         cv.notify_all();
-        if self.next_out == self.total {
-            let skipped = self.skipped();
-            if !skipped.is_empty() {
-                tracing::warn!(
-                    "skipped {} unreadable samples this epoch: {}",
-                    skipped.len(),
-                    skipped
-                        .iter()
-                        .take(10)
-                        .map(|s| format!("{} ({})", s.name, s.error))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-            }
-        }
         batch
     }
 }

@@ -89,15 +89,21 @@ pub fn load_sample(record: &Record, [h, w]: [usize; 2]) -> Result<(Vec<f32>, Rec
 }
 
 /// The targets of `records` as evaluation loads them for an input of `size` (label maps read
-/// and resampled; records without one as they are), in order.
-pub fn load_targets(records: &[Record], size: [usize; 2]) -> Result<Vec<Record>> {
+/// and resampled; records without one as they are), in order. A sample that cannot be read is
+/// left out and named in the log, as the loader skips it in training and evaluation.
+pub fn load_targets(records: &[Record], size: [usize; 2]) -> Vec<Record> {
     records
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
             if r.label_map.is_none() {
-                Ok(r.clone())
-            } else {
-                load_sample(r, size).map(|(_, t)| t)
+                return Some(r.clone());
+            }
+            match load_sample(r, size) {
+                Ok((_, t)) => Some(t),
+                Err(e) => {
+                    tracing::warn!("skipping {}: {e:#}", r.image);
+                    None
+                }
             }
         })
         .collect()

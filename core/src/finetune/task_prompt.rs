@@ -1,7 +1,7 @@
 //! The prompt of a downstream task: a backbone with prompts gets one for the task it is adapted
 //! to, seeded from the task's description sentence (DESIGN §3), unless it already has one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use candle_core::Device;
@@ -46,8 +46,7 @@ pub fn add_task_prompt(
     description: &str,
 ) -> Result<()> {
     if let Some(p) = bb.vit.cfg.prompts.clone() {
-        let configured = (!config.finetune.task_embedding.is_empty())
-            .then(|| PathBuf::from(&config.finetune.task_embedding));
+        let configured = config.finetune.task_embedding.clone();
         if bb.vit.tasks().iter().any(|t| t == task) {
             if let Some(path) = configured {
                 tracing::warn!(
@@ -59,9 +58,8 @@ pub fn add_task_prompt(
             bb.vit
                 .add_task(task, &read_text_embedding(&path, p.text_dim)?)?;
             tracing::info!(task, "new task prompt from {}", path.display());
-        } else if !config.model.prompts.teacher.is_empty() {
-            let teacher = PathBuf::from(&config.model.prompts.teacher);
-            let e = TaskTextEmbedder::load(&teacher, p.text_dim)?.embed(description)?;
+        } else if let Some(teacher) = &config.model.prompts.teacher {
+            let e = TaskTextEmbedder::load(teacher, p.text_dim)?.embed(description)?;
             bb.vit.add_task(task, &e)?;
             tracing::info!(
                 task,

@@ -103,7 +103,7 @@ pub fn finetune(
         train,
         val,
         test,
-    } = TaskSplits::load(&plugin, &task_config, &ft.data)?;
+    } = TaskSplits::load(&plugin, &task_config, ft.data.as_deref())?;
     if val.is_empty() {
         tracing::warn!(
             "{}: no validation split (see `clasp plugins inspect {task}` for where it is read): \
@@ -289,7 +289,7 @@ pub fn finetune(
     };
     let test = ScoredSplit::score(&scorer, eval.metrics, &eval.predictions, &eval.targets)?;
     test.write(&run.path.join(TEST_SCORES_FILE))?;
-    let blind_train = load_targets(&evenly_spaced(&train_records, BLIND_TRAIN_SAMPLES), size)?;
+    let blind_train = load_targets(&evenly_spaced(&train_records, BLIND_TRAIN_SAMPLES), size);
     let blind = blind_levels(&scorer, &blind_train, &eval.targets)?;
     std::fs::write(
         run.path.join(BLIND_LEVELS_FILE),

@@ -45,22 +45,64 @@ pub struct VitConfig {
 }
 
 /// The named sizes of DESIGN §3.
-pub const PRESETS: [&str; 4] = ["nano", "tiny", "small", "base"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Nano,
+    Tiny,
+    Small,
+    Base,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [Self::Nano, Self::Tiny, Self::Small, Self::Base];
+
+    /// The name configs and manifests spell it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nano => "nano",
+            Self::Tiny => "tiny",
+            Self::Small => "small",
+            Self::Base => "base",
+        }
+    }
+
+    /// Width, depth and heads.
+    fn dims(self) -> (usize, usize, usize) {
+        match self {
+            Self::Nano => (64, 4, 2),
+            Self::Tiny => (192, 12, 3),
+            Self::Small => (384, 12, 6),
+            Self::Base => (768, 12, 12),
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match Self::ALL.into_iter().find(|p| p.name() == s) {
+            Some(p) => Ok(p),
+            None => bail!(
+                "unknown model preset `{s}` (known: {})",
+                Self::ALL.map(Self::name).join(", ")
+            ),
+        }
+    }
+}
 
 impl VitConfig {
     /// A plain ViT (no prompts, no MoE) of a named size at the default 256×128 input.
-    pub fn preset(name: &str) -> Result<Self> {
-        let (embed_dim, depth, num_heads) = match name {
-            "nano" => (64, 4, 2),
-            "tiny" => (192, 12, 3),
-            "small" => (384, 12, 6),
-            "base" => (768, 12, 12),
-            other => bail!(
-                "unknown model preset `{other}` (known: {})",
-                PRESETS.join(", ")
-            ),
-        };
-        Ok(Self {
+    pub fn preset(preset: Preset) -> Self {
+        let (embed_dim, depth, num_heads) = preset.dims();
+        Self {
             embed_dim,
             depth,
             num_heads,
@@ -71,7 +113,7 @@ impl VitConfig {
             norm_eps: 1e-6,
             prompts: None,
             moe: None,
-        })
+        }
     }
 
     /// Default prompts and PC-MoE on every block: 4 experts of width `embed_dim`, so the expert

@@ -12,6 +12,6 @@ pub mod pos_embed;
 pub mod prompts;
 pub mod vit;
 
-pub use config::{MoeConfig, PromptConfig, VitConfig};
+pub use config::{MoeConfig, Preset, PromptConfig, VitConfig};
 pub use params::{Init, ParamStore, Scope};
 pub use vit::{Vit, VitOutput};

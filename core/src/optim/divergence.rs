@@ -12,7 +12,7 @@ pub fn ensure_finite_loss(step: usize, lr: f64, terms: &[(&str, f64)]) -> Result
     let listed: Vec<String> = terms.iter().map(|(k, v)| format!("{k} {v}")).collect();
     bail!(
         "training diverged at step {step}: {} (learning rate {lr:.3e}); nothing was saved as \
-         final. Lower `optim.lr` or lengthen the warm-up, and rerun",
+         final. Lower `optim.lr` or lengthen the warm-up, and rerun with --overwrite",
         listed.join(", ")
     )
 }

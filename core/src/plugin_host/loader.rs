@@ -7,7 +7,6 @@ use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use anyhow::{anyhow, bail, Context, Result};
 use clasp_sdk::abi::{PluginSpec, INTERFACE_VERSION};
 use clasp_sdk::plugin::TaskPluginRef;
-use sha2::{Digest, Sha256};
 
 use crate::config::schema::PluginSettings;
 
@@ -35,11 +34,7 @@ impl Plugin {
     }
 }
 
-/// sha256 of a file's bytes, as lowercase hex (plugin pins, image content hashes).
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
-}
+pub use crate::file_hash::sha256_file;
 
 /// Shared-library file names of this platform.
 fn is_library(p: &Path) -> bool {

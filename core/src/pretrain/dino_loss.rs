@@ -26,7 +26,9 @@ pub fn collapse(
     teacher_mean_entropy: f64,
 ) -> Option<&'static str> {
     let max = (out_dim as f64).ln();
-    if teacher_entropy >= 0.95 * max {
+    if !(teacher_entropy.is_finite() && teacher_mean_entropy.is_finite()) {
+        Some("diverged: the teacher's entropies are not numbers (NaN or infinite outputs)")
+    } else if teacher_entropy >= 0.95 * max {
         Some("uniform: every image gets the same flat distribution (teacher temperature too high, or centering dominates)")
     } else if teacher_mean_entropy <= 0.05 * max {
         Some("one prototype dominates every image (teacher temperature too low, or no centering)")
@@ -171,6 +173,9 @@ mod tests {
         assert!(collapse(k, max, max).unwrap().starts_with("uniform"));
         assert!(collapse(k, 0.0, 0.01).unwrap().contains("dominates"));
         assert!(collapse(k, 0.3 * max, 0.9 * max).is_none());
+        assert!(collapse(k, f64::NAN, 0.9 * max)
+            .unwrap()
+            .starts_with("diverged"));
         assert_eq!(teacher_temperature(0, 0.04, 0.07, 10), 0.04);
         assert!((teacher_temperature(5, 0.04, 0.07, 10) - 0.055).abs() < 1e-12);
         assert_eq!(teacher_temperature(10, 0.04, 0.07, 10), 0.07);

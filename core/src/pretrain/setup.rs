@@ -2,8 +2,6 @@
 //! and the loader, the student with its heads, the EMA teacher, and which prompt each loss uses.
 //! Training and the gradient-conflict analysis build it the same way.
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
@@ -39,25 +37,28 @@ pub struct Setup {
 impl Setup {
     pub fn new(config: &Config, device: &Device, config_hash: String) -> Result<Self> {
         let p = &config.pretrain;
-        if p.data.is_empty() {
-            bail!("config key `pretrain.data` is empty: point it at a folder of person crops");
-        }
-        let labels = (!p.labels.is_empty())
-            .then(|| PseudoLabels::read(Path::new(&p.labels), p.part_min_confidence, p.attr_margin))
-            .transpose()
-            .with_context(|| {
-                format!(
-                    "reading the pseudo-labels (config key `pretrain.labels` = {})",
-                    p.labels
-                )
-            })?;
+        let Some(data) = &p.data else {
+            bail!("config key `pretrain.data` is not set: point it at a folder of person crops");
+        };
+        let labels = p
+            .labels
+            .as_deref()
+            .map(|l| {
+                PseudoLabels::read(l, p.part_min_confidence, p.attr_margin).with_context(|| {
+                    format!(
+                        "reading the pseudo-labels (config key `pretrain.labels` = {})",
+                        l.display()
+                    )
+                })
+            })
+            .transpose()?;
         let parts = labels.as_ref().map(|l| l.part_names.len());
         let attrs = labels.as_ref().map(|l| l.attribute_names.len());
         let positive_ratio = labels
             .as_ref()
             .map(|l| Tensor::new(l.positive_ratio.as_slice(), device))
             .transpose()?;
-        let images = PretrainImages::new(Path::new(&p.data), p.crops.clone(), labels)?;
+        let images = PretrainImages::new(data, p.crops.clone(), labels)?;
         let n_images = images.files.len();
         let loader = Loader::new(
             images,

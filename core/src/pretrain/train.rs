@@ -211,7 +211,7 @@ pub fn pretrain(
         let mut batches = setup
             .loader
             .epoch_from(epoch as u64, step % steps_per_epoch)?;
-        let mut read = 0;
+        let (mut read, step_at_start) = (0, step);
         for batch in batches.by_ref() {
             read += batch.items.len();
             if batch.items.len() < 2 {
@@ -368,6 +368,15 @@ pub fn pretrain(
             read,
             config.data.max_skipped_fraction,
         )?;
+        // An epoch that could not make one batch would repeat for ever.
+        if step == step_at_start {
+            bail!(
+                "pre-training epoch {}: no batch of at least 2 readable images ({read} read, {} \
+                 unreadable): nothing to train on",
+                epoch + 1,
+                batches.skipped().len()
+            );
+        }
     }
     bar.finish();
     metrics_file.flush()?;
@@ -469,7 +478,7 @@ mod tests {
     #[test]
     fn gate_weights_are_found_by_name() {
         let mut config = Config::default();
-        config.model.preset = "nano".into();
+        config.model.preset = crate::model::config::Preset::Nano;
         let bb = Backbone::fresh(&config, &Device::Cpu, String::new()).unwrap();
         let gates: Vec<String> = bb
             .store

@@ -65,7 +65,7 @@ pub fn probe(
     let task_config = resolve(&plugin.spec, &config.task)?;
     let TaskSplits {
         train, val, test, ..
-    } = TaskSplits::load(&plugin, &task_config, &config.finetune.data)?;
+    } = TaskSplits::load(&plugin, &task_config, config.finetune.data.as_deref())?;
 
     // 1. Features, once: the backbone with the task's prompt, gates folded for inference.
     let start = std::time::Instant::now();
@@ -156,7 +156,7 @@ pub fn probe(
 
     // 3. The image-blind levels of the same test split, from the training targets.
     let train_targets =
-        crate::finetune::sample::load_targets(&evenly_spaced(&train, BLIND_TRAIN_SAMPLES), size)?;
+        crate::finetune::sample::load_targets(&evenly_spaced(&train, BLIND_TRAIN_SAMPLES), size);
     let blind = blind_levels(&scorer, &train_targets, &test_features.targets)?;
     let outcome = ProbeOutcome {
         task,

@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::labeller::{BatchLabels, Vocabulary};
+use crate::file_hash::sha256_file;
 
 pub const INDEX: &str = "index.json";
 const FORMAT: u32 = 1;
@@ -119,6 +120,13 @@ pub fn shard_path(cache: &Path, shard: usize) -> PathBuf {
     cache.join(format!("shard-{shard:05}.safetensors"))
 }
 
+/// The sha256 of shard `shard`, written after the shard itself: a shard without it, or whose
+/// bytes no longer match it, is not whole. (Beside each shard rather than in the index: the
+/// workers of a sharded run write their shards concurrently and never rewrite the index.)
+fn checksum_path(cache: &Path, shard: usize) -> PathBuf {
+    cache.join(format!("shard-{shard:05}.safetensors.sha256"))
+}
+
 /// Writes `path` through a staging folder `.tmp-<name>-<pid>/` beside it, so that whatever a
 /// killed writer leaves (the safetensors crate's own temporary included) carries this process's
 /// id and is cleared by the next job.
@@ -197,6 +205,10 @@ pub fn write_shard(
     let path = shard_path(cache, c);
     write_atomically(&path, |tmp| {
         crate::checkpoint::tensor_file::save_tensors(&tensors, tmp)
+    })?;
+    let sha = sha256_file(&path)?;
+    write_atomically(&checksum_path(cache, c), |tmp| {
+        Ok(std::fs::write(tmp, format!("{sha}\n"))?)
     })
 }
 
@@ -206,6 +218,23 @@ pub fn shard_problem(cache: &Path, c: usize, index: &CacheIndex) -> Option<Strin
     let path = shard_path(cache, c);
     if !path.is_file() {
         return Some(format!("{} is missing", path.display()));
+    }
+    let recorded = std::fs::read_to_string(checksum_path(cache, c)).ok();
+    match (recorded, sha256_file(&path)) {
+        (None, _) => {
+            return Some(format!(
+                "{} has no checksum beside it (its writer was stopped)",
+                path.display()
+            ))
+        }
+        (_, Err(e)) => return Some(format!("{e:#}")),
+        (Some(want), Ok(got)) if want.trim() != got => {
+            return Some(format!(
+                "{} does not match its checksum (damaged since it was written)",
+                path.display()
+            ))
+        }
+        _ => {}
     }
     let want = index.shard_range(c).len();
     let [gh, gw] = index.vocabulary.grid;

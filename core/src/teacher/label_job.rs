@@ -15,7 +15,7 @@ use super::label_cache::{
 use super::labeller::{teacher_fingerprint, BatchLabels, Labeller};
 use crate::config::teacher::LabelSettings;
 use crate::data::images::list_images_recursive;
-use crate::plugin_host::loader::sha256_file;
+use crate::file_hash::sha256_file;
 
 /// Which shards this worker writes: `index` of `count` (`--shard i/n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

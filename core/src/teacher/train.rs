@@ -300,7 +300,9 @@ pub fn train_teacher(
 ) -> Result<TeacherReport> {
     let start = Instant::now();
     // 1. Data: captioned images, split by identity, decoded once.
-    let root = Path::new(&t.data);
+    let Some(root) = t.data.as_deref() else {
+        bail!("config key `teacher.data` is not set: point it at a `clasp synth` output");
+    };
     let records = read_captions(root)?;
     let (train_recs, heldout_recs): (Vec<_>, Vec<_>) =
         records.into_iter().partition(|r| r.is_train());

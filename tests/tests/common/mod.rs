@@ -59,7 +59,7 @@ pub fn nano_clasp(cfg: VitConfig, seed: u64, dtype: DType) -> (Vit, ParamStore) 
 }
 
 pub fn nano_clasp_config() -> VitConfig {
-    VitConfig::preset("nano").unwrap().with_clasp_defaults()
+    VitConfig::preset(clasp_core::model::Preset::Nano).with_clasp_defaults()
 }
 
 /// Deterministic pseudo-random values in [-1, 1) of shape `[b, c, h, w]`, global RNG untouched.

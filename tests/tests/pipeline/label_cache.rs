@@ -249,7 +249,11 @@ fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
     let resumed = f.root.join("cache-resumed");
     let (ok, log) = label(&resumed, &["--max-shards", "1"], &f.teacher, &[]);
     assert!(ok && log.contains("cache incomplete"), "{log}");
-    assert_eq!(files(&resumed).len(), 2, "index + one shard");
+    assert_eq!(
+        files(&resumed).len(),
+        3,
+        "index + one shard and its checksum"
+    );
     assert!(read_cache(&resumed).is_err());
     let (ok, log) = label(&resumed, &[], &f.teacher, &[]);
     assert!(ok && log.contains("(1 already done)"), "{log}");
@@ -267,7 +271,7 @@ fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
     .unwrap();
     let e = format!("{:#}", read_cache(&resumed).unwrap_err());
     assert!(
-        e.contains("shard-00002.safetensors") && e.contains("unreadable"),
+        e.contains("shard-00002.safetensors") && e.contains("does not match its checksum"),
         "{e}"
     );
     let (ok, log) = label(&resumed, &[], &f.teacher, &[]);

@@ -247,8 +247,15 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert!(labelled().runs.join("straight/grad_conflict.png").is_file());
 
     // Other settings are refused on resume, naming why.
+    // The run's resolved config stays the one that wrote it, so its advice works.
+    let resolved = labelled().runs.join("killed/config.resolved.toml");
+    let before = std::fs::read_to_string(&resolved).unwrap();
     let (ok, log) = run_to_end("killed", &["--resume"], &["pretrain.dino.student_temp=0.2"]);
-    assert!(!ok && log.contains("another configuration"), "{log}");
+    assert!(
+        !ok && log.contains("holds a run of other settings"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&resolved).unwrap(), before);
 }
 
 #[test]
