@@ -5,7 +5,7 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 /// Bumped when the meaning of the interface changes in a way layouts cannot show.
-pub const INTERFACE_VERSION: u32 = 1;
+pub const INTERFACE_VERSION: u32 = 2;
 
 /// A tensor living in the host's arena. Only the host can read it.
 #[repr(transparent)]

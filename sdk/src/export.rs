@@ -145,17 +145,19 @@ extern "C" fn visualize<T: Task>(
     image: RStr<'_>,
     prediction: &Record,
     out: RStr<'_>,
-) -> RResult<(), RString> {
+) -> RResult<bool, RString> {
     guard(|| {
         let cfg = TaskConfig::parse(config.as_str())?;
-        task::<T>()
-            .visualize(
-                &cfg,
-                Path::new(image.as_str()),
-                prediction,
-                Path::new(out.as_str()),
-            )
-            .unwrap_or_else(|| Err(Error("this task draws nothing".into())))
+        match task::<T>().visualize(
+            &cfg,
+            Path::new(image.as_str()),
+            prediction,
+            Path::new(out.as_str()),
+        ) {
+            Some(drawn) => drawn.map(|()| true),
+            // The task draws nothing: not an error, the host just has no picture.
+            None => Ok(false),
+        }
     })
 }
 

@@ -68,14 +68,15 @@ pub struct TaskPlugin {
         root: RStr<'_>,
         split: RStr<'_>,
     ) -> RResult<RVec<Record>, RString>,
-    /// Draws a prediction for `image` into the PNG `out` (optional).
+    /// Draws a prediction for `image` into the PNG `out`: `true` when drawn, `false` when the
+    /// task draws nothing (interface 2; in 1 that was an error, so `clasp predict` failed).
     pub visualize: ROption<
         extern "C" fn(
             config: RStr<'_>,
             image: RStr<'_>,
             prediction: &Record,
             out: RStr<'_>,
-        ) -> RResult<(), RString>,
+        ) -> RResult<bool, RString>,
     >,
     /// One line a person reads for a prediction (`clasp predict` prints it; optional).
     pub describe:

@@ -649,6 +649,48 @@ fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
         text.contains("front, side, back") && text.contains("balanced_accuracy"),
         "{text}"
     );
+
+    // It draws nothing (no `visualize`): `clasp predict` still prints every image's reading and
+    // writes its predictions, with no picture (interface 1 failed here).
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let sets = [
+        "model.preset=\"nano\"".to_string(),
+        "model.img_size=[64, 32]".to_string(),
+        "finetune.epochs=1".to_string(),
+        "finetune.batch_size=4".to_string(),
+        format!("run.dir=\"{}\"", runs.path().display()),
+    ];
+    let mut cmd = std::process::Command::new(clasp_exe());
+    cmd.args(["finetune", "--task", "view", "--data"])
+        .arg(data.path().join("attributes"));
+    for set in &sets {
+        cmd.args(["--set", set]);
+    }
+    let o = cmd.env("CLASP_PLUGIN_PATH", &lib).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let images = data.path().join("attributes/images");
+    let mut cmd = std::process::Command::new(clasp_exe());
+    cmd.args(["predict", "--checkpoint"])
+        .arg(runs.path().join("finetune-view/checkpoints/task_selected"))
+        .arg(&images);
+    for set in &sets {
+        cmd.args(["--set", set]);
+    }
+    let o = cmd.env("CLASP_PLUGIN_PATH", &lib).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let n = std::fs::read_dir(&images).unwrap().count();
+    let lines =
+        std::fs::read_to_string(runs.path().join("predict-view/predictions.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), n);
+    assert_eq!(
+        std::fs::read_dir(runs.path().join("predict-view/pictures"))
+            .unwrap()
+            .count(),
+        0,
+        "a task that draws nothing leaves no picture"
+    );
 }
 
 /// Issue #4's bar: fine-tuning a nano backbone from random weights through the attribute plugin

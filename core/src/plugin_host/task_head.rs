@@ -234,8 +234,7 @@ impl TaskHead {
             RStr::from(out.as_str()),
         )
         .into_result()
-        .map_err(|e| self.plugin.call_error("visualize", e))?;
-        Ok(true)
+        .map_err(|e| self.plugin.call_error("visualize", e))
     }
 }
 
