@@ -28,13 +28,8 @@ pub fn save_tensors<K: AsRef<str> + Ord + std::fmt::Display>(
 /// The process's umask, as Linux reports it; the common 022 where it cannot be read.
 #[cfg(unix)]
 fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
+    crate::proc_status::field("Umask")
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
         .unwrap_or(0o022)
 }
 

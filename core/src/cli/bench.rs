@@ -68,13 +68,8 @@ struct Figures {
 
 /// Peak resident set size of this process (VmHWM), in MiB.
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
+    crate::proc_status::field("VmHWM")
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
