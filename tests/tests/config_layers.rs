@@ -158,12 +158,7 @@ fn non_finite_numbers_are_refused_by_key() {
         ),
         ("optim.weight_decay=-inf", "optim.weight_decay"),
     ] {
-        let err = sources(None, &[set]).load().unwrap_err();
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains(&format!("`{key}`")) && msg.contains("not a finite number"),
-            "{set}: {msg}"
-        );
+        assert_refused(set, key, "not a finite number");
     }
 }
 
@@ -196,12 +191,7 @@ fn zero_sizes_are_refused_by_key() {
         "finetune.epochs",
         "finetune.eval_every",
     ] {
-        let err = sources(None, &[&format!("{key}=0")]).load().unwrap_err();
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains(&format!("`{key}`")) && msg.contains("at least 1"),
-            "{msg}"
-        );
+        assert_refused(&format!("{key}=0"), key, "at least 1");
     }
 }
 
@@ -248,4 +238,13 @@ fn typed_settings_read_their_usual_spellings() {
     );
     let f = toml_file(&text);
     assert_eq!(sources(Some(f.path()), &[]).load().unwrap(), c);
+}
+
+/// Loading with `--set {set}` fails, naming `key` and saying `words`.
+fn assert_refused(set: &str, key: &str, words: &str) {
+    let msg = format!("{:#}", sources(None, &[set]).load().unwrap_err());
+    assert!(
+        msg.contains(&format!("`{key}`")) && msg.contains(words),
+        "{set}: {msg}"
+    );
 }
