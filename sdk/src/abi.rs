@@ -5,7 +5,7 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 /// Bumped when the meaning of the interface changes in a way layouts cannot show.
-pub const INTERFACE_VERSION: u32 = 2;
+pub const INTERFACE_VERSION: u32 = 3;
 
 /// A tensor living in the host's arena. Only the host can read it.
 #[repr(transparent)]
@@ -71,12 +71,22 @@ pub enum ReduceOp {
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LossKind {
-    /// logits `[N, C]` (or `[N, C, H, W]`), target class ids; params: label smoothing, ignore id.
+    /// logits `[N, C]` (or `[N, C, H, W]`), target class ids; label smoothing, ignore id.
     CrossEntropy,
     /// logits and 0/1 targets of one shape, optional per-element weight; mean over elements.
     BinaryCrossEntropyWithLogits,
     /// prediction and target of one shape, optional per-element weight.
     MeanSquaredError,
+}
+
+/// The options of a host loss; each kind reads the ones it has.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Default)]
+pub struct LossOptions {
+    /// Cross entropy: the probability mass spread over the other classes.
+    pub label_smoothing: f64,
+    /// Cross entropy: a target class id that does not count.
+    pub ignore_index: ROption<i64>,
 }
 
 /// A CPU copy of a tensor.
@@ -100,8 +110,57 @@ pub struct Features {
     pub training: bool,
 }
 
+/// Which part of a dataset [`crate::Task::dataset`] lists.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// What the head is trained on.
+    Train,
+    /// What epochs, recipes and thresholds are chosen on (may be empty).
+    Val,
+    /// What is read once, after every choice is made.
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Split::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a split (train, val or test)"))
+    }
+}
+
+/// What an evaluated sample of a retrieval task is: searched for, or searched among.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Query,
+    Gallery,
+}
+
 /// One labelled sample of a task's dataset. Which fields a task fills is its own business;
-/// the host carries them through batching and augmentation.
+/// the host carries them through batching and augmentation, and reads `identity` (the identity
+/// sampler groups by it).
 ///
 /// Two conventions let the host do the geometry for a task:
 /// - `image` may end in `#crop=x,y,w,h` (source pixels, continuous coordinates, may reach past
@@ -109,17 +168,27 @@ pub struct Features {
 ///   size — the top-down crop of one person in a larger picture.
 /// - with a `label_map`, the host reads that PNG (8-bit class ids), takes the same box and
 ///   resizes it nearest-neighbour to the input size, and hands it to `loss`, `evaluate` and
-///   `flip` as `values` (row-major `H × W` class ids; 255 where the box leaves the map), with
-///   `H` and `W` appended to `ints`.
+///   `flip` as `values` (row-major class ids; 255 where the box leaves the map) with `shape`
+///   `[H, W]`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Default)]
 pub struct Record {
     /// Image file (optionally with a `#crop=x,y,w,h` box).
     pub image: RString,
-    /// Dense targets (attribute vector, keypoints as x, y, v triples, a loaded label map, …).
+    /// Dense targets or predictions (attribute vector, keypoints as x, y, v triples, a loaded
+    /// label map, class scores, a feature).
     pub values: RVec<f32>,
-    /// Integer targets (identity, camera, class).
+    /// The array shape of `values` where they form one (`[H, W]` for a label map, `[C, h, w]`
+    /// for class scores); empty when they are a flat vector.
+    pub shape: RVec<u64>,
+    /// Task-specific integer targets or predictions (a class index).
     pub ints: RVec<i64>,
+    /// The person shown, where the task knows it (reid's person id).
+    pub identity: ROption<i64>,
+    /// The camera that took the image, where the task knows it.
+    pub camera: ROption<i64>,
+    /// Query or gallery, for an evaluated sample of a retrieval task.
+    pub role: ROption<Role>,
     /// A label-map file that follows the image's geometry, if the task has one.
     pub label_map: ROption<RString>,
 }
@@ -153,13 +222,54 @@ pub fn split_crop(image: &str) -> Result<(&str, Option<[f32; 4]>), String> {
     }
 }
 
-/// One entry of a plugin's configuration schema; `default` is a TOML value.
+/// One entry of a plugin's configuration schema, derived from its settings type: `default` is a
+/// JSON value.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct ConfigEntry {
     pub key: RString,
     pub default: RString,
     pub help: RString,
+}
+
+/// A result file `clasp eval --task T --input NAME=PATH` hands to the task's `evaluate_files`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct ResultFile {
+    pub name: RString,
+    pub help: RString,
+}
+
+/// What kind of failure a plugin reports.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A task setting cannot be used.
+    Config,
+    /// Input data (a file, a record, a prediction) cannot be read.
+    Data,
+    /// The task does not do this.
+    Unsupported,
+    /// The plugin panicked; the panic was caught at the boundary.
+    Panic,
+    /// A host operation the plugin called failed.
+    Host,
+}
+
+/// A plugin's failure as it crosses the boundary.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct PluginError {
+    pub kind: ErrorKind,
+    pub message: RString,
+}
+
+/// One output of a head's `forward`, by name (`logits`, `feature`, `heatmaps`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct NamedTensor {
+    pub name: RString,
+    pub id: TensorId,
 }
 
 /// What a task plugin is.
@@ -177,8 +287,11 @@ pub struct PluginSpec {
     pub metrics: RVec<RString>,
     /// The metric that selects the best epoch (higher is better).
     pub primary_metric: RString,
+    /// The task's settings (its `[task]` table), derived from its settings type.
     pub config: RVec<ConfigEntry>,
     pub head_variants: RVec<RString>,
+    /// The result files `evaluate_files` reads (empty: it reads none).
+    pub result_files: RVec<ResultFile>,
 }
 
 /// One input of `evaluate_files`: what the file is (`results`, `gt`, `features`, `pred_dir`, …)
@@ -334,14 +447,14 @@ pub struct HostOps {
         p: f64,
         training: bool,
     ) -> RResult<TensorId, RString>,
-    /// A scalar loss; `weight` is per element (or broadcastable), `params` as `LossKind` says.
+    /// A scalar loss; `weight` is per element (or broadcastable).
     pub loss: extern "C" fn(
         ctx: HostCtx,
         kind: LossKind,
         input: TensorId,
         target: TensorId,
         weight: ROption<TensorId>,
-        params: RSlice<'_, f64>,
+        options: LossOptions,
     ) -> RResult<TensorId, RString>,
     pub shape: extern "C" fn(ctx: HostCtx, x: TensorId) -> RResult<RVec<u64>, RString>,
     #[sabi(last_prefix_field)]

@@ -1,20 +1,23 @@
-//! Turning a [`Task`] into the exported root module; every call catches panics.
+//! Turning a [`Task`] into the exported root module: settings parsed once, every call guarded
+//! (errors keep their kind, panics become `Panic` errors).
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec};
 
 use crate::abi::{
-    Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, PluginSpec, Record,
-    SampleStats, TensorId, INTERFACE_VERSION,
+    ErrorKind, Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, NamedTensor,
+    PluginError, PluginSpec, Record, SampleStats, Split, TensorId, INTERFACE_VERSION,
 };
 use crate::host::Host;
+use crate::outputs::Outputs;
 use crate::plugin::{TaskPlugin, TaskPluginRef};
-use crate::task::{FeatureMaps, Task, TaskConfig};
+use crate::task::{FeatureMaps, Task};
 use crate::Error;
 
 /// The plugin's one task instance (each plugin library has its own copy of this static).
@@ -22,28 +25,79 @@ static INSTANCE: OnceLock<Box<dyn Any + Send + Sync>> = OnceLock::new();
 
 fn task<T: Task>() -> &'static T {
     INSTANCE
-        .get_or_init(|| Box::new(T::new()))
+        .get_or_init(|| Box::<T>::default())
         .downcast_ref::<T>()
         .expect("one task type per plugin library")
 }
 
-fn guard<R>(f: impl FnOnce() -> Result<R, Error>) -> RResult<R, RString> {
+/// Parsed settings by their JSON text: a run resolves one `[task]` table and every call of the
+/// run passes it again, so each distinct table is parsed and checked once.
+static SETTINGS: OnceLock<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>> = OnceLock::new();
+
+fn settings<T: Task>(json: RStr<'_>) -> Result<Arc<T::Config>, Error> {
+    let cache = SETTINGS.get_or_init(Default::default);
+    let known = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(json.as_str())
+        .cloned();
+    let parsed = match known {
+        Some(p) => p,
+        None => {
+            let p: Arc<dyn Any + Send + Sync> =
+                Arc::new(crate::settings::parse::<T::Config>(json.as_str())?);
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(json.to_string(), p.clone());
+            p
+        }
+    };
+    parsed
+        .downcast::<T::Config>()
+        .map_err(|_| Error::config("settings of another type cached (one task per plugin library)"))
+}
+
+fn guard<R>(f: impl FnOnce() -> Result<R, Error>) -> RResult<R, PluginError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
-        Ok(Err(e)) => RErr(e.0.into()),
+        Ok(Err(e)) => RErr(e.into_abi()),
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic payload".into());
-            RErr(format!("panicked: {msg}").into())
+            RErr(Error::new(ErrorKind::Panic, msg).into_abi())
         }
     }
 }
 
-extern "C" fn spec<T: Task>() -> RResult<PluginSpec, RString> {
-    guard(|| Ok(task::<T>().spec().into_abi()))
+/// [`guard`] for a call that reads the settings.
+fn with_settings<T: Task, R>(
+    config: RStr<'_>,
+    f: impl FnOnce(&T, &T::Config) -> Result<R, Error>,
+) -> RResult<R, PluginError> {
+    guard(|| f(task::<T>(), &*settings::<T>(config)?))
+}
+
+/// An optional method's answer across the boundary: `RNone` when the task does not offer it.
+fn optional<R, A>(
+    answer: Option<Result<R, Error>>,
+    to_abi: impl FnOnce(R) -> A,
+) -> Result<ROption<A>, Error> {
+    match answer {
+        None => Ok(ROption::RNone),
+        Some(r) => r.map(|v| ROption::RSome(to_abi(v))),
+    }
+}
+
+extern "C" fn spec<T: Task>() -> RResult<PluginSpec, PluginError> {
+    guard(|| Ok(task::<T>().spec().into_abi::<T::Config>()))
+}
+
+extern "C" fn check_config<T: Task>(config: RStr<'_>) -> RResult<(), PluginError> {
+    with_settings::<T, _>(config, |_, _| Ok(()))
 }
 
 extern "C" fn build_head<T: Task>(
@@ -51,10 +105,9 @@ extern "C" fn build_head<T: Task>(
     ctx: HostCtx,
     config: RStr<'_>,
     dim: u64,
-) -> RResult<(), RString> {
-    guard(|| {
-        let host = Host::new(ops, ctx);
-        task::<T>().build_head(&host, &TaskConfig::parse(config.as_str())?, dim as usize)
+) -> RResult<(), PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        t.build_head(&Host::new(ops, ctx), cfg, dim as usize)
     })
 }
 
@@ -63,13 +116,11 @@ extern "C" fn forward<T: Task>(
     ctx: HostCtx,
     config: RStr<'_>,
     features: Features,
-) -> RResult<TensorId, RString> {
-    guard(|| {
+) -> RResult<RVec<NamedTensor>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
         let host = Host::new(ops, ctx);
         let f = FeatureMaps::new(&host, features);
-        Ok(task::<T>()
-            .forward(&host, &TaskConfig::parse(config.as_str())?, &f)?
-            .id)
+        Ok(t.forward(&host, cfg, &f)?.into_abi().into())
     })
 }
 
@@ -77,20 +128,13 @@ extern "C" fn loss<T: Task>(
     ops: HostOpsRef,
     ctx: HostCtx,
     config: RStr<'_>,
-    output: TensorId,
+    outputs: RSlice<'_, NamedTensor>,
     targets: RSlice<'_, Record>,
-) -> RResult<TensorId, RString> {
-    guard(|| {
+) -> RResult<TensorId, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
         let host = Host::new(ops, ctx);
-        let out = host.tensor(output);
-        Ok(task::<T>()
-            .loss(
-                &host,
-                &TaskConfig::parse(config.as_str())?,
-                out,
-                targets.as_slice(),
-            )?
-            .id)
+        let outputs = Outputs::from_abi(&host, outputs.as_slice());
+        Ok(t.loss(&host, cfg, &outputs, targets.as_slice())?.id)
     })
 }
 
@@ -98,14 +142,12 @@ extern "C" fn decode<T: Task>(
     ops: HostOpsRef,
     ctx: HostCtx,
     config: RStr<'_>,
-    output: TensorId,
-) -> RResult<RVec<Record>, RString> {
-    guard(|| {
+    outputs: RSlice<'_, NamedTensor>,
+) -> RResult<RVec<Record>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
         let host = Host::new(ops, ctx);
-        let out = host.tensor(output);
-        Ok(task::<T>()
-            .decode(&host, &TaskConfig::parse(config.as_str())?, out)?
-            .into())
+        let outputs = Outputs::from_abi(&host, outputs.as_slice());
+        Ok(t.decode(&host, cfg, &outputs)?.into())
     })
 }
 
@@ -113,30 +155,23 @@ extern "C" fn evaluate<T: Task>(
     config: RStr<'_>,
     predictions: RSlice<'_, Record>,
     targets: RSlice<'_, Record>,
-) -> RResult<RVec<Metric>, RString> {
-    guard(|| {
-        let m = task::<T>().evaluate(
-            &TaskConfig::parse(config.as_str())?,
+) -> RResult<RVec<Metric>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        Ok(metrics_of(t.evaluate(
+            cfg,
             predictions.as_slice(),
             targets.as_slice(),
-        )?;
-        Ok(metrics_of(m))
+        )?))
     })
 }
 
 extern "C" fn dataset<T: Task>(
     config: RStr<'_>,
     root: RStr<'_>,
-    split: RStr<'_>,
-) -> RResult<RVec<Record>, RString> {
-    guard(|| {
-        Ok(task::<T>()
-            .dataset(
-                &TaskConfig::parse(config.as_str())?,
-                Path::new(root.as_str()),
-                split.as_str(),
-            )?
-            .into())
+    split: Split,
+) -> RResult<RVec<Record>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        Ok(t.dataset(cfg, Path::new(root.as_str()), split)?.into())
     })
 }
 
@@ -145,29 +180,25 @@ extern "C" fn visualize<T: Task>(
     image: RStr<'_>,
     prediction: &Record,
     out: RStr<'_>,
-) -> RResult<bool, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        match task::<T>().visualize(
-            &cfg,
+) -> RResult<bool, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        let drawn = t.visualize(
+            cfg,
             Path::new(image.as_str()),
             prediction,
             Path::new(out.as_str()),
-        ) {
-            Some(drawn) => drawn.map(|()| true),
-            // The task draws nothing: not an error, the host just has no picture.
-            None => Ok(false),
-        }
+        );
+        // The task draws nothing: not an error, the host just has no picture.
+        Ok(optional(drawn, |()| ())?.is_some())
     })
 }
 
 extern "C" fn describe<T: Task>(
     config: RStr<'_>,
     prediction: &Record,
-) -> RResult<RString, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        Ok(RString::from(task::<T>().describe(&cfg, prediction)?))
+) -> RResult<RString, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        Ok(RString::from(t.describe(cfg, prediction)?))
     })
 }
 
@@ -176,10 +207,9 @@ extern "C" fn prepare<T: Task>(
     ctx: HostCtx,
     config: RStr<'_>,
     train: RSlice<'_, Record>,
-) -> RResult<(), RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        task::<T>().prepare(&Host::new(ops, ctx), &cfg, train.as_slice())
+) -> RResult<(), PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        t.prepare(&Host::new(ops, ctx), cfg, train.as_slice())
     })
 }
 
@@ -195,17 +225,13 @@ fn metrics_of(m: Vec<(String, f64)>) -> RVec<Metric> {
 extern "C" fn evaluate_files<T: Task>(
     config: RStr<'_>,
     inputs: RSlice<'_, NamedPath>,
-) -> RResult<RVec<Metric>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
+) -> RResult<ROption<RVec<Metric>>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
         let inputs: Vec<(String, PathBuf)> = inputs
             .iter()
             .map(|i| (i.name.to_string(), PathBuf::from(i.path.as_str())))
             .collect();
-        task::<T>()
-            .evaluate_files(&cfg, &inputs)
-            .unwrap_or_else(|| Err(Error("this task evaluates no external result files".into())))
-            .map(metrics_of)
+        optional(t.evaluate_files(cfg, &inputs), metrics_of)
     })
 }
 
@@ -214,14 +240,10 @@ extern "C" fn flip<T: Task>(
     record: &Record,
     height: u32,
     width: u32,
-) -> RResult<ROption<Record>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
+) -> RResult<ROption<Record>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
         let size = [height as usize, width as usize];
-        match task::<T>().flip(&cfg, record, size) {
-            None => Ok(ROption::RNone),
-            Some(r) => r.map(ROption::RSome),
-        }
+        optional(t.flip(cfg, record, size), |r| r)
     })
 }
 
@@ -229,13 +251,9 @@ extern "C" fn merge_flip<T: Task>(
     config: RStr<'_>,
     prediction: &Record,
     mirrored: &Record,
-) -> RResult<ROption<Record>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        match task::<T>().merge_flip(&cfg, prediction, mirrored) {
-            None => Ok(ROption::RNone),
-            Some(r) => r.map(ROption::RSome),
-        }
+) -> RResult<ROption<Record>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        optional(t.merge_flip(cfg, prediction, mirrored), |r| r)
     })
 }
 
@@ -245,18 +263,16 @@ extern "C" fn visualize_ranking<T: Task>(
     prediction: &Record,
     gallery: RSlice<'_, Record>,
     out: RStr<'_>,
-) -> RResult<(), RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        task::<T>()
-            .visualize_ranking(
-                &cfg,
-                Path::new(image.as_str()),
-                prediction,
-                gallery.as_slice(),
-                Path::new(out.as_str()),
-            )
-            .unwrap_or_else(|| Err(Error("this task draws no rank lists".into())))
+) -> RResult<bool, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        let drawn = t.visualize_ranking(
+            cfg,
+            Path::new(image.as_str()),
+            prediction,
+            gallery.as_slice(),
+            Path::new(out.as_str()),
+        );
+        Ok(optional(drawn, |()| ())?.is_some())
     })
 }
 
@@ -264,26 +280,19 @@ extern "C" fn sample_statistics<T: Task>(
     config: RStr<'_>,
     predictions: RSlice<'_, Record>,
     targets: RSlice<'_, Record>,
-) -> RResult<ROption<RVec<SampleStats>>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        match task::<T>().sample_statistics(&cfg, predictions.as_slice(), targets.as_slice()) {
-            None => Ok(ROption::RNone),
-            Some(rows) => rows.map(|r| ROption::RSome(r.into())),
-        }
+) -> RResult<ROption<RVec<SampleStats>>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        let rows = t.sample_statistics(cfg, predictions.as_slice(), targets.as_slice());
+        optional(rows, RVec::from)
     })
 }
 
 extern "C" fn metrics_of_samples<T: Task>(
     config: RStr<'_>,
     samples: RSlice<'_, SampleStats>,
-) -> RResult<ROption<RVec<Metric>>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        match task::<T>().metrics_of_samples(&cfg, samples.as_slice()) {
-            None => Ok(ROption::RNone),
-            Some(m) => m.map(|m| ROption::RSome(metrics_of(m))),
-        }
+) -> RResult<ROption<RVec<Metric>>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        optional(t.metrics_of_samples(cfg, samples.as_slice()), metrics_of)
     })
 }
 
@@ -291,22 +300,17 @@ extern "C" fn blind_predictions<T: Task>(
     config: RStr<'_>,
     train: RSlice<'_, Record>,
     test: RSlice<'_, Record>,
-) -> RResult<ROption<RVec<NamedPredictions>>, RString> {
-    guard(|| {
-        let cfg = TaskConfig::parse(config.as_str())?;
-        match task::<T>().blind_predictions(&cfg, train.as_slice(), test.as_slice()) {
-            None => Ok(ROption::RNone),
-            Some(named) => named.map(|n| {
-                ROption::RSome(
-                    n.into_iter()
-                        .map(|(name, predictions)| NamedPredictions {
-                            name: name.into(),
-                            predictions: predictions.into(),
-                        })
-                        .collect(),
-                )
-            }),
-        }
+) -> RResult<ROption<RVec<NamedPredictions>>, PluginError> {
+    with_settings::<T, _>(config, |t, cfg| {
+        let named = t.blind_predictions(cfg, train.as_slice(), test.as_slice());
+        optional(named, |n| {
+            n.into_iter()
+                .map(|(name, predictions)| NamedPredictions {
+                    name: name.into(),
+                    predictions: predictions.into(),
+                })
+                .collect()
+        })
     })
 }
 
@@ -315,6 +319,7 @@ pub fn root_module<T: Task>() -> TaskPluginRef {
     TaskPlugin {
         interface_version: INTERFACE_VERSION,
         spec: spec::<T>,
+        check_config: check_config::<T>,
         build_head: build_head::<T>,
         forward: forward::<T>,
         loss: loss::<T>,

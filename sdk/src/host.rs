@@ -4,15 +4,15 @@
 use abi_stable::std_types::{RNone, ROption, RResult, RStr};
 
 use crate::abi::{
-    BinaryOp, HostArray, HostCtx, HostOpsRef, InitKind, InitSpec, LossKind, Record, ReduceOp,
-    TensorId, UnaryOp,
+    BinaryOp, HostArray, HostCtx, HostOpsRef, InitKind, InitSpec, LossKind, LossOptions, Record,
+    ReduceOp, TensorId, UnaryOp,
 };
 use crate::Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn ok<T>(r: RResult<T, abi_stable::std_types::RString>) -> Result<T> {
-    r.into_result().map_err(|e| Error(e.into_string()))
+    r.into_result().map_err(Error::host)
 }
 
 /// Parameter initialisation.
@@ -90,8 +90,8 @@ impl Host {
     /// Overwrites `buffer` (made by [`Host::buffer`]) with `value` of the same shape.
     pub fn assign(&self, buffer: Tensor<'_>, value: Tensor<'_>) -> Result<()> {
         let Some(assign) = self.ops.assign() else {
-            return Err(Error(
-                "this clasp host cannot assign buffers (it predates `assign`)".into(),
+            return Err(Error::unsupported(
+                "this clasp host cannot assign buffers (it predates `assign`)",
             ));
         };
         ok(assign(self.ctx, buffer.id, value.id))
@@ -101,7 +101,7 @@ impl Host {
     pub fn constant(&self, shape: &[usize], data: &[f32]) -> Result<Tensor<'_>> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error(format!(
+            return Err(Error::data(format!(
                 "constant of shape {shape:?} needs {n} values, got {}",
                 data.len()
             )));
@@ -131,14 +131,17 @@ impl Host {
         smoothing: f64,
         ignore: Option<i64>,
     ) -> Result<Tensor<'h>> {
-        let params = [smoothing, ignore.map_or(-1.0, |i| i as f64)];
+        let options = LossOptions {
+            label_smoothing: smoothing,
+            ignore_index: ignore.into(),
+        };
         self.t((self.ops.loss())(
             self.ctx,
             LossKind::CrossEntropy,
             logits.id,
             target.id,
             RNone,
-            params.as_slice().into(),
+            options,
         ))
     }
 
@@ -156,7 +159,7 @@ impl Host {
             logits.id,
             target.id,
             w,
-            [].as_slice().into(),
+            LossOptions::default(),
         ))
     }
 
@@ -174,7 +177,7 @@ impl Host {
             input.id,
             target.id,
             w,
-            [].as_slice().into(),
+            LossOptions::default(),
         ))
     }
 }

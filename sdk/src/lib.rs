@@ -7,40 +7,41 @@
 //! This crate never depends on candle or on clasp-core.
 
 pub mod abi;
+pub mod classify;
 #[cfg(feature = "draw")]
 pub mod draw;
+mod error;
 pub mod export;
 pub mod host;
+pub mod outputs;
 pub mod plugin;
 pub mod pool;
+pub mod settings;
+pub mod table;
 pub mod task;
 pub mod upsample;
 
-pub use abi::{Features, PluginSpec, Record, SampleStats, TensorId, INTERFACE_VERSION};
+pub use abi::{
+    ErrorKind, Features, PluginSpec, Record, Role, SampleStats, Split, TensorId, INTERFACE_VERSION,
+};
 pub use abi_stable;
+
+/// This SDK's version: a plugin built against another minor version is refused at load time.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use error::Error;
 pub use host::{Host, Init, Result, Tensor};
+pub use outputs::Outputs;
 pub use pool::Pool;
+pub use settings::{ensure_in, Settings, MAX_WIDTH};
 pub use task::{
-    ensure_paired, group_of_image, FeatureMaps, NamedPredictionSets, Spec, Task, TaskConfig,
+    ensure_paired, group_of_image, input, FeatureMaps, Metrics, NamedPredictionSets, Spec, Task,
 };
 pub use upsample::UpsampleHead;
 
-/// An error a plugin reports to the host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// `bail!`-style early return with an [`Error`].
-#[macro_export]
-macro_rules! fail {
-    ($($arg:tt)*) => {
-        return Err($crate::Error(format!($($arg)*)))
+/// What nearly every plugin uses: `use clasp_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        export_task, fail, FeatureMaps, Host, Init, Metrics, Outputs, Record, Result, Settings,
+        Spec, Split, Task, Tensor,
     };
 }

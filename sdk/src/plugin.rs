@@ -12,12 +12,12 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 use crate::abi::{
-    Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, PluginSpec, Record,
-    SampleStats, TensorId,
+    Features, HostCtx, HostOpsRef, Metric, NamedPath, NamedPredictions, NamedTensor, PluginError,
+    PluginSpec, Record, SampleStats, Split, TensorId,
 };
 
-/// Every function returns `RErr(message)` on failure, panics included: the host names the plugin
-/// and the call. `config` is the task's configuration as a JSON object.
+/// Every function returns `RErr` with a kind and a message on failure, panics included: the host
+/// names the plugin and the call. `config` is the task's resolved settings as a JSON object.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = TaskPluginRef)))]
@@ -25,62 +25,65 @@ use crate::abi::{
 pub struct TaskPlugin {
     /// [`crate::abi::INTERFACE_VERSION`] of the SDK the plugin was built with.
     pub interface_version: u32,
-    pub spec: extern "C" fn() -> RResult<PluginSpec, RString>,
+    pub spec: extern "C" fn() -> RResult<PluginSpec, PluginError>,
+    /// Parses and checks the task's settings: a wrong value is named by its key.
+    pub check_config: extern "C" fn(config: RStr<'_>) -> RResult<(), PluginError>,
     /// Creates the head's parameters through `host.param` (features of width `dim`).
     pub build_head: extern "C" fn(
         host: HostOpsRef,
         ctx: HostCtx,
         config: RStr<'_>,
         dim: u64,
-    ) -> RResult<(), RString>,
+    ) -> RResult<(), PluginError>,
     /// The head's output for a batch of backbone features.
     pub forward: extern "C" fn(
         host: HostOpsRef,
         ctx: HostCtx,
         config: RStr<'_>,
         features: Features,
-    ) -> RResult<TensorId, RString>,
+    ) -> RResult<RVec<NamedTensor>, PluginError>,
     /// A scalar loss of `output` against the batch's targets.
     pub loss: extern "C" fn(
         host: HostOpsRef,
         ctx: HostCtx,
         config: RStr<'_>,
-        output: TensorId,
+        outputs: RSlice<'_, NamedTensor>,
         targets: RSlice<'_, Record>,
-    ) -> RResult<TensorId, RString>,
+    ) -> RResult<TensorId, PluginError>,
     /// Predictions as plain CPU values, one record per sample.
     pub decode: extern "C" fn(
         host: HostOpsRef,
         ctx: HostCtx,
         config: RStr<'_>,
-        output: TensorId,
-    ) -> RResult<RVec<Record>, RString>,
+        outputs: RSlice<'_, NamedTensor>,
+    ) -> RResult<RVec<Record>, PluginError>,
     /// Metrics over a whole split.
     pub evaluate: extern "C" fn(
         config: RStr<'_>,
         predictions: RSlice<'_, Record>,
         targets: RSlice<'_, Record>,
-    ) -> RResult<RVec<Metric>, RString>,
+    ) -> RResult<RVec<Metric>, PluginError>,
     /// The samples of `split` in the task's native annotation format under `root`.
     #[sabi(last_prefix_field)]
     pub dataset: extern "C" fn(
         config: RStr<'_>,
         root: RStr<'_>,
-        split: RStr<'_>,
-    ) -> RResult<RVec<Record>, RString>,
+        split: Split,
+    ) -> RResult<RVec<Record>, PluginError>,
     /// Draws a prediction for `image` into the PNG `out`: `true` when drawn, `false` when the
-    /// task draws nothing (interface 2; in 1 that was an error, so `clasp predict` failed).
+    /// task draws nothing.
     pub visualize: ROption<
         extern "C" fn(
             config: RStr<'_>,
             image: RStr<'_>,
             prediction: &Record,
             out: RStr<'_>,
-        ) -> RResult<bool, RString>,
+        ) -> RResult<bool, PluginError>,
     >,
     /// One line a person reads for a prediction (`clasp predict` prints it; optional).
-    pub describe:
-        ROption<extern "C" fn(config: RStr<'_>, prediction: &Record) -> RResult<RString, RString>>,
+    pub describe: ROption<
+        extern "C" fn(config: RStr<'_>, prediction: &Record) -> RResult<RString, PluginError>,
+    >,
     /// What the head needs of the training split (positive ratios, class counts), kept in its
     /// buffers; fine-tuning calls it once before `build_head` (optional).
     pub prepare: ROption<
@@ -89,15 +92,15 @@ pub struct TaskPlugin {
             ctx: HostCtx,
             config: RStr<'_>,
             train: RSlice<'_, Record>,
-        ) -> RResult<(), RString>,
+        ) -> RResult<(), PluginError>,
     >,
-    /// Metrics of predictions another system wrote to files (`clasp eval --task NAME …`),
-    /// in the task's usual exchange formats (optional).
+    /// Metrics of predictions another system wrote to files (`clasp eval --task NAME --input
+    /// FILE=PATH`), named as the spec's `result_files`; `RNone` inside: the task reads none.
     pub evaluate_files: ROption<
         extern "C" fn(
             config: RStr<'_>,
             inputs: RSlice<'_, NamedPath>,
-        ) -> RResult<RVec<Metric>, RString>,
+        ) -> RResult<ROption<RVec<Metric>>, PluginError>,
     >,
     /// The targets of `record`, as loaded for an image of `height` × `width`, after that image is
     /// mirrored left–right; `RNone` when the task is not trained on mirrored images. Hosts train
@@ -109,7 +112,7 @@ pub struct TaskPlugin {
             record: &Record,
             height: u32,
             width: u32,
-        ) -> RResult<ROption<Record>, RString>,
+        ) -> RResult<ROption<Record>, PluginError>,
     >,
     /// The prediction for an image merged with the prediction for its mirror image (the flip
     /// test); `RNone` when the task offers no flip test.
@@ -119,10 +122,11 @@ pub struct TaskPlugin {
             config: RStr<'_>,
             prediction: &Record,
             mirrored: &Record,
-        ) -> RResult<ROption<Record>, RString>,
+        ) -> RResult<ROption<Record>, PluginError>,
     >,
     /// Draws the prediction for the query `image` beside the closest of `gallery` (predictions
-    /// whose `image` names their file) into the PNG `out`: a retrieval task's rank list.
+    /// whose `image` names their file) into the PNG `out`: a retrieval task's rank list;
+    /// `false` when the task draws none.
     #[sabi(missing_field(default))]
     pub visualize_ranking: ROption<
         extern "C" fn(
@@ -131,7 +135,7 @@ pub struct TaskPlugin {
             prediction: &Record,
             gallery: RSlice<'_, Record>,
             out: RStr<'_>,
-        ) -> RResult<(), RString>,
+        ) -> RResult<bool, PluginError>,
     >,
     /// Per-sample statistics of a split's predictions, from which `metrics_of_samples` gives
     /// the split's metrics (`RNone` inside: the task offers none).
@@ -141,7 +145,7 @@ pub struct TaskPlugin {
             config: RStr<'_>,
             predictions: RSlice<'_, Record>,
             targets: RSlice<'_, Record>,
-        ) -> RResult<ROption<RVec<SampleStats>>, RString>,
+        ) -> RResult<ROption<RVec<SampleStats>>, PluginError>,
     >,
     /// The metrics of a multiset of rows of `sample_statistics` (a bootstrap resample).
     #[sabi(missing_field(default))]
@@ -149,7 +153,7 @@ pub struct TaskPlugin {
         extern "C" fn(
             config: RStr<'_>,
             samples: RSlice<'_, SampleStats>,
-        ) -> RResult<ROption<RVec<Metric>>, RString>,
+        ) -> RResult<ROption<RVec<Metric>>, PluginError>,
     >,
     /// Predictions for `test` that never look at an image, made from the `train` targets.
     #[sabi(missing_field(default))]
@@ -158,7 +162,7 @@ pub struct TaskPlugin {
             config: RStr<'_>,
             train: RSlice<'_, Record>,
             test: RSlice<'_, Record>,
-        ) -> RResult<ROption<RVec<NamedPredictions>>, RString>,
+        ) -> RResult<ROption<RVec<NamedPredictions>>, PluginError>,
     >,
 }
 

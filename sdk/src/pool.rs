@@ -1,35 +1,26 @@
 //! How a head reads the backbone's features as one vector per image: the CLS token, the mean
 //! patch token, or both side by side (the `pool` setting of the reference plugins).
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::fail;
 use crate::host::{Host, Result, Tensor};
-use crate::task::{FeatureMaps, TaskConfig};
+use crate::task::FeatureMaps;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The head's input: the CLS token, the mean of the patch tokens, or both side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Pool {
+    #[default]
+    #[serde(rename = "cls")]
     Cls,
+    #[serde(rename = "mean")]
     Mean,
+    #[serde(rename = "cls+mean")]
     ClsMean,
 }
 
 impl Pool {
-    /// Help text for a `pool` config entry.
-    pub const HELP: &'static str = "head input: cls, mean (of the patch tokens) or cls+mean";
-
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "cls" => Ok(Self::Cls),
-            "mean" => Ok(Self::Mean),
-            "cls+mean" => Ok(Self::ClsMean),
-            other => fail!("unknown pool `{other}` (cls, mean, cls+mean)"),
-        }
-    }
-
-    /// The pooling a task's `pool` setting names.
-    pub fn from_config(cfg: &TaskConfig) -> Result<Self> {
-        Self::parse(&cfg.str("pool")?)
-    }
-
     /// Width of the pooled vector for backbone features of width `dim`.
     pub fn width(self, dim: usize) -> usize {
         if self == Self::ClsMean {

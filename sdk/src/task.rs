@@ -1,19 +1,24 @@
-//! The trait a plugin author implements, and the configuration it receives.
+//! The trait a plugin author implements.
 
 use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::RString;
-use serde_json::{Map, Value};
 
 pub use crate::abi::SampleStats;
-use crate::abi::{ConfigEntry, Features, PluginSpec, Record};
+use crate::abi::{Features, PluginSpec, Record, ResultFile, Split};
 use crate::host::{Host, Result, Tensor};
+use crate::outputs::Outputs;
+use crate::settings::Settings;
 use crate::Error;
+
+/// Named metric values, in the order a task reports them.
+pub type Metrics = Vec<(String, f64)>;
 
 /// Predictions of several named predictors, each one record per sample.
 pub type NamedPredictionSets = Vec<(String, Vec<Record>)>;
 
-/// A task's description, in plain Rust types.
+/// A task's description, in plain Rust types. Its settings are described by
+/// [`Task::Config`], not here.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub name: String,
@@ -25,13 +30,13 @@ pub struct Spec {
     pub input_size: [u32; 2],
     pub metrics: Vec<String>,
     pub primary_metric: String,
-    /// (key, default as a TOML value, help).
-    pub config: Vec<(String, String, String)>,
     pub head_variants: Vec<String>,
+    /// (name, what the file is) of each result file `evaluate_files` reads.
+    pub result_files: Vec<(String, String)>,
 }
 
 impl Spec {
-    pub(crate) fn into_abi(self) -> PluginSpec {
+    pub(crate) fn into_abi<S: Settings>(self) -> PluginSpec {
         let s = |v: Vec<String>| v.into_iter().map(RString::from).collect();
         PluginSpec {
             name: self.name.into(),
@@ -41,79 +46,32 @@ impl Spec {
             input_size: self.input_size,
             metrics: s(self.metrics),
             primary_metric: self.primary_metric.into(),
-            config: self
-                .config
+            config: crate::settings::schema::<S>().into(),
+            head_variants: s(self.head_variants),
+            result_files: self
+                .result_files
                 .into_iter()
-                .map(|(key, default, help)| ConfigEntry {
-                    key: key.into(),
-                    default: default.into(),
+                .map(|(name, help)| ResultFile {
+                    name: name.into(),
                     help: help.into(),
                 })
                 .collect(),
-            head_variants: s(self.head_variants),
         }
     }
 }
 
-/// The task's configuration (its `[task]` table, defaults filled in by the host).
-#[derive(Debug, Clone, Default)]
-pub struct TaskConfig(pub Map<String, Value>);
-
-impl TaskConfig {
-    pub fn parse(json: &str) -> Result<Self> {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(m)) => Ok(Self(m)),
-            Ok(other) => Err(Error(format!("task config must be a table, got {other}"))),
-            Err(e) => Err(Error(format!("task config is not valid JSON: {e}"))),
-        }
-    }
-
-    fn get(&self, key: &str) -> Result<&Value> {
-        self.0
-            .get(key)
-            .ok_or_else(|| Error(format!("task config has no key `{key}`")))
-    }
-
-    pub fn str(&self, key: &str) -> Result<String> {
-        match self.get(key)? {
-            Value::String(s) => Ok(s.clone()),
-            v => Err(Error(format!("task config `{key}` = {v} is not a string"))),
-        }
-    }
-
-    pub fn f64(&self, key: &str) -> Result<f64> {
-        self.get(key)?
-            .as_f64()
-            .ok_or_else(|| Error(format!("task config `{key}` is not a number")))
-    }
-
-    pub fn usize(&self, key: &str) -> Result<usize> {
-        self.get(key)?
-            .as_u64()
-            .map(|v| v as usize)
-            .ok_or_else(|| Error(format!("task config `{key}` is not a non-negative integer")))
-    }
-
-    /// The widest layer a head setting may ask for ([`Self::usize_in`]'s usual bound).
-    pub const MAX_WIDTH: usize = 16_384;
-
-    /// A size setting within `[min, max]`: a zero width fails deep inside a layer, and an
-    /// absurd one exhausts memory before any message.
-    pub fn usize_in(&self, key: &str, min: usize, max: usize) -> Result<usize> {
-        let v = self.usize(key)?;
-        if !(min..=max).contains(&v) {
-            return Err(Error(format!(
-                "task config `{key}` = {v} is outside [{min}, {max}]"
-            )));
-        }
-        Ok(v)
-    }
-
-    pub fn bool(&self, key: &str) -> Result<bool> {
-        self.get(key)?
-            .as_bool()
-            .ok_or_else(|| Error(format!("task config `{key}` is not a boolean")))
-    }
+/// The path of the result file called `name` among `inputs`, or an error naming what is missing.
+pub fn input<'a>(inputs: &'a [(String, PathBuf)], name: &str) -> Result<&'a Path> {
+    inputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.as_path())
+        .ok_or_else(|| {
+            let given: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+            Error::config(format!(
+                "needs the result file `{name}` (--input {name}=PATH); given: {given:?}"
+            ))
+        })
 }
 
 /// A stable resampling group for a sample known only by its image (FNV-1a of the name): the same
@@ -127,7 +85,7 @@ pub fn group_of_image(image: &str) -> u64 {
 /// Fails unless there is one prediction per target: the first check of every `evaluate`.
 pub fn ensure_paired(predictions: &[Record], targets: &[Record]) -> Result<()> {
     if predictions.len() != targets.len() {
-        return Err(Error(format!(
+        return Err(Error::data(format!(
             "{} predictions for {} targets",
             predictions.len(),
             targets.len()
@@ -168,52 +126,62 @@ impl<'h> FeatureMaps<'h> {
     }
 }
 
-/// A downstream task: its description, head, loss, decoding, metrics and data.
-pub trait Task: Send + Sync + 'static {
-    fn new() -> Self
-    where
-        Self: Sized;
+/// A downstream task: its description, head, loss, decoding, metrics and data. The plugin holds
+/// one instance, made by `Default`.
+pub trait Task: Default + Send + Sync + 'static {
+    /// The task's settings (its `[task]` table), parsed once per distinct table.
+    type Config: Settings;
 
     fn spec(&self) -> Spec;
 
-    /// Creates the head's parameters with `host.param` for features of width `dim`.
-    fn build_head(&self, host: &Host, config: &TaskConfig, dim: usize) -> Result<()>;
+    /// Creates the head's parameters (`host.param`) for features of width `dim`. The default
+    /// runs `forward` on zero features, which creates every parameter it fetches.
+    fn build_head(&self, host: &Host, config: &Self::Config, dim: usize) -> Result<()> {
+        let zeros = FeatureMaps::zeros(host, dim)?;
+        self.forward(host, config, &zeros).map(|_| ())
+    }
 
-    /// The head's output for a batch (parameters are fetched again with `host.param`).
+    /// The head's outputs for a batch (parameters are fetched again with `host.param`); a
+    /// tensor converts into the one output of a head that has one.
     fn forward<'h>(
         &self,
         host: &'h Host,
-        config: &TaskConfig,
+        config: &Self::Config,
         features: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>>;
+    ) -> Result<Outputs<'h>>;
 
-    /// A scalar loss of `output` against the batch's `targets`.
+    /// A scalar loss of `outputs` against the batch's `targets`.
     fn loss<'h>(
         &self,
         host: &'h Host,
-        config: &TaskConfig,
-        output: Tensor<'h>,
+        config: &Self::Config,
+        outputs: &Outputs<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>>;
 
     /// Predictions as plain values, one record per sample.
-    fn decode(&self, host: &Host, config: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>>;
+    fn decode(
+        &self,
+        host: &Host,
+        config: &Self::Config,
+        outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>>;
 
     /// Metrics over a split.
     fn evaluate(
         &self,
-        config: &TaskConfig,
+        config: &Self::Config,
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>>;
 
     /// The samples of `split` under `root`, in the task's native annotation format.
-    fn dataset(&self, config: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>>;
+    fn dataset(&self, config: &Self::Config, root: &Path, split: Split) -> Result<Vec<Record>>;
 
     /// Draws `prediction` over `image` into the PNG `out`; `None` when the task draws nothing.
     fn visualize(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _image: &Path,
         _prediction: &Record,
         _out: &Path,
@@ -226,16 +194,16 @@ pub trait Task: Send + Sync + 'static {
     /// Fine-tuning calls it once, before `build_head`, which may read those buffers; a head
     /// loaded from a checkpoint gets its buffers back before `build_head` instead. The default
     /// keeps nothing.
-    fn prepare(&self, _host: &Host, _config: &TaskConfig, _train: &[Record]) -> Result<()> {
+    fn prepare(&self, _host: &Host, _config: &Self::Config, _train: &[Record]) -> Result<()> {
         Ok(())
     }
 
-    /// Metrics of predictions another system wrote to files, named as `clasp eval` passes them
-    /// (`results` + `gt`, `features`, `pred_dir` + `gt_dir`, `pred` + `gt`); `None` when the
-    /// task reads no such files.
+    /// Metrics of predictions another system wrote to files, each named as the spec's
+    /// `result_files` declare (`clasp eval --task T --input NAME=PATH`); `None` when the task
+    /// reads no such files.
     fn evaluate_files(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _inputs: &[(String, PathBuf)],
     ) -> Option<Result<Vec<(String, f64)>>> {
         None
@@ -248,7 +216,7 @@ pub trait Task: Send + Sync + 'static {
     /// `None` (the default): the task is not trained on mirrored images.
     fn flip(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _record: &Record,
         _size: [usize; 2],
     ) -> Option<Result<Record>> {
@@ -260,7 +228,7 @@ pub trait Task: Send + Sync + 'static {
     /// default): the task offers no flip test.
     fn merge_flip(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _prediction: &Record,
         _mirrored: &Record,
     ) -> Option<Result<Record>> {
@@ -272,7 +240,7 @@ pub trait Task: Send + Sync + 'static {
     /// (the default): the task draws no rank lists.
     fn visualize_ranking(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _image: &Path,
         _prediction: &Record,
         _gallery: &[Record],
@@ -288,7 +256,7 @@ pub trait Task: Send + Sync + 'static {
     /// predicting again. `None` (the default): the task's results come without intervals.
     fn sample_statistics(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _predictions: &[Record],
         _targets: &[Record],
     ) -> Option<Result<Vec<SampleStats>>> {
@@ -299,7 +267,7 @@ pub trait Task: Send + Sync + 'static {
     /// resample in which a row may appear several times.
     fn metrics_of_samples(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _samples: &[SampleStats],
     ) -> Option<Result<Vec<(String, f64)>>> {
         None
@@ -312,7 +280,7 @@ pub trait Task: Send + Sync + 'static {
     /// the task names no such level.
     fn blind_predictions(
         &self,
-        _config: &TaskConfig,
+        _config: &Self::Config,
         _train: &[Record],
         _test: &[Record],
     ) -> Option<Result<NamedPredictionSets>> {
@@ -320,7 +288,7 @@ pub trait Task: Send + Sync + 'static {
     }
 
     /// One line a person reads for `prediction`; the default lists its values.
-    fn describe(&self, _config: &TaskConfig, prediction: &Record) -> Result<String> {
+    fn describe(&self, _config: &Self::Config, prediction: &Record) -> Result<String> {
         let values: Vec<String> = prediction
             .values
             .iter()

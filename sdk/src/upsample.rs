@@ -4,13 +4,20 @@
 //! the grid and is followed by batch norm and ReLU; both train end to end (no bilinear
 //! resampling, which the host cannot differentiate).
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::fail;
 use crate::host::{Host, Init, Result, Tensor};
-use crate::task::TaskConfig;
+use crate::settings::{ensure_in, MAX_WIDTH};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How each step of an [`UpsampleHead`] doubles the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Upsampling {
+    /// Transposed 4×4 convolution, stride 2.
     Deconv,
+    /// Nearest ×2, then a 3×3 convolution.
     Nearest,
 }
 
@@ -25,28 +32,11 @@ pub struct UpsampleHead {
 }
 
 impl UpsampleHead {
-    /// Help text for the `head` config entry.
-    pub const HELP: &'static str =
-        "head variant: deconv (transposed 4×4 convolutions, stride 2) or nearest (nearest ×2 + \
-         3×3 convolution); each step doubles the patch grid, then batch norm and ReLU";
-    /// The variants, as `head_variants` lists them.
-    pub const VARIANTS: [&'static str; 2] = ["deconv", "nearest"];
-
-    /// The head a task's `head`, `upsample_steps` and `channels` settings describe.
-    pub fn from_config(cfg: &TaskConfig) -> Result<Self> {
-        let kind = match cfg.str("head")?.as_str() {
-            "deconv" => Upsampling::Deconv,
-            "nearest" => Upsampling::Nearest,
-            other => fail!("unknown head `{other}` (deconv, nearest)"),
-        };
-        // Each step doubles the map: 5 take 16-pixel patches past the input's own size.
-        let steps = cfg.usize_in("upsample_steps", 0, 5)?;
-        let channels = cfg.usize_in("channels", 1, TaskConfig::MAX_WIDTH)?;
-        Ok(Self {
-            kind,
-            steps,
-            channels,
-        })
+    /// Checks the task settings `upsample_steps` and `channels` a head is built from: each step
+    /// doubles the map, and 5 take 16-pixel patches past the input's own size.
+    pub fn check(&self) -> Result<()> {
+        ensure_in("upsample_steps", self.steps, 0, 5)?;
+        ensure_in("channels", self.channels, 1, MAX_WIDTH)
     }
 
     /// `[B, channels, h·2^steps, w·2^steps]` from a `[B, in_channels, h, w]` map; parameters are

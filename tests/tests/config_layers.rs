@@ -8,7 +8,7 @@ fn sources(file: Option<&std::path::Path>, sets: &[&str]) -> ConfigSources {
     ConfigSources {
         file: file.map(|p| p.to_path_buf()),
         overrides: sets.iter().map(|s| s.to_string()).collect(),
-        use_env: false,
+        ..Default::default()
     }
 }
 
@@ -247,4 +247,44 @@ fn assert_refused(set: &str, key: &str, words: &str) {
         msg.contains(&format!("`{key}`")) && msg.contains(words),
         "{set}: {msg}"
     );
+}
+
+/// Every typed setting (a choice, an optional number or path) refuses a wrong value with its key
+/// and the layer it came from: the command line, a file, or the quickstart's stage settings.
+#[test]
+fn every_typed_setting_names_key_and_source_of_a_wrong_value() {
+    use clasp_core::config::overrides::Overrides;
+    let wrong: [(&str, toml::Value); 7] = [
+        ("model.preset", "huge".into()),
+        ("model.moe.blocks", "last:x".into()),
+        ("model.moe.top_k", (-1).into()),
+        ("run.device", "tpu".into()),
+        ("finetune.sampler", "random".into()),
+        ("finetune.data", 3.into()),
+        ("pretrain.labels", true.into()),
+    ];
+    for (key, value) in wrong {
+        let check = |sources: ConfigSources, source: &str| {
+            let msg = format!("{:#}", sources.load().unwrap_err());
+            assert!(
+                msg.contains(&format!("`{key}`")) && msg.contains(source),
+                "{key} = {value} from {source}: {msg}"
+            );
+        };
+        check(
+            sources(None, &[&format!("{key}={value}")]),
+            "command-line --set",
+        );
+        let (table, leaf) = key.rsplit_once('.').unwrap();
+        let file = toml_file(&format!("[{table}]\n{leaf} = {value}\n"));
+        check(
+            sources(Some(file.path()), &[]),
+            &file.path().display().to_string(),
+        );
+        let stage = ConfigSources {
+            program: Overrides::new().set(key, value.clone()),
+            ..Default::default()
+        };
+        check(stage, "the quickstart's stage settings");
+    }
 }

@@ -1,6 +1,6 @@
 //! The parsing plugin through the stable ABI: its loss is per-pixel cross entropy on the label at
 //! each score pixel's centre, every head parameter trains with either head and restores, mirrored
-//! samples swap left and right, `clasp eval --pred-dir --gt-dir` equals torchmetrics, and a nano
+//! samples swap left and right, `clasp eval --input pred_dir=… --input gt_dir=…` equals torchmetrics, and a nano
 //! backbone fine-tuned from scratch parses unseen people far above chance.
 
 use candle_core::{Device, Tensor};
@@ -8,9 +8,10 @@ use clasp_core::finetune::sample::load_sample;
 use clasp_core::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
+use clasp_sdk::Split;
 
 mod common;
-use common::plugin_libs::library;
+use common::plugin_libs::{input, library};
 use common::task_data::{
     assert_restores, finetune_from_scratch, predict_pictures, synth, task_config as config,
 };
@@ -32,13 +33,14 @@ fn lip_mirror(k: usize) -> usize {
     }
 }
 
-/// A loaded label map as the host hands it over: `values` + `[H, W]` in `ints`.
+/// A loaded label map as the host hands it over: `values` of `shape` `[H, W]`.
 fn label_record(h: usize, w: usize, labels: &[f32]) -> Record {
     Record {
         image: "hand.png".into(),
         values: labels.to_vec().into(),
-        ints: vec![h as i64, w as i64].into(),
+        shape: vec![h as u64, w as u64].into(),
         label_map: Some("hand_labels.png".into()).into(),
+        ..Default::default()
     }
 }
 
@@ -52,7 +54,7 @@ fn the_loss_is_pixel_cross_entropy_on_the_label_at_each_score_centre() {
     let cls = Tensor::zeros((b, dim), candle_core::DType::F32, &Device::Cpu).unwrap();
     let patches = Tensor::randn(0f32, 1.0, (b, dim, 2, 1), &Device::Cpu).unwrap();
     let out = th.forward(&cls, &patches, true).unwrap();
-    assert_eq!(out.dims(), &[b, 20, 8, 4]);
+    assert_eq!(out.first().unwrap().dims(), &[b, 20, 8, 4]);
     let (lh, lw) = (32, 16);
     let targets: Vec<Record> = (0..b)
         .map(|i| {
@@ -73,6 +75,8 @@ fn the_loss_is_pixel_cross_entropy_on_the_label_at_each_score_centre() {
     let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
 
     let s: Vec<f64> = out
+        .first()
+        .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
@@ -115,7 +119,7 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
     let root = data.path().join("parsing");
     for head in ["deconv", "nearest"] {
         let cfg = config(&plugin, &[("head", head.into()), ("channels", 8.into())]);
-        let train = dataset(&plugin, &cfg, &root, "train").unwrap();
+        let train = dataset(&plugin, &cfg, &root, Split::Train).unwrap();
         assert_eq!(train.len(), 3 * 2, "3 train identities × 2 images");
         let th =
             TaskHead::build_for_training(plugin.clone(), cfg.clone(), 16, &Device::Cpu, 0, &train)
@@ -129,7 +133,11 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         let cls = Tensor::randn(0f32, 1.0, (4, 16), &Device::Cpu).unwrap();
         let patches = Tensor::randn(0f32, 1.0, (4, 16, 4, 2), &Device::Cpu).unwrap();
         let out = th.forward(&cls, &patches, true).unwrap();
-        assert_eq!(out.dims(), &[4, 20, 16, 8], "{head}: stride 4");
+        assert_eq!(
+            out.first().unwrap().dims(),
+            &[4, 20, 16, 8],
+            "{head}: stride 4"
+        );
         let grads = th.loss(&out, &loaded).unwrap().backward().unwrap();
         let problems = th.state.params.gradient_problems(&grads).unwrap();
         assert!(problems.is_empty(), "{head}: {problems:?}");
@@ -148,7 +156,7 @@ fn a_mirrored_sample_swaps_left_and_right_classes() {
     let plugin = parsing();
     let cfg = config(&plugin, &[]);
     let data = synth(4, 2, 4, 9, [64, 32]);
-    let train = dataset(&plugin, &cfg, &data.path().join("parsing"), "train").unwrap();
+    let train = dataset(&plugin, &cfg, &data.path().join("parsing"), Split::Train).unwrap();
     let flip = RecordFlip {
         plugin: plugin.clone(),
         config: cfg,
@@ -192,7 +200,7 @@ fn the_flip_test_averages_the_scores_mirrored_back() {
             .map(|i| f(i / (h * w), i / w % h, i % w))
             .collect::<Vec<f32>>()
             .into(),
-        ints: vec![c as i64, h as i64, w as i64].into(),
+        shape: vec![c as u64, h as u64, w as u64].into(),
         ..Default::default()
     };
     let a = scores(&|k, y, x| (k * 100 + y * 10 + x) as f32);
@@ -216,7 +224,7 @@ fn the_flip_test_averages_the_scores_mirrored_back() {
     }
 }
 
-/// `clasp eval --task parsing --pred-dir P --gt-dir G` on the torchmetrics fixture's maps,
+/// `clasp eval --task parsing --input pred_dir=P --input gt_dir=G` on the torchmetrics fixture's maps,
 /// written as PNGs, gives the fixture's figures; a missing prediction is named.
 #[test]
 fn clasp_eval_scores_label_folders_like_torchmetrics() {
@@ -251,10 +259,10 @@ fn clasp_eval_scores_label_folders_like_torchmetrics() {
     let run = |extra: &[&str]| {
         let out = dir.path().join("metrics.json");
         let r = std::process::Command::new(common::plugin_libs::clasp_exe())
-            .args(["eval", "--task", "parsing", "--pred-dir"])
-            .arg(&pred_dir)
-            .arg("--gt-dir")
-            .arg(&gt_dir)
+            .args(["eval", "--task", "parsing", "--input"])
+            .arg(input("pred_dir", &pred_dir))
+            .arg("--input")
+            .arg(input("gt_dir", &gt_dir))
             .args(extra)
             .arg("--out")
             .arg(&out)
@@ -309,7 +317,7 @@ fn position_prior_miou(train: &[Record], test: &[Record], plugin: &Plugin, cfg: 
     }
     let pred = Record {
         values: scores.into(),
-        ints: vec![20, size[0] as i64, size[1] as i64].into(),
+        shape: vec![20, size[0] as u64, size[1] as u64].into(),
         ..Default::default()
     };
     let th = TaskHead::build(plugin.clone(), cfg.to_string(), 16, &Device::Cpu, 0).unwrap();
@@ -346,8 +354,8 @@ fn parsing_finetuning_beats_chance() {
     let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
     let plugin = model.head.plugin.clone();
     let cfg = model.head.config.clone();
-    let train = dataset(&plugin, &cfg, &root, "train").unwrap();
-    let test = dataset(&plugin, &cfg, &root, "test").unwrap();
+    let train = dataset(&plugin, &cfg, &root, Split::Train).unwrap();
+    let test = dataset(&plugin, &cfg, &root, Split::Test).unwrap();
     let eval = evaluate(
         model,
         test.clone(),

@@ -1,17 +1,18 @@
 //! Task plugins through the stable ABI: the attribute plugin's head trains through the host's
 //! vtable, and every kind of broken plugin is refused or contained with a message naming it.
 
+use clasp_sdk::Split;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use clap::Parser;
 use clasp_core::data::synth::dataset::{generate, SynthOptions};
 use clasp_core::plugin_host::task_config::resolve;
-use clasp_core::plugin_host::task_head::{dataset, TaskHead};
+use clasp_core::plugin_host::task_head::{dataset, HeadOutputs, TaskHead};
 use clasp_core::plugin_host::{load, loader::sha256_file};
 
 mod common;
-use common::plugin_libs::{build_apart, clasp_exe, err, library, plugin_dir};
+use common::plugin_libs::{build_apart, clasp_exe, err, input, library, plugin_dir};
 
 fn attribute_data() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -43,8 +44,14 @@ fn attribute_head_trains_through_the_vtable() {
     for head in ["linear", "mlp"] {
         let mut overrides = toml::Table::new();
         overrides.insert("head".into(), head.into());
-        let config = resolve(&plugin.spec, &overrides).unwrap();
-        let records = dataset(&plugin, &config, &data.path().join("attributes"), "train").unwrap();
+        let config = resolve(&plugin, &overrides).unwrap();
+        let records = dataset(
+            &plugin,
+            &config,
+            &data.path().join("attributes"),
+            Split::Train,
+        )
+        .unwrap();
         assert_eq!(records.len(), 9, "3 train identities × 3 images");
         let th = TaskHead::build(plugin.clone(), config, 64, &Device::Cpu, 0).unwrap();
         // The loss needs the training split's positive ratios, kept in the head by `prepare`.
@@ -58,7 +65,7 @@ fn attribute_head_trains_through_the_vtable() {
         let ratio = th.state.buffers.get("head.pos_ratio").unwrap();
         let female = records.iter().map(|r| r.values[0]).sum::<f32>() / records.len() as f32;
         assert_eq!(ratio.as_tensor().to_vec1::<f32>().unwrap()[0], female);
-        assert_eq!(out.dims(), &[b, 26]);
+        assert_eq!(out.first().unwrap().dims(), &[b, 26]);
         let loss = th.loss(&out, &records[..b]).unwrap();
         assert!(loss.to_scalar::<f32>().unwrap() > 0.0);
         let grads = loss.backward().unwrap();
@@ -96,27 +103,54 @@ fn unknown_or_mistyped_task_settings_are_named() {
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
     let mut o = toml::Table::new();
     o.insert("nonsense".into(), 1.into());
-    let e = err(resolve(&plugin.spec, &o));
+    let e = err(resolve(&plugin, &o));
     assert!(
         e.contains("task.nonsense") && e.contains("attribute"),
         "{e}"
     );
     let mut o = toml::Table::new();
     o.insert("hidden".into(), "wide".into());
-    assert!(err(resolve(&plugin.spec, &o)).contains("task.hidden"));
-    // Sizes out of bounds are refused when the head is built, with the key and the bounds:
-    // zero failed inside a layer, 10^11 exhausted memory.
+    let e = err(resolve(&plugin, &o));
+    assert!(
+        e.contains("task.hidden: invalid type") && e.contains("settings error"),
+        "{e}"
+    );
+    // A choice is an enum of the plugin's settings type: a misspelt one is named with the
+    // values it allows, before any head is built.
+    let mut o = toml::Table::new();
+    o.insert("weighting".into(), "deepmr".into());
+    let e = err(resolve(&plugin, &o));
+    assert!(
+        e.contains("plugin `attribute`")
+            && e.contains("task.weighting: unknown variant `deepmr`")
+            && e.contains("`deepmar`, `balanced`, `none`"),
+        "{e}"
+    );
+    // Sizes out of bounds are refused with the key and the bounds: zero failed inside a layer,
+    // 10^11 exhausted memory.
     for hidden in [0i64, 100_000_000_000] {
         let mut o = toml::Table::new();
         o.insert("head".into(), "mlp".into());
         o.insert("hidden".into(), hidden.into());
-        let cfg = resolve(&plugin.spec, &o).unwrap();
-        let e = err(TaskHead::build(plugin.clone(), cfg, 8, &Device::Cpu, 0));
+        let e = err(resolve(&plugin, &o));
         assert!(
-            e.contains(&format!("`hidden` = {hidden} is outside [1, 16384]")),
+            e.contains(&format!("task.hidden = {hidden} is outside [1, 16384]")),
             "{e}"
         );
     }
+    // The schema `plugins inspect` prints is the settings type's: defaults and doc comments.
+    let weighting = plugin
+        .spec
+        .config
+        .iter()
+        .find(|c| c.key == "weighting")
+        .unwrap();
+    assert_eq!(weighting.default.as_str(), "\"deepmar\"");
+    assert!(
+        weighting.help.contains("positive ratio") && weighting.help.contains("\"balanced\""),
+        "{}",
+        weighting.help
+    );
 }
 
 #[test]
@@ -228,19 +262,29 @@ fn pins_match_by_name_or_path_and_a_pin_for_nothing_is_refused() {
 #[test]
 fn an_incompatible_interface_version_is_refused() {
     let e = err(load(&library("clasp_test_plugin_old_interface"), None));
-    assert!(e.contains("interface 999") && e.contains("rebuild"), "{e}");
+    assert!(
+        e.contains("interface 999")
+            && e.contains(&format!(
+                "rebuild it against clasp-sdk {}",
+                clasp_sdk::SDK_VERSION
+            )),
+        "{e}"
+    );
 }
 
 #[test]
-fn a_plugin_built_against_an_sdk_of_another_layout_is_refused() {
-    // Its own workspace: it depends on a clasp-sdk 0.1.0 whose root module lacks `describe`.
+fn a_plugin_of_the_old_interface_is_refused_by_name() {
+    // Its own workspace: it depends on a clasp-sdk 0.1.0 (an interface-1 root module, strings
+    // for errors and splits), as a plugin built before interface 3 would.
     let path = build_apart("tests/plugins/old_layout", "clasp_test_plugin_old_layout");
     let e = err(load(&path, None));
     assert!(
         e.contains(&path.display().to_string())
-            && e.contains("different layout")
-            && e.contains("too many fields (host 18, plugin 9)")
-            && e.contains("rebuild"),
+            && e.contains("built against clasp-sdk 0.1.0")
+            && e.contains(&format!(
+                "rebuild it against clasp-sdk {}",
+                clasp_sdk::SDK_VERSION
+            )),
         "{e}"
     );
 }
@@ -256,7 +300,7 @@ fn a_panic_inside_forward_is_contained_and_named() {
     let plugin = load(&library("clasp_test_plugin_faulty"), None).unwrap();
     let mut o = toml::Table::new();
     o.insert("panic_in".into(), "forward".into());
-    let config = resolve(&plugin.spec, &o).unwrap();
+    let config = resolve(&plugin, &o).unwrap();
     let th = TaskHead::build(plugin, config, 8, &Device::Cpu, 0).unwrap();
     let cls = Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap();
     let patches = Tensor::zeros((2, 8, 2, 1), DType::F32, &Device::Cpu).unwrap();
@@ -268,7 +312,8 @@ fn a_panic_inside_forward_is_contained_and_named() {
         "{e}"
     );
     // The host carries on: the same head still answers other calls.
-    assert!(th.loss(&cls.narrow(1, 0, 1).unwrap(), &[]).is_ok());
+    let one = HeadOutputs(vec![("output".into(), cls.narrow(1, 0, 1).unwrap())]);
+    assert!(th.loss(&one, &[]).is_ok());
 }
 
 #[test]
@@ -520,7 +565,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
         &model.head.plugin,
         &model.head.config,
         &data.path().join("attributes"),
-        "train",
+        Split::Train,
     )
     .unwrap();
     let eval = evaluate(&model, train, &config.finetune, 0.1, &Device::Cpu).unwrap();
@@ -646,7 +691,10 @@ fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("front, side, back") && text.contains("balanced_accuracy"),
+        text.contains("Front, Side, Back")
+            && text.contains("balanced_accuracy")
+            && text
+                .contains("smoothing      = 0.0          # Label smoothing of the cross entropy."),
         "{text}"
     );
 
@@ -767,7 +815,7 @@ fn attribute_finetuning_beats_chance_with_either_head() {
 
         let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();
         assert!(model.head.config.contains(&format!("\"head\":\"{head}\"")));
-        let records = dataset(&model.head.plugin, &model.head.config, &root, "test").unwrap();
+        let records = dataset(&model.head.plugin, &model.head.config, &root, Split::Test).unwrap();
         let eval = evaluate(
             &model,
             records[..1000].to_vec(),
@@ -807,19 +855,16 @@ const LEARNING_MIN_MA: f64 = 0.53;
 
 /// `clasp eval --task attribute --pred P --gt T` scores a prediction table another system wrote
 /// with the plugin's own metrics; a missing row is named.
-#[test]
-fn clasp_eval_scores_an_attribute_prediction_table() {
-    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
-    let data = attribute_data();
-    let root = data.path().join("attributes");
-    let gt_file = root.join("test.csv");
-    let text = std::fs::read_to_string(&gt_file).unwrap();
+/// A prediction table for the label table `gt_file` (its lines, header first) and the same
+/// predictions as records: confident and right, except the first attribute, which is
+/// confidently wrong.
+fn attribute_predictions(gt_file: &Path) -> (Vec<String>, Vec<clasp_sdk::abi::Record>) {
+    let text = std::fs::read_to_string(gt_file).unwrap();
     let mut lines = text.lines();
     let mut pred = vec![lines.next().unwrap().to_string()];
     let mut preds = Vec::new();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
-        // Confident and right, except the first attribute, which is confidently wrong.
         let p: Vec<f32> = f[1..]
             .iter()
             .enumerate()
@@ -835,8 +880,18 @@ fn clasp_eval_scores_an_attribute_prediction_table() {
             ..Default::default()
         });
     }
-    let config = resolve(&plugin.spec, &toml::Table::new()).unwrap();
-    let gt = dataset(&plugin, &config, &root, "test").unwrap();
+    (pred, preds)
+}
+
+#[test]
+fn clasp_eval_scores_an_attribute_prediction_table() {
+    let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
+    let data = attribute_data();
+    let root = data.path().join("attributes");
+    let gt_file = root.join("test.csv");
+    let (mut pred, preds) = attribute_predictions(&gt_file);
+    let config = resolve(&plugin, &toml::Table::new()).unwrap();
+    let gt = dataset(&plugin, &config, &root, Split::Test).unwrap();
     let th = TaskHead::build(plugin, config, 8, &Device::Cpu, 0).unwrap();
     let want = th.evaluate(&preds, &gt).unwrap();
 
@@ -845,10 +900,10 @@ fn clasp_eval_scores_an_attribute_prediction_table() {
     std::fs::write(&pred_file, pred.join("\n") + "\n").unwrap();
     let run = |pred_file: &Path| {
         std::process::Command::new(clasp_exe())
-            .args(["eval", "--task", "attribute", "--pred"])
-            .arg(pred_file)
-            .arg("--gt")
-            .arg(&gt_file)
+            .args(["eval", "--task", "attribute", "--input"])
+            .arg(input("pred", pred_file))
+            .arg("--input")
+            .arg(input("gt", &gt_file))
             .arg("--out")
             .arg(&out)
             .env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"))
@@ -959,7 +1014,7 @@ fn a_probe_reads_features_that_encode_the_labels_and_not_shuffled_ones() {
     }
     .load()
     .unwrap();
-    let task_config = resolve(&plugin.spec, &config.task).unwrap();
+    let task_config = resolve(&plugin, &config.task).unwrap();
     let (train, val, test) = (
         encoded_features(600, 1),
         encoded_features(200, 2),
@@ -1072,4 +1127,96 @@ fn probes_of_two_backbones_are_compared_with_intervals() {
     ] {
         assert!(log.contains(want), "{want:?} in\n{log}");
     }
+}
+
+/// The second out-of-tree example gives the attribute task a new head (attention pooling per
+/// attribute) and calls the reference plugin's crate for everything else: the same samples, a
+/// head whose every parameter learns, and `clasp eval --task attribute-attention --input …`
+/// reaching its `evaluate_files` with the reference metrics.
+#[test]
+fn a_third_party_head_reuses_the_attribute_tasks_data_metrics_and_result_files() {
+    let lib = build_apart(
+        "examples/attribute-attention",
+        "clasp_example_attribute_attention",
+    );
+    let plugin = load(&lib, None).unwrap();
+    let reference = load(&library("clasp_plugin_attribute"), None).unwrap();
+    assert_eq!(plugin.spec.name.as_str(), "attribute-attention");
+    assert_eq!(plugin.spec.labels, reference.spec.labels);
+    let files: Vec<&str> = plugin
+        .spec
+        .result_files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(files, ["pred", "gt"]);
+
+    let data = attribute_data();
+    let root = data.path().join("attributes");
+    let config = resolve(&plugin, &toml::Table::new()).unwrap();
+    let ref_config = resolve(&reference, &toml::Table::new()).unwrap();
+    let train = dataset(&plugin, &config, &root, Split::Train).unwrap();
+    assert_eq!(
+        train,
+        dataset(&reference, &ref_config, &root, Split::Train).unwrap()
+    );
+
+    let th =
+        TaskHead::build_for_training(plugin.clone(), config.clone(), 8, &Device::Cpu, 0, &train)
+            .unwrap();
+    let b = 4;
+    let cls = Tensor::randn(0f32, 1.0, (b, 8), &Device::Cpu).unwrap();
+    let patches = Tensor::randn(0f32, 1.0, (b, 8, 4, 2), &Device::Cpu).unwrap();
+    let out = th.forward(&cls, &patches, true).unwrap();
+    assert_eq!(out.first().unwrap().dims(), &[b, 26]);
+    let grads = th.loss(&out, &train[..b]).unwrap().backward().unwrap();
+    let problems = th.state.params.gradient_problems(&grads).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+
+    let gt_file = root.join("test.csv");
+    let (pred, preds) = attribute_predictions(&gt_file);
+    let dir = tempfile::tempdir().unwrap();
+    let (pred_file, out) = (dir.path().join("preds.csv"), dir.path().join("m.json"));
+    std::fs::write(&pred_file, pred.join("\n") + "\n").unwrap();
+    let o = std::process::Command::new(clasp_exe())
+        .args(["eval", "--task", "attribute-attention", "--input"])
+        .arg(input("pred", &pred_file))
+        .arg("--input")
+        .arg(input("gt", &gt_file))
+        .arg("--out")
+        .arg(&out)
+        .env("CLASP_PLUGIN_PATH", &lib)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let gt = dataset(&reference, &ref_config, &root, Split::Test).unwrap();
+    let want = TaskHead::build(reference, ref_config, 8, &Device::Cpu, 0)
+        .unwrap()
+        .evaluate(&preds, &gt)
+        .unwrap();
+    for m in &want {
+        let g = got["metrics"][m.name.as_str()].as_f64().unwrap();
+        assert!(
+            (g - m.value).abs() < 1e-12,
+            "{}: {g} vs {}",
+            m.name,
+            m.value
+        );
+    }
+    // A file the task does not read is named with the ones it does.
+    let o = std::process::Command::new(clasp_exe())
+        .args(["eval", "--task", "attribute-attention", "--input"])
+        .arg(input("results", &pred_file))
+        .env("CLASP_PLUGIN_PATH", &lib)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && stderr.contains("no file called `results`")
+            && stderr.contains("pred ("),
+        "{stderr}"
+    );
 }

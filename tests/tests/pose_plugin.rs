@@ -1,7 +1,7 @@
 //! The pose plugin through the stable ABI: its loss is ½·MSE against Gaussian targets with
 //! per-keypoint weights (the regression head's the L1 distance), every head parameter trains
 //! with every head and restores, mirrored
-//! samples swap left and right keypoints, `clasp eval --results --gt` equals pycocotools, and a
+//! samples swap left and right keypoints, `clasp eval --input results=… --input gt=…` equals pycocotools, and a
 //! nano backbone fine-tuned from scratch locates keypoints of unseen people far above chance.
 
 use candle_core::{Device, Tensor};
@@ -9,9 +9,10 @@ use clasp_core::finetune::sample::load_sample;
 use clasp_core::plugin_host::task_head::{dataset, RecordFlip, TaskHead};
 use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
+use clasp_sdk::Split;
 
 mod common;
-use common::plugin_libs::library;
+use common::plugin_libs::{input, library};
 use common::task_data::{
     assert_restores, finetune_from_scratch, predict_pictures, synth, task_config as config,
 };
@@ -40,7 +41,7 @@ fn the_loss_is_half_the_weighted_mse_against_gaussian_targets() {
     let cls = Tensor::zeros((2, 16), candle_core::DType::F32, &Device::Cpu).unwrap();
     let patches = Tensor::randn(0f32, 1.0, (2, 16, 2, 1), &Device::Cpu).unwrap();
     let out = th.forward(&cls, &patches, true).unwrap();
-    assert_eq!(out.dims(), &[2, 17, 8, 4]);
+    assert_eq!(out.first().unwrap().dims(), &[2, 17, 8, 4]);
     // Keypoint k at u = (k mod 4 + 0.3)/4, v = (k/4 + 0.6)/8; every third one unlabelled.
     let mut kps = [[0f32; 3]; 17];
     for (k, kp) in kps.iter_mut().enumerate() {
@@ -54,7 +55,13 @@ fn the_loss_is_half_the_weighted_mse_against_gaussian_targets() {
     let targets = vec![target(&kps), target(&kps)];
     let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
 
-    let o: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+    let o: Vec<f32> = out
+        .first()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let mut sum = 0.0;
     for b in 0..2 {
         for (k, [u, v, vis]) in kps.iter().enumerate() {
@@ -93,7 +100,7 @@ fn the_regression_loss_is_the_mean_absolute_error_of_labelled_keypoints() {
     let cls = Tensor::randn(0f32, 1.0, (2, 16), &Device::Cpu).unwrap();
     let patches = Tensor::randn(0f32, 1.0, (2, 16, 2, 1), &Device::Cpu).unwrap();
     let out = th.forward(&cls, &patches, true).unwrap();
-    assert_eq!(out.dims(), &[2, 17, 2]);
+    assert_eq!(out.first().unwrap().dims(), &[2, 17, 2]);
     let mut kps = [[0f32; 3]; 17];
     for (k, kp) in kps.iter_mut().enumerate() {
         // Every third keypoint unlabelled, one more outside the crop: neither counts.
@@ -103,7 +110,13 @@ fn the_regression_loss_is_the_mean_absolute_error_of_labelled_keypoints() {
     }
     let targets = vec![target(&kps), target(&kps)];
     let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
-    let o: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+    let o: Vec<f32> = out
+        .first()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let (mut sum, mut n) = (0.0, 0);
     for b in 0..2 {
         for (k, [u, v, vis]) in kps.iter().enumerate() {
@@ -143,7 +156,7 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         let mut settings = vec![("head", head.into()), ("channels", 8.into())];
         settings.extend(extra.iter().cloned());
         let cfg = config(&plugin, &settings);
-        let train = dataset(&plugin, &cfg, &root, "train").unwrap();
+        let train = dataset(&plugin, &cfg, &root, Split::Train).unwrap();
         assert_eq!(train.len(), 3 * 2, "3 train identities × 2 images");
         assert!(train[0].image.contains("#crop="), "{}", train[0].image);
         let th =
@@ -153,7 +166,7 @@ fn every_head_parameter_trains_with_either_head_and_a_saved_head_restores() {
         let patches = Tensor::randn(0f32, 1.0, (4, 16, 4, 2), &Device::Cpu).unwrap();
         let out = th.forward(&cls, &patches, true).unwrap();
         assert_eq!(
-            out.dims(),
+            out.first().unwrap().dims(),
             dims,
             "{head} {extra:?}: heatmaps at stride 4, or positions"
         );
@@ -181,7 +194,7 @@ fn a_mirrored_sample_swaps_left_and_right_keypoints() {
     let plugin = pose();
     let cfg = config(&plugin, &[]);
     let data = synth(4, 2, 4, 9, [128, 64]);
-    let train = dataset(&plugin, &cfg, &data.path().join("pose"), "train").unwrap();
+    let train = dataset(&plugin, &cfg, &data.path().join("pose"), Split::Train).unwrap();
     let flip = RecordFlip {
         plugin: plugin.clone(),
         config: cfg,
@@ -217,7 +230,7 @@ fn a_mirrored_sample_swaps_left_and_right_keypoints() {
     }
 }
 
-/// `clasp eval --task pose --results R --gt G` gives pycocotools' ten figures on the committed
+/// `clasp eval --task pose --input results=R --input gt=G` gives pycocotools' ten figures on the committed
 /// fixture; a result naming an image the ground truth lacks is refused.
 #[test]
 fn clasp_eval_scores_coco_results_like_pycocotools() {
@@ -230,10 +243,10 @@ fn clasp_eval_scores_coco_results_like_pycocotools() {
     let run = |results: &std::path::Path| {
         let out = dir.path().join("metrics.json");
         let r = std::process::Command::new(common::plugin_libs::clasp_exe())
-            .args(["eval", "--task", "pose", "--results"])
-            .arg(results)
-            .arg("--gt")
-            .arg(fixtures.join("coco_kp_gt.json"))
+            .args(["eval", "--task", "pose", "--input"])
+            .arg(input("results", results))
+            .arg("--input")
+            .arg(input("gt", &fixtures.join("coco_kp_gt.json")))
             .arg("--out")
             .arg(&out)
             .env("CLASP_PLUGIN_PATH", library("clasp_plugin_pose"))
@@ -318,8 +331,8 @@ fn pose_finetuning_beats_chance() {
     let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
     let plugin = model.head.plugin.clone();
     let cfg = model.head.config.clone();
-    let train = dataset(&plugin, &cfg, &root, "train").unwrap();
-    let test = dataset(&plugin, &cfg, &root, "test").unwrap();
+    let train = dataset(&plugin, &cfg, &root, Split::Train).unwrap();
+    let test = dataset(&plugin, &cfg, &root, Split::Test).unwrap();
     let eval = evaluate(model, test.clone(), &config.finetune, 0.1, &Device::Cpu).unwrap();
     let (ap, pck) = (eval.metric("AP").unwrap(), eval.metric("PCK").unwrap());
     let metric = |preds: &[Record], name: &str| {

@@ -54,7 +54,7 @@ fn market1501_metrics_match_torchreid_and_fastreid() {
             &query,
             &gallery,
             dim,
-            Distance::parse(name).unwrap(),
+            serde_json::from_value::<Distance>(name.into()).unwrap(),
             max_rank,
         )
         .unwrap();

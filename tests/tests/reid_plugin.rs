@@ -4,12 +4,13 @@
 
 use candle_core::{Device, Tensor};
 use clasp_core::plugin_host::task_config::resolve;
-use clasp_core::plugin_host::task_head::{dataset, TaskHead};
+use clasp_core::plugin_host::task_head::{dataset, HeadOutputs, TaskHead};
 use clasp_core::plugin_host::{load, Plugin};
 use clasp_sdk::abi::Record;
+use clasp_sdk::{Role, Split};
 
 mod common;
-use common::plugin_libs::{err, library, plugin_dir};
+use common::plugin_libs::{err, input, library, plugin_dir};
 use common::task_data::{
     assert_restores, finetune_from_scratch, predict_pictures, synth, task_config as config,
 };
@@ -23,7 +24,9 @@ fn labelled(labels: &[i64]) -> Vec<Record> {
         .iter()
         .map(|l| Record {
             image: format!("img{l}").into(),
-            ints: vec![*l, 1, *l + 1].into(),
+            ints: vec![*l].into(),
+            identity: Some(*l + 1).into(),
+            camera: Some(1).into(),
             ..Default::default()
         })
         .collect()
@@ -79,12 +82,14 @@ fn the_loss_is_label_smoothed_cross_entropy_plus_batch_hard_triplet() {
                 .collect()
         })
         .collect();
-    let mut flat = Vec::new();
-    for i in 0..b {
-        flat.extend(feats[i].iter().map(|v| *v as f32));
-        flat.extend(logits[i].iter().map(|v| *v as f32));
-    }
-    let output = Tensor::from_vec(flat, (b, f + c), &Device::Cpu).unwrap();
+    let tensor = |rows: &[Vec<f64>], width: usize| {
+        let flat: Vec<f32> = rows.iter().flatten().map(|v| *v as f32).collect();
+        Tensor::from_vec(flat, (b, width), &Device::Cpu).unwrap()
+    };
+    let output = HeadOutputs(vec![
+        ("feature".into(), tensor(&feats, f)),
+        ("logits".into(), tensor(&logits, c)),
+    ]);
     let loss_with = |settings: &[(&str, toml::Value)]| -> f64 {
         let th = TaskHead::build_for_training(
             plugin.clone(),
@@ -144,7 +149,7 @@ fn every_head_parameter_trains_and_a_saved_head_restores() {
             &plugin,
             &[("head", head.into()), ("reduction_dim", 16.into())],
         );
-        let train = dataset(&plugin, &cfg, &root, "train").unwrap();
+        let train = dataset(&plugin, &cfg, &root, Split::Train).unwrap();
         assert_eq!(train.len(), 4 * 6, "4 train identities × 6 images");
         let labels: Vec<i64> = train.iter().map(|r| r.ints[0]).collect();
         assert_eq!(labels.iter().max(), Some(&3), "labels 0..4 in pid order");
@@ -168,16 +173,21 @@ fn every_head_parameter_trains_and_a_saved_head_restores() {
         let patches = Tensor::randn(0f32, 1.0, (b, 32, 4, 2), &Device::Cpu).unwrap();
         let f = if head == "bnneck" { 32 } else { 16 };
         let out = th.forward(&cls, &patches, true).unwrap();
-        assert_eq!(out.dims(), &[b, f + 4]);
+        let names: Vec<&str> = out.0.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["feature", "logits"]);
+        assert_eq!(
+            (out.0[0].1.dims(), out.0[1].1.dims()),
+            (&[b, f][..], &[b, 4][..])
+        );
         let loss = th.loss(&out, &train[..b]).unwrap();
         let grads = loss.backward().unwrap();
         let problems = th.state.params.gradient_problems(&grads).unwrap();
         assert!(problems.is_empty(), "{head}: {problems:?}");
 
         let feats = assert_restores(&th, &cls, &patches, head);
-        assert_eq!(feats.dims(), &[b, f]);
+        assert_eq!(feats.first().unwrap().dims(), &[b, f]);
 
-        let test = dataset(&plugin, &cfg, &root, "test").unwrap();
+        let test = dataset(&plugin, &cfg, &root, Split::Test).unwrap();
         let n = test.len();
         let x = Tensor::randn(0f32, 1.0, (n, 32), &Device::Cpu).unwrap();
         let p = Tensor::randn(0f32, 1.0, (n, 32, 4, 2), &Device::Cpu).unwrap();
@@ -212,7 +222,7 @@ fn reid_finetuning_beats_chance() {
         ],
     );
     let (model, config, out, secs) = (&run.model, &run.config, &run.outcome, run.seconds);
-    let test = dataset(&model.head.plugin, &model.head.config, &root, "test").unwrap();
+    let test = dataset(&model.head.plugin, &model.head.config, &root, Split::Test).unwrap();
     let eval = evaluate(model, test, &config.finetune, 0.1, &Device::Cpu).unwrap();
     let map = eval.metric("mAP").unwrap();
     let rank1 = eval.metric("rank1").unwrap();
@@ -256,7 +266,11 @@ fn reid_finetuning_beats_chance() {
     assert!(flipped.metric("mAP").unwrap() >= 4.0 * chance);
 
     // `clasp predict --gallery` draws a query's rank list: 10 gallery images after it.
-    let query = eval.targets.iter().find(|r| r.ints[2] == 1).unwrap();
+    let query = eval
+        .targets
+        .iter()
+        .find(|r| r.role.into_option() == Some(Role::Query))
+        .unwrap();
     let gallery = root.join("bounding_box_test").display().to_string();
     let (stdout, drawn) = predict_pictures(
         &out.checkpoint,
@@ -286,7 +300,11 @@ fn reid_finetuning_beats_chance() {
     );
     let t = candle_core::safetensors::load(&feats, &Device::Cpu).unwrap();
     let f = t["features"].to_vec2::<f32>().unwrap();
-    let queries = eval.targets.iter().filter(|r| r.ints[2] == 1).count();
+    let queries = eval
+        .targets
+        .iter()
+        .filter(|r| r.role.into_option() == Some(Role::Query))
+        .count();
     assert_eq!(f.len(), queries);
     for (row, pred) in f.iter().zip(&eval.predictions) {
         let diff = row
@@ -302,7 +320,7 @@ fn reid_finetuning_beats_chance() {
 const LEARNING_IDENTITIES: u32 = 600;
 const LEARNING_EPOCHS: usize = 12;
 
-/// `clasp eval --task reid --features F` scores features another system wrote, with the same
+/// `clasp eval --task reid --input features=F` scores features another system wrote, with the same
 /// figures as torchreid's `eval_market1501` (the committed fixture's golden values).
 #[test]
 fn clasp_eval_scores_a_feature_file_like_torchreid() {
@@ -314,8 +332,8 @@ fn clasp_eval_scores_a_feature_file_like_torchreid() {
     for distance in ["euclidean", "cosine"] {
         let out = out_dir.path().join(format!("{distance}.json"));
         let run = std::process::Command::new(common::plugin_libs::clasp_exe())
-            .args(["eval", "--task", "reid", "--features"])
-            .arg(fixtures.join("market_eval.safetensors"))
+            .args(["eval", "--task", "reid", "--input"])
+            .arg(input("features", &fixtures.join("market_eval.safetensors")))
             .args(["--set", &format!("task.distance=\"{distance}\""), "--out"])
             .arg(&out)
             .env("CLASP_PLUGIN_PATH", library("clasp_plugin_reid"))
@@ -346,8 +364,8 @@ fn clasp_eval_scores_a_feature_file_like_torchreid() {
         .collect();
     candle_core::safetensors::save(&kept, &partial).unwrap();
     let run = std::process::Command::new(common::plugin_libs::clasp_exe())
-        .args(["eval", "--task", "reid", "--features"])
-        .arg(&partial)
+        .args(["eval", "--task", "reid", "--input"])
+        .arg(input("features", &partial))
         .env("CLASP_PLUGIN_PATH", library("clasp_plugin_reid"))
         .output()
         .unwrap();
@@ -377,8 +395,8 @@ fn clasp_eval_scores_a_feature_file_like_torchreid() {
         let file = out_dir.path().join(name);
         candle_core::safetensors::save(&t, &file).unwrap();
         let run = std::process::Command::new(common::plugin_libs::clasp_exe())
-            .args(["eval", "--task", "reid", "--features"])
-            .arg(&file)
+            .args(["eval", "--task", "reid", "--input"])
+            .arg(input("features", &file))
             .env("CLASP_PLUGIN_PATH", library("clasp_plugin_reid"))
             .output()
             .unwrap();
@@ -407,6 +425,6 @@ fn shipped_finetune_configs_fit_their_plugins() {
         let file = root.join(format!("{task}.toml"));
         let c = clasp_core::config::load::load_file(&file).unwrap();
         let plugin = load(&library(lib), None).unwrap();
-        resolve(&plugin.spec, &c.task).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+        resolve(&plugin, &c.task).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
     }
 }

@@ -47,6 +47,7 @@ pub fn grad_conflict(g: &GlobalArgs, args: GradConflictArgs) -> Result<()> {
             file: Some(file.clone()),
             overrides: g.set.clone(),
             use_env: true,
+            ..Default::default()
         }
         .load()
         .with_context(|| format!("the config of {} ({})", ckpt.display(), file.display()))?;

@@ -75,7 +75,7 @@ pub fn run(g: &GlobalArgs, args: CompareArgs) -> Result<()> {
     let config = g.load()?;
     let plugin = find_task(&config.plugins, &args.task)?;
     let scorer = Scorer {
-        config: resolve(&plugin.spec, &config.task)?,
+        config: resolve(&plugin, &config.task)?,
         plugin,
     };
     let mut named = Vec::new();

@@ -94,7 +94,8 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
         }
         let x = Tensor::from_vec(pixels, (n, 3, h, w), &device)?;
         if let Some(m) = &task_model {
-            head.push(m.forward(&x, false)?.to_device(&candle_core::Device::Cpu)?);
+            let outputs = m.forward(&x, false)?;
+            head.push(outputs.first()?.to_device(&candle_core::Device::Cpu)?);
             continue;
         }
         let vit = vit

@@ -1,14 +1,15 @@
 //! `clasp eval --checkpoint TASK_CKPT [--data DIR] [--split test]`: a task checkpoint's metrics on
 //! a split, through the plugin its manifest names.
 //!
-//! `clasp eval --task NAME --results F --gt F` (and `--features`, `--pred-dir`/`--gt-dir`,
-//! `--pred`): metrics of results another system wrote, read and scored by the task's plugin —
-//! how users compare toolboxes on equal terms.
+//! `clasp eval --task NAME --input NAME=PATH …`: metrics of results another system wrote, read
+//! and scored by the task's plugin from the files it declares — how users compare toolboxes on
+//! equal terms.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use clasp_sdk::Split;
 
 use super::GlobalArgs;
 use crate::config::Config;
@@ -18,6 +19,16 @@ use crate::plugin_host::loader::find_task;
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{dataset, evaluate_files};
 
+/// `NAME=PATH` of `--input`.
+fn parse_input(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("`{s}` is not NAME=PATH")),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Task checkpoint directory (written by `clasp finetune`).
@@ -26,30 +37,16 @@ pub struct EvalArgs {
     /// Score result files written by another system with this task's plugin instead.
     #[arg(long)]
     pub task: Option<String>,
-    /// Result file (pose: COCO results JSON).
-    #[arg(long, requires = "task")]
-    pub results: Option<PathBuf>,
-    /// Ground truth (pose: COCO keypoints JSON; attribute: the label table).
-    #[arg(long, requires = "task")]
-    pub gt: Option<PathBuf>,
-    /// ReID features: safetensors with query/gallery features, pids and camids.
-    #[arg(long, requires = "task")]
-    pub features: Option<PathBuf>,
-    /// Folder of predicted label maps (parsing).
-    #[arg(long, requires = "task")]
-    pub pred_dir: Option<PathBuf>,
-    /// Folder of ground-truth label maps (parsing).
-    #[arg(long, requires = "task")]
-    pub gt_dir: Option<PathBuf>,
-    /// Predictions table (attribute: probabilities per image and attribute).
-    #[arg(long, requires = "task")]
-    pub pred: Option<PathBuf>,
+    /// A result file for `--task`, as NAME=PATH (repeatable): the names the task's plugin
+    /// declares (`clasp plugins inspect NAME` lists them), e.g. pose `results=R.json gt=G.json`.
+    #[arg(long = "input", value_name = "NAME=PATH", requires = "task", value_parser = parse_input)]
+    pub inputs: Vec<(String, PathBuf)>,
     /// Dataset root in the task's format (default: `finetune.data` of the config).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Split to evaluate.
+    /// Split to evaluate (train, val or test).
     #[arg(long, default_value = "test")]
-    pub split: String,
+    pub split: Split,
     /// Also write the metrics as JSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -73,7 +70,7 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
             None => bail!("no dataset: pass --data DIR (or set finetune.data)"),
         },
     };
-    let records = dataset(&model.head.plugin, &model.head.config, &root, &args.split)?;
+    let records = dataset(&model.head.plugin, &model.head.config, &root, args.split)?;
     if records.is_empty() {
         bail!("{}: split `{}` is empty", root.display(), args.split);
     }
@@ -99,7 +96,7 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
             "task": model.task(),
             "checkpoint": checkpoint,
             "data": root,
-            "split": args.split,
+            "split": args.split.name(),
             "samples": n,
             "skipped": eval.skipped,
             "metrics": eval.metrics.iter().map(|(k, v)| (k.clone(), (*v).into())).collect::<serde_json::Map<_, _>>(),
@@ -121,26 +118,38 @@ fn run_on_files(config: &Config, args: &EvalArgs) -> Result<()> {
         .task
         .as_deref()
         .context("--task or --checkpoint is required")?;
-    let inputs: Vec<(String, PathBuf)> = [
-        ("results", &args.results),
-        ("gt", &args.gt),
-        ("features", &args.features),
-        ("pred_dir", &args.pred_dir),
-        ("gt_dir", &args.gt_dir),
-        ("pred", &args.pred),
-    ]
-    .into_iter()
-    .filter_map(|(name, p)| p.as_ref().map(|p| (name.to_string(), p.clone())))
-    .collect();
+    let plugin = find_task(&config.plugins, task)?;
+    let declared: Vec<String> = plugin
+        .spec
+        .result_files
+        .iter()
+        .map(|f| format!("{} ({})", f.name, f.help))
+        .collect();
+    if declared.is_empty() {
+        bail!("task `{task}` scores no result files of other systems");
+    }
+    let inputs = &args.inputs;
     if inputs.is_empty() {
         bail!(
-            "--task {task}: give the files to score (--results/--gt, --features, \
-             --pred-dir/--gt-dir or --pred/--gt)"
+            "--task {task}: give the files to score as --input NAME=PATH; it reads: {}",
+            declared.join("; ")
         );
     }
-    let plugin = find_task(&config.plugins, task)?;
-    let task_config = resolve(&plugin.spec, &config.task)?;
-    let metrics = evaluate_files(&plugin, &task_config, &inputs)?;
+    for (name, _) in inputs {
+        if !plugin
+            .spec
+            .result_files
+            .iter()
+            .any(|f| f.name == name.as_str())
+        {
+            bail!(
+                "--input {name}=…: task `{task}` reads no file called `{name}`; it reads: {}",
+                declared.join("; ")
+            );
+        }
+    }
+    let task_config = resolve(&plugin, &config.task)?;
+    let metrics = evaluate_files(&plugin, &task_config, inputs)?;
     let summary: Vec<String> = metrics
         .iter()
         .map(|m| format!("{} {:.4}", m.name, m.value))

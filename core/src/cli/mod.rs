@@ -62,6 +62,7 @@ impl GlobalArgs {
             file: self.config.clone(),
             overrides: self.set.clone(),
             use_env: true,
+            ..Default::default()
         }
     }
 

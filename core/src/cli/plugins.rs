@@ -74,7 +74,21 @@ pub fn inspect(g: &GlobalArgs, name: &str) -> Result<()> {
     );
     println!("config [task] (defaults):");
     for c in s.config.iter() {
-        println!("  {:<14} = {:<12} # {}", c.key, c.default, c.help);
+        println!("  {:<14} = {:<12} # {}", c.key, as_toml(&c.default), c.help);
+    }
+    if !s.result_files.is_empty() {
+        println!("clasp eval --task {} reads:", s.name);
+        for f in s.result_files.iter() {
+            println!("  --input {}=PATH  # {}", f.name, f.help);
+        }
     }
     Ok(())
+}
+
+/// A default as the plugin declares it (JSON), written as in a TOML config.
+fn as_toml(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| toml::Value::try_from(v).ok())
+        .map_or_else(|| json.to_string(), |v| v.to_string())
 }

@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
+use super::overrides::Overrides;
 use super::schema::Config;
 
 /// Environment variables with the `CLASP_` prefix that are not configuration keys.
@@ -16,24 +17,31 @@ pub const NON_CONFIG_ENV: [&str; 3] = ["PLUGIN_PATH", "LOG", "COMPOSED_OPS"];
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSources {
     pub file: Option<PathBuf>,
+    /// Settings a program applies (the quickstart's stage budgets), over the file and the
+    /// environment, under `--set`.
+    pub program: Overrides,
     /// `key=value` pairs from `--set`, applied last.
     pub overrides: Vec<String>,
     /// Read `CLASP_*` environment variables (`CLASP_MODEL__PRESET=tiny`).
     pub use_env: bool,
 }
 
-/// `--set` pairs as a figment provider, so errors say they came from the command line.
-struct SetFlags(Vec<(String, toml::Value)>);
+/// Dotted-key settings as a figment provider named by their source, so errors say where a value
+/// came from (the command line's `--set`, the quickstart's budget).
+struct KeyValues {
+    source: &'static str,
+    pairs: Vec<(String, toml::Value)>,
+}
 
-impl Provider for SetFlags {
+impl Provider for KeyValues {
     fn metadata(&self) -> Metadata {
-        Metadata::named("command-line --set")
+        Metadata::named(self.source)
     }
 
     fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
         // Nest `a.b.c = v` into tables ourselves: values must carry this provider's tag.
         let mut root = toml::Table::new();
-        for (key, value) in &self.0 {
+        for (key, value) in &self.pairs {
             let mut table = &mut root;
             let parts = key_parts(key).map_err(|e| figment::Error::from(e.to_string()))?;
             for part in &parts[..parts.len() - 1] {
@@ -98,12 +106,19 @@ impl ConfigSources {
         if self.use_env {
             fig = fig.merge(Env::prefixed("CLASP_").ignore(&NON_CONFIG_ENV).split("__"));
         }
+        fig = fig.merge(KeyValues {
+            source: "the quickstart's stage settings",
+            pairs: self.program.pairs.clone(),
+        });
         let overrides = self
             .overrides
             .iter()
             .map(|p| parse_override(p))
             .collect::<Result<Vec<_>>>()?;
-        Ok(fig.merge(SetFlags(overrides)))
+        Ok(fig.merge(KeyValues {
+            source: "command-line --set",
+            pairs: overrides,
+        }))
     }
 
     /// The layer that set `key` (`"command-line --set"`, a file, the environment), or `None`

@@ -3,6 +3,7 @@
 pub mod load;
 pub mod model;
 mod optional_path;
+pub mod overrides;
 pub mod pretrain;
 pub mod probe;
 pub mod schema;

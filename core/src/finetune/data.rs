@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use clasp_sdk::abi::Record;
+use clasp_sdk::abi::{Record, Split};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -145,10 +145,10 @@ impl TrainOrder {
                 let pids = train
                     .iter()
                     .map(|r| {
-                        r.ints.first().copied().with_context(|| {
+                        r.identity.into_option().with_context(|| {
                             format!(
                                 "config key `finetune.sampler` = \"identity\": sample {} has no \
-                                 identity (no integer label)",
+                                 identity",
                                 r.image
                             )
                         })
@@ -181,8 +181,12 @@ impl TaskSplits {
             bail!("config key `finetune.data` is not set: point it at the task's dataset root");
         };
         let root = data.to_path_buf();
-        let split = |name| dataset(plugin, task_config, &root, name);
-        let (train, val, test) = (split("train")?, split("val")?, split("test")?);
+        let split = |split| dataset(plugin, task_config, &root, split);
+        let (train, val, test) = (
+            split(Split::Train)?,
+            split(Split::Val)?,
+            split(Split::Test)?,
+        );
         if train.is_empty() || test.is_empty() {
             bail!(
                 "{}: the train ({}) or test ({}) split is empty",
@@ -293,7 +297,7 @@ mod tests {
         pids.iter()
             .map(|p| Record {
                 image: format!("{p}.jpg").into(),
-                ints: vec![*p].into(),
+                identity: Some(*p).into(),
                 ..Default::default()
             })
             .collect()
@@ -332,7 +336,7 @@ mod tests {
         );
         s.instances_per_identity = 4;
         let mut unlabelled = records(&[0, 1]);
-        unlabelled[1].ints = Vec::new().into();
+        unlabelled[1].identity = None.into();
         let e = TrainOrder::from_settings(&s, "reid", &unlabelled, None).unwrap_err();
         assert!(e.to_string().contains("1.jpg"), "{e}");
     }

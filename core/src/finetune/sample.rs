@@ -82,8 +82,7 @@ pub fn load_sample(record: &Record, [h, w]: [usize; 2]) -> Result<(Vec<f32>, Rec
         };
         let at_input = resample_labels(&labels, iw, ih, b, w, h);
         out.values = at_input.data.iter().map(|c| *c as f32).collect();
-        out.ints.push(h as i64);
-        out.ints.push(w as i64);
+        out.shape = vec![h as u64, w as u64].into();
     }
     Ok((pixels, out))
 }
@@ -144,7 +143,7 @@ mod tests {
         assert_eq!(px.len(), 3 * 8 * 4);
         assert_eq!(&r.values[..4], &[1.0, 1.0, 2.0, 2.0]);
         assert_eq!(&r.values[28..], &[31.0, 31.0, 32.0, 32.0]);
-        assert_eq!(r.ints.as_slice(), &[8, 4]);
+        assert_eq!(r.shape.as_slice(), &[8, 4]);
         // The right half of the image, reaching 2 px past its right edge, at 4×2.
         let rec = Record {
             image: clasp_sdk::abi::crop_reference(&image, [2.0, 0.0, 4.0, 8.0]).into(),

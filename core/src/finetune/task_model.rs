@@ -13,7 +13,7 @@ use crate::checkpoint::{self, backbone::read_tensors};
 use crate::config::schema::PluginSettings;
 use crate::model::Vit;
 use crate::plugin_host::loader::find_task;
-use crate::plugin_host::task_head::TaskHead;
+use crate::plugin_host::task_head::{HeadOutputs, TaskHead};
 use crate::plugin_host::Plugin;
 
 /// The head's tensors inside a task checkpoint.
@@ -58,7 +58,7 @@ impl TaskModel {
 
     /// The head's output for images `x` `[B, 3, H, W]`; without `training`, no gradient reaches
     /// the backbone and the head runs in evaluation mode.
-    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<HeadOutputs> {
         let vit = match (&self.folded, training) {
             (Some(folded), false) => folded,
             _ => &self.backbone.vit,

@@ -97,7 +97,7 @@ pub fn finetune(
     let task = plugin.name().to_string();
 
     // 1. The task's settings and data, as the plugin reads them.
-    let task_config = resolve(&plugin.spec, &config.task)?;
+    let task_config = resolve(&plugin, &config.task)?;
     let TaskSplits {
         root,
         train,

@@ -1,5 +1,5 @@
 //! Convolutions for heads as im2col + one matmul, with their own unfold/fold kernels (CPU,
-//! f32) so the backward pass also runs on the BLAS path. candle's CPU `conv_transpose2d` is a
+//! f32, in [`crate::ops::im2col`]) so the backward pass also runs on the BLAS path. candle's CPU `conv_transpose2d` is a
 //! direct loop and `conv2d`'s backward calls it for the input gradient: measured here on a
 //! two-step upsampling head (192 → 64 channels, 8×4 → 32×16, batch 32) that was 0.7 s (deconv)
 //! and 1.2 s (nearest + 3×3 conv) per step. Other devices and dtypes use candle's ops.
@@ -7,117 +7,9 @@
 //! `conv2d(x, w) = unfold(x) · W`, `conv_transpose2d(x, w) = fold(x · W)`; unfold and fold are
 //! each other's gradient.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{DType, Result, Tensor};
 
-/// Where a k×k window at grid cell (oy, ox) reads an image: row oy·stride + ky − padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    channels: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    /// Image size.
-    h: usize,
-    w: usize,
-    /// Window grid size.
-    gh: usize,
-    gw: usize,
-}
-
-impl Window {
-    /// Image row/column of tap `t` at grid position `g`, if inside the image.
-    fn at(&self, g: usize, t: usize, size: usize) -> Option<usize> {
-        (g * self.stride + t)
-            .checked_sub(self.padding)
-            .filter(|v| *v < size)
-    }
-
-    fn cols(&self) -> usize {
-        self.channels * self.k * self.k
-    }
-}
-
-/// Image `[B, C, h, w]` → columns `[B·gh·gw, C·k·k]` (column (c·k + ky)·k + kx).
-struct Unfold(Window);
-/// Columns → image, overlapping windows summed.
-struct Fold(Window);
-
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: f32 only");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
-    }
-}
-
-impl CustomOp1 for Unfold {
-    fn name(&self) -> &'static str {
-        "unfold"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout, "unfold")?;
-        let g = self.0;
-        let b = layout.dims()[0];
-        let (plane, n_cols) = (g.h * g.w, g.cols());
-        let mut out = vec![0f32; b * g.gh * g.gw * n_cols];
-        for (row, dst) in out.chunks_mut(n_cols).enumerate() {
-            let (bi, oy, ox) = (row / (g.gh * g.gw), row / g.gw % g.gh, row % g.gw);
-            for c in 0..g.channels {
-                let src = &x[(bi * g.channels + c) * plane..][..plane];
-                for ky in 0..g.k {
-                    let Some(y) = g.at(oy, ky, g.h) else { continue };
-                    for kx in 0..g.k {
-                        if let Some(xx) = g.at(ox, kx, g.w) {
-                            dst[(c * g.k + ky) * g.k + kx] = src[y * g.w + xx];
-                        }
-                    }
-                }
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b * g.gh * g.gw, n_cols))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Fold(self.0))?))
-    }
-}
-
-impl CustomOp1 for Fold {
-    fn name(&self) -> &'static str {
-        "fold"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let cols = contiguous_f32(storage, layout, "fold")?;
-        let g = self.0;
-        let n_cols = g.cols();
-        let b = layout.dims()[0] / (g.gh * g.gw);
-        let plane = g.h * g.w;
-        let mut out = vec![0f32; b * g.channels * plane];
-        for (row, src) in cols.chunks(n_cols).enumerate() {
-            let (bi, oy, ox) = (row / (g.gh * g.gw), row / g.gw % g.gh, row % g.gw);
-            for c in 0..g.channels {
-                let dst = &mut out[(bi * g.channels + c) * plane..][..plane];
-                for ky in 0..g.k {
-                    let Some(y) = g.at(oy, ky, g.h) else { continue };
-                    for kx in 0..g.k {
-                        if let Some(xx) = g.at(ox, kx, g.w) {
-                            dst[y * g.w + xx] += src[(c * g.k + ky) * g.k + kx];
-                        }
-                    }
-                }
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, g.channels, g.h, g.w))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Unfold(self.0))?))
-    }
-}
+use crate::ops::im2col::{fold, unfold, Window};
 
 fn fast_path(x: &Tensor, w: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
@@ -150,7 +42,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<T
         gh,
         gw,
     };
-    let cols = x.contiguous()?.apply_op1(Unfold(window))?;
+    let cols = unfold(&x.contiguous()?, window)?;
     let wm = w.reshape((c_out, c_in * k * k))?.t()?;
     cols.matmul(&wm)?
         .reshape((b, gh, gw, c_out))?
@@ -191,7 +83,7 @@ pub fn conv_transpose2d(
     // Each input position spreads x·W over its k×k window of the output.
     let rows = x.permute((0, 2, 3, 1))?.reshape((b * h * wd, c_in))?;
     let cols = rows.matmul(&w.reshape((c_in, c_out * k * k))?)?;
-    cols.apply_op1(Fold(window))
+    fold(&cols, window)
 }
 
 #[cfg(test)]

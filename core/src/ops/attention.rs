@@ -159,6 +159,7 @@ impl CustomOp1 for AttentionOp {
                     unsafe { product(n, n, dh, s.as_mut_ptr(), n, q, k.t()) };
                     softmax_rows(&s, &mut p, n, scale);
                     let o = out.at(g.out_at(b, h));
+                    // SAFETY: as above; `o` is this head's block of `y`.
                     unsafe { product(n, dh, n, o, g.width(), View::rows(p.as_ptr(), n), v) };
                 }
             });

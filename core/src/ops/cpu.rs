@@ -31,12 +31,16 @@ pub fn output_buffer(n: usize) -> Vec<f32> {
 /// A pointer the pool's workers may share: each writes a disjoint range.
 #[derive(Clone, Copy)]
 pub struct SharedMut(pub *mut f32);
+// SAFETY: the pointer is only dereferenced by kernels whose workers write disjoint ranges of a
+// buffer that outlives the pool call (see each use).
 unsafe impl Send for SharedMut {}
+// SAFETY: as for `Send`: no two workers touch the same element.
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// A method (not the field) so closures capture the whole `Sync` wrapper.
     pub fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers pass offsets inside the buffer this pointer starts.
         unsafe { self.0.add(offset) }
     }
 }

@@ -9,11 +9,13 @@ mod bias_add;
 mod cpu;
 mod fast_math;
 mod gelu;
+pub(crate) mod im2col;
 mod layer_norm;
 pub mod parity;
 pub mod reference;
 mod simd;
 mod softmax;
+pub mod train_parity;
 
 use std::cell::Cell;
 use std::sync::OnceLock;

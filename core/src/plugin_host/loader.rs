@@ -7,6 +7,7 @@ use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use anyhow::{anyhow, bail, Context, Result};
 use clasp_sdk::abi::{PluginSpec, INTERFACE_VERSION};
 use clasp_sdk::plugin::TaskPluginRef;
+use clasp_sdk::SDK_VERSION;
 
 use crate::config::schema::PluginSettings;
 
@@ -123,7 +124,7 @@ pub fn load(path: &Path, pin: Option<&str>) -> Result<Plugin> {
         .map_err(|e| describe(path, e))?;
     if module.interface_version() != INTERFACE_VERSION {
         bail!(
-            "plugin {} was built for CLASP plugin interface {} but this host speaks {INTERFACE_VERSION}: rebuild it against this clasp-sdk",
+            "plugin {} was built for CLASP plugin interface {} but this host speaks {INTERFACE_VERSION}: rebuild it against clasp-sdk {SDK_VERSION}",
             path.display(),
             module.interface_version()
         );
@@ -141,6 +142,13 @@ pub fn load(path: &Path, pin: Option<&str>) -> Result<Plugin> {
 }
 
 fn describe(path: &Path, e: LibraryError) -> anyhow::Error {
+    if let LibraryError::IncompatibleVersionNumber { actual_version, .. } = &e {
+        return anyhow!(
+            "plugin {} was built against clasp-sdk {actual_version}, which this host cannot load: \
+             rebuild it against clasp-sdk {SDK_VERSION}",
+            path.display()
+        );
+    }
     let what = match &e {
         LibraryError::OpenError { .. } => "cannot be opened as a shared library",
         LibraryError::GetSymbolError { .. } => {
@@ -159,7 +167,7 @@ fn describe(path: &Path, e: LibraryError) -> anyhow::Error {
         // abi_stable prints both layouts in full; the summary names what differs.
         tracing::debug!("{}: {detail}", path.display());
         return anyhow!(
-            "plugin {} {what}: {}; rebuild it against this host's clasp-sdk (run with -v for both layouts)",
+            "plugin {} {what}: {}; rebuild it against clasp-sdk {SDK_VERSION} (run with -v for both layouts)",
             path.display(),
             layout_differences(&detail)
         );

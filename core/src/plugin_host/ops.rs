@@ -10,8 +10,8 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use clasp_sdk::abi::{
-    BinaryOp, HostArray, HostCtx, HostOps, HostOpsRef, InitKind, InitSpec, LossKind, ReduceOp,
-    TensorId, UnaryOp,
+    BinaryOp, HostArray, HostCtx, HostOps, HostOpsRef, InitKind, InitSpec, LossKind, LossOptions,
+    ReduceOp, TensorId, UnaryOp,
 };
 
 use super::head::{HeadState, HEAD_PREFIX};
@@ -442,14 +442,14 @@ extern "C" fn loss(
     input: TensorId,
     target: TensorId,
     weight: ROption<TensorId>,
-    params: RSlice<'_, f64>,
+    options: LossOptions,
 ) -> RResult<TensorId, RString> {
     new_tensor(ctx, |c| {
         let (x, y, w) = (c.get(input)?, c.get(target)?, opt(c, weight)?);
         match kind {
             LossKind::CrossEntropy => {
-                let smoothing = params.first().copied().unwrap_or(0.0);
-                let ignore = params.get(1).copied().unwrap_or(-1.0);
+                let smoothing = options.label_smoothing;
+                let ignored = |i: f32| options.ignore_index.into_option() == Some(i as i64);
                 // [N, C, …] → [M, C] with classes last.
                 let classes = x.dim(1)?;
                 let logits = if x.rank() > 2 {
@@ -467,13 +467,10 @@ extern "C" fn loss(
                         logits.dim(0)?
                     );
                 }
-                let keep: Vec<f32> = ids
-                    .iter()
-                    .map(|i| (*i as f64 != ignore) as u8 as f32)
-                    .collect();
+                let keep: Vec<f32> = ids.iter().map(|i| !ignored(*i) as u8 as f32).collect();
                 let idx: Vec<u32> = ids
                     .iter()
-                    .map(|i| if (*i as f64) == ignore { 0 } else { *i as u32 })
+                    .map(|i| if ignored(*i) { 0 } else { *i as u32 })
                     .collect();
                 if let Some(bad) = idx.iter().find(|i| **i as usize >= classes) {
                     bail!("cross entropy: class {bad} out of range for {classes} classes");

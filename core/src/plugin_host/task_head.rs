@@ -5,13 +5,47 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::{ROption, RStr};
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use candle_core::{Device, Tensor};
-use clasp_sdk::abi::{Features, Metric, NamedPath, Record};
+use clasp_sdk::abi::{Features, Metric, NamedPath, NamedTensor, Record, Split};
 
 use super::head::HeadState;
 use super::loader::Plugin;
 use super::ops::{host_ops, CallCtx};
+
+/// A head's outputs for a batch, by name, in the order its `forward` gave them.
+#[derive(Debug, Clone)]
+pub struct HeadOutputs(pub Vec<(String, Tensor)>);
+
+impl HeadOutputs {
+    /// The first output: the one of a single-output head, the retrieval feature of reid's.
+    pub fn first(&self) -> Result<&Tensor> {
+        self.0
+            .first()
+            .map(|(_, t)| t)
+            .ok_or_else(|| anyhow!("the head returned no output"))
+    }
+
+    /// The outputs detached from the graph (for decoding).
+    fn detach(&self) -> Self {
+        Self(
+            self.0
+                .iter()
+                .map(|(n, t)| (n.clone(), t.detach()))
+                .collect(),
+        )
+    }
+
+    fn insert(&self, ctx: &CallCtx) -> Vec<NamedTensor> {
+        self.0
+            .iter()
+            .map(|(name, t)| NamedTensor {
+                name: name.as_str().into(),
+                id: ctx.insert(t.clone()),
+            })
+            .collect()
+    }
+}
 
 pub struct TaskHead {
     pub plugin: Plugin,
@@ -92,8 +126,8 @@ impl TaskHead {
         .map_err(|e| self.plugin.call_error("build_head", e))
     }
 
-    /// The head's output for features `cls` `[B, d]` and `patches` `[B, d, h, w]`.
-    pub fn forward(&self, cls: &Tensor, patches: &Tensor, training: bool) -> Result<Tensor> {
+    /// The head's outputs for features `cls` `[B, d]` and `patches` `[B, d, h, w]`.
+    pub fn forward(&self, cls: &Tensor, patches: &Tensor, training: bool) -> Result<HeadOutputs> {
         let ctx = CallCtx::new(&self.state, &self.device);
         let features = Features {
             cls: ctx.insert(cls.clone()),
@@ -101,7 +135,7 @@ impl TaskHead {
             dim: self.dim as u64,
             training,
         };
-        let id = (self.plugin.module.forward())(
+        let named = (self.plugin.module.forward())(
             host_ops(),
             ctx.handle(),
             RStr::from(self.config.as_str()),
@@ -109,18 +143,25 @@ impl TaskHead {
         )
         .into_result()
         .map_err(|e| self.plugin.call_error("forward", e))?;
-        ctx.get(id)
-            .map_err(|e| self.plugin.call_error("forward", e))
+        if named.is_empty() {
+            return Err(self.plugin.call_error("forward", "returned no output"));
+        }
+        let outputs = named
+            .iter()
+            .map(|n| Ok((n.name.to_string(), ctx.get(n.id)?)))
+            .collect::<Result<_>>()
+            .map_err(|e| self.plugin.call_error("forward", e))?;
+        Ok(HeadOutputs(outputs))
     }
 
-    pub fn loss(&self, output: &Tensor, targets: &[Record]) -> Result<Tensor> {
+    pub fn loss(&self, outputs: &HeadOutputs, targets: &[Record]) -> Result<Tensor> {
         let ctx = CallCtx::new(&self.state, &self.device);
-        let out = ctx.insert(output.clone());
+        let named = outputs.insert(&ctx);
         let id = (self.plugin.module.loss())(
             host_ops(),
             ctx.handle(),
             RStr::from(self.config.as_str()),
-            out,
+            named.as_slice().into(),
             targets.into(),
         )
         .into_result()
@@ -135,14 +176,14 @@ impl TaskHead {
         Ok(loss.flatten_all()?.squeeze(0)?)
     }
 
-    pub fn decode(&self, output: &Tensor) -> Result<Vec<Record>> {
+    pub fn decode(&self, outputs: &HeadOutputs) -> Result<Vec<Record>> {
         let ctx = CallCtx::new(&self.state, &self.device);
-        let out = ctx.insert(output.detach());
+        let named = outputs.detach().insert(&ctx);
         let recs = (self.plugin.module.decode())(
             host_ops(),
             ctx.handle(),
             RStr::from(self.config.as_str()),
-            out,
+            named.as_slice().into(),
         )
         .into_result()
         .map_err(|e| self.plugin.call_error("decode", e))?;
@@ -216,8 +257,7 @@ impl TaskHead {
             RStr::from(out.as_str()),
         )
         .into_result()
-        .map_err(|e| self.plugin.call_error("visualize_ranking", e))?;
-        Ok(true)
+        .map_err(|e| self.plugin.call_error("visualize_ranking", e))
     }
 
     /// Asks the plugin to draw `prediction` over `image` into the PNG `out`; `false` when the
@@ -252,30 +292,29 @@ pub fn evaluate(
 }
 
 /// The samples of `split` as the plugin lists them.
-pub fn dataset(plugin: &Plugin, config: &str, root: &Path, split: &str) -> Result<Vec<Record>> {
+pub fn dataset(plugin: &Plugin, config: &str, root: &Path, split: Split) -> Result<Vec<Record>> {
     let root = root.display().to_string();
-    let recs = (plugin.module.dataset())(
-        RStr::from(config),
-        RStr::from(root.as_str()),
-        RStr::from(split),
-    )
-    .into_result()
-    .map_err(|e| plugin.call_error("dataset", e))?;
+    let recs = (plugin.module.dataset())(RStr::from(config), RStr::from(root.as_str()), split)
+        .into_result()
+        .map_err(|e| plugin.call_error("dataset", e))?;
     Ok(recs.into_vec())
 }
 
 /// Metrics of result files another system wrote, read by the plugin (`evaluate_files`); `inputs`
-/// are (what the file is, path) pairs such as `("results", …)`, `("gt", …)`.
+/// are (what the file is, path) pairs as the plugin's spec names them (`result_files`).
 pub fn evaluate_files(
     plugin: &Plugin,
     config: &str,
     inputs: &[(String, PathBuf)],
 ) -> Result<Vec<Metric>> {
-    let ROption::RSome(evaluate_files) = plugin.module.evaluate_files() else {
-        return Err(plugin.call_error(
+    let absent = || {
+        plugin.call_error(
             "evaluate_files",
-            "the plugin was built without external-result evaluation",
-        ));
+            "the task scores no result files of other systems",
+        )
+    };
+    let ROption::RSome(evaluate_files) = plugin.module.evaluate_files() else {
+        return Err(absent());
     };
     let inputs: Vec<NamedPath> = inputs
         .iter()
@@ -287,7 +326,7 @@ pub fn evaluate_files(
     let m = evaluate_files(RStr::from(config), inputs.as_slice().into())
         .into_result()
         .map_err(|e| plugin.call_error("evaluate_files", e))?;
-    Ok(m.into_vec())
+    m.into_option().map(|m| m.into_vec()).ok_or_else(absent)
 }
 
 /// The plugin's `flip`: a task's targets after its image is mirrored, callable from loader

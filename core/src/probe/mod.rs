@@ -62,7 +62,7 @@ pub fn probe(
 ) -> Result<ProbeOutcome> {
     let p = &config.probe;
     let task = plugin.name().to_string();
-    let task_config = resolve(&plugin.spec, &config.task)?;
+    let task_config = resolve(&plugin, &config.task)?;
     let TaskSplits {
         train, val, test, ..
     } = TaskSplits::load(&plugin, &task_config, config.finetune.data.as_deref())?;

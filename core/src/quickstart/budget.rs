@@ -5,6 +5,8 @@
 
 use clap::ValueEnum;
 
+use crate::config::overrides::{pair, Overrides};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Tier {
     /// Seconds: the end-to-end test's run.
@@ -22,7 +24,7 @@ pub struct SetSize {
     pub images_per_id: u32,
 }
 
-/// Stage settings as config overrides (`key=value`, TOML values), applied over each stage's
+/// Stage settings as config overrides (dotted keys, TOML values), applied over each stage's
 /// recipe and under the user's `--set`.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -42,63 +44,67 @@ pub struct Budget {
     /// Rendered image size [H, W].
     pub image_size: [usize; 2],
     /// Every stage: the backbone and its input.
-    pub model: Vec<String>,
-    pub teacher: Vec<String>,
-    pub pretrain: Vec<String>,
+    pub model: Overrides,
+    pub teacher: Overrides,
+    pub pretrain: Overrides,
     /// Pre-training runs per variant (seeds `run.seed`, `+1`, …); probes run on each, fine-tuning
     /// on the first.
     pub pretrain_seeds: usize,
-    pub probe: Vec<String>,
+    pub probe: Overrides,
     /// Per task, further probe settings: the dense heads' transposed convolutions are what
     /// probes spend their time on (~1.4 s an epoch for pose's), so parsing and pose run one
     /// seed each (the spread between probe seeds is a few thousandths; that between
     /// pre-training seeds is what counts).
-    pub probe_task: Vec<(&'static str, Vec<String>)>,
-    pub finetune: Vec<String>,
+    pub probe_task: Vec<(&'static str, Overrides)>,
+    pub finetune: Overrides,
     /// Fine-tuning epochs per task (the same for every variant).
     pub epochs: Vec<(&'static str, usize)>,
     /// Per task, further fine-tuning settings: short-run recipes (chosen on validation).
-    pub finetune_task: Vec<(&'static str, Vec<String>)>,
+    pub finetune_task: Vec<(&'static str, Overrides)>,
     /// Bootstrap draws of the test people behind every interval.
     pub replicates: usize,
     /// Batches the gradient-conflict analysis averages over.
     pub conflict_batches: usize,
 }
 
-fn owned(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
 /// Pre-training settings of a nano ViT at 128×64, for `steps`-scale runs.
-fn nano_pretrain(epochs: usize, momentum: f64) -> Vec<String> {
-    let mut v = owned(&[
-        "pretrain.batch_size=32",
-        "pretrain.crops.global_size=[128, 64]",
-        "pretrain.crops.local_size=[64, 32]",
-        "pretrain.crops.n_local=2",
+fn nano_pretrain(epochs: i64, momentum: f64) -> Overrides {
+    Overrides::new()
+        .set("pretrain.batch_size", 32)
+        .set("pretrain.crops.global_size", pair(128, 64))
+        .set("pretrain.crops.local_size", pair(64, 32))
+        .set("pretrain.crops.n_local", 2)
         // Few prototypes: a few hundred steps cannot spread over thousands.
-        "pretrain.dino.out_dim=256",
-        "pretrain.dino.hidden_dim=256",
-        "pretrain.dino.bottleneck_dim=64",
-        "pretrain.log_every=10",
+        .set("pretrain.dino.out_dim", 256)
+        .set("pretrain.dino.hidden_dim", 256)
+        .set("pretrain.dino.bottleneck_dim", 64)
+        .set("pretrain.log_every", 10)
         // DINO freezes the prototypes for its first epoch; a short run cannot spare it.
-        "pretrain.dino.freeze_last_layer_epochs=0",
-        "optim.warmup_steps=40",
+        .set("pretrain.dino.freeze_last_layer_epochs", 0)
+        .set("optim.warmup_steps", 40)
         // DINO scales its LR with the batch (5e-4 per 256 images): at 5e-4 and batch 32 the
         // teacher's entropy swung and ended uniform (collapse) in all variants.
-        "optim.lr=1e-4",
-        "checkpoint.every=100",
+        .set("optim.lr", 1e-4)
+        .set("checkpoint.every", 100)
         // PC-MoE's gates read a task summary ~0.2 in norm: at the backbone's LR their logits
         // move by ~0.01 in 500 steps and every gate stays at 1/E. At 100× (and with Mod-Squad's
         // task–expert MI loss) each pre-training task takes experts of its own.
-        "optim.gate_lr_scale=100",
-        "pretrain.gate_mi_weight=0.1",
-    ]);
-    v.push(format!("pretrain.epochs={epochs}"));
-    // DINO's 0.996 suits long runs: over a few hundred steps the EMA teacher (the exported
-    // backbone) would stay near its initialisation.
-    v.push(format!("pretrain.dino.momentum={momentum}"));
-    v
+        .set("optim.gate_lr_scale", 100)
+        .set("pretrain.gate_mi_weight", 0.1)
+        .set("pretrain.epochs", epochs)
+        // DINO's 0.996 suits long runs: over a few hundred steps the EMA teacher (the exported
+        // backbone) would stay near its initialisation.
+        .set("pretrain.dino.momentum", momentum)
+}
+
+/// The backbone of every stage: a nano ViT at `size`, prompts seeded in the teacher's
+/// projection width.
+fn nano_model(size: toml::Value) -> Overrides {
+    Overrides::new()
+        .set("model.preset", "nano")
+        .set("model.img_size", size)
+        // The teacher's projection width: its text embeddings seed the task prompts.
+        .set("model.prompts.text_dim", 96)
 }
 
 impl Budget {
@@ -131,17 +137,12 @@ impl Budget {
             },
             teacher_pool_size: [128, 64],
             image_size: [256, 128],
-            model: owned(&[
-                "model.preset=\"nano\"",
-                "model.img_size=[128, 64]",
-                // The teacher's projection width: its text embeddings seed the task prompts.
-                "model.prompts.text_dim=96",
-            ]),
+            model: nano_model(pair(128, 64)),
             // ~1,100 steps (about 3 minutes here) on the teacher's 9,000 training people.
-            teacher: owned(&["teacher.epochs=4"]),
+            teacher: Overrides::new().set("teacher.epochs", 4),
             pretrain: nano_pretrain(3, 0.99),
             pretrain_seeds: 1,
-            probe: owned(&["probe.seeds=3"]),
+            probe: Overrides::new().set("probe.seeds", 3),
             probe_task: vec![
                 ("reid", reid_probe()),
                 ("attribute", attribute_probe()),
@@ -150,16 +151,15 @@ impl Budget {
                 // tier) and the two-step deconvolution head 0.195 (random backbone 0.168). Here
                 // its validation mIoU rises with epochs (CLASP backbone: 0.091 / 0.139 / 0.155
                 // after 10 / 20 / 30), 1.4 s each: 24 is what the 15 minutes leave room for.
-                ("parsing", owned(&["probe.epochs=24", "probe.seeds=1"])),
+                ("parsing", probe_epochs(24)),
                 // Heatmap heads learn slowly from frozen features: val AP 0.000 / 0.003 / 0.014
                 // after 10 epochs at LR 1e-3 / 3e-3, 30 epochs at 3e-3 (DINO backbone); 16
                 // epochs leave parsing its 24 within the 15 minutes.
-                (
-                    "pose",
-                    owned(&["probe.epochs=16", "probe.seeds=1", "probe.lr=3e-3"]),
-                ),
+                ("pose", probe_epochs(16).set("probe.lr", 3e-3)),
             ],
-            finetune: owned(&["finetune.batch_size=32", "finetune.eval_every=2"]),
+            finetune: Overrides::new()
+                .set("finetune.batch_size", 32)
+                .set("finetune.eval_every", 2),
             epochs: vec![
                 ("reid", 10),
                 ("parsing", 6),
@@ -174,11 +174,10 @@ impl Budget {
                 // against 0.500–0.504 for LR 1e-4 or 2e-3, DINO backbone).
                 (
                     "attribute",
-                    owned(&[
-                        "optim.lr=5e-4",
-                        "optim.head_lr_scale=10",
-                        "finetune.warmup_epochs=1",
-                    ]),
+                    Overrides::new()
+                        .set("optim.lr", 5e-4)
+                        .set("optim.head_lr_scale", 10)
+                        .set("finetune.warmup_epochs", 1),
                 ),
             ],
             replicates: 1000,
@@ -203,16 +202,13 @@ impl Budget {
             },
             pretrain: nano_pretrain(3, 0.996),
             pretrain_seeds: 2,
-            probe: owned(&["probe.seeds=3"]),
+            probe: Overrides::new().set("probe.seeds", 3),
             probe_task: vec![
                 ("reid", reid_probe()),
                 ("attribute", attribute_probe()),
                 // Validation mIoU still rose at 24 epochs (0.195, CLASP backbone).
-                ("parsing", owned(&["probe.epochs=30", "probe.seeds=1"])),
-                (
-                    "pose",
-                    owned(&["probe.epochs=40", "probe.seeds=1", "probe.lr=3e-3"]),
-                ),
+                ("parsing", probe_epochs(30)),
+                ("pose", probe_epochs(40).set("probe.lr", 3e-3)),
             ],
             epochs: vec![
                 ("reid", 20),
@@ -246,44 +242,43 @@ impl Budget {
             },
             teacher_pool_size: [64, 32],
             image_size: [128, 64],
-            model: owned(&[
-                "model.preset=\"nano\"",
-                "model.img_size=[64, 32]",
-                "model.prompts.text_dim=96",
-            ]),
-            teacher: owned(&[
-                "teacher.img_size=[64, 32]",
-                "teacher.width=32",
-                "teacher.layers=2",
-                "teacher.heads=2",
-                "teacher.text_width=32",
-                "teacher.text_layers=1",
-                "teacher.text_heads=2",
-                "teacher.epochs=1",
-                "teacher.batch_size=8",
-                "teacher.warmup_steps=2",
-            ]),
-            pretrain: owned(&[
-                "pretrain.epochs=1",
-                "pretrain.batch_size=8",
-                "pretrain.crops.global_size=[64, 32]",
-                "pretrain.crops.local_size=[32, 16]",
-                "pretrain.crops.n_local=1",
-                "pretrain.dino.out_dim=64",
-                "pretrain.dino.hidden_dim=32",
-                "pretrain.dino.bottleneck_dim=16",
-                "pretrain.log_every=1",
-                "optim.warmup_steps=2",
-                "checkpoint.every=100",
-            ]),
+            model: nano_model(pair(64, 32)),
+            teacher: Overrides::new()
+                .set("teacher.img_size", pair(64, 32))
+                .set("teacher.width", 32)
+                .set("teacher.layers", 2)
+                .set("teacher.heads", 2)
+                .set("teacher.text_width", 32)
+                .set("teacher.text_layers", 1)
+                .set("teacher.text_heads", 2)
+                .set("teacher.epochs", 1)
+                .set("teacher.batch_size", 8)
+                .set("teacher.warmup_steps", 2),
+            pretrain: Overrides::new()
+                .set("pretrain.epochs", 1)
+                .set("pretrain.batch_size", 8)
+                .set("pretrain.crops.global_size", pair(64, 32))
+                .set("pretrain.crops.local_size", pair(32, 16))
+                .set("pretrain.crops.n_local", 1)
+                .set("pretrain.dino.out_dim", 64)
+                .set("pretrain.dino.hidden_dim", 32)
+                .set("pretrain.dino.bottleneck_dim", 16)
+                .set("pretrain.log_every", 1)
+                .set("optim.warmup_steps", 2)
+                .set("checkpoint.every", 100),
             pretrain_seeds: 1,
-            probe: owned(&["probe.seeds=2", "probe.epochs=2", "probe.batch_size=16"]),
-            probe_task: vec![("parsing", owned(&["task.upsample_steps=0"]))],
-            finetune: owned(&["finetune.batch_size=8", "finetune.eval_every=1"]),
+            probe: Overrides::new()
+                .set("probe.seeds", 2)
+                .set("probe.epochs", 2)
+                .set("probe.batch_size", 16),
+            probe_task: vec![("parsing", Overrides::new().set("task.upsample_steps", 0))],
+            finetune: Overrides::new()
+                .set("finetune.batch_size", 8)
+                .set("finetune.eval_every", 1),
             epochs: vec![("reid", 1), ("parsing", 1), ("pose", 1), ("attribute", 1)],
             finetune_task: vec![
-                ("parsing", owned(&["task.channels=8"])),
-                ("pose", owned(&["task.channels=8"])),
+                ("parsing", Overrides::new().set("task.channels", 8)),
+                ("pose", Overrides::new().set("task.channels", 8)),
             ],
             replicates: 50,
             conflict_batches: 1,
@@ -299,26 +294,30 @@ impl Budget {
 /// Reid read through a linear projection of the CLS and the mean patch token, then the BN neck:
 /// a BN neck alone only rescales the frozen feature. Validation mAP, standard tier (random /
 /// DINO / CLASP backbone): BN neck on the CLS 0.041 / 0.041 / 0.043, this 0.084 / 0.134 / 0.170.
-fn reid_probe() -> Vec<String> {
-    owned(&[
-        "task.head=\"reduction\"",
-        "task.reduction_dim=128",
-        "task.pool=\"cls+mean\"",
-    ])
+fn reid_probe() -> Overrides {
+    Overrides::new()
+        .set("task.head", "reduction")
+        .set("task.reduction_dim", 128)
+        .set("task.pool", "cls+mean")
 }
 
 /// Attributes from the CLS and the mean patch token: validation mA, standard tier (random / DINO
 /// / CLASP backbone), CLS alone 0.534 / 0.534 / 0.545, both 0.537 / 0.548 / 0.561.
-fn attribute_probe() -> Vec<String> {
-    owned(&["task.pool=\"cls+mean\""])
+fn attribute_probe() -> Overrides {
+    Overrides::new().set("task.pool", "cls+mean")
 }
 
-fn dense_task(channels: usize) -> Vec<String> {
-    let mut v = owned(&[
-        "optim.lr=3e-3",
-        "optim.head_lr_scale=10",
-        "finetune.warmup_epochs=1",
-    ]);
-    v.push(format!("task.channels={channels}"));
-    v
+/// A dense task's probe: `epochs` epochs, one seed.
+fn probe_epochs(epochs: i64) -> Overrides {
+    Overrides::new()
+        .set("probe.epochs", epochs)
+        .set("probe.seeds", 1)
+}
+
+fn dense_task(channels: i64) -> Overrides {
+    Overrides::new()
+        .set("optim.lr", 3e-3)
+        .set("optim.head_lr_scale", 10)
+        .set("finetune.warmup_epochs", 1)
+        .set("task.channels", channels)
 }

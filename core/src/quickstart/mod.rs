@@ -24,6 +24,7 @@ use self::budget::{Budget, SetSize};
 use self::report::Report;
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
+use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigSources};
 use crate::data::synth::dataset::{generate, SynthOptions};
 use crate::finetune::finetune;
@@ -52,10 +53,6 @@ pub struct Quickstart {
     pub device: Device,
     pub seed: u64,
     stage_seconds: Vec<(String, f64)>,
-}
-
-fn quoted(p: &Path) -> String {
-    format!("\"{}\"", p.display().to_string().replace('\\', "/"))
 }
 
 /// Which kind of run a task stage is.
@@ -101,7 +98,7 @@ impl Quickstart {
 
     /// A stage's config: `recipe` (written under `configs/` so the user sees it), the budget's
     /// `overrides`, then the user's `--set`.
-    fn stage_config(&self, recipe: Option<(&str, &str)>, overrides: &[String]) -> Result<Config> {
+    fn stage_config(&self, recipe: Option<(&str, &str)>, overrides: &Overrides) -> Result<Config> {
         let file = match recipe {
             Some((name, text)) => {
                 let dir = self.root.join("configs");
@@ -112,16 +109,17 @@ impl Quickstart {
             }
             None => None,
         };
-        let mut all: Vec<String> = vec![format!("run.seed={}", self.seed)];
-        all.extend(self.budget.model.iter().cloned());
-        all.extend(overrides.iter().cloned());
+        let mut program = Overrides::new().set("run.seed", self.seed as i64);
+        program.extend(&self.budget.model);
+        program.extend(overrides);
         if let Some(dir) = &self.plugin_dir {
-            all.push(format!("plugins.dirs=[{}]", quoted(dir)));
+            let dirs = vec![toml::Value::from(dir.display().to_string())];
+            program.push("plugins.dirs", dirs);
         }
-        all.extend(self.user_sets.iter().cloned());
         ConfigSources {
             file,
-            overrides: all,
+            program,
+            overrides: self.user_sets.clone(),
             use_env: true,
         }
         .load()
@@ -197,8 +195,11 @@ impl Quickstart {
     }
 
     fn teacher_config(&self) -> Result<Config> {
-        let mut o = self.budget.teacher.clone();
-        o.push(format!("teacher.data={}", quoted(&self.teacher_pool())));
+        let o = self
+            .budget
+            .teacher
+            .clone()
+            .path("teacher.data", &self.teacher_pool());
         self.stage_config(Some(("teacher", TEACHER_RECIPE)), &o)
     }
 
@@ -298,27 +299,22 @@ impl Quickstart {
 
     fn pretrain_config(&self, v: &Variant, seed_index: usize) -> Result<Config> {
         let mut o = self.budget.pretrain.clone();
-        o.extend(v.model.iter().map(|s| s.to_string()));
-        o.push(format!("run.seed={}", self.seed + seed_index as u64));
-        o.push(format!(
-            "pretrain.data={}",
-            quoted(&self.pool().join("reid"))
-        ));
-        let labels = if v.pseudo_labels {
-            quoted(&self.root.join("labels"))
-        } else {
-            "\"\"".into()
-        };
-        o.push(format!("pretrain.labels={labels}"));
-        o.push(format!(
-            "model.prompts.teacher={}",
-            quoted(&self.teacher_dir())
-        ));
-        o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!(
-            "run.name=\"{}\"",
-            Self::pretrain_name(v, seed_index)
-        ));
+        o.extend(&v.model());
+        let o = o
+            .set("run.seed", (self.seed + seed_index as u64) as i64)
+            .path("pretrain.data", &self.pool().join("reid"))
+            // The empty path is the config's "no pseudo-labels" (DINO only), even where the
+            // environment names a label cache.
+            .path(
+                "pretrain.labels",
+                &match v.pseudo_labels {
+                    true => self.root.join("labels"),
+                    false => PathBuf::new(),
+                },
+            )
+            .path("model.prompts.teacher", &self.teacher_dir())
+            .path("run.dir", &self.root)
+            .set("run.name", Self::pretrain_name(v, seed_index));
         self.stage_config(None, &o)
     }
 
@@ -397,34 +393,32 @@ impl Quickstart {
             .iter()
             .find(|(task, _)| *task == t.name)
             .map_or(1, |(_, e)| *e);
-        o.push(format!("finetune.epochs={epochs}"));
-        o.extend(v.model.iter().map(|s| s.to_string()));
+        o.push("finetune.epochs", epochs as i64);
+        o.extend(&v.model());
         for (task, settings) in &self.budget.finetune_task {
             if *task == t.name {
-                o.extend(settings.iter().cloned());
+                o.extend(settings);
             }
         }
         if stage == TaskStage::Probe {
-            o.extend(self.budget.probe.iter().cloned());
+            o.extend(&self.budget.probe);
             for (task, settings) in &self.budget.probe_task {
                 if *task == t.name {
-                    o.extend(settings.iter().cloned());
+                    o.extend(settings);
                 }
             }
         }
         if v.pretrained {
-            o.push(format!(
-                "model.prompts.teacher={}",
-                quoted(&self.teacher_dir())
-            ));
+            o.push(
+                "model.prompts.teacher",
+                self.teacher_dir().display().to_string(),
+            );
         }
-        o.push(format!("run.seed={}", self.seed + seed_index as u64));
-        o.push(format!("finetune.data={}", quoted(&self.task_data(t))));
-        o.push(format!("run.dir={}", quoted(&self.root)));
-        o.push(format!(
-            "run.name=\"{}\"",
-            Self::task_run_name(stage, v, t, seed_index)
-        ));
+        let o = o
+            .set("run.seed", (self.seed + seed_index as u64) as i64)
+            .path("finetune.data", &self.task_data(t))
+            .path("run.dir", &self.root)
+            .set("run.name", Self::task_run_name(stage, v, t, seed_index));
         self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)
     }
 
@@ -600,7 +594,7 @@ impl Quickstart {
             .map(|t| {
                 let c = self.task_config(TaskStage::Finetune, &VARIANTS[0], t, 0)?;
                 let plugin = find_task(&c.plugins, t.name)?;
-                let config = resolve(&plugin.spec, &c.task)?;
+                let config = resolve(&plugin, &c.task)?;
                 Ok((t.name.to_string(), Scorer { plugin, config }))
             })
             .collect()

@@ -66,8 +66,7 @@ mod tests {
         std::fs::write(&path, super::super::variants::TEACHER_RECIPE).unwrap();
         let config = crate::config::ConfigSources {
             file: Some(path),
-            overrides: vec![],
-            use_env: false,
+            ..Default::default()
         }
         .load()
         .unwrap();

@@ -2,6 +2,8 @@
 //! fine-tuned on each task (a) from scratch, (b) after DINO-only pre-training, (c) after CLASP
 //! pre-training without PC-MoE, (d) after full CLASP pre-training — same data, same budgets.
 
+use crate::config::overrides::Overrides;
+
 /// One column of the report. Without pre-training, probes read a randomly initialised backbone
 /// and fine-tuning starts from one.
 #[derive(Debug, Clone, Copy)]
@@ -12,8 +14,15 @@ pub struct Variant {
     /// Pre-trained at all; with the CLIP pseudo-labels (part + attribute losses).
     pub pretrained: bool,
     pub pseudo_labels: bool,
-    /// Model settings of this variant (its pre-training and its fine-tuning).
-    pub model: &'static [&'static str],
+    /// PC-MoE in the backbone (its pre-training and its fine-tuning).
+    pub pc_moe: bool,
+}
+
+impl Variant {
+    /// The model settings of this variant.
+    pub fn model(&self) -> Overrides {
+        Overrides::new().set("model.moe.enabled", self.pc_moe)
+    }
 }
 
 pub const VARIANTS: [Variant; 4] = [
@@ -22,28 +31,28 @@ pub const VARIANTS: [Variant; 4] = [
         title: "(a) random init",
         pretrained: false,
         pseudo_labels: false,
-        model: &[],
+        pc_moe: true,
     },
     Variant {
         key: "dino",
         title: "(b) DINO only",
         pretrained: true,
         pseudo_labels: false,
-        model: &[],
+        pc_moe: true,
     },
     Variant {
         key: "clasp-no-moe",
         title: "(c) CLASP, no PC-MoE",
         pretrained: true,
         pseudo_labels: true,
-        model: &["model.moe.enabled=false"],
+        pc_moe: false,
     },
     Variant {
         key: "clasp",
         title: "(d) CLASP",
         pretrained: true,
         pseudo_labels: true,
-        model: &[],
+        pc_moe: true,
     },
 ];
 

@@ -6,13 +6,15 @@
 //! instance accuracy/precision/recall/F1; the image-blind level is a constant prediction.
 
 mod chart;
-mod metrics;
-mod table;
+pub mod metrics;
+pub mod settings;
 
+use clasp_sdk::table;
 use clasp_sdk::{
-    ensure_paired, export_task, fail, group_of_image, FeatureMaps, Host, Init, NamedPredictionSets,
-    Pool, Record, Result, SampleStats, Spec, Task, TaskConfig, Tensor,
+    ensure_paired, fail, group_of_image, input, FeatureMaps, Host, Init, NamedPredictionSets,
+    Outputs, Record, Result, SampleStats, Spec, Split, Task, Tensor,
 };
+use settings::{AttributeSettings, Head, Weighting};
 use std::path::{Path, PathBuf};
 
 /// PA-100K's attributes, in its order (the synthetic tables use the same).
@@ -47,66 +49,67 @@ pub const PA100K: [&str; 26] = [
 
 /// Stateless: what a head learns from the training split (the positive ratios) lives in the
 /// head's `pos_ratio` buffer, so concurrent heads never share it and checkpoints keep it.
+#[derive(Default)]
 pub struct AttributeTask;
 
 /// The head buffer holding each attribute's positive ratio; −1 until `prepare` sets it.
 const POS_RATIO: &str = "pos_ratio";
 
-fn pos_ratio_buffer<'h>(host: &'h Host) -> Result<Tensor<'h>> {
+pub fn pos_ratio_buffer<'h>(host: &'h Host) -> Result<Tensor<'h>> {
     host.buffer(POS_RATIO, &[PA100K.len()], Init::Constant(-1.0))
 }
 
 fn logits_of<'h>(
     host: &'h Host,
-    cfg: &TaskConfig,
+    cfg: &AttributeSettings,
     x: Tensor<'h>,
     dim: usize,
     training: bool,
 ) -> Result<Tensor<'h>> {
     let a = PA100K.len();
-    match cfg.str("head")?.as_str() {
-        "linear" => x.linear(
+    match cfg.head {
+        Head::Linear => x.linear(
             host.param("fc.weight", &[a, dim], Init::TruncNormal(0.02))?,
             Some(host.param("fc.bias", &[a], Init::Zeros)?),
         ),
-        "mlp" => {
-            let hidden = cfg.usize_in("hidden", 1, TaskConfig::MAX_WIDTH)?;
+        Head::Mlp => {
+            let hidden = cfg.hidden;
             let h = x
                 .linear(
                     host.param("fc1.weight", &[hidden, dim], Init::KaimingUniform)?,
                     Some(host.param("fc1.bias", &[hidden], Init::Zeros)?),
                 )?
                 .relu()?
-                .dropout(cfg.f64("dropout")?, training)?;
+                .dropout(cfg.dropout, training)?;
             h.linear(
                 host.param("fc2.weight", &[a, hidden], Init::TruncNormal(0.02))?,
                 Some(host.param("fc2.bias", &[a], Init::Zeros)?),
             )
         }
-        other => fail!("unknown head `{other}` (attribute offers: linear, mlp)"),
     }
 }
 
-/// Per-element BCE weights for targets `y` (`[B·A]`, row-major) from the positive ratios.
-fn loss_weights(weighting: &str, ratio: &[f32], y: &[f32]) -> Result<Vec<f32>> {
+/// Per-element BCE weights for targets `y` (`[B·A]`, row-major) from the positive ratios;
+/// `None` when the loss is unweighted.
+pub fn loss_weights(weighting: Weighting, ratio: &[f32], y: &[f32]) -> Option<Vec<f32>> {
     let a = ratio.len();
     // A ratio of exactly 0 or 1 would make balanced weights infinite.
     let clamp = |p: f32| p.clamp(1e-3, 1.0 - 1e-3);
     let weight: fn(f32, bool) -> f32 = match weighting {
-        "deepmar" => |p, pos| if pos { (1.0 - p).exp() } else { p.exp() },
-        "balanced" => |p, pos| if pos { 0.5 / p } else { 0.5 / (1.0 - p) },
-        other => fail!("unknown weighting `{other}` (deepmar, balanced, none)"),
+        Weighting::Deepmar => |p, pos| if pos { (1.0 - p).exp() } else { p.exp() },
+        Weighting::Balanced => |p, pos| if pos { 0.5 / p } else { 0.5 / (1.0 - p) },
+        Weighting::None => return None,
     };
-    Ok(y.iter()
-        .enumerate()
-        .map(|(i, v)| weight(clamp(ratio[i % a]), *v > 0.5))
-        .collect())
+    Some(
+        y.iter()
+            .enumerate()
+            .map(|(i, v)| weight(clamp(ratio[i % a]), *v > 0.5))
+            .collect(),
+    )
 }
 
 impl Task for AttributeTask {
-    fn new() -> Self {
-        Self
-    }
+    type Config = AttributeSettings;
 
     fn spec(&self) -> Spec {
         Spec {
@@ -130,67 +133,24 @@ impl Task for AttributeTask {
             .map(String::from)
             .to_vec(),
             primary_metric: "mA".into(),
-            config: vec![
-                (
-                    "head".into(),
-                    "\"linear\"".into(),
-                    "head variant: linear or mlp".into(),
-                ),
-                ("pool".into(), "\"cls\"".into(), Pool::HELP.into()),
-                (
-                    "hidden".into(),
-                    "512".into(),
-                    "hidden width of the mlp head".into(),
-                ),
-                (
-                    "dropout".into(),
-                    "0.1".into(),
-                    "dropout before the mlp head's last layer".into(),
-                ),
-                (
-                    "weighting".into(),
-                    "\"deepmar\"".into(),
-                    "BCE weights from each attribute's positive ratio p: deepmar (exp(1-p) on \
-                     positives, exp(p) on negatives), balanced (1/2p and 1/2(1-p): the loss's \
-                     best threshold is mA's 0.5) or none"
-                        .into(),
-                ),
-                (
-                    "train_table".into(),
-                    "\"train.csv\"".into(),
-                    "training table under the dataset root".into(),
-                ),
-                (
-                    "val_table".into(),
-                    "\"val.csv\"".into(),
-                    "validation table under the dataset root (epochs and recipes are chosen on \
-                     it; a missing file means no validation split)"
-                        .into(),
-                ),
-                (
-                    "test_table".into(),
-                    "\"test.csv\"".into(),
-                    "test table under the dataset root (scored once, after selection)".into(),
-                ),
-            ],
             head_variants: vec!["linear".into(), "mlp".into()],
+            result_files: vec![
+                (
+                    "pred".into(),
+                    "prediction table: a probability per attribute".into(),
+                ),
+                ("gt".into(), "label table (PA-100K columns)".into()),
+            ],
         }
     }
 
-    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
-        // A misspelt weighting fails here, before any training.
-        let weighting = cfg.str("weighting")?;
-        if weighting != "none" {
-            loss_weights(&weighting, &[0.5], &[1.0])?;
-        }
-        // Parameters are created on first use; a dry run on a zero feature creates them all.
+    fn build_head(&self, host: &Host, cfg: &AttributeSettings, dim: usize) -> Result<()> {
         pos_ratio_buffer(host)?;
-        let width = Pool::from_config(cfg)?.width(dim);
-        let x = host.constant(&[1, width], &vec![0.0; width])?;
-        logits_of(host, cfg, x, width, false).map(|_| ())
+        self.forward(host, cfg, &FeatureMaps::zeros(host, dim)?)
+            .map(|_| ())
     }
 
-    fn prepare(&self, host: &Host, _cfg: &TaskConfig, train: &[Record]) -> Result<()> {
+    fn prepare(&self, host: &Host, _cfg: &AttributeSettings, train: &[Record]) -> Result<()> {
         let a = PA100K.len();
         if train.is_empty() {
             fail!("the training split is empty: no positive ratios");
@@ -215,21 +175,21 @@ impl Task for AttributeTask {
     fn forward<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
+        cfg: &AttributeSettings,
         f: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>> {
-        let pool = Pool::from_config(cfg)?;
-        let x = pool.apply(host, f)?;
-        logits_of(host, cfg, x, pool.width(f.dim), f.training)
+    ) -> Result<Outputs<'h>> {
+        let x = cfg.pool.apply(host, f)?;
+        Ok(logits_of(host, cfg, x, cfg.pool.width(f.dim), f.training)?.into())
     }
 
     fn loss<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
-        output: Tensor<'h>,
+        cfg: &AttributeSettings,
+        outputs: &Outputs<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>> {
+        let output = outputs.single()?;
         let a = PA100K.len();
         let mut y = Vec::with_capacity(targets.len() * a);
         for t in targets {
@@ -243,26 +203,30 @@ impl Task for AttributeTask {
             y.extend_from_slice(&t.values);
         }
         let target = host.constant(&[targets.len(), a], &y)?;
-        let weighting = cfg.str("weighting")?;
-        if weighting == "none" {
+        if cfg.weighting == Weighting::None {
             return host.bce_with_logits(output, target, None);
         }
         let (_, ratio) = pos_ratio_buffer(host)?.to_cpu()?;
         if ratio.iter().any(|p| *p < 0.0) {
             fail!("positive ratios unknown: the host must call `prepare` with the training split");
         }
-        let w = loss_weights(&weighting, &ratio, &y)?;
+        let w = loss_weights(cfg.weighting, &ratio, &y).unwrap_or_default();
         let weight = host.constant(&[targets.len(), a], &w)?;
         host.bce_with_logits(output, target, Some(weight))
     }
 
-    fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        output.sigmoid()?.row_records()
+    fn decode(
+        &self,
+        _host: &Host,
+        _cfg: &AttributeSettings,
+        outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>> {
+        outputs.single()?.sigmoid()?.row_records()
     }
 
     fn evaluate(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
@@ -272,56 +236,23 @@ impl Task for AttributeTask {
         Ok(metric_list(metrics::attribute_metrics(&probs, &gts)))
     }
 
-    /// A row per image: its 26 probabilities, its 26 labels, then 26 flags of the attributes the
-    /// whole split scores (both classes present) — a resample averages over those, not over the
-    /// ones it happens to hold both classes of.
     fn sample_statistics(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Option<Result<Vec<SampleStats>>> {
-        Some((|| {
-            ensure_paired(predictions, targets)?;
-            let a = PA100K.len();
-            let scored: Vec<f64> = (0..a)
-                .map(|j| {
-                    let pos = targets
-                        .iter()
-                        .filter(|t| t.values.get(j).is_some_and(|v| *v > 0.5))
-                        .count();
-                    (pos > 0 && pos < targets.len()) as u8 as f64
-                })
-                .collect();
-            let mut rows = Vec::with_capacity(targets.len());
-            for (p, t) in predictions.iter().zip(targets) {
-                if p.values.len() != a || t.values.len() != a {
-                    fail!("{}: expected {a} probabilities and {a} labels", t.image);
-                }
-                let mut values: Vec<f64> = p
-                    .values
-                    .iter()
-                    .chain(&t.values)
-                    .map(|v| *v as f64)
-                    .collect();
-                values.extend(&scored);
-                rows.push(SampleStats {
-                    group: group_of_image(&t.image),
-                    values: values.into(),
-                });
-            }
-            Ok(rows)
-        })())
+        Some(sample_rows(predictions, targets))
     }
 
     fn metrics_of_samples(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         samples: &[SampleStats],
     ) -> Option<Result<Vec<(String, f64)>>> {
         let a = PA100K.len();
         if let Some(bad) = samples.iter().find(|s| s.values.len() != 3 * a) {
-            return Some(Err(clasp_sdk::Error(format!(
+            return Some(Err(clasp_sdk::Error::data(format!(
                 "a sample row of {} values, expected {}",
                 bad.values.len(),
                 3 * a
@@ -347,7 +278,7 @@ impl Task for AttributeTask {
     /// predictor (mA 0.5 at any rate, AUC 0.5).
     fn blind_predictions(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         train: &[Record],
         test: &[Record],
     ) -> Option<Result<NamedPredictionSets>> {
@@ -369,21 +300,20 @@ impl Task for AttributeTask {
         Some(Ok(vec![("training positive rate".into(), constant)]))
     }
 
-    fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
+    fn dataset(&self, cfg: &AttributeSettings, root: &Path, split: Split) -> Result<Vec<Record>> {
         let name = match split {
-            "train" => cfg.str("train_table")?,
-            "val" => cfg.str("val_table")?,
-            "test" => cfg.str("test_table")?,
-            other => fail!("unknown split `{other}` (train, val, test)"),
+            Split::Train => &cfg.train_table,
+            Split::Val => &cfg.val_table,
+            Split::Test => &cfg.test_table,
         };
-        if split == "val" && !root.join(&name).exists() {
+        if split == Split::Val && !root.join(name).exists() {
             return Ok(Vec::new());
         }
-        let t = table::read(&root.join(&name), &root.join("images"))?;
+        let t = table::read(&root.join(name), &root.join("images"))?;
         if t.attributes != PA100K {
             fail!(
                 "{}: columns are not PA-100K's 26 attributes in order",
-                root.join(&name).display()
+                root.join(name).display()
             );
         }
         Ok(t.rows)
@@ -391,52 +321,15 @@ impl Task for AttributeTask {
 
     fn evaluate_files(
         &self,
-        cfg: &TaskConfig,
+        cfg: &AttributeSettings,
         inputs: &[(String, PathBuf)],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let file = |name: &str| match inputs.iter().find(|(k, _)| k == name) {
-                Some((_, p)) => Ok(p.clone()),
-                None => Err(clasp_sdk::Error(format!(
-                    "attribute scores a prediction table against a label table: pass \
-                     --pred PREDS.csv and --gt TABLE.csv (missing --{name})"
-                ))),
-            };
-            let (pred_file, gt_file) = (file("pred")?, file("gt")?);
-            let none = Path::new("");
-            let gt = table::read(&gt_file, none)?;
-            let pred = table::read_cells(&pred_file, none, table::Cells::Probabilities)?;
-            if pred.attributes != gt.attributes {
-                fail!(
-                    "{}: columns {:?} differ from the label table's {:?}",
-                    pred_file.display(),
-                    pred.attributes,
-                    gt.attributes
-                );
-            }
-            let mut by_image: std::collections::HashMap<&str, &Record> =
-                pred.rows.iter().map(|r| (r.image.as_str(), r)).collect();
-            let mut predictions = Vec::with_capacity(gt.rows.len());
-            for r in &gt.rows {
-                match by_image.remove(r.image.as_str()) {
-                    Some(p) => predictions.push(p.clone()),
-                    None => fail!("{}: no prediction for `{}`", pred_file.display(), r.image),
-                }
-            }
-            if let Some(extra) = by_image.keys().next() {
-                fail!(
-                    "{}: `{extra}` is not in the label table {}",
-                    pred_file.display(),
-                    gt_file.display()
-                );
-            }
-            self.evaluate(cfg, &predictions, &gt.rows)
-        })())
+        Some(score_files(inputs).and_then(|(p, t)| self.evaluate(cfg, &p, &t)))
     }
 
     fn visualize(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         image: &Path,
         prediction: &Record,
         out: &Path,
@@ -447,14 +340,14 @@ impl Task for AttributeTask {
     /// A mirrored person keeps their identity and attributes.
     fn flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &AttributeSettings,
         record: &Record,
         _size: [usize; 2],
     ) -> Option<Result<Record>> {
         Some(Ok(record.clone()))
     }
 
-    fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
+    fn describe(&self, _cfg: &AttributeSettings, prediction: &Record) -> Result<String> {
         let mut on: Vec<(&str, f32)> = PA100K
             .iter()
             .zip(prediction.values.iter())
@@ -487,7 +380,77 @@ fn metric_list(m: metrics::AttributeMetrics) -> Vec<(String, f64)> {
     ]
 }
 
-export_task!(AttributeTask);
+/// A row per image: its 26 probabilities, its 26 labels, then 26 flags of the attributes the
+/// whole split scores (both classes present) — a resample averages over those, not over the
+/// ones it happens to hold both classes of.
+fn sample_rows(predictions: &[Record], targets: &[Record]) -> Result<Vec<SampleStats>> {
+    ensure_paired(predictions, targets)?;
+    let a = PA100K.len();
+    let scored: Vec<f64> = (0..a)
+        .map(|j| {
+            let pos = targets
+                .iter()
+                .filter(|t| t.values.get(j).is_some_and(|v| *v > 0.5))
+                .count();
+            (pos > 0 && pos < targets.len()) as u8 as f64
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(targets.len());
+    for (p, t) in predictions.iter().zip(targets) {
+        if p.values.len() != a || t.values.len() != a {
+            fail!("{}: expected {a} probabilities and {a} labels", t.image);
+        }
+        let mut values: Vec<f64> = p
+            .values
+            .iter()
+            .chain(&t.values)
+            .map(|v| *v as f64)
+            .collect();
+        values.extend(&scored);
+        rows.push(SampleStats {
+            group: group_of_image(&t.image),
+            values: values.into(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The predictions of a prediction table (`pred`) in the order of the label table (`gt`), and
+/// the label rows.
+fn score_files(inputs: &[(String, PathBuf)]) -> Result<(Vec<Record>, Vec<Record>)> {
+    let (pred_file, gt_file) = (input(inputs, "pred")?, input(inputs, "gt")?);
+    let none = Path::new("");
+    let gt = table::read(gt_file, none)?;
+    let pred = table::read_cells(pred_file, none, table::Cells::Probabilities)?;
+    if pred.attributes != gt.attributes {
+        fail!(
+            "{}: columns {:?} differ from the label table's {:?}",
+            pred_file.display(),
+            pred.attributes,
+            gt.attributes
+        );
+    }
+    let mut by_image: std::collections::HashMap<&str, &Record> =
+        pred.rows.iter().map(|r| (r.image.as_str(), r)).collect();
+    let mut predictions = Vec::with_capacity(gt.rows.len());
+    for r in &gt.rows {
+        match by_image.remove(r.image.as_str()) {
+            Some(p) => predictions.push(p.clone()),
+            None => fail!("{}: no prediction for `{}`", pred_file.display(), r.image),
+        }
+    }
+    if let Some(extra) = by_image.keys().next() {
+        fail!(
+            "{}: `{extra}` is not in the label table {}",
+            pred_file.display(),
+            gt_file.display()
+        );
+    }
+    Ok((predictions, gt.rows))
+}
+
+#[cfg(feature = "export")]
+clasp_sdk::export_task!(AttributeTask);
 
 #[cfg(test)]
 mod tests {
@@ -525,7 +488,7 @@ mod tests {
 
     #[test]
     fn sample_rows_give_back_the_metrics() {
-        let (task, cfg) = (AttributeTask::new(), TaskConfig::default());
+        let (task, cfg) = (AttributeTask, AttributeSettings::default());
         let (preds, targets) = (records(40, 1), labels(40));
         let whole = task.evaluate(&cfg, &preds, &targets).unwrap();
         let rows = task
@@ -541,7 +504,7 @@ mod tests {
     /// attribute with both classes.
     #[test]
     fn the_blind_level_is_one_half() {
-        let (task, cfg) = (AttributeTask::new(), TaskConfig::default());
+        let (task, cfg) = (AttributeTask, AttributeSettings::default());
         let (train, test) = (labels(60), labels(30));
         let named = task
             .blind_predictions(&cfg, &train, &test)
@@ -557,13 +520,13 @@ mod tests {
     fn weights_follow_the_positive_ratio() {
         let y = [1.0, 0.0, 1.0, 0.0];
         let ratio = [0.2, 0.2];
-        let dm = loss_weights("deepmar", &ratio, &y).unwrap();
+        let dm = loss_weights(Weighting::Deepmar, &ratio, &y).unwrap();
         let e = |x: f32| x.exp();
         assert_eq!(dm, vec![e(0.8), e(0.2), e(0.8), e(0.2)]);
-        let bal = loss_weights("balanced", &ratio, &y).unwrap();
+        let bal = loss_weights(Weighting::Balanced, &ratio, &y).unwrap();
         assert_eq!(bal, vec![2.5, 0.625, 2.5, 0.625]);
         // Balanced: positives and negatives of an attribute weigh the same in expectation.
         assert!((0.2 * bal[0] - 0.8 * bal[1]).abs() < 1e-6);
-        assert!(loss_weights("inverse", &ratio, &y).is_err());
+        assert!(loss_weights(Weighting::None, &ratio, &y).is_none());
     }
 }

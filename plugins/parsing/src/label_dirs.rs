@@ -10,7 +10,7 @@ use crate::lip::{read_label_png, CLASS_NAMES, IGNORE};
 
 fn pngs(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| clasp_sdk::Error(format!("listing {}: {e}", dir.display())))?;
+        .map_err(|e| clasp_sdk::Error::data(format!("listing {}: {e}", dir.display())))?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
@@ -44,7 +44,7 @@ pub fn score_label_dirs(pred_dir: &Path, gt_dir: &Path) -> Result<SegmentationMe
         }
         confusion
             .add(&truth, &predicted)
-            .map_err(|e| clasp_sdk::Error(format!("{}: {}", pred.display(), e.0)))?;
+            .map_err(|e| clasp_sdk::Error::data(format!("{}: {}", pred.display(), e.message)))?;
     }
     for pred in pngs(pred_dir)? {
         let name = pred.file_name().expect("listed files have names");

@@ -13,30 +13,32 @@ pub mod label_dirs;
 pub mod lip;
 mod overlay;
 pub mod resize;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, group_of_image, FeatureMaps, Host, Init, NamedPredictionSets,
-    Record, Result, SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
+    ensure_paired, export_task, fail, group_of_image, input, FeatureMaps, Host, Init,
+    NamedPredictionSets, Outputs, Record, Result, SampleStats, Spec, Split, Task, Tensor,
 };
 
 use confusion::{Confusion, SegmentationMetrics};
 use lip::{mirrored_class, CLASS_NAMES, IGNORE};
 use resize::upsampled_argmax;
+use settings::ParsingSettings;
 
+#[derive(Default)]
 pub struct ParsingTask;
 
 /// The label map of a target record as the host loaded it: `(height, width, class ids)`.
 fn label_map(r: &Record) -> Result<(usize, usize, &[f32])> {
-    let n = r.ints.len();
-    if n < 2 || r.label_map.is_none() {
+    let (Some(_), &[h, w]) = (r.label_map.as_ref().into_option(), r.shape.as_slice()) else {
         fail!(
             "{}: no label map was loaded (the record needs `label_map`)",
             r.image
         );
-    }
-    let (h, w) = (r.ints[n - 2] as usize, r.ints[n - 1] as usize);
+    };
+    let (h, w) = (h as usize, w as usize);
     if h * w != r.values.len() {
         fail!(
             "{}: {} label values for a {h}×{w} map",
@@ -49,12 +51,12 @@ fn label_map(r: &Record) -> Result<(usize, usize, &[f32])> {
 
 /// The class scores of a decoded prediction: `([C, h, w], scores)`.
 fn scores(p: &Record) -> Result<([usize; 3], &[f32])> {
-    match p.ints.as_slice() {
+    match p.shape.as_slice() {
         [c, h, w] if (*c * *h * *w) as usize == p.values.len() => {
             Ok(([*c as usize, *h as usize, *w as usize], p.values.as_slice()))
         }
         other => fail!(
-            "prediction for {}: ints {other:?} do not describe its {} scores as [C, h, w]",
+            "prediction for {}: shape {other:?} does not describe its {} scores as [C, h, w]",
             p.image,
             p.values.len()
         ),
@@ -69,7 +71,7 @@ fn add_prediction(confusion: &mut Confusion, p: &Record, t: &Record) -> Result<(
     let truth: Vec<u8> = labels.iter().map(|v| *v as u8).collect();
     confusion
         .add(&truth, &predicted)
-        .map_err(|e| clasp_sdk::Error(format!("{}: {}", t.image, e.0)))
+        .map_err(|e| clasp_sdk::Error::data(format!("{}: {}", t.image, e.message)))
 }
 
 /// One-hot class scores `[C, H, W]` of the most frequent class at each pixel of the training
@@ -113,7 +115,7 @@ fn prior_map(train: &[Record]) -> Result<Record> {
     }
     Ok(Record {
         values: values.into(),
-        ints: vec![k as i64, h as i64, w as i64].into(),
+        shape: vec![k as u64, h as u64, w as u64].into(),
         ..Default::default()
     })
 }
@@ -126,8 +128,8 @@ fn metric_list(m: SegmentationMetrics) -> Vec<(String, f64)> {
     ]
 }
 
-fn logits_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
-    let head = UpsampleHead::from_config(cfg)?;
+fn logits_of<'h>(host: &'h Host, cfg: &ParsingSettings, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
+    let head = cfg.upsampling();
     let x = head.apply(host, f.patches, f.dim, f.training)?;
     let c_in = head.out_channels(f.dim);
     let k = CLASS_NAMES.len();
@@ -140,12 +142,9 @@ fn logits_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Resul
 }
 
 impl Task for ParsingTask {
-    fn new() -> Self {
-        Self
-    }
+    type Config = ParsingSettings;
 
     fn spec(&self) -> Spec {
-        let entry = |k: &str, v: &str, h: &str| (k.to_string(), v.to_string(), h.to_string());
         Spec {
             name: "parsing".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -158,51 +157,37 @@ impl Task for ParsingTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "mIoU".into(),
-            config: vec![
-                entry("head", "\"deconv\"", UpsampleHead::HELP),
-                entry(
-                    "upsample_steps",
-                    "2",
-                    "doubling steps of the head (2: stride-16 patches → stride-4 scores)",
+            head_variants: ["deconv", "nearest"].map(String::from).to_vec(),
+            result_files: vec![
+                (
+                    "pred_dir".into(),
+                    "folder of predicted PNG label maps".into(),
                 ),
-                entry("channels", "128", "channels of each upsampling step"),
-                entry("train_split", "\"train\"", "LIP split trained on"),
-                entry(
-                    "val_split",
-                    "\"val\"",
-                    "LIP split that epochs and recipes are chosen on (no `{split}_id.txt`: none)",
-                ),
-                entry(
-                    "test_split",
-                    "\"test\"",
-                    "LIP split scored once, after selection (real LIP: its `val`)",
+                (
+                    "gt_dir".into(),
+                    "folder of ground-truth PNG label maps".into(),
                 ),
             ],
-            head_variants: UpsampleHead::VARIANTS.map(String::from).to_vec(),
         }
-    }
-
-    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
-        // Parameters are created on first use: a dry run on a zero map creates them all.
-        logits_of(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
     }
 
     fn forward<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
+        cfg: &ParsingSettings,
         f: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>> {
-        logits_of(host, cfg, f)
+    ) -> Result<Outputs<'h>> {
+        Ok(logits_of(host, cfg, f)?.into())
     }
 
     fn loss<'h>(
         &self,
         host: &'h Host,
-        _cfg: &TaskConfig,
-        output: Tensor<'h>,
+        _cfg: &ParsingSettings,
+        outputs: &Outputs<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>> {
+        let output = outputs.single()?;
         let (b, h, w) = match output.shape()?.as_slice() {
             [b, _, h, w] => (*b, *h, *w),
             other => fail!("class scores of shape {other:?}, expected [B, C, h, w]"),
@@ -231,8 +216,13 @@ impl Task for ParsingTask {
         host.cross_entropy(output, target, 0.0, Some(IGNORE as i64))
     }
 
-    fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        let (shape, data) = output.to_cpu()?;
+    fn decode(
+        &self,
+        _host: &Host,
+        _cfg: &ParsingSettings,
+        outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>> {
+        let (shape, data) = outputs.single()?.to_cpu()?;
         let [b, c, h, w]: [usize; 4] = match shape.as_slice() {
             [b, c, h, w] => [*b, *c, *h, *w],
             other => fail!("class scores of shape {other:?}, expected [B, C, h, w]"),
@@ -241,7 +231,7 @@ impl Task for ParsingTask {
         Ok((0..b)
             .map(|i| Record {
                 values: data[i * per..(i + 1) * per].to_vec().into(),
-                ints: vec![c as i64, h as i64, w as i64].into(),
+                shape: vec![c as u64, h as u64, w as u64].into(),
                 ..Default::default()
             })
             .collect())
@@ -249,7 +239,7 @@ impl Task for ParsingTask {
 
     fn evaluate(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
@@ -261,53 +251,36 @@ impl Task for ParsingTask {
         Ok(metric_list(confusion.metrics()))
     }
 
-    /// A row per image: its confusion matrix (truth × prediction pixel counts), grouped by the
-    /// image.
     fn sample_statistics(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Option<Result<Vec<SampleStats>>> {
-        Some((|| {
-            ensure_paired(predictions, targets)?;
-            let mut rows = Vec::with_capacity(targets.len());
-            for (p, t) in predictions.iter().zip(targets) {
-                let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
-                add_prediction(&mut confusion, p, t)?;
-                rows.push(SampleStats {
-                    group: group_of_image(&t.image),
-                    values: confusion.counts().iter().map(|c| *c as f64).collect(),
-                });
-            }
-            Ok(rows)
-        })())
+        Some(image_rows(predictions, targets))
     }
 
     fn metrics_of_samples(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         samples: &[SampleStats],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
-            for s in samples {
-                confusion.add_counts(&s.values)?;
-            }
-            Ok(metric_list(confusion.metrics()))
-        })())
+        let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
+        let counted: Result<()> = samples
+            .iter()
+            .try_for_each(|s| confusion.add_counts(&s.values));
+        Some(counted.map(|()| metric_list(confusion.metrics())))
     }
 
     /// The training split's most frequent class at each pixel (of label maps at the model's
     /// input size), the same map for every test image.
     fn blind_predictions(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         train: &[Record],
         test: &[Record],
     ) -> Option<Result<NamedPredictionSets>> {
-        Some((|| {
-            let prior = prior_map(train)?;
+        Some(prior_map(train).map(|prior| {
             let predictions = test
                 .iter()
                 .map(|t| Record {
@@ -315,28 +288,26 @@ impl Task for ParsingTask {
                     ..prior.clone()
                 })
                 .collect();
-            Ok(vec![("per-pixel prior".into(), predictions)])
-        })())
+            vec![("per-pixel prior".into(), predictions)]
+        }))
     }
 
-    fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
+    fn dataset(&self, cfg: &ParsingSettings, root: &Path, split: Split) -> Result<Vec<Record>> {
         let name = match split {
-            "train" => cfg.str("train_split")?,
-            "val" => cfg.str("val_split")?,
-            "test" => cfg.str("test_split")?,
-            other => fail!("unknown split `{other}` (train, val, test)"),
+            Split::Train => &cfg.train_split,
+            Split::Val => &cfg.val_split,
+            Split::Test => &cfg.test_split,
         };
-        if split == "val" && !root.join(format!("{name}_id.txt")).exists() {
+        if split == Split::Val && !root.join(format!("{name}_id.txt")).exists() {
             return Ok(Vec::new());
         }
-        let split = name;
-        lip::read_split(root, &split)
+        lip::read_split(root, name)
     }
 
     /// Rows reversed, left and right classes swapped.
     fn flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         record: &Record,
         _size: [usize; 2],
     ) -> Option<Result<Record>> {
@@ -362,74 +333,34 @@ impl Task for ParsingTask {
     /// and right classes swapped, for its mirror image.
     fn merge_flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         prediction: &Record,
         mirrored: &Record,
     ) -> Option<Result<Record>> {
-        Some((|| {
-            let ([c, h, w], a) = scores(prediction)?;
-            let (shape, b) = scores(mirrored)?;
-            if shape != [c, h, w] {
-                fail!("scores of shape {:?} and {shape:?} (mirrored)", [c, h, w]);
-            }
-            let plane = h * w;
-            let mut values = a.to_vec();
-            for k in 0..c {
-                // The mirror image's class k is the image's class mirrored_class(k).
-                let to = mirrored_class(k as u8) as usize * plane;
-                for y in 0..h {
-                    for x in 0..w {
-                        values[to + y * w + x] += b[k * plane + y * w + (w - 1 - x)];
-                    }
-                }
-            }
-            values.iter_mut().for_each(|v| *v *= 0.5);
-            Ok(Record {
-                values: values.into(),
-                ..prediction.clone()
-            })
-        })())
+        Some(merge_mirrored(prediction, mirrored))
     }
 
     fn evaluate_files(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         inputs: &[(String, PathBuf)],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let dir = |name: &str| match inputs.iter().find(|(k, _)| k == name) {
-                Some((_, p)) => Ok(p.clone()),
-                None => fail!(
-                    "parsing scores folders of PNG label maps: pass --pred-dir P --gt-dir G \
-                     (missing --{})",
-                    name.replace('_', "-")
-                ),
-            };
-            let m = label_dirs::score_label_dirs(&dir("pred_dir")?, &dir("gt_dir")?)?;
-            Ok(metric_list(m))
-        })())
+        let dirs = input(inputs, "pred_dir").and_then(|p| Ok((p, input(inputs, "gt_dir")?)));
+        Some(dirs.and_then(|(p, g)| Ok(metric_list(label_dirs::score_label_dirs(p, g)?))))
     }
 
     fn visualize(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ParsingSettings,
         image: &Path,
         prediction: &Record,
         out: &Path,
     ) -> Option<Result<()>> {
-        Some((|| {
-            let (w, h) = match clasp_sdk::draw::image::image_dimensions(image) {
-                Ok(d) => d,
-                Err(e) => fail!("reading {}: {e}", image.display()),
-            };
-            let (shape, s) = scores(prediction)?;
-            let labels = upsampled_argmax(s, shape, [h as usize, w as usize]);
-            overlay::draw_overlay(image, &labels, out)
-        })())
+        Some(draw_prediction(image, prediction, out))
     }
 
     /// The parts found, largest first, as shares of the image.
-    fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
+    fn describe(&self, _cfg: &ParsingSettings, prediction: &Record) -> Result<String> {
         let ([c, h, w], s) = scores(prediction)?;
         let labels = upsampled_argmax(s, [c, h, w], [h, w]);
         let mut counts = vec![0usize; c];
@@ -456,6 +387,58 @@ impl Task for ParsingTask {
     }
 }
 
+/// The mean of the class scores for an image and, mirrored back with left and right classes
+/// swapped, for its mirror image.
+fn merge_mirrored(prediction: &Record, mirrored: &Record) -> Result<Record> {
+    let ([c, h, w], a) = scores(prediction)?;
+    let (shape, b) = scores(mirrored)?;
+    if shape != [c, h, w] {
+        fail!("scores of shape {:?} and {shape:?} (mirrored)", [c, h, w]);
+    }
+    let plane = h * w;
+    let mut values = a.to_vec();
+    for k in 0..c {
+        // The mirror image's class k is the image's class mirrored_class(k).
+        let to = mirrored_class(k as u8) as usize * plane;
+        for y in 0..h {
+            for x in 0..w {
+                values[to + y * w + x] += b[k * plane + y * w + (w - 1 - x)];
+            }
+        }
+    }
+    values.iter_mut().for_each(|v| *v *= 0.5);
+    Ok(Record {
+        values: values.into(),
+        ..prediction.clone()
+    })
+}
+
+/// A row per image: its confusion matrix (truth × prediction pixel counts), grouped by the image.
+fn image_rows(predictions: &[Record], targets: &[Record]) -> Result<Vec<SampleStats>> {
+    ensure_paired(predictions, targets)?;
+    let mut rows = Vec::with_capacity(targets.len());
+    for (p, t) in predictions.iter().zip(targets) {
+        let mut confusion = Confusion::new(CLASS_NAMES.len(), Some(IGNORE));
+        add_prediction(&mut confusion, p, t)?;
+        rows.push(SampleStats {
+            group: group_of_image(&t.image),
+            values: confusion.counts().iter().map(|c| *c as f64).collect(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The predicted classes at the image's own size, over the image.
+fn draw_prediction(image: &Path, prediction: &Record, out: &Path) -> Result<()> {
+    let (w, h) = match clasp_sdk::draw::image::image_dimensions(image) {
+        Ok(d) => d,
+        Err(e) => fail!("reading {}: {e}", image.display()),
+    };
+    let (shape, s) = scores(prediction)?;
+    let labels = upsampled_argmax(s, shape, [h as usize, w as usize]);
+    overlay::draw_overlay(image, &labels, out)
+}
+
 export_task!(ParsingTask);
 
 #[cfg(test)]
@@ -471,8 +454,9 @@ mod scoring_tests {
                 .iter()
                 .flat_map(|r| r.iter().map(|c| *c as f32))
                 .collect(),
-            ints: vec![h as i64, w as i64].into(),
+            shape: vec![h as u64, w as u64].into(),
             label_map: Some("x.png".into()).into(),
+            ..Default::default()
         }
     }
 
@@ -485,14 +469,14 @@ mod scoring_tests {
         }
         Record {
             values: values.into(),
-            ints: vec![c as i64, h as i64, w as i64].into(),
+            shape: vec![c as u64, h as u64, w as u64].into(),
             ..Default::default()
         }
     }
 
     #[test]
     fn sample_rows_give_back_the_metrics() {
-        let (task, cfg) = (ParsingTask::new(), TaskConfig::default());
+        let (task, cfg) = (ParsingTask, ParsingSettings::default());
         let targets: Vec<Record> = (0..6)
             .map(|i| target(&[&[0, 1, 2, 3], &[(i % 4) as u8, 1, 255, 2]]))
             .collect();
@@ -510,7 +494,7 @@ mod scoring_tests {
     /// same map for every test image.
     #[test]
     fn the_prior_map_is_the_most_frequent_class_per_pixel() {
-        let (task, cfg) = (ParsingTask::new(), TaskConfig::default());
+        let (task, cfg) = (ParsingTask, ParsingSettings::default());
         let train = [
             target(&[&[1, 1], &[2, 2]]),
             target(&[&[1, 5], &[2, 255]]),

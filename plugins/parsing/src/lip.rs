@@ -81,7 +81,7 @@ pub fn palette(c: u8) -> [u8; 3] {
 pub fn read_split(root: &Path, split: &str) -> Result<Vec<Record>> {
     let list = root.join(format!("{split}_id.txt"));
     let text = std::fs::read_to_string(&list)
-        .map_err(|e| clasp_sdk::Error(format!("reading {}: {e}", list.display())))?;
+        .map_err(|e| clasp_sdk::Error::data(format!("reading {}: {e}", list.display())))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let name = line.trim();
@@ -112,7 +112,7 @@ pub fn read_split(root: &Path, split: &str) -> Result<Vec<Record>> {
 /// A label PNG (8-bit grey or palette indices) as `(width, height, class ids)`.
 pub fn read_label_png(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let img = image::open(path)
-        .map_err(|e| clasp_sdk::Error(format!("decoding {}: {e}", path.display())))?;
+        .map_err(|e| clasp_sdk::Error::data(format!("decoding {}: {e}", path.display())))?;
     let img = match img {
         image::DynamicImage::ImageLuma8(g) => g,
         other => {

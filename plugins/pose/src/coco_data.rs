@@ -57,9 +57,9 @@ pub fn read_split(
     padding: f64,
 ) -> Result<Vec<Record>> {
     let text = std::fs::read_to_string(annotations)
-        .map_err(|e| clasp_sdk::Error(format!("reading {}: {e}", annotations.display())))?;
+        .map_err(|e| clasp_sdk::Error::data(format!("reading {}: {e}", annotations.display())))?;
     let file: File = serde_json::from_str(&text)
-        .map_err(|e| clasp_sdk::Error(format!("{}: {e}", annotations.display())))?;
+        .map_err(|e| clasp_sdk::Error::data(format!("{}: {e}", annotations.display())))?;
     let names: std::collections::HashMap<i64, &str> = file
         .images
         .iter()
@@ -108,7 +108,7 @@ pub fn read_split(
             image: crop_reference(&path, crop.map(|v| v as f32)).into(),
             values: values.into(),
             ints: vec![a.image_id, a.id].into(),
-            label_map: None.into(),
+            ..Default::default()
         });
     }
     Ok(out)

@@ -17,14 +17,16 @@ pub mod heatmap;
 pub mod keypoints;
 pub mod metrics;
 pub mod regression;
+pub mod settings;
 mod skeleton;
 
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Pool, Record,
-    Result, SampleStats, Spec, Task, TaskConfig, Tensor, UpsampleHead,
+    ensure_paired, export_task, fail, input, FeatureMaps, Host, Init, NamedPredictionSets, Outputs,
+    Record, Result, SampleStats, Spec, Split, Task, Tensor, UpsampleHead,
 };
+use settings::PoseSettings;
 
 use coco_data::{Target, TARGET_LEN};
 use keypoints::{mirrored, COUNT, NAMES};
@@ -32,6 +34,7 @@ use metrics::{
     instance_score, metrics_of_rows, pose_metrics, pose_rows, predicted, PoseMetrics, PoseRow,
 };
 
+#[derive(Default)]
 pub struct PoseTask;
 
 /// The task's metrics, in the spec's order.
@@ -48,9 +51,13 @@ fn metric_list(m: &PoseMetrics) -> Vec<(String, f64)> {
     ]
 }
 
-fn heatmaps_of<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
-    let head = UpsampleHead::from_config(cfg)?;
-    let (x, c_in) = if cfg.bool("global_context")? {
+fn heatmaps_of<'h>(
+    host: &'h Host,
+    cfg: &PoseSettings,
+    head: UpsampleHead,
+    f: &FeatureMaps<'h>,
+) -> Result<Tensor<'h>> {
+    let (x, c_in) = if cfg.global_context {
         context::with_context(host, f)?
     } else {
         (f.patches, f.dim)
@@ -94,40 +101,24 @@ impl Output {
     }
 }
 
-fn head_output<'h>(host: &'h Host, cfg: &TaskConfig, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
-    if cfg.str("head")? == REGRESSION {
-        regression::positions_of(host, cfg, f)
-    } else {
-        heatmaps_of(host, cfg, f)
-    }
-}
-
-/// The `head` value of the regression head; the others are [`UpsampleHead`]'s.
-const REGRESSION: &str = "regression";
-
-fn file_of(inputs: &[(String, PathBuf)], name: &str) -> Result<PathBuf> {
-    match inputs.iter().find(|(k, _)| k == name) {
-        Some((_, p)) => Ok(p.clone()),
-        None => fail!(
-            "pose scores COCO keypoint results against COCO ground truth: pass --results \
-             RESULTS.json --gt person_keypoints.json (missing --{name})"
-        ),
+fn head_output<'h>(host: &'h Host, cfg: &PoseSettings, f: &FeatureMaps<'h>) -> Result<Tensor<'h>> {
+    match cfg.upsampling() {
+        Some(head) => heatmaps_of(host, cfg, head, f),
+        None => regression::positions_of(host, cfg, f),
     }
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| clasp_sdk::Error(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| clasp_sdk::Error(format!("{}: {e}", path.display())))
+        .map_err(|e| clasp_sdk::Error::data(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| clasp_sdk::Error::data(format!("{}: {e}", path.display())))
 }
 
 impl Task for PoseTask {
-    fn new() -> Self {
-        Self
-    }
+    type Config = PoseSettings;
 
     fn spec(&self) -> Spec {
-        let entry = |k: &str, v: &str, h: &str| (k.to_string(), v.to_string(), h.to_string());
         Spec {
             name: "pose".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -140,110 +131,36 @@ impl Task for PoseTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "AP".into(),
-            config: vec![
-                entry(
-                    "head",
-                    "\"deconv\"",
-                    &format!(
-                        "{}; or regression: the pooled features (`pool`) through one linear \
-                         layer to the keypoints' positions, L1 loss (DeepPose)",
-                        UpsampleHead::HELP
-                    ),
-                ),
-                entry("pool", "\"cls+mean\"", Pool::HELP),
-                entry(
-                    "hidden",
-                    "0",
-                    "regression head: width of a hidden ReLU layer (0: none)",
-                ),
-                entry(
-                    "upsample_steps",
-                    "2",
-                    "doubling steps of the head (2: stride-16 patches → stride-4 heatmaps)",
-                ),
-                entry("channels", "256", "channels of each upsampling step"),
-                entry("sigma", "2.0", "Gaussian target radius, in heatmap pixels"),
-                entry(
-                    "global_context",
-                    "false",
-                    "give every patch token the CLS token and its (x, y) place in the crop \
-                     before the head: which way the person faces and where a token sits, which \
-                     a convolutional head on frozen features cannot see otherwise",
-                ),
-                entry(
-                    "aspect_ratio",
-                    "0.5",
-                    "width / height of the person crops: the model's input (256×128 → 0.5)",
-                ),
-                entry(
-                    "box_padding",
-                    "1.25",
-                    "person boxes are enlarged by this factor",
-                ),
-                entry(
-                    "images",
-                    "\"images\"",
-                    "image folder under the dataset root",
-                ),
-                entry(
-                    "train_annotations",
-                    "\"annotations/person_keypoints_train.json\"",
-                    "COCO keypoints file of the training split, under the dataset root",
-                ),
-                entry(
-                    "val_annotations",
-                    "\"annotations/person_keypoints_val.json\"",
-                    "COCO keypoints file that epochs and recipes are chosen on (a missing file: \
-                     no validation split)",
-                ),
-                entry(
-                    "test_annotations",
-                    "\"annotations/person_keypoints_test.json\"",
-                    "COCO keypoints file scored once, after selection (real COCO: val2017)",
-                ),
-                entry(
-                    "score_threshold",
-                    "0.2",
-                    "keypoints above this confidence make a person's score and are drawn",
-                ),
-                entry(
-                    "pck_threshold",
-                    "0.2",
-                    "PCK: a keypoint is correct within this fraction of its box's longer side",
+            head_variants: ["deconv", "nearest", "regression"]
+                .map(String::from)
+                .to_vec(),
+            result_files: vec![
+                ("results".into(), "COCO keypoint results (JSON)".into()),
+                (
+                    "gt".into(),
+                    "COCO person_keypoints ground truth (JSON)".into(),
                 ),
             ],
-            head_variants: UpsampleHead::VARIANTS
-                .into_iter()
-                .chain([REGRESSION])
-                .map(String::from)
-                .collect(),
         }
-    }
-
-    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
-        if cfg.f64("sigma")? <= 0.0 {
-            fail!("task config `sigma` must be positive");
-        }
-        // Parameters are created on first use: a dry run on a zero map creates them all.
-        head_output(host, cfg, &FeatureMaps::zeros(host, dim)?).map(|_| ())
     }
 
     fn forward<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
+        cfg: &PoseSettings,
         f: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>> {
-        head_output(host, cfg, f)
+    ) -> Result<Outputs<'h>> {
+        Ok(head_output(host, cfg, f)?.into())
     }
 
     fn loss<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
-        output: Tensor<'h>,
+        cfg: &PoseSettings,
+        outputs: &Outputs<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>> {
+        let output = outputs.single()?;
         let kind = Output::of(&output)?;
         if kind.batch() != targets.len() {
             fail!("{} outputs for {} targets", kind.batch(), targets.len());
@@ -251,7 +168,7 @@ impl Task for PoseTask {
         let Output::Heatmaps { b, h, w } = kind else {
             return regression::loss(host, output, targets);
         };
-        let sigma = cfg.f64("sigma")? as f32;
+        let sigma = cfg.sigma as f32;
         let (mut maps, mut weights) = (Vec::new(), Vec::new());
         for t in targets {
             let target = Target::parse(t)?;
@@ -264,7 +181,13 @@ impl Task for PoseTask {
         host.mse(output, target, Some(weight))?.affine(0.5, 0.0)
     }
 
-    fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
+    fn decode(
+        &self,
+        _host: &Host,
+        _cfg: &PoseSettings,
+        outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>> {
+        let output = outputs.single()?;
         let Output::Heatmaps { b, h, w } = Output::of(&output)? else {
             return regression::decode(output);
         };
@@ -284,7 +207,7 @@ impl Task for PoseTask {
 
     fn evaluate(
         &self,
-        cfg: &TaskConfig,
+        cfg: &PoseSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
@@ -292,88 +215,68 @@ impl Task for PoseTask {
         let m = pose_metrics(
             predictions,
             targets,
-            cfg.f64("score_threshold")? as f32,
-            cfg.f64("pck_threshold")?,
+            cfg.score_threshold as f32,
+            cfg.pck_threshold,
         )?;
         Ok(metric_list(&m))
     }
 
-    /// A row per person: ground truth, detection and PCK counts ([`metrics::PoseRow`]), grouped
-    /// by image (the persons of one picture are drawn together).
     fn sample_statistics(
         &self,
-        cfg: &TaskConfig,
+        cfg: &PoseSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Option<Result<Vec<SampleStats>>> {
-        Some((|| {
-            ensure_paired(predictions, targets)?;
-            let rows = pose_rows(
-                predictions,
-                targets,
-                cfg.f64("score_threshold")? as f32,
-                cfg.f64("pck_threshold")?,
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| SampleStats {
-                    group: r.person.image_id as u64,
-                    values: r.to_values().into(),
-                })
-                .collect())
-        })())
+        Some(person_rows(cfg, predictions, targets))
     }
 
     fn metrics_of_samples(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &PoseSettings,
         samples: &[SampleStats],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let rows: Vec<PoseRow> = samples
-                .iter()
-                .map(|s| PoseRow::from_values(&s.values))
-                .collect::<Result<_>>()?;
-            Ok(metric_list(&metrics_of_rows(&rows)?))
-        })())
+        let rows: Result<Vec<PoseRow>> = samples
+            .iter()
+            .map(|s| PoseRow::from_values(&s.values))
+            .collect();
+        Some(rows.and_then(|rows| Ok(metric_list(&metrics_of_rows(&rows)?))))
     }
 
     fn blind_predictions(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &PoseSettings,
         train: &[Record],
         test: &[Record],
     ) -> Option<Result<NamedPredictionSets>> {
         Some(blind::blind_poses(train, test))
     }
 
-    fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
+    fn dataset(&self, cfg: &PoseSettings, root: &Path, split: Split) -> Result<Vec<Record>> {
         let file = match split {
-            "train" => cfg.str("train_annotations")?,
-            "val" => cfg.str("val_annotations")?,
-            "test" => cfg.str("test_annotations")?,
-            other => fail!("unknown split `{other}` (train, val, test)"),
+            Split::Train => &cfg.train_annotations,
+            Split::Val => &cfg.val_annotations,
+            Split::Test => &cfg.test_annotations,
         };
-        if split == "val" && !root.join(&file).exists() {
+        if split == Split::Val && !root.join(file).exists() {
             return Ok(Vec::new());
         }
         coco_data::read_split(
             &root.join(file),
-            &root.join(cfg.str("images")?),
-            cfg.f64("aspect_ratio")?,
-            cfg.f64("box_padding")?,
+            &root.join(&cfg.images),
+            cfg.aspect_ratio,
+            cfg.box_padding,
         )
     }
 
     /// Keypoints mirrored in the crop, left and right swapped.
     fn flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &PoseSettings,
         record: &Record,
         _size: [usize; 2],
     ) -> Option<Result<Record>> {
         if record.values.len() != TARGET_LEN {
-            return Some(Err(clasp_sdk::Error(format!(
+            return Some(Err(clasp_sdk::Error::data(format!(
                 "{}: not a pose target ({} values)",
                 record.image,
                 record.values.len()
@@ -397,46 +300,70 @@ impl Task for PoseTask {
 
     fn evaluate_files(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &PoseSettings,
         inputs: &[(String, PathBuf)],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let gt: coco_eval::GroundTruth = read_json(&file_of(inputs, "gt")?)?;
-            let results: Vec<coco_eval::Detection> = read_json(&file_of(inputs, "results")?)?;
-            let s = coco_eval::evaluate(&gt, &results)?;
-            let names = [
-                "AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L",
-            ];
-            Ok(names
-                .iter()
-                .zip(s.as_array())
-                .map(|(n, v)| (n.to_string(), v))
-                .collect())
-        })())
+        Some(score_files(inputs))
     }
 
     fn visualize(
         &self,
-        cfg: &TaskConfig,
+        cfg: &PoseSettings,
         image: &Path,
         prediction: &Record,
         out: &Path,
     ) -> Option<Result<()>> {
-        Some((|| {
-            let kps = predicted(prediction)?;
-            skeleton::draw_skeleton(image, &kps, cfg.f64("score_threshold")? as f32, out)
-        })())
+        let threshold = cfg.score_threshold as f32;
+        Some(
+            predicted(prediction)
+                .and_then(|kps| skeleton::draw_skeleton(image, &kps, threshold, out)),
+        )
     }
 
-    fn describe(&self, cfg: &TaskConfig, prediction: &Record) -> Result<String> {
+    fn describe(&self, cfg: &PoseSettings, prediction: &Record) -> Result<String> {
         let kps = predicted(prediction)?;
-        let t = cfg.f64("score_threshold")? as f32;
+        let t = cfg.score_threshold as f32;
         let found = kps.iter().filter(|k| k[2] > t).count();
         Ok(format!(
             "{found}/{COUNT} keypoints above {t:.2}, person score {:.3}",
             instance_score(&kps, t)
         ))
     }
+}
+
+/// A row per person: ground truth, detection and PCK counts ([`metrics::PoseRow`]), grouped by
+/// image (the persons of one picture are drawn together).
+fn person_rows(
+    cfg: &PoseSettings,
+    predictions: &[Record],
+    targets: &[Record],
+) -> Result<Vec<SampleStats>> {
+    ensure_paired(predictions, targets)?;
+    let threshold = cfg.score_threshold as f32;
+    let rows = pose_rows(predictions, targets, threshold, cfg.pck_threshold)?;
+    Ok(rows
+        .iter()
+        .map(|r| SampleStats {
+            group: r.person.image_id as u64,
+            values: r.to_values().into(),
+        })
+        .collect())
+}
+
+/// pycocotools' keypoint summary of a COCO results file (`results`) against its ground truth
+/// (`gt`).
+fn score_files(inputs: &[(String, PathBuf)]) -> Result<Vec<(String, f64)>> {
+    let gt: coco_eval::GroundTruth = read_json(input(inputs, "gt")?)?;
+    let results: Vec<coco_eval::Detection> = read_json(input(inputs, "results")?)?;
+    let s = coco_eval::evaluate(&gt, &results)?;
+    let names = [
+        "AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L",
+    ];
+    Ok(names
+        .iter()
+        .zip(s.as_array())
+        .map(|(n, v)| (n.to_string(), v))
+        .collect())
 }
 
 export_task!(PoseTask);
@@ -480,13 +407,13 @@ mod scoring_tests {
         }
     }
 
-    fn cfg() -> TaskConfig {
-        TaskConfig::parse(r#"{"score_threshold": 0.2, "pck_threshold": 0.2}"#).unwrap()
+    fn cfg() -> PoseSettings {
+        PoseSettings::default()
     }
 
     #[test]
     fn sample_rows_give_back_the_metrics() {
-        let task = PoseTask::new();
+        let task = PoseTask;
         let targets: Vec<Record> = (1..=8).map(|i| target(i, 0.0)).collect();
         let preds: Vec<Record> = targets
             .iter()
@@ -512,7 +439,7 @@ mod scoring_tests {
     /// falls below it.
     #[test]
     fn the_median_pose_is_the_training_persons_median() {
-        let task = PoseTask::new();
+        let task = PoseTask;
         let train: Vec<Record> = (1..=5).map(|i| target(i, 0.0)).collect();
         let test = vec![target(10, 0.0), target(11, 0.0)];
         let named = task

@@ -4,22 +4,23 @@
 //! whole person at once: on frozen features it learns which way a person faces and where
 //! keypoints lie in a crop, which a small convolutional head over a few tokens cannot.
 
-use clasp_sdk::{fail, FeatureMaps, Host, Init, Pool, Record, Result, TaskConfig, Tensor};
+use clasp_sdk::{fail, FeatureMaps, Host, Init, Record, Result, Tensor};
 
 use crate::coco_data::Target;
 use crate::keypoints::COUNT;
+use crate::settings::PoseSettings;
 
 /// `[B, 17, 2]`: each keypoint's (u, v) in the crop.
 pub fn positions_of<'h>(
     host: &'h Host,
-    cfg: &TaskConfig,
+    cfg: &PoseSettings,
     f: &FeatureMaps<'h>,
 ) -> Result<Tensor<'h>> {
-    let pool = Pool::from_config(cfg)?;
+    let pool = cfg.pool;
     let mut x = pool.apply(host, f)?;
     let b = x.shape()?[0];
     let mut width = pool.width(f.dim);
-    let hidden = cfg.usize_in("hidden", 0, TaskConfig::MAX_WIDTH)?;
+    let hidden = cfg.hidden;
     if hidden > 0 {
         x = x
             .linear(

@@ -1,6 +1,6 @@
 //! Query and gallery features written by any system, as one safetensors file:
 //! `query.features` `[nq, d]`, `query.pids` `[nq]`, `query.camids` `[nq]`, and the same under
-//! `gallery.` — what `clasp eval --task reid --features F` scores.
+//! `gallery.` — what `clasp eval --task reid --input features=F` scores.
 
 use std::path::Path;
 

@@ -7,30 +7,33 @@
 //! CMC and mINP under the Market-1501 protocol ([`ranking`]). Training batches come from the
 //! host's identity sampler (`finetune.sampler = "identity"`, P × K).
 //!
-//! Records: training images carry `ints = [label, camera, pid]` (labels 0..N−1 in pid order);
-//! test images `ints = [pid, camera, is_query]`.
+//! Records carry the person's `identity` and `camera`; training images also their class label
+//! `ints = [label]` (0..N−1 in identity order), test images their `role` (query or gallery).
 
 pub mod feature_file;
 pub mod market;
 pub mod rank_list;
 pub mod ranking;
 pub mod rerank;
+pub mod settings;
 pub mod triplet;
 
 use std::path::{Path, PathBuf};
 
 use clasp_sdk::{
-    ensure_paired, export_task, fail, FeatureMaps, Host, Init, NamedPredictionSets, Pool, Record,
-    Result, SampleStats, Spec, Task, TaskConfig, Tensor,
+    ensure_paired, export_task, fail, input, FeatureMaps, Host, Init, NamedPredictionSets, Outputs,
+    Record, Result, Role, SampleStats, Spec, Split, Task, Tensor,
 };
 
-use ranking::{Distance, QueryScore, RankingMetrics, Side};
+use ranking::{QueryScore, RankingMetrics, Side};
 use rerank::Rerank;
+use settings::{Head, NeckFeature, ReidSettings};
 use triplet::{batch_hard_triplet, Margin};
 
 /// The head buffer with the number of training identities (the classifier's width).
 const NUM_IDS: &str = "num_ids";
 
+#[derive(Default)]
 pub struct ReidTask;
 
 fn num_ids(host: &Host) -> Result<usize> {
@@ -38,25 +41,28 @@ fn num_ids(host: &Host) -> Result<usize> {
     Ok(v[0].max(0.0) as usize)
 }
 
+/// Names of the head's outputs.
+const FEATURE: &str = "feature";
+const LOGITS: &str = "logits";
+
 /// Width of the retrieval feature for a pooled feature of width `pooled`.
-fn neck_width(cfg: &TaskConfig, pooled: usize) -> Result<usize> {
-    match cfg.str("head")?.as_str() {
-        "bnneck" => Ok(pooled),
-        "reduction" => cfg.usize_in("reduction_dim", 1, TaskConfig::MAX_WIDTH),
-        other => fail!("unknown head `{other}` (reid offers: bnneck, reduction)"),
+fn neck_width(cfg: &ReidSettings, pooled: usize) -> usize {
+    match cfg.head {
+        Head::Bnneck => pooled,
+        Head::Reduction => cfg.reduction_dim,
     }
 }
 
 /// The feature before and after the neck's batch norm, `[B, f]` each.
 fn neck<'h>(
     host: &'h Host,
-    cfg: &TaskConfig,
+    cfg: &ReidSettings,
     x: Tensor<'h>,
     width: usize,
     training: bool,
 ) -> Result<(Tensor<'h>, Tensor<'h>)> {
-    let f = neck_width(cfg, width)?;
-    let feat = if cfg.str("head")? == "reduction" {
+    let f = neck_width(cfg, width);
+    let feat = if cfg.head == Head::Reduction {
         x.linear(
             host.param("reduction.weight", &[f, width], Init::KaimingUniform)?,
             None,
@@ -85,28 +91,28 @@ fn classifier<'h>(host: &'h Host, f: usize) -> Result<Tensor<'h>> {
     host.param("classifier.weight", &[n, f], Init::TruncNormal(0.001))
 }
 
-fn margin_of(cfg: &TaskConfig) -> Result<Margin> {
-    Ok(if cfg.bool("soft_margin")? {
+fn margin_of(cfg: &ReidSettings) -> Margin {
+    if cfg.soft_margin {
         Margin::Soft
     } else {
-        Margin::Hard(cfg.f64("margin")?)
-    })
+        Margin::Hard(cfg.margin)
+    }
 }
 
 /// Each query's score (`None`: no valid match) for `query` ranked against `gallery` with the
 /// configured distance and re-ranking.
 fn query_scores(
-    cfg: &TaskConfig,
+    cfg: &ReidSettings,
     query: &Side,
     gallery: &Side,
     dim: usize,
 ) -> Result<Vec<Option<QueryScore>>> {
-    let distance = Distance::parse(&cfg.str("distance")?)?;
-    if cfg.bool("rerank")? {
+    let distance = cfg.distance;
+    if cfg.rerank {
         let p = Rerank {
-            k1: cfg.usize_in("rerank_k1", 1, 10_000)?,
-            k2: cfg.usize_in("rerank_k2", 1, 10_000)?,
-            lambda: cfg.f64("rerank_lambda")? as f32,
+            k1: cfg.rerank_k1,
+            k2: cfg.rerank_k2,
+            lambda: cfg.rerank_lambda as f32,
         };
         let d =
             |a: &Side, b: &Side| ranking::distance_matrix(a.features, b.features, dim, distance);
@@ -136,7 +142,7 @@ fn metric_list<'a>(
 
 /// The task's metrics for `query` ranked against `gallery`.
 fn retrieval_metrics(
-    cfg: &TaskConfig,
+    cfg: &ReidSettings,
     query: &Side,
     gallery: &Side,
     dim: usize,
@@ -159,12 +165,15 @@ impl Sides {
         let mut q = (Vec::new(), Vec::new(), Vec::new());
         let mut g = (Vec::new(), Vec::new(), Vec::new());
         for (p, t) in predictions.iter().zip(targets) {
-            let [pid, cam, is_query] = match t.ints.as_slice() {
-                [a, b, c] => [*a, *b, *c],
-                _ => fail!(
-                    "{}: a test image needs ints [pid, camera, is_query]",
+            let (Some(pid), Some(cam), Some(role)) = (
+                t.identity.into_option(),
+                t.camera.into_option(),
+                t.role.into_option(),
+            ) else {
+                fail!(
+                    "{}: a test image needs an identity, a camera and a role",
                     t.image
-                ),
+                );
             };
             if p.values.len() != dim {
                 fail!(
@@ -173,7 +182,7 @@ impl Sides {
                     p.values.len()
                 );
             }
-            let side = if is_query == 1 { &mut q } else { &mut g };
+            let side = if role == Role::Query { &mut q } else { &mut g };
             side.0.extend_from_slice(&p.values);
             side.1.push(pid);
             side.2.push(cam);
@@ -206,12 +215,9 @@ impl Sides {
 const RANDOM_FEATURE_DIM: usize = 32;
 
 impl Task for ReidTask {
-    fn new() -> Self {
-        Self
-    }
+    type Config = ReidSettings;
 
     fn spec(&self) -> Spec {
-        let entry = |k: &str, v: &str, h: &str| (k.to_string(), v.to_string(), h.to_string());
         Spec {
             name: "reid".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -224,79 +230,15 @@ impl Task for ReidTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "mAP".into(),
-            config: vec![
-                entry(
-                    "head",
-                    "\"bnneck\"",
-                    "head variant: bnneck (BN neck on the pooled feature) or reduction (linear to \
-                     reduction_dim, then the BN neck)",
-                ),
-                entry("pool", "\"cls\"", Pool::HELP),
-                entry(
-                    "reduction_dim",
-                    "256",
-                    "feature width of the reduction head",
-                ),
-                entry(
-                    "neck_feat",
-                    "\"after\"",
-                    "retrieval feature: after or before the neck's batch norm",
-                ),
-                entry(
-                    "label_smoothing",
-                    "0.1",
-                    "label smoothing of the identity loss",
-                ),
-                entry("id_loss_weight", "1.0", "weight of the identity loss"),
-                entry("triplet_weight", "1.0", "weight of the triplet loss"),
-                entry("margin", "0.3", "triplet margin"),
-                entry(
-                    "soft_margin",
-                    "false",
-                    "soft-margin triplet (softplus) instead of the hinge at `margin`",
-                ),
-                entry(
-                    "triplet_norm",
-                    "false",
-                    "unit-normalise features before the triplet loss",
-                ),
-                entry(
-                    "distance",
-                    "\"cosine\"",
-                    "evaluation distance: cosine or euclidean",
-                ),
-                entry(
-                    "rerank",
-                    "false",
-                    "k-reciprocal re-ranking of the evaluation (holds the (nq+ng)² distances)",
-                ),
-                entry("rerank_k1", "20", "re-ranking k1"),
-                entry("rerank_k2", "6", "re-ranking k2"),
-                entry(
-                    "rerank_lambda",
-                    "0.3",
-                    "re-ranking weight of the original distance",
-                ),
-                entry("train_dir", "\"bounding_box_train\"", "training images"),
-                entry("query_dir", "\"query\"", "query images"),
-                entry("gallery_dir", "\"bounding_box_test\"", "gallery images"),
-                entry(
-                    "val_query_dir",
-                    "\"val/query\"",
-                    "validation queries: identities apart from training and test, on which \
-                     epochs and recipes are chosen (a missing folder: no validation split)",
-                ),
-                entry(
-                    "val_gallery_dir",
-                    "\"val/bounding_box_test\"",
-                    "validation gallery",
-                ),
-            ],
             head_variants: vec!["bnneck".into(), "reduction".into()],
+            result_files: vec![(
+                "features".into(),
+                "safetensors of query.features/pids/camids and gallery.features/pids/camids".into(),
+            )],
         }
     }
 
-    fn prepare(&self, host: &Host, _cfg: &TaskConfig, train: &[Record]) -> Result<()> {
+    fn prepare(&self, host: &Host, _cfg: &ReidSettings, train: &[Record]) -> Result<()> {
         let mut max_label = -1i64;
         for r in train {
             match r.ints.first() {
@@ -314,55 +256,48 @@ impl Task for ReidTask {
         )
     }
 
-    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
-        Distance::parse(&cfg.str("distance")?)?;
-        margin_of(cfg)?;
-        let neck_feat = cfg.str("neck_feat")?;
-        if neck_feat != "after" && neck_feat != "before" {
-            fail!("unknown neck_feat `{neck_feat}` (after, before)");
-        }
+    fn build_head(&self, host: &Host, cfg: &ReidSettings, dim: usize) -> Result<()> {
         // A dry run on a zero feature creates every parameter.
-        let width = Pool::from_config(cfg)?.width(dim);
+        let width = cfg.pool.width(dim);
         let x = host.constant(&[2, width], &vec![0.0; 2 * width])?;
         neck(host, cfg, x, width, false)?;
-        classifier(host, neck_width(cfg, width)?).map(|_| ())
+        classifier(host, neck_width(cfg, width)).map(|_| ())
     }
 
     fn forward<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
+        cfg: &ReidSettings,
         f: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>> {
-        let pool = Pool::from_config(cfg)?;
-        let x = pool.apply(host, f)?;
-        let (feat, normed) = neck(host, cfg, x, pool.width(f.dim), f.training)?;
+    ) -> Result<Outputs<'h>> {
+        let x = cfg.pool.apply(host, f)?;
+        let (feat, normed) = neck(host, cfg, x, cfg.pool.width(f.dim), f.training)?;
         if f.training {
-            // [feature for the triplet | identity logits], split again by `loss`.
-            let width = neck_width(cfg, pool.width(f.dim))?;
+            // The triplet loss reads the feature before the neck's norm, the identity loss the
+            // classifier on the one after it.
+            let width = neck_width(cfg, cfg.pool.width(f.dim));
             let logits = normed.linear(classifier(host, width)?, None)?;
-            return host.concat(&[feat, logits], 1);
+            return Ok(Outputs::new(vec![(FEATURE, feat), (LOGITS, logits)]));
         }
-        Ok(if cfg.str("neck_feat")? == "before" {
-            feat
-        } else {
-            normed
-        })
+        let retrieval = match cfg.neck_feat {
+            NeckFeature::Before => feat,
+            NeckFeature::After => normed,
+        };
+        Ok(Outputs::new(vec![(FEATURE, retrieval)]))
     }
 
     fn loss<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
-        output: Tensor<'h>,
+        cfg: &ReidSettings,
+        outputs: &Outputs<'h>,
         targets: &[Record],
     ) -> Result<Tensor<'h>> {
         let n = num_ids(host)?;
-        let [b, width]: [usize; 2] = match output.shape()?.as_slice() {
-            [b, w] if *w > n => [*b, *w],
-            other => fail!(
-                "reid loss: output of shape {other:?}, expected [B, f + {n}] (training forward)"
-            ),
+        let (feat, logits) = (outputs.get(FEATURE)?, outputs.get(LOGITS)?);
+        let b = match logits.shape()?.as_slice() {
+            [b, w] if *w == n => *b,
+            other => fail!("reid loss: logits of shape {other:?}, expected [B, {n}]"),
         };
         if b != targets.len() {
             fail!("reid loss: {b} outputs for {} targets", targets.len());
@@ -371,42 +306,38 @@ impl Task for ReidTask {
             .iter()
             .map(|t| match t.ints.first() {
                 Some(l) if (0..n as i64).contains(l) => Ok(*l),
-                _ => Err(clasp_sdk::Error(format!(
+                _ => Err(clasp_sdk::Error::data(format!(
                     "{}: label {:?} is not one of the {n} training identities",
                     t.image,
                     t.ints.first()
                 ))),
             })
             .collect::<Result<_>>()?;
-        let f = width - n;
-        let feat = output.narrow(1, 0, f)?;
-        let logits = output.narrow(1, f, n)?;
         let ids: Vec<f32> = labels.iter().map(|l| *l as f32).collect();
         let id_loss = host.cross_entropy(
             logits,
             host.constant(&[b], &ids)?,
-            cfg.f64("label_smoothing")?,
+            cfg.label_smoothing,
             None,
         )?;
-        let tri = batch_hard_triplet(
-            host,
-            feat,
-            &labels,
-            margin_of(cfg)?,
-            cfg.bool("triplet_norm")?,
-        )?;
+        let tri = batch_hard_triplet(host, feat, &labels, margin_of(cfg), cfg.triplet_norm)?;
         id_loss
-            .affine(cfg.f64("id_loss_weight")?, 0.0)?
-            .add(tri.affine(cfg.f64("triplet_weight")?, 0.0)?)
+            .affine(cfg.id_loss_weight, 0.0)?
+            .add(tri.affine(cfg.triplet_weight, 0.0)?)
     }
 
-    fn decode(&self, _host: &Host, _cfg: &TaskConfig, output: Tensor<'_>) -> Result<Vec<Record>> {
-        output.row_records()
+    fn decode(
+        &self,
+        _host: &Host,
+        _cfg: &ReidSettings,
+        outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>> {
+        outputs.get(FEATURE)?.row_records()
     }
 
     fn evaluate(
         &self,
-        cfg: &TaskConfig,
+        cfg: &ReidSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Result<Vec<(String, f64)>> {
@@ -418,55 +349,26 @@ impl Task for ReidTask {
     /// size; grouped by the query's identity (the gallery stays whole in every resample).
     fn sample_statistics(
         &self,
-        cfg: &TaskConfig,
+        cfg: &ReidSettings,
         predictions: &[Record],
         targets: &[Record],
     ) -> Option<Result<Vec<SampleStats>>> {
-        Some((|| {
-            let sides = Sides::of(predictions, targets)?;
-            let scores = query_scores(cfg, &sides.query(), &sides.gallery(), sides.dim)?;
-            let gallery_size = sides.gallery.1.len() as f64;
-            Ok(scores
-                .iter()
-                .zip(&sides.query.1)
-                .filter_map(|(s, pid)| {
-                    s.map(|s| SampleStats {
-                        group: *pid as u64,
-                        values: vec![s.ap, s.first_match as f64, s.inp, gallery_size].into(),
-                    })
-                })
-                .collect())
-        })())
+        Some(query_rows(cfg, predictions, targets))
     }
 
     fn metrics_of_samples(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ReidSettings,
         samples: &[SampleStats],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let mut scores = Vec::with_capacity(samples.len());
-            let mut gallery_size = usize::MAX;
-            for s in samples {
-                let [ap, first, inp, ng] = s.values.as_slice() else {
-                    fail!("a query row of {} values, expected 4", s.values.len());
-                };
-                gallery_size = gallery_size.min(*ng as usize);
-                scores.push(QueryScore {
-                    ap: *ap,
-                    first_match: *first as usize,
-                    inp: *inp,
-                });
-            }
-            metric_list(&scores, gallery_size)
-        })())
+        Some(metrics_of_query_rows(samples))
     }
 
     /// A random ranking: every test image gets a random feature (seeded, so the level is the
     /// same from run to run).
     fn blind_predictions(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ReidSettings,
         _train: &[Record],
         test: &[Record],
     ) -> Option<Result<NamedPredictionSets>> {
@@ -491,73 +393,66 @@ impl Task for ReidTask {
 
     fn evaluate_files(
         &self,
-        cfg: &TaskConfig,
+        cfg: &ReidSettings,
         inputs: &[(String, PathBuf)],
     ) -> Option<Result<Vec<(String, f64)>>> {
-        Some((|| {
-            let Some((_, file)) = inputs.iter().find(|(k, _)| k == "features") else {
-                fail!("reid scores a feature file: pass --features F.safetensors");
-            };
-            let (q, g) = feature_file::read(file)?;
-            retrieval_metrics(cfg, &q.side(), &g.side(), q.dim)
-        })())
+        let sides = input(inputs, "features").and_then(feature_file::read);
+        Some(sides.and_then(|(q, g)| retrieval_metrics(cfg, &q.side(), &g.side(), q.dim)))
     }
 
-    fn dataset(&self, cfg: &TaskConfig, root: &Path, split: &str) -> Result<Vec<Record>> {
-        let record = |m: &market::MarketImage, ints: Vec<i64>| Record {
+    fn dataset(&self, cfg: &ReidSettings, root: &Path, split: Split) -> Result<Vec<Record>> {
+        let record = |m: &market::MarketImage| Record {
             image: m.path.display().to_string().into(),
-            ints: ints.into(),
+            identity: Some(m.pid).into(),
+            camera: Some(m.cam).into(),
             ..Default::default()
         };
-        match split {
-            "train" => {
+        let (query_dir, gallery_dir) = match split {
+            Split::Train => {
                 // Junk and distractors carry no identity to learn.
-                let images: Vec<_> = market::list(&root.join(cfg.str("train_dir")?))?
+                let images: Vec<_> = market::list(&root.join(&cfg.train_dir))?
                     .into_iter()
                     .filter(|m| m.pid > 0)
                     .collect();
                 let mut pids: Vec<i64> = images.iter().map(|m| m.pid).collect();
                 pids.sort_unstable();
                 pids.dedup();
-                Ok(images
+                return Ok(images
                     .iter()
                     .map(|m| {
                         let label = pids.binary_search(&m.pid).expect("listed") as i64;
-                        record(m, vec![label, m.cam, m.pid])
+                        Record {
+                            ints: vec![label].into(),
+                            ..record(m)
+                        }
                     })
-                    .collect())
+                    .collect());
             }
-            "test" | "val" => {
-                let dirs = if split == "val" {
-                    let dirs = [("val_query_dir", 1), ("val_gallery_dir", 0)];
-                    if !root.join(cfg.str(dirs[0].0)?).is_dir() {
-                        return Ok(Vec::new());
-                    }
-                    dirs
-                } else {
-                    [("query_dir", 1), ("gallery_dir", 0)]
-                };
-                let mut out = Vec::new();
-                for (dir, is_query) in dirs {
-                    for m in market::list(&root.join(cfg.str(dir)?))? {
-                        out.push(record(&m, vec![m.pid, m.cam, is_query]));
-                    }
-                }
-                Ok(out)
+            Split::Val if !root.join(&cfg.val_query_dir).is_dir() => return Ok(Vec::new()),
+            Split::Val => (&cfg.val_query_dir, &cfg.val_gallery_dir),
+            Split::Test => (&cfg.query_dir, &cfg.gallery_dir),
+        };
+        let mut out = Vec::new();
+        for (dir, role) in [(query_dir, Role::Query), (gallery_dir, Role::Gallery)] {
+            for m in market::list(&root.join(dir))? {
+                out.push(Record {
+                    role: Some(role).into(),
+                    ..record(&m)
+                });
             }
-            other => fail!("unknown split `{other}` (train, val, test)"),
         }
+        Ok(out)
     }
 
     /// The flip test: the mean of the features of the image and of its mirror image.
     fn merge_flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ReidSettings,
         prediction: &Record,
         mirrored: &Record,
     ) -> Option<Result<Record>> {
         if prediction.values.len() != mirrored.values.len() {
-            return Some(Err(clasp_sdk::Error(format!(
+            return Some(Err(clasp_sdk::Error::data(format!(
                 "{}: features of widths {} and {} (mirrored)",
                 prediction.image,
                 prediction.values.len(),
@@ -578,35 +473,80 @@ impl Task for ReidTask {
 
     fn visualize_ranking(
         &self,
-        cfg: &TaskConfig,
+        cfg: &ReidSettings,
         image: &Path,
         prediction: &Record,
         gallery: &[Record],
         out: &Path,
     ) -> Option<Result<()>> {
-        Some((|| {
-            let distance = Distance::parse(&cfg.str("distance")?)?;
-            rank_list::draw_rank_list(image, &prediction.values, gallery, distance, 10, out)
-        })())
+        let values = &prediction.values;
+        Some(rank_list::draw_rank_list(
+            image,
+            values,
+            gallery,
+            cfg.distance,
+            10,
+            out,
+        ))
     }
 
     /// A mirrored person keeps their identity and attributes.
     fn flip(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &ReidSettings,
         record: &Record,
         _size: [usize; 2],
     ) -> Option<Result<Record>> {
         Some(Ok(record.clone()))
     }
 
-    fn describe(&self, _cfg: &TaskConfig, prediction: &Record) -> Result<String> {
+    fn describe(&self, _cfg: &ReidSettings, prediction: &Record) -> Result<String> {
         let norm = prediction.values.iter().map(|v| v * v).sum::<f32>().sqrt();
         Ok(format!(
             "retrieval feature of width {} (norm {norm:.3})",
             prediction.values.len()
         ))
     }
+}
+
+/// A row per query with a valid match: AP, rank of the first match, INP and the gallery's size;
+/// grouped by the query's identity (the gallery stays whole in every resample).
+fn query_rows(
+    cfg: &ReidSettings,
+    predictions: &[Record],
+    targets: &[Record],
+) -> Result<Vec<SampleStats>> {
+    let sides = Sides::of(predictions, targets)?;
+    let scores = query_scores(cfg, &sides.query(), &sides.gallery(), sides.dim)?;
+    let gallery_size = sides.gallery.1.len() as f64;
+    Ok(scores
+        .iter()
+        .zip(&sides.query.1)
+        .filter_map(|(s, pid)| {
+            s.map(|s| SampleStats {
+                group: *pid as u64,
+                values: vec![s.ap, s.first_match as f64, s.inp, gallery_size].into(),
+            })
+        })
+        .collect())
+}
+
+/// The metrics of rows of [`query_rows`].
+fn metrics_of_query_rows(samples: &[SampleStats]) -> Result<Vec<(String, f64)>> {
+    let mut scores = Vec::with_capacity(samples.len());
+    let mut gallery_size = usize::MAX;
+    for s in samples {
+        let [ap, first, inp, ng] = s.values.as_slice() else {
+            fail!("a query row of {} values, expected 4", s.values.len());
+        };
+        gallery_size = gallery_size.min(*ng as usize);
+        scores.push(QueryScore {
+            ap: *ap,
+            first_match: *first as usize,
+            inp: *inp,
+        });
+    }
+    metric_list(&scores, gallery_size)
 }
 
 export_task!(ReidTask);
@@ -616,18 +556,11 @@ mod scoring_tests {
     use super::*;
 
     /// The plugin's settings at their defaults, `rerank` as given.
-    fn cfg(rerank: bool) -> TaskConfig {
-        // The defaults are TOML scalars, which JSON reads the same.
-        let entries: Vec<String> = ReidTask::new()
-            .spec()
-            .config
-            .into_iter()
-            .map(|(key, default, _)| match key.as_str() {
-                "rerank" => format!("\"{key}\": {rerank}"),
-                _ => format!("\"{key}\": {default}"),
-            })
-            .collect();
-        TaskConfig::parse(&format!("{{{}}}", entries.join(", "))).unwrap()
+    fn cfg(rerank: bool) -> ReidSettings {
+        ReidSettings {
+            rerank,
+            ..Default::default()
+        }
     }
 
     /// 8 identities, each with two queries (cameras 1, 2) and three gallery images (cameras
@@ -645,8 +578,15 @@ mod scoring_tests {
                 values: values.into(),
                 ..Default::default()
             });
+            let role = if query == 1 {
+                Role::Query
+            } else {
+                Role::Gallery
+            };
             targets.push(Record {
-                ints: vec![pid, cam, query].into(),
+                identity: Some(pid).into(),
+                camera: Some(cam).into(),
+                role: Some(role).into(),
                 ..Default::default()
             });
         };
@@ -664,7 +604,7 @@ mod scoring_tests {
 
     #[test]
     fn sample_rows_give_back_the_metrics_with_and_without_reranking() {
-        let task = ReidTask::new();
+        let task = ReidTask;
         let (preds, targets) = split();
         for rerank in [false, true] {
             let whole = task.evaluate(&cfg(rerank), &preds, &targets).unwrap();
@@ -691,7 +631,7 @@ mod scoring_tests {
     /// far below the perfect ranking on this split.
     #[test]
     fn the_random_ranking_is_the_chance_level() {
-        let task = ReidTask::new();
+        let task = ReidTask;
         let (preds, targets) = split();
         let named = task
             .blind_predictions(&cfg(false), &[], &targets)

@@ -13,22 +13,15 @@ use clasp_sdk::{fail, Result};
 /// Identity of junk gallery images, ignored in every ranking (Market-1501's `-1`).
 pub const JUNK: i64 = -1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Distance {
     /// 1 − cosine similarity.
     Cosine,
     /// Squared Euclidean distance (the same ranking as Euclidean).
     Euclidean,
-}
-
-impl Distance {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "cosine" => Ok(Self::Cosine),
-            "euclidean" => Ok(Self::Euclidean),
-            other => fail!("unknown distance `{other}` (cosine, euclidean)"),
-        }
-    }
 }
 
 /// Features of a set of images with their identities and cameras.

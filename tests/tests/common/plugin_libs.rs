@@ -80,3 +80,10 @@ pub fn err(r: anyhow::Result<impl Sized>) -> String {
         Err(e) => format!("{e:#}"),
     }
 }
+
+/// `NAME=PATH`: one result file of `clasp eval --task T --input`.
+pub fn input(name: &str, path: &Path) -> std::ffi::OsString {
+    let mut arg = std::ffi::OsString::from(format!("{name}="));
+    arg.push(path);
+    arg
+}

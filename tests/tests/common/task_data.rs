@@ -39,7 +39,7 @@ pub fn task_config(plugin: &Plugin, settings: &[(&str, toml::Value)]) -> String 
     for (k, v) in settings {
         t.insert(k.to_string(), v.clone());
     }
-    resolve(&plugin.spec, &t).unwrap()
+    resolve(plugin, &t).unwrap()
 }
 
 /// The prediction pictures under `dir` (run folders included), not the training curves.
@@ -156,7 +156,7 @@ pub fn assert_restores(
     cls: &candle_core::Tensor,
     patches: &candle_core::Tensor,
     what: &str,
-) -> candle_core::Tensor {
+) -> clasp_core::plugin_host::task_head::HeadOutputs {
     let eval = th.forward(cls, patches, false).unwrap();
     let restored = clasp_core::plugin_host::task_head::TaskHead::restore(
         th.plugin.clone(),
@@ -167,6 +167,11 @@ pub fn assert_restores(
     )
     .unwrap();
     let again = restored.forward(cls, patches, false).unwrap();
-    assert_eq!(super::max_abs_diff(&eval, &again), 0.0, "{what}");
+    let again = again.first().unwrap();
+    assert_eq!(
+        super::max_abs_diff(eval.first().unwrap(), again),
+        0.0,
+        "{what}"
+    );
     eval
 }

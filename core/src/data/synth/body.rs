@@ -65,6 +65,8 @@ fn add(a: (f32, f32), len: f32, d: (f32, f32)) -> (f32, f32) {
     (a.0 + len * d.0, a.1 + len * d.1)
 }
 
+/// Draws `who` in `pose` at `at` under `light` into `canvas` (colours and LIP labels), back to
+/// front, and returns the COCO keypoints.
 pub fn draw_person(
     canvas: &mut Canvas,
     who: &Identity,
@@ -72,70 +74,149 @@ pub fn draw_person(
     at: &Placement,
     light: f32,
 ) -> [[f32; 3]; 17] {
-    let pr = proportions(who.age);
-    let s = at.height;
-    let px = |p: (f32, f32)| P(at.cx + p.0 * s, at.top + p.1 * s);
-    let b = who.build;
-    let female = who.gender == Gender::Female;
-    // Image-x sign of each side's lateral offset, and the facing direction in side views.
-    let (lat, fwd, side) = match pose.view {
-        View::Front => ([1.0f32, -1.0], 0.0, false),
-        View::Back => ([-1.0, 1.0], 0.0, false),
-        View::Side { facing_right } => {
-            let f = if facing_right { 1.0 } else { -1.0 };
-            ([0.012 * f, -0.012 * f], f, true)
+    let f = Figure::new(who, pose, at, light);
+    f.behind(canvas);
+    // Depth order: in a side view the far arm goes behind the torso, the near one in front.
+    for k in f.order {
+        if f.side && k != f.near {
+            f.arm(canvas, k);
         }
-    };
-    let dir = |k: usize, theta: f32| -> (f32, f32) {
-        if side {
-            (theta.sin() * fwd, theta.cos())
-        } else {
-            (theta.sin() * lat[k], theta.cos())
+        f.leg(canvas, k);
+    }
+    f.torso(canvas);
+    f.bags(canvas);
+    for k in f.order {
+        if !f.side || k == f.near {
+            f.arm(canvas, k);
         }
-    };
-    let sw = if side { 1.0 } else { 0.105 * b };
-    let hw = if side {
-        1.0
-    } else {
-        (if female { 0.075 } else { 0.068 }) * b
-    };
-    let mut sk = Skeleton {
-        shoulder: [(0.0, 0.0); 2],
-        elbow: [(0.0, 0.0); 2],
-        wrist: [(0.0, 0.0); 2],
-        hip: [(0.0, 0.0); 2],
-        knee: [(0.0, 0.0); 2],
-        ankle: [(0.0, 0.0); 2],
-    };
-    for (k, l) in lat.iter().enumerate() {
-        sk.shoulder[k] = (l * sw, pr.shoulder_y);
-        sk.elbow[k] = add(sk.shoulder[k], pr.upper_arm, dir(k, pose.shoulder[k]));
-        sk.wrist[k] = add(
-            sk.elbow[k],
-            pr.forearm,
-            dir(k, pose.shoulder[k] + pose.elbow[k]),
-        );
-        sk.hip[k] = (l * hw, pr.hip_y);
-        sk.knee[k] = add(sk.hip[k], pr.thigh, dir(k, pose.hip[k]));
-        let shin_angle = if side {
-            pose.hip[k] - pose.knee[k]
-        } else {
-            pose.hip[k]
+    }
+    f.held(canvas);
+    f.head(canvas);
+    let px = |p| f.px(p);
+    keypoints(&f.sk, pose, &f.pr, f.head_c, f.lat, f.fwd, &px)
+}
+
+/// A fill of one colour.
+fn flat(c: [f32; 3]) -> impl Fn(f32, f32) -> [f32; 3] {
+    move |_: f32, _: f32| c
+}
+
+/// The colours of one person under one light.
+struct Colours {
+    skin: [f32; 3],
+    lower: [f32; 3],
+    upper: [f32; 3],
+    upper2: [f32; 3],
+    shoes: [f32; 3],
+    hair: [f32; 3],
+}
+
+/// One person as drawn: the skeleton in body units, where it lands in the image, its colours and
+/// which side faces the camera. Each method draws one section of the body.
+struct Figure<'a> {
+    who: &'a Identity,
+    pose: &'a Pose,
+    at: &'a Placement,
+    light: f32,
+    pr: Proportions,
+    /// Height in pixels.
+    s: f32,
+    /// Build (width factor).
+    b: f32,
+    side: bool,
+    /// Facing direction in side views (±1; 0 otherwise).
+    fwd: f32,
+    /// Image-x sign of each side's lateral offset.
+    lat: [f32; 2],
+    /// Half widths of shoulders and hips, in body units.
+    sw: f32,
+    hw: f32,
+    sk: Skeleton,
+    colours: Colours,
+    /// Pattern period in pixels.
+    period: f32,
+    upper_label: u8,
+    head_c: (f32, f32),
+    /// The side nearer the camera, and the order the sides are drawn in.
+    near: usize,
+    order: [usize; 2],
+}
+
+impl<'a> Figure<'a> {
+    fn new(who: &'a Identity, pose: &'a Pose, at: &'a Placement, light: f32) -> Self {
+        let pr = proportions(who.age);
+        let b = who.build;
+        let female = who.gender == Gender::Female;
+        let (lat, fwd, side) = match pose.view {
+            View::Front => ([1.0f32, -1.0], 0.0, false),
+            View::Back => ([-1.0, 1.0], 0.0, false),
+            View::Side { facing_right } => {
+                let f = if facing_right { 1.0 } else { -1.0 };
+                ([0.012 * f, -0.012 * f], f, true)
+            }
         };
-        sk.ankle[k] = add(sk.knee[k], pr.shin, dir(k, shin_angle));
+        let sw = if side { 1.0 } else { 0.105 * b };
+        let hw = if side {
+            1.0
+        } else {
+            (if female { 0.075 } else { 0.068 }) * b
+        };
+        let sk = skeleton(pose, &pr, lat, fwd, side, sw, hw);
+        let colours = Colours {
+            skin: shade(rgb(who.skin), light),
+            lower: shade(rgb(who.lower_colour.rgb), light),
+            upper: shade(rgb(who.upper.rgb), light),
+            upper2: shade(rgb(who.upper_second.rgb), light),
+            shoes: shade(rgb(who.shoes.rgb), light),
+            hair: shade(rgb(who.hair.rgb), light),
+        };
+        let near = if side {
+            if fwd > 0.0 {
+                0
+            } else {
+                1
+            }
+        } else {
+            0
+        };
+        let order = if side { [1 - near, near] } else { [0, 1] };
+        let upper_label = if who.lower == Lower::Dress {
+            lip::DRESS
+        } else {
+            lip::UPPER_CLOTHES
+        };
+        let head_c = (if side { 0.01 * fwd } else { 0.0 }, pr.head_y);
+        Self {
+            who,
+            pose,
+            at,
+            light,
+            s: at.height,
+            b,
+            side,
+            fwd,
+            lat,
+            sw,
+            hw,
+            sk,
+            colours,
+            period: (0.03 * at.height).max(2.0),
+            upper_label,
+            head_c,
+            near,
+            order,
+            pr,
+        }
     }
 
-    let skin = shade(rgb(who.skin), light);
-    let lower = shade(rgb(who.lower_colour.rgb), light);
-    let upper = shade(rgb(who.upper.rgb), light);
-    let upper2 = shade(rgb(who.upper_second.rgb), light);
-    let shoes = shade(rgb(who.shoes.rgb), light);
-    let hair = shade(rgb(who.hair.rgb), light);
-    let flat = |c: [f32; 3]| move |_: f32, _: f32| c;
-    let period = (0.03 * s).max(2.0);
-    let centre_x = at.cx;
-    let upper_fill = move |x: f32, y: f32| -> [f32; 3] {
-        match who.pattern {
+    /// Body units to image pixels.
+    fn px(&self, p: (f32, f32)) -> P {
+        P(self.at.cx + p.0 * self.s, self.at.top + p.1 * self.s)
+    }
+
+    fn upper_fill(&self, x: f32, y: f32) -> [f32; 3] {
+        let (upper, upper2, period) = (self.colours.upper, self.colours.upper2, self.period);
+        match self.who.pattern {
             Pattern::Plain | Pattern::Logo => upper,
             Pattern::Stripes => {
                 if ((y / period) as i32) % 2 == 0 {
@@ -154,16 +235,18 @@ pub fn draw_person(
                 }
             }
             Pattern::Splice => {
-                if x < centre_x {
+                if x < self.at.cx {
                     upper
                 } else {
                     upper2
                 }
             }
         }
-    };
-    let lower_fill = move |x: f32, y: f32| -> [f32; 3] {
-        match who.lower_pattern {
+    }
+
+    fn lower_fill(&self, x: f32, y: f32) -> [f32; 3] {
+        let (lower, period) = (self.colours.lower, self.period);
+        match self.who.lower_pattern {
             LowerPattern::Plain => lower,
             LowerPattern::Stripes => {
                 if ((x / (period * 0.7)) as i32) % 2 == 0 {
@@ -181,61 +264,71 @@ pub fn draw_person(
                 }
             }
         }
-    };
-    let (arm_label, leg_label, shoe_label) = (
-        [lip::LEFT_ARM, lip::RIGHT_ARM],
-        [lip::LEFT_LEG, lip::RIGHT_LEG],
-        [lip::LEFT_SHOE, lip::RIGHT_SHOE],
-    );
-    // Depth order: in a side view the far limbs go behind the torso.
-    let near = if side {
-        if fwd > 0.0 {
-            0
-        } else {
-            1
-        }
-    } else {
-        0
-    };
-    let order = if side { [1 - near, near] } else { [0, 1] };
-    let upper_label = if who.lower == Lower::Dress {
-        lip::DRESS
-    } else {
-        lip::UPPER_CLOTHES
-    };
-    let head_c = (if side { 0.01 * fwd } else { 0.0 }, pr.head_y);
-    let ay = pr.shoulder_y;
-
-    // Long hair and backpacks seen from the front hang behind everything.
-    if who.long_hair && !matches!(pose.view, View::Back) {
-        let hb = (head_c.0 - 0.02 * fwd, pr.shoulder_y + 0.08);
-        canvas.fill(
-            &Shape::Capsule {
-                a: px(head_c),
-                b: px(hb),
-                r: pr.head_r * 1.05 * s,
-            },
-            Some(lip::HAIR),
-            &flat(hair),
-        );
     }
-    if let Some(bp) = who.backpack {
-        if !matches!(pose.view, View::Back) {
-            let back = if side { -fwd * 0.08 } else { 0.0 };
-            let bag = shade(rgb(bp.rgb), light * 0.9);
+
+    /// Long hair and a backpack seen from the front: behind everything.
+    fn behind(&self, canvas: &mut Canvas) {
+        let Figure {
+            who,
+            pose,
+            light,
+            s,
+            side,
+            fwd,
+            ref pr,
+            head_c,
+            ..
+        } = *self;
+        let Colours { hair, .. } = self.colours;
+        let px = |p| self.px(p);
+        let ay = pr.shoulder_y;
+        // Long hair and backpacks seen from the front hang behind everything.
+        if who.long_hair && !matches!(pose.view, View::Back) {
+            let hb = (head_c.0 - 0.02 * fwd, pr.shoulder_y + 0.08);
             canvas.fill(
-                &rounded_box(
-                    px((back - 0.07, ay + 0.02)),
-                    px((back + 0.07, ay + 0.24)),
-                    0.02 * s,
-                ),
-                Some(lip::BACKGROUND),
-                &flat(bag),
+                &Shape::Capsule {
+                    a: px(head_c),
+                    b: px(hb),
+                    r: pr.head_r * 1.05 * s,
+                },
+                Some(lip::HAIR),
+                &flat(hair),
             );
         }
+        if let Some(bp) = who.backpack {
+            if !matches!(pose.view, View::Back) {
+                let back = if side { -fwd * 0.08 } else { 0.0 };
+                let bag = shade(rgb(bp.rgb), light * 0.9);
+                canvas.fill(
+                    &rounded_box(
+                        px((back - 0.07, ay + 0.02)),
+                        px((back + 0.07, ay + 0.24)),
+                        0.02 * s,
+                    ),
+                    Some(lip::BACKGROUND),
+                    &flat(bag),
+                );
+            }
+        }
     }
 
-    let limb = |canvas: &mut Canvas, k: usize| {
+    /// Leg `k`: skin, then garments over it, then shoes.
+    fn leg(&self, canvas: &mut Canvas, k: usize) {
+        let Figure {
+            who,
+            s,
+            b,
+            side,
+            fwd,
+            lat,
+            ref sk,
+            ..
+        } = *self;
+        let Colours { skin, shoes, .. } = self.colours;
+        let px = |p| self.px(p);
+        let lower_fill = |x: f32, y: f32| self.lower_fill(x, y);
+        let leg_label = [lip::LEFT_LEG, lip::RIGHT_LEG];
+        let shoe_label = [lip::LEFT_SHOE, lip::RIGHT_SHOE];
         // Legs: skin, then garments over them, then shoes.
         let leg_r = 0.04 * b * s;
         canvas.fill(
@@ -319,8 +412,22 @@ pub fn draw_person(
             Some(shoe_label[k]),
             &flat(shoes),
         );
-    };
-    let arm = |canvas: &mut Canvas, k: usize| {
+    }
+
+    /// Arm `k`: skin, sleeve (or coat sleeve) over it, hand.
+    fn arm(&self, canvas: &mut Canvas, k: usize) {
+        let Figure {
+            who,
+            light,
+            s,
+            b,
+            ref sk,
+            upper_label,
+            ..
+        } = *self;
+        let Colours { skin, upper, .. } = self.colours;
+        let px = |p| self.px(p);
+        let arm_label = [lip::LEFT_ARM, lip::RIGHT_ARM];
         let r = 0.028 * b * s;
         let sleeve_label = if who.coat.is_some() {
             lip::COAT
@@ -381,301 +488,400 @@ pub fn draw_person(
             Some(arm_label[k]),
             &flat(skin),
         );
-    };
-
-    for k in order {
-        if side && k != near {
-            arm(canvas, k);
-        }
-        limb(canvas, k);
     }
 
-    // Torso (and skirt / dress / coat over the hips).
-    let torso = if side {
-        let lean = 0.01 * fwd;
-        Shape::Poly(vec![
-            px((-0.05 * b - lean, pr.shoulder_y - 0.01)),
-            px((0.055 * b + lean, pr.shoulder_y - 0.01)),
-            px((0.05 * b, pr.hip_y + 0.03)),
-            px((-0.05 * b, pr.hip_y + 0.03)),
-        ])
-    } else {
-        Shape::Poly(vec![
-            px((-sw - 0.012, pr.shoulder_y - 0.012)),
-            px((sw + 0.012, pr.shoulder_y - 0.012)),
-            px((hw + 0.018, pr.hip_y + 0.03)),
-            px((-hw - 0.018, pr.hip_y + 0.03)),
-        ])
-    };
-    canvas.fill(&torso, Some(upper_label), &upper_fill);
-    if who.pattern == Pattern::Logo && !matches!(pose.view, View::Back) {
-        let c = (if side { 0.02 * fwd } else { 0.0 }, pr.shoulder_y + 0.1);
-        canvas.fill(
-            &Shape::Ellipse {
-                c: px(c),
-                rx: 0.03 * s,
-                ry: 0.03 * s,
-            },
-            Some(upper_label),
-            &flat(upper2),
-        );
-    }
-    let waist = pr.hip_y - 0.03;
-    match who.lower {
-        Lower::Skirt | Lower::Dress => {
-            let (label, fill): (u8, &dyn Fn(f32, f32) -> [f32; 3]) = if who.lower == Lower::Dress {
-                (lip::DRESS, &upper_fill)
-            } else {
-                (lip::SKIRT, &lower_fill)
-            };
-            let w0 = if side { 0.055 * b } else { hw + 0.02 };
-            let w1 = if side { 0.1 * b } else { hw + 0.075 };
-            canvas.fill(
-                &Shape::Poly(vec![
-                    px((-w0, waist)),
-                    px((w0, waist)),
-                    px((w1, pr.hip_y + 0.2)),
-                    px((-w1, pr.hip_y + 0.2)),
-                ]),
-                Some(label),
-                fill,
-            );
-        }
-        Lower::Trousers | Lower::Shorts => {
-            let w = if side { 0.052 * b } else { hw + 0.03 };
-            canvas.fill(
-                &Shape::Poly(vec![
-                    px((-w, waist)),
-                    px((w, waist)),
-                    px((w, pr.hip_y + 0.05)),
-                    px((-w, pr.hip_y + 0.05)),
-                ]),
-                Some(lip::PANTS),
-                &lower_fill,
-            );
-        }
-    }
-    if let Some(coat) = who.coat {
-        let c = shade(rgb(coat.rgb), light);
-        let bottom = pr.hip_y + 0.17;
-        let (l, r) = if side {
-            (-0.058 * b, 0.062 * b)
+    /// Torso, its logo, the skirt, dress or trousers at the hips, and a coat over them.
+    fn torso(&self, canvas: &mut Canvas) {
+        let Figure {
+            who,
+            pose,
+            light,
+            s,
+            b,
+            side,
+            fwd,
+            sw,
+            hw,
+            ref pr,
+            upper_label,
+            ..
+        } = *self;
+        let Colours { upper2, .. } = self.colours;
+        let px = |p| self.px(p);
+        let upper_fill = |x: f32, y: f32| self.upper_fill(x, y);
+        let lower_fill = |x: f32, y: f32| self.lower_fill(x, y);
+        // Torso (and skirt / dress / coat over the hips).
+        let torso = if side {
+            let lean = 0.01 * fwd;
+            Shape::Poly(vec![
+                px((-0.05 * b - lean, pr.shoulder_y - 0.01)),
+                px((0.055 * b + lean, pr.shoulder_y - 0.01)),
+                px((0.05 * b, pr.hip_y + 0.03)),
+                px((-0.05 * b, pr.hip_y + 0.03)),
+            ])
         } else {
-            (-sw - 0.018, sw + 0.018)
+            Shape::Poly(vec![
+                px((-sw - 0.012, pr.shoulder_y - 0.012)),
+                px((sw + 0.012, pr.shoulder_y - 0.012)),
+                px((hw + 0.018, pr.hip_y + 0.03)),
+                px((-hw - 0.018, pr.hip_y + 0.03)),
+            ])
         };
-        let open = !side && !matches!(pose.view, View::Back);
-        let panels: Vec<(f32, f32)> = if open {
-            vec![(l, -0.025), (0.025, r)]
-        } else {
-            vec![(l, r)]
-        };
-        for (x0, x1) in panels {
+        canvas.fill(&torso, Some(upper_label), &upper_fill);
+        if who.pattern == Pattern::Logo && !matches!(pose.view, View::Back) {
+            let c = (if side { 0.02 * fwd } else { 0.0 }, pr.shoulder_y + 0.1);
             canvas.fill(
-                &Shape::Poly(vec![
-                    px((x0, pr.shoulder_y - 0.015)),
-                    px((x1, pr.shoulder_y - 0.015)),
-                    px((x1 * 1.1, bottom)),
-                    px((x0 * 1.1, bottom)),
-                ]),
-                Some(lip::COAT),
-                &flat(c),
+                &Shape::Ellipse {
+                    c: px(c),
+                    rx: 0.03 * s,
+                    ry: 0.03 * s,
+                },
+                Some(upper_label),
+                &flat(upper2),
             );
         }
-    }
-
-    // Accessories on the body.
-    if let Some(bp) = who.backpack {
-        let bag = shade(rgb(bp.rgb), light * 0.9);
-        match pose.view {
-            View::Back => {
+        let waist = pr.hip_y - 0.03;
+        match who.lower {
+            Lower::Skirt | Lower::Dress => {
+                let (label, fill): (u8, &dyn Fn(f32, f32) -> [f32; 3]) =
+                    if who.lower == Lower::Dress {
+                        (lip::DRESS, &upper_fill)
+                    } else {
+                        (lip::SKIRT, &lower_fill)
+                    };
+                let w0 = if side { 0.055 * b } else { hw + 0.02 };
+                let w1 = if side { 0.1 * b } else { hw + 0.075 };
                 canvas.fill(
-                    &rounded_box(px((-0.075, ay + 0.02)), px((0.075, ay + 0.25)), 0.02 * s),
-                    Some(lip::BACKGROUND),
-                    &flat(bag),
+                    &Shape::Poly(vec![
+                        px((-w0, waist)),
+                        px((w0, waist)),
+                        px((w1, pr.hip_y + 0.2)),
+                        px((-w1, pr.hip_y + 0.2)),
+                    ]),
+                    Some(label),
+                    fill,
                 );
             }
-            View::Front => {
-                for k in 0..2 {
-                    let x = sk.shoulder[k].0 * 0.6;
+            Lower::Trousers | Lower::Shorts => {
+                let w = if side { 0.052 * b } else { hw + 0.03 };
+                canvas.fill(
+                    &Shape::Poly(vec![
+                        px((-w, waist)),
+                        px((w, waist)),
+                        px((w, pr.hip_y + 0.05)),
+                        px((-w, pr.hip_y + 0.05)),
+                    ]),
+                    Some(lip::PANTS),
+                    &lower_fill,
+                );
+            }
+        }
+        if let Some(coat) = who.coat {
+            let c = shade(rgb(coat.rgb), light);
+            let bottom = pr.hip_y + 0.17;
+            let (l, r) = if side {
+                (-0.058 * b, 0.062 * b)
+            } else {
+                (-sw - 0.018, sw + 0.018)
+            };
+            let open = !side && !matches!(pose.view, View::Back);
+            let panels: Vec<(f32, f32)> = if open {
+                vec![(l, -0.025), (0.025, r)]
+            } else {
+                vec![(l, r)]
+            };
+            for (x0, x1) in panels {
+                canvas.fill(
+                    &Shape::Poly(vec![
+                        px((x0, pr.shoulder_y - 0.015)),
+                        px((x1, pr.shoulder_y - 0.015)),
+                        px((x1 * 1.1, bottom)),
+                        px((x0 * 1.1, bottom)),
+                    ]),
+                    Some(lip::COAT),
+                    &flat(c),
+                );
+            }
+        }
+    }
+
+    /// A backpack's straps or back, and a shoulder bag.
+    fn bags(&self, canvas: &mut Canvas) {
+        let Figure {
+            who,
+            pose,
+            light,
+            s,
+            side,
+            fwd,
+            lat,
+            hw,
+            ref sk,
+            ref pr,
+            ..
+        } = *self;
+        let px = |p| self.px(p);
+        let ay = pr.shoulder_y;
+        // Accessories on the body.
+        if let Some(bp) = who.backpack {
+            let bag = shade(rgb(bp.rgb), light * 0.9);
+            match pose.view {
+                View::Back => {
                     canvas.fill(
-                        &Shape::Capsule {
-                            a: px((x, ay - 0.005)),
-                            b: px((x * 0.9, ay + 0.16)),
-                            r: 0.012 * s,
-                        },
-                        None,
+                        &rounded_box(px((-0.075, ay + 0.02)), px((0.075, ay + 0.25)), 0.02 * s),
+                        Some(lip::BACKGROUND),
                         &flat(bag),
                     );
                 }
+                View::Front => {
+                    for k in 0..2 {
+                        let x = sk.shoulder[k].0 * 0.6;
+                        canvas.fill(
+                            &Shape::Capsule {
+                                a: px((x, ay - 0.005)),
+                                b: px((x * 0.9, ay + 0.16)),
+                                r: 0.012 * s,
+                            },
+                            None,
+                            &flat(bag),
+                        );
+                    }
+                }
+                View::Side { .. } => {}
             }
-            View::Side { .. } => {}
+        }
+        if let Some(sb) = who.shoulder_bag {
+            let bag = shade(rgb(sb.rgb), light);
+            let k = 1;
+            let from = (sk.shoulder[1 - k].0 * 0.8, ay);
+            let hang = (
+                if side {
+                    -0.04 * fwd
+                } else {
+                    lat[k] * (hw + 0.05)
+                },
+                pr.hip_y + 0.02,
+            );
+            canvas.fill(
+                &Shape::Capsule {
+                    a: px(from),
+                    b: px(hang),
+                    r: 0.007 * s,
+                },
+                None,
+                &flat(shade(bag, 0.8)),
+            );
+            canvas.fill(
+                &rounded_box(
+                    px((hang.0 - 0.05, hang.1 - 0.02)),
+                    px((hang.0 + 0.05, hang.1 + 0.08)),
+                    0.015 * s,
+                ),
+                Some(lip::BACKGROUND),
+                &flat(bag),
+            );
         }
     }
-    if let Some(sb) = who.shoulder_bag {
-        let bag = shade(rgb(sb.rgb), light);
-        let k = 1;
-        let from = (sk.shoulder[1 - k].0 * 0.8, ay);
-        let hang = (
-            if side {
-                -0.04 * fwd
-            } else {
-                lat[k] * (hw + 0.05)
-            },
-            pr.hip_y + 0.02,
-        );
+
+    /// A hand bag and an object held in front.
+    fn held(&self, canvas: &mut Canvas) {
+        let Figure {
+            who,
+            pose,
+            light,
+            s,
+            ref sk,
+            ..
+        } = *self;
+        let px = |p| self.px(p);
+        if let Some(hb) = who.hand_bag {
+            let bag = shade(rgb(hb.rgb), light);
+            let w = sk.wrist[0];
+            canvas.fill(
+                &rounded_box(
+                    px((w.0 - 0.04, w.1 + 0.015)),
+                    px((w.0 + 0.04, w.1 + 0.1)),
+                    0.012 * s,
+                ),
+                Some(lip::BACKGROUND),
+                &flat(bag),
+            );
+        }
+        if who.holds_object && !matches!(pose.view, View::Back) {
+            let mid = (
+                (sk.wrist[0].0 + sk.wrist[1].0) / 2.0,
+                (sk.wrist[0].1 + sk.wrist[1].1) / 2.0,
+            );
+            canvas.fill(
+                &Shape::Poly(vec![
+                    px((mid.0 - 0.09, mid.1 - 0.09)),
+                    px((mid.0 + 0.09, mid.1 - 0.09)),
+                    px((mid.0 + 0.09, mid.1 + 0.03)),
+                    px((mid.0 - 0.09, mid.1 + 0.03)),
+                ]),
+                Some(lip::BACKGROUND),
+                &flat(shade([176.0, 132.0, 84.0], light)),
+            );
+        }
+    }
+
+    /// Neck, face, hair, eyes or sunglasses, hat.
+    fn head(&self, canvas: &mut Canvas) {
+        let Figure {
+            who,
+            pose,
+            light,
+            s,
+            side,
+            fwd,
+            ref pr,
+            head_c,
+            ..
+        } = *self;
+        let Colours { skin, hair, .. } = self.colours;
+        let px = |p| self.px(p);
+        // Neck and head.
         canvas.fill(
             &Shape::Capsule {
-                a: px(from),
-                b: px(hang),
-                r: 0.007 * s,
+                a: px((head_c.0, pr.head_y + pr.head_r * 0.6)),
+                b: px((0.0, pr.shoulder_y)),
+                r: 0.024 * s,
             },
-            None,
-            &flat(shade(bag, 0.8)),
+            Some(lip::FACE),
+            &flat(skin),
         );
-        canvas.fill(
-            &rounded_box(
-                px((hang.0 - 0.05, hang.1 - 0.02)),
-                px((hang.0 + 0.05, hang.1 + 0.08)),
-                0.015 * s,
-            ),
-            Some(lip::BACKGROUND),
-            &flat(bag),
-        );
-    }
-
-    for k in order {
-        if !side || k == near {
-            arm(canvas, k);
-        }
-    }
-    if let Some(hb) = who.hand_bag {
-        let bag = shade(rgb(hb.rgb), light);
-        let w = sk.wrist[0];
-        canvas.fill(
-            &rounded_box(
-                px((w.0 - 0.04, w.1 + 0.015)),
-                px((w.0 + 0.04, w.1 + 0.1)),
-                0.012 * s,
-            ),
-            Some(lip::BACKGROUND),
-            &flat(bag),
-        );
-    }
-    if who.holds_object && !matches!(pose.view, View::Back) {
-        let mid = (
-            (sk.wrist[0].0 + sk.wrist[1].0) / 2.0,
-            (sk.wrist[0].1 + sk.wrist[1].1) / 2.0,
-        );
-        canvas.fill(
-            &Shape::Poly(vec![
-                px((mid.0 - 0.09, mid.1 - 0.09)),
-                px((mid.0 + 0.09, mid.1 - 0.09)),
-                px((mid.0 + 0.09, mid.1 + 0.03)),
-                px((mid.0 - 0.09, mid.1 + 0.03)),
-            ]),
-            Some(lip::BACKGROUND),
-            &flat(shade([176.0, 132.0, 84.0], light)),
-        );
-    }
-
-    // Neck and head.
-    canvas.fill(
-        &Shape::Capsule {
-            a: px((head_c.0, pr.head_y + pr.head_r * 0.6)),
-            b: px((0.0, pr.shoulder_y)),
-            r: 0.024 * s,
-        },
-        Some(lip::FACE),
-        &flat(skin),
-    );
-    let (hr, hcx, hcy) = (pr.head_r * s, px(head_c).0, px(head_c).1);
-    let face = Shape::Ellipse {
-        c: P(hcx, hcy),
-        rx: hr * 0.88,
-        ry: hr,
-    };
-    canvas.fill(&face, Some(lip::FACE), &flat(skin));
-    match pose.view {
-        View::Back => {
-            canvas.fill(&face, Some(lip::HAIR), &flat(hair));
-            if who.long_hair {
+        let (hr, hcx, hcy) = (pr.head_r * s, px(head_c).0, px(head_c).1);
+        let face = Shape::Ellipse {
+            c: P(hcx, hcy),
+            rx: hr * 0.88,
+            ry: hr,
+        };
+        canvas.fill(&face, Some(lip::FACE), &flat(skin));
+        match pose.view {
+            View::Back => {
+                canvas.fill(&face, Some(lip::HAIR), &flat(hair));
+                if who.long_hair {
+                    canvas.fill(
+                        &Shape::Capsule {
+                            a: P(hcx, hcy),
+                            b: px((0.0, pr.shoulder_y + 0.08)),
+                            r: hr * 1.02,
+                        },
+                        Some(lip::HAIR),
+                        &flat(hair),
+                    );
+                }
+            }
+            _ => {
+                // A cap of hair over the top (and the back, in a side view).
+                let shift = if side { -fwd * hr * 0.3 } else { 0.0 };
                 canvas.fill(
-                    &Shape::Capsule {
-                        a: P(hcx, hcy),
-                        b: px((0.0, pr.shoulder_y + 0.08)),
-                        r: hr * 1.02,
+                    &Shape::Ellipse {
+                        c: P(hcx + shift, hcy - hr * 0.35),
+                        rx: hr * 0.92,
+                        ry: hr * 0.7,
                     },
                     Some(lip::HAIR),
                     &flat(hair),
                 );
-            }
-        }
-        _ => {
-            // A cap of hair over the top (and the back, in a side view).
-            let shift = if side { -fwd * hr * 0.3 } else { 0.0 };
-            canvas.fill(
-                &Shape::Ellipse {
-                    c: P(hcx + shift, hcy - hr * 0.35),
-                    rx: hr * 0.92,
-                    ry: hr * 0.7,
-                },
-                Some(lip::HAIR),
-                &flat(hair),
-            );
-            let eye = [20.0, 20.0, 24.0];
-            let eyes: Vec<f32> = if side {
-                vec![fwd * 0.5]
-            } else {
-                vec![-0.38, 0.38]
-            };
-            for ex in &eyes {
-                if who.glasses {
-                    canvas.fill(
-                        &Shape::Ellipse {
-                            c: P(hcx + ex * hr, hcy + 0.02 * hr),
-                            rx: hr * 0.28,
-                            ry: hr * 0.2,
-                        },
-                        Some(lip::SUNGLASSES),
-                        &flat([18.0, 18.0, 22.0]),
-                    );
+                let eye = [20.0, 20.0, 24.0];
+                let eyes: Vec<f32> = if side {
+                    vec![fwd * 0.5]
                 } else {
-                    canvas.fill(
-                        &Shape::Ellipse {
-                            c: P(hcx + ex * hr, hcy + 0.02 * hr),
-                            rx: hr * 0.09,
-                            ry: hr * 0.09,
-                        },
-                        None,
-                        &flat(eye),
-                    );
+                    vec![-0.38, 0.38]
+                };
+                for ex in &eyes {
+                    if who.glasses {
+                        canvas.fill(
+                            &Shape::Ellipse {
+                                c: P(hcx + ex * hr, hcy + 0.02 * hr),
+                                rx: hr * 0.28,
+                                ry: hr * 0.2,
+                            },
+                            Some(lip::SUNGLASSES),
+                            &flat([18.0, 18.0, 22.0]),
+                        );
+                    } else {
+                        canvas.fill(
+                            &Shape::Ellipse {
+                                c: P(hcx + ex * hr, hcy + 0.02 * hr),
+                                rx: hr * 0.09,
+                                ry: hr * 0.09,
+                            },
+                            None,
+                            &flat(eye),
+                        );
+                    }
                 }
             }
         }
+        if let Some(hat) = who.hat {
+            let c = shade(rgb(hat.rgb), light);
+            canvas.fill(
+                &Shape::Ellipse {
+                    c: P(hcx, hcy - hr * 0.55),
+                    rx: hr * 1.0,
+                    ry: hr * 0.62,
+                },
+                Some(lip::HAT),
+                &flat(c),
+            );
+            canvas.fill(
+                &Shape::Capsule {
+                    a: P(hcx - hr * 1.1, hcy - hr * 0.3),
+                    b: P(hcx + hr * 1.1, hcy - hr * 0.3),
+                    r: hr * 0.1,
+                },
+                Some(lip::HAT),
+                &flat(shade(c, 0.85)),
+            );
+        }
     }
-    if let Some(hat) = who.hat {
-        let c = shade(rgb(hat.rgb), light);
-        canvas.fill(
-            &Shape::Ellipse {
-                c: P(hcx, hcy - hr * 0.55),
-                rx: hr * 1.0,
-                ry: hr * 0.62,
-            },
-            Some(lip::HAT),
-            &flat(c),
-        );
-        canvas.fill(
-            &Shape::Capsule {
-                a: P(hcx - hr * 1.1, hcy - hr * 0.3),
-                b: P(hcx + hr * 1.1, hcy - hr * 0.3),
-                r: hr * 0.1,
-            },
-            Some(lip::HAT),
-            &flat(shade(c, 0.85)),
-        );
-    }
+}
 
-    keypoints(&sk, pose, &pr, head_c, lat, fwd, &px)
+/// The joints of `pose` in body units.
+fn skeleton(
+    pose: &Pose,
+    pr: &Proportions,
+    lat: [f32; 2],
+    fwd: f32,
+    side: bool,
+    sw: f32,
+    hw: f32,
+) -> Skeleton {
+    let dir = |k: usize, theta: f32| -> (f32, f32) {
+        if side {
+            (theta.sin() * fwd, theta.cos())
+        } else {
+            (theta.sin() * lat[k], theta.cos())
+        }
+    };
+    let mut sk = Skeleton {
+        shoulder: [(0.0, 0.0); 2],
+        elbow: [(0.0, 0.0); 2],
+        wrist: [(0.0, 0.0); 2],
+        hip: [(0.0, 0.0); 2],
+        knee: [(0.0, 0.0); 2],
+        ankle: [(0.0, 0.0); 2],
+    };
+    for (k, l) in lat.iter().enumerate() {
+        sk.shoulder[k] = (l * sw, pr.shoulder_y);
+        sk.elbow[k] = add(sk.shoulder[k], pr.upper_arm, dir(k, pose.shoulder[k]));
+        sk.wrist[k] = add(
+            sk.elbow[k],
+            pr.forearm,
+            dir(k, pose.shoulder[k] + pose.elbow[k]),
+        );
+        sk.hip[k] = (l * hw, pr.hip_y);
+        sk.knee[k] = add(sk.hip[k], pr.thigh, dir(k, pose.hip[k]));
+        let shin_angle = if side {
+            pose.hip[k] - pose.knee[k]
+        } else {
+            pose.hip[k]
+        };
+        sk.ankle[k] = add(sk.knee[k], pr.shin, dir(k, shin_angle));
+    }
+    sk
 }
 
 fn rounded_box(a: P, b: P, r: f32) -> Shape {

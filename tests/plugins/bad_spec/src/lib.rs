@@ -3,15 +3,36 @@
 use std::path::Path;
 
 use clasp_sdk::{
-    export_task, FeatureMaps, Host, Init, Record, Result, Spec, Task, TaskConfig, Tensor,
+    export_task, FeatureMaps, Host, Init, Outputs, Record, Result, Settings, Spec, Split, Task,
+    Tensor,
 };
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+/// Where the plugin panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    #[default]
+    Nowhere,
+    BuildHead,
+    Forward,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultySettings {
+    /// The call that panics.
+    pub panic_in: Call,
+}
+
+impl Settings for FaultySettings {}
+
+#[derive(Default)]
 pub struct BadSpec;
 
 impl Task for BadSpec {
-    fn new() -> Self {
-        BadSpec
-    }
+    type Config = FaultySettings;
 
     fn spec(&self) -> Spec {
         Spec {
@@ -23,17 +44,13 @@ impl Task for BadSpec {
             input_size: [256, 128],
             metrics: vec!["score".into()],
             primary_metric: "score".into(),
-            config: vec![(
-                "panic_in".into(),
-                "\"nowhere\"".into(),
-                "call that panics".into(),
-            )],
             head_variants: vec!["linear".into()],
+            ..Default::default()
         }
     }
 
-    fn build_head(&self, host: &Host, cfg: &TaskConfig, dim: usize) -> Result<()> {
-        if cfg.str("panic_in")? == "build_head" {
+    fn build_head(&self, host: &Host, cfg: &FaultySettings, dim: usize) -> Result<()> {
+        if cfg.panic_in == Call::BuildHead {
             panic!("deliberate panic in build_head");
         }
         host.param("w", &[1, dim], Init::Zeros).map(|_| ())
@@ -42,40 +59,46 @@ impl Task for BadSpec {
     fn forward<'h>(
         &self,
         host: &'h Host,
-        cfg: &TaskConfig,
+        cfg: &FaultySettings,
         f: &FeatureMaps<'h>,
-    ) -> Result<Tensor<'h>> {
-        if cfg.str("panic_in")? == "forward" {
+    ) -> Result<Outputs<'h>> {
+        if cfg.panic_in == Call::Forward {
             panic!("deliberate panic in forward");
         }
-        f.cls
-            .linear(host.param("w", &[1, f.dim], Init::Zeros)?, None)
+        Ok(f.cls
+            .linear(host.param("w", &[1, f.dim], Init::Zeros)?, None)?
+            .into())
     }
 
     fn loss<'h>(
         &self,
         _host: &'h Host,
-        _cfg: &TaskConfig,
-        output: Tensor<'h>,
+        _cfg: &FaultySettings,
+        outputs: &Outputs<'h>,
         _t: &[Record],
     ) -> Result<Tensor<'h>> {
-        output.mean(0, false)?.mean(0, false)
+        outputs.single()?.mean(0, false)?.mean(0, false)
     }
 
-    fn decode(&self, _host: &Host, _cfg: &TaskConfig, _output: Tensor<'_>) -> Result<Vec<Record>> {
+    fn decode(
+        &self,
+        _host: &Host,
+        _cfg: &FaultySettings,
+        _outputs: &Outputs<'_>,
+    ) -> Result<Vec<Record>> {
         Ok(vec![])
     }
 
     fn evaluate(
         &self,
-        _cfg: &TaskConfig,
+        _cfg: &FaultySettings,
         _p: &[Record],
         _t: &[Record],
     ) -> Result<Vec<(String, f64)>> {
         Ok(vec![("score".into(), 0.0)])
     }
 
-    fn dataset(&self, _cfg: &TaskConfig, _root: &Path, _split: &str) -> Result<Vec<Record>> {
+    fn dataset(&self, _cfg: &FaultySettings, _root: &Path, _split: Split) -> Result<Vec<Record>> {
         Ok(vec![])
     }
 }

@@ -13,6 +13,7 @@ pub fn clasp_task_root_module() -> TaskPluginRef {
     TaskPlugin {
         interface_version: 999,
         spec,
+        check_config,
         build_head,
         forward,
         loss,

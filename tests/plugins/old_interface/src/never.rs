@@ -1,13 +1,22 @@
 //! Plugin functions that are never called: the plugins built from this file are refused at load
 //! time. Shared by the test plugins that exercise the loader's checks.
 
-use abi_stable::std_types::{RErr, RResult, RSlice, RStr, RString, RVec};
-use clasp_sdk::abi::{Features, HostCtx, HostOpsRef, Metric, PluginSpec, Record, TensorId};
+use abi_stable::std_types::{RErr, RResult, RSlice, RStr, RVec};
+use clasp_sdk::abi::{
+    ErrorKind, Features, HostCtx, HostOpsRef, Metric, NamedTensor, PluginError, PluginSpec, Record,
+    Split, TensorId,
+};
 
-fn unused<T>() -> RResult<T, RString> {
-    RErr("never called".into())
+fn unused<T>() -> RResult<T, PluginError> {
+    RErr(PluginError {
+        kind: ErrorKind::Unsupported,
+        message: "never called".into(),
+    })
 }
-pub extern "C" fn spec() -> RResult<PluginSpec, RString> {
+pub extern "C" fn spec() -> RResult<PluginSpec, PluginError> {
+    unused()
+}
+pub extern "C" fn check_config(_: RStr<'_>) -> RResult<(), PluginError> {
     unused()
 }
 pub extern "C" fn build_head(
@@ -15,7 +24,7 @@ pub extern "C" fn build_head(
     _: HostCtx,
     _: RStr<'_>,
     _: u64,
-) -> RResult<(), RString> {
+) -> RResult<(), PluginError> {
     unused()
 }
 pub extern "C" fn forward(
@@ -23,33 +32,37 @@ pub extern "C" fn forward(
     _: HostCtx,
     _: RStr<'_>,
     _: Features,
-) -> RResult<TensorId, RString> {
+) -> RResult<RVec<NamedTensor>, PluginError> {
     unused()
 }
 pub extern "C" fn loss(
     _: HostOpsRef,
     _: HostCtx,
     _: RStr<'_>,
-    _: TensorId,
+    _: RSlice<'_, NamedTensor>,
     _: RSlice<'_, Record>,
-) -> RResult<TensorId, RString> {
+) -> RResult<TensorId, PluginError> {
     unused()
 }
 pub extern "C" fn decode(
     _: HostOpsRef,
     _: HostCtx,
     _: RStr<'_>,
-    _: TensorId,
-) -> RResult<RVec<Record>, RString> {
+    _: RSlice<'_, NamedTensor>,
+) -> RResult<RVec<Record>, PluginError> {
     unused()
 }
 pub extern "C" fn evaluate(
     _: RStr<'_>,
     _: RSlice<'_, Record>,
     _: RSlice<'_, Record>,
-) -> RResult<RVec<Metric>, RString> {
+) -> RResult<RVec<Metric>, PluginError> {
     unused()
 }
-pub extern "C" fn dataset(_: RStr<'_>, _: RStr<'_>, _: RStr<'_>) -> RResult<RVec<Record>, RString> {
+pub extern "C" fn dataset(
+    _: RStr<'_>,
+    _: RStr<'_>,
+    _: Split,
+) -> RResult<RVec<Record>, PluginError> {
     unused()
 }

@@ -1,8 +1,7 @@
-//! A plugin built against an SDK whose root module has another layout: `sdk-before-describe`,
-//! the SDK before `describe` and `prepare` were appended (9 fields instead of 11). abi_stable lets a plugin be
-//! newer than the host, never older, so the host must refuse it by layout.
+//! A plugin built against an old SDK: `sdk-before-describe` is clasp-sdk 0.1.0 of interface 1,
+//! before `describe` and `prepare` were appended (9 fields), with strings for errors and splits.
+//! The host must refuse it by name and ask for a rebuild against its own clasp-sdk.
 
-#[path = "../../old_interface/src/never.rs"]
 mod never;
 
 use abi_stable::prefix_type::PrefixTypeTrait;

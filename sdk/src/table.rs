@@ -1,13 +1,42 @@
-//! The PA-100K-style table: `image,<26 attribute names>` then one 0/1 row per image. Prediction
-//! tables written by other systems share the layout, with probabilities in [0, 1].
+//! Tables of images and named columns, PA-100K's layout: `image,<column>,…` then one row per
+//! image, 0/1 labels or (tables other systems wrote) probabilities in [0, 1]. Each row becomes a
+//! record: the image (under an image folder) and its cells as `values`, in column order.
 
 use std::path::Path;
 
-use clasp_sdk::{fail, Record, Result};
+use crate::{fail, Record, Result, Split};
 
 pub struct Table {
+    /// The column names after `image`.
     pub attributes: Vec<String>,
     pub rows: Vec<Record>,
+}
+
+impl Table {
+    /// The position of column `name` among [`Table::attributes`] (a cell's index in `values`).
+    pub fn column(&self, name: &str) -> Result<usize> {
+        match self.attributes.iter().position(|a| a == name) {
+            Some(i) => Ok(i),
+            None => fail!("no column `{name}` among {:?}", self.attributes),
+        }
+    }
+
+    /// Each row's cells of the columns `names`, in that order (nothing to look up in a table
+    /// without rows).
+    pub fn select(&self, names: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if self.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<usize> = names
+            .iter()
+            .map(|n| self.column(n))
+            .collect::<Result<_>>()?;
+        Ok(self
+            .rows
+            .iter()
+            .map(|r| columns.iter().map(|c| r.values[*c]).collect())
+            .collect())
+    }
 }
 
 /// What a table's cells hold.
@@ -17,6 +46,18 @@ pub enum Cells {
     Labels,
     /// Predictions: probabilities in [0, 1].
     Probabilities,
+}
+
+/// Reads the label table of `split`; a validation table that does not exist is an empty split
+/// (the host then has no validation split to choose epochs on).
+pub fn read_split(table: &Path, images_dir: &Path, split: Split) -> Result<Table> {
+    if split == Split::Val && !table.exists() {
+        return Ok(Table {
+            attributes: Vec::new(),
+            rows: Vec::new(),
+        });
+    }
+    read(table, images_dir)
 }
 
 /// Reads the label table `table`; images are named relative to `images_dir`.
