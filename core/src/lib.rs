@@ -7,8 +7,9 @@
 //!   (bootstrap intervals, image-blind levels).
 //! - `plugin_host` — loading task plugins over the stable ABI and serving their tensor calls.
 //! - `backbone`, `checkpoint` (atomic directories, manifests), `export` (timm), `run_dir` (a run's
-//!   folder and its lock), `config` (layered settings), `data` (images, loaders, the synthetic
-//!   people), `device`, `file_hash`, `task_embedding`.
+//!   folder and its lock), `run_log` (the metrics lines and progress of every training loop),
+//!   `config` (layered settings), `data` (images, loaders, the synthetic people), `device`,
+//!   `file_hash`, `task_embedding`.
 //! - `optim` sees variables, not layers; `model` knows no file formats and no training loop;
 //!   `ops` holds the fused CPU kernels with their backward passes.
 
@@ -30,6 +31,7 @@ pub mod probe;
 pub mod proc_status;
 pub mod quickstart;
 pub mod run_dir;
+pub mod run_log;
 pub mod scoring;
 pub mod task_embedding;
 pub mod teacher;

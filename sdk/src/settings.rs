@@ -79,6 +79,25 @@ pub fn schema<S: Settings>() -> Vec<ConfigEntry> {
         .collect()
 }
 
+/// The values the setting `key` of `S` may take when it is a choice (an enum), as written in a
+/// config: what a task's `head` offers becomes its spec's head variants.
+pub(crate) fn choices_of<S: Settings>(key: &str) -> Vec<String> {
+    let schema = schemars::schema_for!(S);
+    let root = schema.as_value();
+    let Some(property) = root.pointer(&format!("/properties/{key}")) else {
+        return Vec::new();
+    };
+    let target = property
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| root.pointer(r.trim_start_matches('#')))
+        .unwrap_or(property);
+    choices(target)
+        .into_iter()
+        .map(|c| c.trim_matches('"').to_string())
+        .collect()
+}
+
 /// The doc comment of a property, with the values of a choice ("one of: linear, mlp").
 fn help_of(root: &Value, property: &Value) -> String {
     let text = |v: &Value| {
@@ -167,6 +186,8 @@ mod tests {
             head.help.as_str(),
             "The head on the CLS feature. (one of: \"linear\", \"mlp\")"
         );
+        assert_eq!(choices_of::<Example>("head"), ["linear", "mlp"]);
+        assert!(choices_of::<Example>("hidden").is_empty());
         let hidden = entries.iter().find(|e| e.key == "hidden").unwrap();
         assert_eq!(
             (hidden.default.as_str(), hidden.help.as_str()),

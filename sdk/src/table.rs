@@ -21,6 +21,20 @@ impl Table {
         }
     }
 
+    /// Each row's class: the first of the columns `names` marked 1 in it (PA-100K's `Front`,
+    /// `Side`, `Back`); a row with none marked is an error naming its image.
+    pub fn marked_class(&self, names: &[&str]) -> Result<Vec<i64>> {
+        let marks = self.select(names)?;
+        self.rows
+            .iter()
+            .zip(marks)
+            .map(|(r, m)| match m.iter().position(|v| *v > 0.5) {
+                Some(c) => Ok(c as i64),
+                None => fail!("{}: none of {names:?} is marked", r.image),
+            })
+            .collect()
+    }
+
     /// Each row's cells of the columns `names`, in that order (nothing to look up in a table
     /// without rows).
     pub fn select(&self, names: &[&str]) -> Result<Vec<Vec<f32>>> {

@@ -30,6 +30,7 @@ pub struct Spec {
     pub input_size: [u32; 2],
     pub metrics: Vec<String>,
     pub primary_metric: String,
+    /// The heads a task offers; left empty, the values of its settings' `head` choice.
     pub head_variants: Vec<String>,
     /// (name, what the file is) of each result file `evaluate_files` reads.
     pub result_files: Vec<(String, String)>,
@@ -47,7 +48,10 @@ impl Spec {
             metrics: s(self.metrics),
             primary_metric: self.primary_metric.into(),
             config: crate::settings::schema::<S>().into(),
-            head_variants: s(self.head_variants),
+            head_variants: match self.head_variants.is_empty() {
+                true => s(crate::settings::choices_of::<S>("head")),
+                false => s(self.head_variants),
+            },
             result_files: self
                 .result_files
                 .into_iter()

@@ -694,7 +694,7 @@ fn the_example_plugin_builds_out_of_tree_and_is_inspected() {
         text.contains("Front, Side, Back")
             && text.contains("balanced_accuracy")
             && text
-                .contains("smoothing      = 0.0          # Label smoothing of the cross entropy."),
+                .contains("smoothing      = 0.1          # Label smoothing of the cross entropy."),
         "{text}"
     );
 
@@ -853,8 +853,6 @@ const LEARNING_EPOCHS: usize = 3;
 /// Chance is 0.5 exactly for any constant predictor.
 const LEARNING_MIN_MA: f64 = 0.53;
 
-/// `clasp eval --task attribute --pred P --gt T` scores a prediction table another system wrote
-/// with the plugin's own metrics; a missing row is named.
 /// A prediction table for the label table `gt_file` (its lines, header first) and the same
 /// predictions as records: confident and right, except the first attribute, which is
 /// confidently wrong.
@@ -883,6 +881,8 @@ fn attribute_predictions(gt_file: &Path) -> (Vec<String>, Vec<clasp_sdk::abi::Re
     (pred, preds)
 }
 
+/// `clasp eval --task attribute --input pred=P --input gt=T` scores a prediction table another
+/// system wrote with the plugin's own metrics; a missing row is named.
 #[test]
 fn clasp_eval_scores_an_attribute_prediction_table() {
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();

@@ -135,7 +135,10 @@ fn run_on_files(config: &Config, args: &EvalArgs) -> Result<()> {
             declared.join("; ")
         );
     }
-    for (name, _) in inputs {
+    for (i, (name, _)) in inputs.iter().enumerate() {
+        if inputs[..i].iter().any(|(n, _)| n == name) {
+            bail!("--input {name}=… is given twice");
+        }
         if !plugin
             .spec
             .result_files

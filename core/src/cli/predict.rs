@@ -135,6 +135,7 @@ pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
         let json = serde_json::json!({
             "image": path,
             "values": pred.values.as_slice(),
+            "shape": pred.shape.as_slice(),
             "ints": pred.ints.as_slice(),
         });
         writeln!(out, "{json}")?;

@@ -170,6 +170,17 @@ pub struct TaskSplits {
 }
 
 impl TaskSplits {
+    /// Says when there is no validation split: no epoch can be chosen, the last is delivered.
+    pub fn warn_without_validation(&self, task: &str) {
+        if self.val.is_empty() {
+            tracing::warn!(
+                "{}: no validation split (see `clasp plugins inspect {task}` for where it is \
+                 read): no epoch is selected, the last one is delivered",
+                self.root.display()
+            );
+        }
+    }
+
     /// Reads the three splits and checks what fine-tuning and probes both rely on: a dataset
     /// root, non-empty train and test splits, and a validation split apart from the test split.
     pub fn load(

@@ -15,8 +15,7 @@ use crate::data::images::{decode, load_normalized, normalize_chw, MEAN, STD};
 pub const IGNORE_LABEL: u8 = 255;
 
 /// Loads `record` for a model input of `h`×`w`: CHW pixels and the record whose `values` are
-/// the label map (when it names one) resampled the same way as the image, with `h` and `w`
-/// appended to its `ints`.
+/// the label map (when it names one) resampled the same way as the image, of `shape` `[h, w]`.
 pub fn load_sample(record: &Record, [h, w]: [usize; 2]) -> Result<(Vec<f32>, Record)> {
     let (path, crop) = split_crop(record.image.as_str()).map_err(|e| anyhow!(e))?;
     let path = Path::new(path);

@@ -2,12 +2,10 @@
 //! the plugin's head → AdamW with layer-wise decay → epochs of training and evaluation → the
 //! task checkpoint.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::curves::{write_curves, Series};
 use super::data::{
@@ -26,6 +24,7 @@ use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
+use crate::run_log::{self, MetricsLog};
 use crate::scoring::blind::{blind_levels, BlindLevel};
 use crate::scoring::ScoredSplit;
 
@@ -58,6 +57,137 @@ pub const TEST_SCORES_FILE: &str = "test_scores.json";
 pub const BLIND_LEVELS_FILE: &str = "blind_levels.json";
 /// The checkpoint a fine-tuning run delivers.
 pub const SELECTED_CHECKPOINT: &str = "task_selected";
+
+/// AdamW over backbone and head (layer-wise LR decay, the head at `optim.head_lr_scale`) and its
+/// warm-up + cosine learning rate over the run's steps.
+fn optimizer(
+    config: &Config,
+    model: &TaskModel,
+    steps_per_epoch: usize,
+) -> Result<(AdamW, CosineSchedule)> {
+    let (o, ft) = (&config.optim, &config.finetune);
+    let opt = AdamW::new(
+        backbone_and_head_groups(
+            &model.backbone.store.vars(),
+            &model.head.state.params.vars(),
+            model.backbone.vit.cfg.depth,
+            o.layer_decay,
+            o.head_lr_scale,
+        ),
+        o.adamw(),
+    )?;
+    let schedule = CosineSchedule {
+        base: o.lr,
+        final_value: o.min_lr,
+        total_steps: ft.epochs * steps_per_epoch,
+        warmup_steps: ft.warmup_epochs * steps_per_epoch,
+        warmup_start: 0.0,
+    };
+    Ok((opt, schedule))
+}
+
+/// The delivered model's test metrics with their per-sample rows, and the image-blind levels on
+/// the same split (from a sample of the training targets), both written into the run's folder.
+fn read_test(
+    scorer: &Scorer,
+    model: &TaskModel,
+    test: Vec<clasp_sdk::Record>,
+    train: &[clasp_sdk::Record],
+    config: &Config,
+    run: &RunDir,
+) -> Result<(ScoredSplit, Vec<BlindLevel>)> {
+    let device = model.backbone.store.device();
+    let max_skipped = config.data.max_skipped_fraction;
+    let eval = evaluate(model, test, &config.finetune, max_skipped, device)?;
+    let test = ScoredSplit::score(scorer, eval.metrics, &eval.predictions, &eval.targets)?;
+    test.write(&run.path.join(TEST_SCORES_FILE))?;
+    let samples = evenly_spaced(train, BLIND_TRAIN_SAMPLES);
+    let blind_train = load_targets(&samples, model.img_size());
+    let blind = blind_levels(scorer, &blind_train, &eval.targets)?;
+    std::fs::write(
+        run.path.join(BLIND_LEVELS_FILE),
+        serde_json::to_vec(&blind)?,
+    )?;
+    Ok((test, blind))
+}
+
+/// One optimiser step on a batch of `(image, target)` items at `(lr, weight_decay)`; the loss.
+fn train_step(
+    model: &TaskModel,
+    opt: &mut AdamW,
+    items: &[(Vec<f32>, clasp_sdk::Record)],
+    (lr, weight_decay): (f64, f64),
+    step: usize,
+) -> Result<f64> {
+    let x = batch_tensor(items, model.img_size(), model.backbone.store.device())?;
+    let targets: Vec<clasp_sdk::Record> = items.iter().map(|(_, r)| r.clone()).collect();
+    let output = model.forward(&x, true)?;
+    let loss = model.head.loss(&output, &targets)?;
+    let value = loss.to_scalar::<f32>()? as f64;
+    ensure_finite_loss(step, lr, &[("loss", value)])?;
+    let grads = loss.backward()?;
+    opt.step(&grads, lr, weight_decay)
+        .with_context(|| format!("step {step}"))?;
+    Ok(value)
+}
+
+/// The primary metric among an epoch's validation `metrics` (`None` when not validated); a
+/// plugin that leaves it out is an error, a non-finite value a warning (that epoch cannot win).
+fn primary_value(
+    metrics: &[(String, f64)],
+    primary: &str,
+    task: &str,
+    epoch: usize,
+) -> Result<Option<f64>> {
+    let value = metrics.iter().find(|(k, _)| *k == primary).map(|m| m.1);
+    match value {
+        None if !metrics.is_empty() => {
+            bail!("plugin `{task}` scored validation without its primary metric `{primary}`")
+        }
+        Some(v) if !v.is_finite() => tracing::warn!(
+            "epoch {}: validation {primary} is {v}: this epoch cannot be chosen",
+            epoch + 1
+        ),
+        _ => {}
+    }
+    Ok(value)
+}
+
+/// The selection after `epoch` when it replaces the one so far: a better validation value, or —
+/// when no epoch has a number on validation — the last epoch.
+fn select(
+    so_far: Option<&Selection>,
+    epoch: usize,
+    value: Option<f64>,
+    last: bool,
+    primary: &str,
+) -> Option<Selection> {
+    let best = so_far.and_then(|s| s.validation.as_ref().map(|v| v.1));
+    let improved = match (value, best) {
+        (Some(v), Some(b)) => v > b,
+        (Some(v), None) => v.is_finite(),
+        (None, _) => false,
+    };
+    let take_last = last && so_far.is_none();
+    (improved || take_last).then(|| Selection {
+        epoch: epoch + 1,
+        validation: value.filter(|_| improved).map(|v| (primary.to_string(), v)),
+    })
+}
+
+impl EpochMetrics {
+    /// The line printed after an epoch of `epochs`.
+    fn summary(&self, epochs: usize) -> String {
+        let val = match self.metrics.is_empty() {
+            true => String::new(),
+            false => format!(", val {}", format_metrics(&self.metrics)),
+        };
+        format!(
+            "epoch {}/{epochs}: loss {:.4}{val}",
+            self.epoch, self.train_loss
+        )
+    }
+}
 
 /// Training loss, then each metric, one value per epoch.
 fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
@@ -98,19 +228,11 @@ pub fn finetune(
 
     // 1. The task's settings and data, as the plugin reads them.
     let task_config = resolve(&plugin, &config.task)?;
+    let splits = TaskSplits::load(&plugin, &task_config, ft.data.as_deref())?;
+    splits.warn_without_validation(&task);
     let TaskSplits {
-        root,
-        train,
-        val,
-        test,
-    } = TaskSplits::load(&plugin, &task_config, ft.data.as_deref())?;
-    if val.is_empty() {
-        tracing::warn!(
-            "{}: no validation split (see `clasp plugins inspect {task}` for where it is read): \
-             no epoch is selected, the last one is delivered",
-            root.display()
-        );
-    }
+        train, val, test, ..
+    } = splits;
 
     // 2. The backbone, with a prompt for this task seeded from its description sentence.
     let bb = task_backbone(config, &plugin, backbone_dir, run, device)?;
@@ -127,123 +249,51 @@ pub fn finetune(
     let model = TaskModel::new(bb, head);
     let size = model.img_size();
     // How batches are drawn; random flips when the plugin mirrors its targets.
-    let mirror = probe_flip(
-        RecordFlip {
-            plugin: plugin.clone(),
-            config: task_config.clone(),
-        },
-        &train,
-        size,
-    )?;
-    let order = TrainOrder::from_settings(ft, &task, &train, mirror)?;
+    let flip = RecordFlip::new(&plugin, &task_config);
+    let order = TrainOrder::from_settings(ft, &task, &train, probe_flip(flip, &train, size)?)?;
 
     // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
-    let o = &config.optim;
-    let mut opt = AdamW::new(
-        backbone_and_head_groups(
-            &model.backbone.store.vars(),
-            &model.head.state.params.vars(),
-            model.backbone.vit.cfg.depth,
-            o.layer_decay,
-            o.head_lr_scale,
-        ),
-        o.adamw(),
-    )?;
     let train_records = train.clone();
     let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
     let steps_per_epoch = train_loader.batches_per_epoch()?;
-    let schedule = CosineSchedule {
-        base: o.lr,
-        final_value: o.min_lr,
-        total_steps: ft.epochs * steps_per_epoch,
-        warmup_steps: ft.warmup_epochs * steps_per_epoch,
-        warmup_start: 0.0,
-    };
+    let (mut opt, schedule) = optimizer(config, &model, steps_per_epoch)?;
+    let weight_decay = config.optim.weight_decay;
 
-    // 5. Epochs.
-    let metrics_path = run.path.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path)
-        .with_context(|| format!("creating {}", metrics_path.display()))?;
+    // 5. Epochs: train, validate, keep the best epoch on validation.
+    let mut log = MetricsLog::create(&run.path.join("metrics.jsonl"))?;
     let mut history = Vec::new();
     let mut step = 0;
     let primary = plugin.spec.primary_metric.to_string();
     let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
     let mut selected: Option<Selection> = None;
     for epoch in 0..ft.epochs {
-        let bar =
-            ProgressBar::new(steps_per_epoch as u64).with_style(ProgressStyle::with_template(
-                "epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
-            )?);
-        bar.set_message(format!("{}/{}", epoch + 1, ft.epochs));
-        let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
+        let what = format!("fine-tuning `{task}`, epoch {}", epoch + 1);
         let mut epoch_batches = train_loader.epoch(epoch as u64)?;
+        let bar = run_log::progress(&what, steps_per_epoch, "batches")?;
+        let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
         for batch in epoch_batches.by_ref() {
             if batch.items.is_empty() {
                 continue;
             }
             read += batch.items.len();
-            let x = batch_tensor(&batch.items, size, device)?;
-            let targets: Vec<clasp_sdk::Record> =
-                batch.items.iter().map(|(_, r)| r.clone()).collect();
-            let output = model.forward(&x, true)?;
-            let loss = model.head.loss(&output, &targets)?;
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            ensure_finite_loss(step, schedule.at(step), &[("loss", loss_value)])
-                .with_context(|| format!("fine-tuning `{task}`, epoch {}", epoch + 1))?;
-            let grads = loss.backward()?;
-            opt.step(&grads, schedule.at(step), o.weight_decay)
-                .with_context(|| {
-                    format!("fine-tuning `{task}`, epoch {}, step {step}", epoch + 1)
-                })?;
-            loss_sum += loss_value;
-            batches += 1;
-            step += 1;
+            let lr = schedule.at(step);
+            let loss = train_step(&model, &mut opt, &batch.items, (lr, weight_decay), step)
+                .with_context(|| what.clone())?;
+            (loss_sum, batches, step) = (loss_sum + loss, batches + 1, step + 1);
             bar.inc(1);
         }
         bar.finish_and_clear();
-        check_skipped(
-            &format!("epoch {}", epoch + 1),
-            &epoch_batches.skipped(),
-            read,
-            max_skipped,
-        )?;
+        check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
 
-        // Validation through the plugin's decode and metrics, every `eval_every` epochs and
-        // after the last; the test split is not looked at until an epoch is selected.
+        // Validation every `eval_every` epochs and after the last; the test split is not looked
+        // at until an epoch is selected.
         let last = epoch + 1 == ft.epochs;
-        let metrics = if !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0) {
-            evaluate(&model, val.clone(), ft, max_skipped, device)?.metrics
-        } else {
-            Vec::new()
+        let metrics = match !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0) {
+            true => evaluate(&model, val.clone(), ft, max_skipped, device)?.metrics,
+            false => Vec::new(),
         };
-        let value = metrics.iter().find(|(k, _)| *k == primary).map(|m| m.1);
-        if !metrics.is_empty() {
-            match value {
-                None => bail!(
-                    "plugin `{task}` scored validation without its primary metric `{primary}`"
-                ),
-                Some(v) if !v.is_finite() => tracing::warn!(
-                    "epoch {}: validation {primary} is {v}: this epoch cannot be chosen",
-                    epoch + 1
-                ),
-                Some(_) => {}
-            }
-        }
-        let best = selected
-            .as_ref()
-            .and_then(|s| s.validation.as_ref().map(|v| v.1));
-        let improved = match (value, best) {
-            (Some(v), Some(b)) => v > b,
-            (Some(v), None) => v.is_finite(),
-            (None, _) => false,
-        };
-        // Without a number on validation, the last epoch is delivered.
-        let take_last = last && selected.is_none();
-        if improved || take_last {
-            let s = Selection {
-                epoch: epoch + 1,
-                validation: value.filter(|_| improved).map(|v| (primary.clone(), v)),
-            };
+        let value = primary_value(&metrics, &primary, &task, epoch)?;
+        if let Some(s) = select(selected.as_ref(), epoch, value, last, &primary) {
             model.save(
                 &selected_dir,
                 step as u64,
@@ -259,18 +309,8 @@ pub fn finetune(
             lr: schedule.at(step.saturating_sub(1)),
             metrics,
         };
-        println!(
-            "epoch {}/{}: loss {:.4}{}",
-            record.epoch,
-            ft.epochs,
-            record.train_loss,
-            if record.metrics.is_empty() {
-                String::new()
-            } else {
-                format!(", val {}", format_metrics(&record.metrics))
-            }
-        );
-        writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+        println!("{}", record.summary(ft.epochs));
+        log.write(&record)?;
         history.push(record);
         write_curves(&run.path.join("curves.png"), &curve_series(&history))?;
     }
@@ -282,19 +322,11 @@ pub fn finetune(
     } else {
         TaskModel::load_with_plugin(&selected_dir, plugin.clone(), device)?
     };
-    let eval = evaluate(&model, test, ft, max_skipped, device)?;
     let scorer = Scorer {
         plugin: plugin.clone(),
         config: task_config.clone(),
     };
-    let test = ScoredSplit::score(&scorer, eval.metrics, &eval.predictions, &eval.targets)?;
-    test.write(&run.path.join(TEST_SCORES_FILE))?;
-    let blind_train = load_targets(&evenly_spaced(&train_records, BLIND_TRAIN_SAMPLES), size);
-    let blind = blind_levels(&scorer, &blind_train, &eval.targets)?;
-    std::fs::write(
-        run.path.join(BLIND_LEVELS_FILE),
-        serde_json::to_vec(&blind)?,
-    )?;
+    let (test, blind) = read_test(&scorer, &model, test, &train_records, config, run)?;
     Ok(FinetuneOutcome {
         history,
         selected,

@@ -467,6 +467,12 @@ extern "C" fn loss(
                         logits.dim(0)?
                     );
                 }
+                if let Some(bad) = ids
+                    .iter()
+                    .find(|i| !ignored(**i) && (**i < 0.0 || i.fract() != 0.0))
+                {
+                    bail!("cross entropy: target {bad} is not a class id");
+                }
                 let keep: Vec<f32> = ids.iter().map(|i| !ignored(*i) as u8 as f32).collect();
                 let idx: Vec<u32> = ids
                     .iter()

@@ -344,6 +344,13 @@ impl std::fmt::Debug for RecordFlip {
 }
 
 impl RecordFlip {
+    pub fn new(plugin: &Plugin, config: &str) -> Self {
+        Self {
+            plugin: plugin.clone(),
+            config: config.to_string(),
+        }
+    }
+
     /// The mirrored targets of `record` (loaded at `size` `[H, W]`); `None` when the task is not
     /// trained on mirrored images.
     pub fn apply(&self, record: &Record, [h, w]: [usize; 2]) -> Result<Option<Record>> {

@@ -2,16 +2,15 @@
 //! → AdamW → (resume) → steps of DINO + part + attribute losses → checkpoints, metrics, plots.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use candle_core::{Device, Tensor, Var};
 use serde::Serialize;
 
+use super::data::PretrainItem;
 use super::dino_head::DinoHead;
-use super::dino_loss::{collapse, teacher_temperature, DinoLoss};
+use super::dino_loss::{collapse, teacher_temperature, DinoLoss, DinoOutput};
 use super::gates::{
     gate_diagnostics, gate_entropy, gate_table, mi_loss, task_expert_mi, write_gate_heatmap,
     GateDiagnostics, GateTable,
@@ -23,12 +22,14 @@ use super::state::{self, Progress};
 use crate::backbone::Backbone;
 use crate::checkpoint::store::{latest, save_step};
 use crate::config::Config;
+use crate::data::loader::Skipped;
 use crate::finetune::curves::{write_curves, Series};
 use crate::finetune::data::check_skipped;
 use crate::model::Vit;
 use crate::optim::groups::build_groups;
 use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
 use crate::run_dir::RunDir;
+use crate::run_log::{self, MetricsLog};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize)]
@@ -86,66 +87,15 @@ pub fn pretrain(
     // 1.–2. Images with pseudo-labels, the loader, student, heads and EMA teacher.
     let setup = Setup::new(config, device, run.config_hash.clone())?;
     let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
-    let (steps_per_epoch, n_images) = (setup.steps_per_epoch, setup.n_images);
+    let steps_per_epoch = setup.steps_per_epoch;
     let total_steps = p.epochs * steps_per_epoch;
     let tasks = setup.tasks;
+    let used_tasks = [tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()];
+    let gate_tasks: Vec<&str> = used_tasks.into_iter().flatten().collect();
 
     // 3. AdamW over the student and its heads; schedules by step.
-    let o = &config.optim;
-    // DINO trains its projection head with the backbone's LR; the pseudo-label heads (part,
-    // attribute) take `optim.head_lr_scale`.
-    let (dino_head, label_heads): (Vec<_>, Vec<_>) = heads
-        .store
-        .vars()
-        .into_iter()
-        .partition(|(name, _)| name.starts_with(DINO_HEAD));
-    let (gates, mut backbone): (Vec<_>, Vec<_>) = student
-        .store
-        .vars()
-        .into_iter()
-        .partition(|(name, _)| is_gate_weight(name));
-    backbone.extend(dino_head);
-    let gate_vars = gates.clone();
-    let mut groups = backbone_and_head_groups(
-        &backbone,
-        &label_heads,
-        student.vit.cfg.depth,
-        1.0,
-        o.head_lr_scale,
-    );
-    groups.extend(build_groups(&gates, 0, 1.0).into_iter().map(|mut g| {
-        g.name = format!("gate_{}", g.name);
-        g.lr_scale = o.gate_lr_scale;
-        g
-    }));
-    let mut opt = AdamW::new(groups, o.adamw())?;
-    let gate_tasks: Vec<&str> = [tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let lr = CosineSchedule {
-        base: o.lr,
-        final_value: o.min_lr,
-        total_steps,
-        warmup_steps: o.warmup_steps.min(total_steps),
-        warmup_start: 0.0,
-    };
-    let wd = CosineSchedule {
-        base: o.weight_decay,
-        final_value: o.weight_decay_end,
-        total_steps,
-        warmup_steps: 0,
-        warmup_start: o.weight_decay,
-    };
-    let momentum = CosineSchedule {
-        base: p.dino.momentum,
-        final_value: p.dino.momentum_end,
-        total_steps,
-        warmup_steps: 0,
-        warmup_start: p.dino.momentum,
-    };
-    let temp_warmup_steps = p.dino.warmup_teacher_temp_epochs * steps_per_epoch;
-    let freeze_last_steps = p.dino.freeze_last_layer_epochs * steps_per_epoch;
+    let (mut opt, gate_vars) = optimizer(config, student, heads)?;
+    let sched = Schedules::new(config, total_steps, steps_per_epoch);
     let last_layer: Vec<_> = DinoHead::last_layer_names()
         .iter()
         .filter_map(|n| heads.store.get(&format!("{DINO_HEAD}.{n}")))
@@ -160,48 +110,12 @@ pub fn pretrain(
     let ckpt_dir = run.checkpoints();
     let mut step = 0;
     if resume {
-        match latest(&ckpt_dir)? {
-            Some(dir) => {
-                let saved = crate::checkpoint::Manifest::read(&dir)?;
-                if saved.config_hash != run.config_hash {
-                    bail!(
-                        "{} was written with another configuration (config hash {} ≠ {}): resume \
-                         with the same settings (the run's {})",
-                        dir.display(),
-                        &saved.config_hash[..12.min(saved.config_hash.len())],
-                        &run.config_hash[..12],
-                        crate::run_dir::RESOLVED_CONFIG
-                    );
-                }
-                let (progress, opt_state) =
-                    state::load(&dir, student, heads, teacher, steps_per_epoch, n_images)?;
-                opt.load_state_dict(&opt_state)?;
-                dino.center = progress.center.to_device(device)?;
-                step = progress.step;
-                println!("resumed from {} (step {step})", dir.display());
-            }
-            None => println!(
-                "--resume: no checkpoint in {} yet, starting at step 0",
-                ckpt_dir.display()
-            ),
-        }
+        step = resume_from(&ckpt_dir, run, &setup, &mut opt, &mut dino, device)?;
     }
 
     // 5. Steps.
-    let metrics_path = run.path.join("metrics.jsonl");
-    if step > 0 {
-        keep_metrics_up_to(&metrics_path, step)?;
-    }
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(step > 0)
-        .write(true)
-        .truncate(step == 0)
-        .open(&metrics_path)
-        .with_context(|| format!("opening {}", metrics_path.display()))?;
-    let bar = ProgressBar::new(total_steps as u64).with_style(ProgressStyle::with_template(
-        "pretrain {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-    )?);
+    let mut log = MetricsLog::open(&run.path.join("metrics.jsonl"), (step > 0).then_some(step))?;
+    let bar = run_log::progress("pretrain", total_steps, "steps")?;
     bar.set_position(step as u64);
     let mut last: Option<StepMetrics> = None;
     let mut collapsed: Option<String> = None;
@@ -217,173 +131,55 @@ pub fn pretrain(
             if batch.items.len() < 2 {
                 continue; // a batch emptied by unreadable images
             }
-            let items = &batch.items;
-
-            let t_temp = teacher_temperature(
-                step,
-                p.dino.warmup_teacher_temp,
-                p.dino.teacher_temp,
-                temp_warmup_steps,
-            );
-            let l = task_losses(&setup, items, &mut dino, t_temp, device)?;
-            let d = &l.dino;
-            let mut loss = (&d.loss * p.ssl_weight)?;
-            let (mut loss_part, mut loss_attr) = (None, None);
-            if let Some(part) = &l.part {
-                loss_part = Some(part.to_scalar::<f32>()? as f64);
-                loss = (loss + (part * p.part_weight)?)?;
+            let t_temp = sched.teacher_temp(config, step);
+            let dino_step = (&mut dino, t_temp);
+            let l = step_loss(&setup, &batch.items, dino_step, &gate_tasks, config, device)?;
+            if !l.value.is_finite() {
+                ensure_finite_loss(step, sched.lr.at(step), &l.terms()?)?;
             }
-            if let Some(attr) = &l.attr {
-                loss_attr = Some(attr.to_scalar::<f32>()? as f64);
-                loss = (loss + (attr * p.attr_weight)?)?;
-            }
-            let mut loss_gate_mi = None;
-            if p.gate_mi_weight > 0.0 {
-                if let Some(mi) = mi_loss(&student.vit, &gate_tasks)? {
-                    loss_gate_mi = Some(mi.to_scalar::<f32>()? as f64);
-                    loss = (loss + (mi * p.gate_mi_weight)?)?;
-                }
-            }
-
-            // One read of the total per step; the terms only to name a divergence.
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
-                let terms: Vec<(&str, f64)> = [
-                    ("loss", Some(loss_value)),
-                    ("ssl", Some(d.loss.to_scalar::<f32>()? as f64)),
-                    ("part", loss_part),
-                    ("attr", loss_attr),
-                    ("gate MI", loss_gate_mi),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-                ensure_finite_loss(step, lr.at(step), &terms)?;
-            }
-            let mut grads = loss.backward()?;
+            let mut grads = l.total.backward()?;
             if step == 0 {
-                check_gradients(
-                    student,
-                    heads,
-                    &grads,
-                    &[tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()],
-                )?;
+                check_gradients(student, heads, &grads, &used_tasks)?;
             }
-            if step < freeze_last_steps {
+            if step < sched.freeze_last_steps {
                 for var in &last_layer {
                     grads.remove(var.as_tensor());
                 }
             }
             let logging = (step + 1) % p.log_every.max(1) == 0 || step + 1 == total_steps;
-            let diagnostics = if logging {
-                gate_diagnostics(&student.vit, &gate_tasks, &gate_vars, &grads)?
-            } else {
-                None
+            let diagnostics = match logging {
+                true => gate_diagnostics(&student.vit, &gate_tasks, &gate_vars, &grads)?,
+                false => None,
             };
             let stats = opt
-                .step(&grads, lr.at(step), wd.at(step))
+                .step(&grads, sched.lr.at(step), sched.wd.at(step))
                 .with_context(|| format!("pre-training, step {step}"))?;
-            let m = momentum.at(step);
-            teacher.update(student, heads, m)?;
+            teacher.update(student, heads, sched.momentum.at(step))?;
             step += 1;
             bar.inc(1);
 
-            let kind = collapse(p.dino.out_dim, d.teacher_entropy, d.teacher_mean_entropy);
-            if step % p.log_every.max(1) == 0 || step == total_steps {
-                let record = StepMetrics {
-                    step,
-                    epoch: (step - 1) / steps_per_epoch + 1,
-                    lr: lr.at(step - 1),
-                    weight_decay: wd.at(step - 1),
-                    momentum: m,
-                    teacher_temp: t_temp,
-                    loss: loss_value,
-                    loss_ssl: d.loss.to_scalar::<f32>()? as f64,
-                    loss_part,
-                    loss_attr,
-                    teacher_entropy: d.teacher_entropy,
-                    teacher_mean_entropy: d.teacher_mean_entropy,
-                    kl: d.kl,
-                    grad_norm: stats.grad_norm,
-                    collapse: kind.map(String::from),
-                    loss_gate_mi,
-                    gate_entropy: BTreeMap::new(),
-                    gate_mi: Vec::new(),
-                    gate_diagnostics: diagnostics,
-                    gates: gate_table(&student.vit)?,
-                };
-                let record = StepMetrics {
-                    gate_entropy: gate_entropy(&record.gates),
-                    gate_mi: task_expert_mi(&record.gates),
-                    ..record
-                };
+            if logging {
+                let record = step_record(config, &sched, step, t_temp, &l, stats.grad_norm)?
+                    .with_gates(&student.vit, diagnostics)?;
                 if record.collapse.is_some() && collapsed.is_none() {
-                    bar.suspend(|| {
-                        println!(
-                            "step {step}: COLLAPSE — {} (teacher entropy {:.3} of max {:.3}, KL {:.4})",
-                            kind.unwrap_or_default(),
-                            d.teacher_entropy,
-                            (p.dino.out_dim as f64).ln(),
-                            d.kl
-                        )
-                    });
+                    bar.suspend(|| println!("step {step}: {}", collapse_line(config, &l.dino)));
                 }
                 collapsed = record.collapse.clone();
-                bar.set_message(format!(
-                    "loss {:.3} (ssl {:.3}{}{}) H_t {:.2}",
-                    record.loss,
-                    record.loss_ssl,
-                    record
-                        .loss_part
-                        .map_or(String::new(), |v| format!(", part {v:.3}")),
-                    record
-                        .loss_attr
-                        .map_or(String::new(), |v| format!(", attr {v:.3}")),
-                    record.teacher_entropy
-                ));
-                writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+                bar.set_message(record.summary());
+                log.write(&record)?;
                 last = Some(record);
             }
             if step % config.checkpoint.every.max(1) == 0 || step == total_steps {
-                metrics_file.flush()?;
-                let progress = Progress {
-                    step,
-                    steps_per_epoch,
-                    images: n_images,
-                    center: dino.center.clone(),
-                };
-                let opt_state = opt.state_dict()?;
-                checkpoint =
-                    save_step(&ckpt_dir, step as u64, config.checkpoint.keep_last, |dir| {
-                        state::save(dir, student, heads, teacher, opt_state, &progress)
-                    })?;
+                log.flush()?;
+                checkpoint = save_checkpoint(config, &ckpt_dir, step, &setup, &opt, &dino)?;
             }
         }
-        if step % steps_per_epoch != 0 && step < total_steps {
-            bail!(
-                "epoch {} ended early: the loader stopped (a worker failed)",
-                epoch + 1
-            );
-        }
-        check_skipped(
-            &format!("pre-training epoch {}", epoch + 1),
-            &batches.skipped(),
-            read,
-            config.data.max_skipped_fraction,
-        )?;
-        // An epoch that could not make one batch would repeat for ever.
-        if step == step_at_start {
-            bail!(
-                "pre-training epoch {}: no batch of at least 2 readable images ({read} read, {} \
-                 unreadable): nothing to train on",
-                epoch + 1,
-                batches.skipped().len()
-            );
-        }
+        let skipped = batches.skipped();
+        check_epoch(config, &sched, epoch, (step_at_start, step), read, &skipped)?;
     }
     bar.finish();
-    metrics_file.flush()?;
-    write_plots(&run.path, &metrics_path, &student.vit)?;
+    log.flush()?;
+    write_plots(&run.path, &log.path, &student.vit)?;
     Ok(PretrainOutcome {
         steps: step,
         checkpoint,
@@ -392,28 +188,339 @@ pub fn pretrain(
     })
 }
 
+/// Writes the checkpoint of `step` (student, heads, EMA teacher, optimiser, DINO centre) under
+/// `ckpt_dir`, keeping the newest `checkpoint.keep_last`; returns its folder.
+fn save_checkpoint(
+    config: &Config,
+    ckpt_dir: &Path,
+    step: usize,
+    setup: &Setup,
+    opt: &AdamW,
+    dino: &DinoLoss,
+) -> Result<PathBuf> {
+    let progress = Progress {
+        step,
+        steps_per_epoch: setup.steps_per_epoch,
+        images: setup.n_images,
+        center: dino.center.clone(),
+    };
+    let opt_state = opt.state_dict()?;
+    let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
+    save_step(ckpt_dir, step as u64, config.checkpoint.keep_last, |dir| {
+        state::save(dir, student, heads, teacher, opt_state, &progress)
+    })
+}
+
+/// AdamW over the student (its gate weights at `optim.gate_lr_scale`) and the heads: DINO's
+/// projection head at the backbone's LR, the pseudo-label heads (part, attribute) at
+/// `optim.head_lr_scale`. Also the gate weights, which the gate diagnostics read.
+fn optimizer(
+    config: &Config,
+    student: &Backbone,
+    heads: &Heads,
+) -> Result<(AdamW, Vec<(String, Var)>)> {
+    let o = &config.optim;
+    let (dino_head, label_heads): (Vec<_>, Vec<_>) = heads
+        .store
+        .vars()
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(DINO_HEAD));
+    let (gates, mut backbone): (Vec<_>, Vec<_>) = student
+        .store
+        .vars()
+        .into_iter()
+        .partition(|(name, _)| is_gate_weight(name));
+    backbone.extend(dino_head);
+    let mut groups = backbone_and_head_groups(
+        &backbone,
+        &label_heads,
+        student.vit.cfg.depth,
+        1.0,
+        o.head_lr_scale,
+    );
+    groups.extend(build_groups(&gates, 0, 1.0).into_iter().map(|mut g| {
+        g.name = format!("gate_{}", g.name);
+        g.lr_scale = o.gate_lr_scale;
+        g
+    }));
+    Ok((AdamW::new(groups, o.adamw())?, gates))
+}
+
+/// Learning rate, weight decay and EMA momentum by step, and the steps of DINO's warm-ups.
+struct Schedules {
+    steps_per_epoch: usize,
+    total_steps: usize,
+    lr: CosineSchedule,
+    wd: CosineSchedule,
+    momentum: CosineSchedule,
+    temp_warmup_steps: usize,
+    /// DINO freezes its prototypes for these first steps.
+    freeze_last_steps: usize,
+}
+
+impl Schedules {
+    fn new(config: &Config, total_steps: usize, steps_per_epoch: usize) -> Self {
+        let (o, d) = (&config.optim, &config.pretrain.dino);
+        let constant_start = |base: f64, final_value: f64| CosineSchedule {
+            base,
+            final_value,
+            total_steps,
+            warmup_steps: 0,
+            warmup_start: base,
+        };
+        Self {
+            steps_per_epoch,
+            total_steps,
+            lr: CosineSchedule {
+                base: o.lr,
+                final_value: o.min_lr,
+                total_steps,
+                warmup_steps: o.warmup_steps.min(total_steps),
+                warmup_start: 0.0,
+            },
+            wd: constant_start(o.weight_decay, o.weight_decay_end),
+            momentum: constant_start(d.momentum, d.momentum_end),
+            temp_warmup_steps: d.warmup_teacher_temp_epochs * steps_per_epoch,
+            freeze_last_steps: d.freeze_last_layer_epochs * steps_per_epoch,
+        }
+    }
+
+    fn teacher_temp(&self, config: &Config, step: usize) -> f64 {
+        let d = &config.pretrain.dino;
+        teacher_temperature(
+            step,
+            d.warmup_teacher_temp,
+            d.teacher_temp,
+            self.temp_warmup_steps,
+        )
+    }
+}
+
+/// The newest checkpoint's step, with the student, heads, teacher, optimiser and DINO centre
+/// restored from it; 0 when the run has none yet. A checkpoint of other settings is refused.
+fn resume_from(
+    ckpt_dir: &Path,
+    run: &RunDir,
+    setup: &Setup,
+    opt: &mut AdamW,
+    dino: &mut DinoLoss,
+    device: &Device,
+) -> Result<usize> {
+    let Some(dir) = latest(ckpt_dir)? else {
+        println!(
+            "--resume: no checkpoint in {} yet, starting at step 0",
+            ckpt_dir.display()
+        );
+        return Ok(0);
+    };
+    let saved = crate::checkpoint::Manifest::read(&dir)?;
+    if saved.config_hash != run.config_hash {
+        bail!(
+            "{} was written with another configuration (config hash {} ≠ {}): resume with the \
+             same settings (the run's {})",
+            dir.display(),
+            &saved.config_hash[..12.min(saved.config_hash.len())],
+            &run.config_hash[..12],
+            crate::run_dir::RESOLVED_CONFIG
+        );
+    }
+    let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
+    let (progress, opt_state) = state::load(
+        &dir,
+        student,
+        heads,
+        teacher,
+        setup.steps_per_epoch,
+        setup.n_images,
+    )?;
+    opt.load_state_dict(&opt_state)?;
+    dino.center = progress.center.to_device(device)?;
+    println!("resumed from {} (step {})", dir.display(), progress.step);
+    Ok(progress.step)
+}
+
+/// One step's weighted total loss and its terms.
+struct StepLoss {
+    total: Tensor,
+    /// The total, read once per step.
+    value: f64,
+    dino: DinoOutput,
+    part: Option<f64>,
+    attr: Option<f64>,
+    gate_mi: Option<f64>,
+}
+
+impl StepLoss {
+    /// The terms by name, to say which one diverged.
+    fn terms(&self) -> Result<Vec<(&'static str, f64)>> {
+        Ok([
+            ("loss", Some(self.value)),
+            ("ssl", Some(self.dino.loss.to_scalar::<f32>()? as f64)),
+            ("part", self.part),
+            ("attr", self.attr),
+            ("gate MI", self.gate_mi),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
+    }
+}
+
+/// DINO + part + attribute (+ gate MI) losses of a batch, weighted as `pretrain` says.
+fn step_loss(
+    setup: &Setup,
+    items: &[PretrainItem],
+    (dino, teacher_temp): (&mut DinoLoss, f64),
+    gate_tasks: &[&str],
+    config: &Config,
+    device: &Device,
+) -> Result<StepLoss> {
+    let p = &config.pretrain;
+    let l = task_losses(setup, items, dino, teacher_temp, device)?;
+    let mut total = (&l.dino.loss * p.ssl_weight)?;
+    let (mut part, mut attr, mut gate_mi) = (None, None, None);
+    if let Some(loss) = &l.part {
+        part = Some(loss.to_scalar::<f32>()? as f64);
+        total = (total + (loss * p.part_weight)?)?;
+    }
+    if let Some(loss) = &l.attr {
+        attr = Some(loss.to_scalar::<f32>()? as f64);
+        total = (total + (loss * p.attr_weight)?)?;
+    }
+    if p.gate_mi_weight > 0.0 {
+        if let Some(mi) = mi_loss(&setup.student.vit, gate_tasks)? {
+            gate_mi = Some(mi.to_scalar::<f32>()? as f64);
+            total = (total + (mi * p.gate_mi_weight)?)?;
+        }
+    }
+    // One read of the total per step; the terms only to name a divergence.
+    let value = total.to_scalar::<f32>()? as f64;
+    Ok(StepLoss {
+        total,
+        value,
+        dino: l.dino,
+        part,
+        attr,
+        gate_mi,
+    })
+}
+
+/// The metrics line of the step that just ended (`step` counts it), gates not yet read.
+fn step_record(
+    config: &Config,
+    sched: &Schedules,
+    step: usize,
+    teacher_temp: f64,
+    l: &StepLoss,
+    grad_norm: f64,
+) -> Result<StepMetrics> {
+    let d = &l.dino;
+    Ok(StepMetrics {
+        step,
+        epoch: (step - 1) / sched.steps_per_epoch + 1,
+        lr: sched.lr.at(step - 1),
+        weight_decay: sched.wd.at(step - 1),
+        momentum: sched.momentum.at(step - 1),
+        teacher_temp,
+        loss: l.value,
+        loss_ssl: d.loss.to_scalar::<f32>()? as f64,
+        loss_part: l.part,
+        loss_attr: l.attr,
+        teacher_entropy: d.teacher_entropy,
+        teacher_mean_entropy: d.teacher_mean_entropy,
+        kl: d.kl,
+        grad_norm,
+        collapse: collapse(
+            config.pretrain.dino.out_dim,
+            d.teacher_entropy,
+            d.teacher_mean_entropy,
+        )
+        .map(String::from),
+        loss_gate_mi: l.gate_mi,
+        gate_entropy: BTreeMap::new(),
+        gate_mi: Vec::new(),
+        gate_diagnostics: None,
+        gates: GateTable::default(),
+    })
+}
+
+/// What a collapsed teacher looks like, for the console.
+fn collapse_line(config: &Config, d: &DinoOutput) -> String {
+    let out_dim = config.pretrain.dino.out_dim;
+    format!(
+        "COLLAPSE — {} (teacher entropy {:.3} of max {:.3}, KL {:.4})",
+        collapse(out_dim, d.teacher_entropy, d.teacher_mean_entropy).unwrap_or_default(),
+        d.teacher_entropy,
+        (out_dim as f64).ln(),
+        d.kl
+    )
+}
+
+impl StepMetrics {
+    /// This line with the gates as they stand (their entropies, the task–expert information)
+    /// and the diagnostics of the step's gradient.
+    fn with_gates(self, vit: &Vit, diagnostics: Option<GateDiagnostics>) -> Result<Self> {
+        let gates = gate_table(vit)?;
+        Ok(Self {
+            gate_entropy: gate_entropy(&gates),
+            gate_mi: task_expert_mi(&gates),
+            gate_diagnostics: diagnostics,
+            gates,
+            ..self
+        })
+    }
+
+    /// The progress bar's message.
+    fn summary(&self) -> String {
+        format!(
+            "loss {:.3} (ssl {:.3}{}{}) H_t {:.2}",
+            self.loss,
+            self.loss_ssl,
+            self.loss_part
+                .map_or(String::new(), |v| format!(", part {v:.3}")),
+            self.loss_attr
+                .map_or(String::new(), |v| format!(", attr {v:.3}")),
+            self.teacher_entropy
+        )
+    }
+}
+
+/// After an epoch: it ran to its end, skipped no more unreadable images than allowed, and made
+/// at least one step (an epoch that cannot make one batch would repeat for ever).
+fn check_epoch(
+    config: &Config,
+    sched: &Schedules,
+    epoch: usize,
+    (step_at_start, step): (usize, usize),
+    read: usize,
+    skipped: &[Skipped],
+) -> Result<()> {
+    if step % sched.steps_per_epoch != 0 && step < sched.total_steps {
+        bail!(
+            "epoch {} ended early: the loader stopped (a worker failed)",
+            epoch + 1
+        );
+    }
+    check_skipped(
+        &format!("pre-training epoch {}", epoch + 1),
+        skipped,
+        read,
+        config.data.max_skipped_fraction,
+    )?;
+    if step == step_at_start {
+        bail!(
+            "pre-training epoch {}: no batch of at least 2 readable images ({read} read, {} \
+             unreadable): nothing to train on",
+            epoch + 1,
+            skipped.len()
+        );
+    }
+    Ok(())
+}
+
 /// PC-MoE's gate weights (W_g, W_c of every PC-MoE block), which `optim.gate_lr_scale` scales.
 fn is_gate_weight(name: &str) -> bool {
     name.ends_with(".moe.gate.weight") || name.ends_with(".moe.channel_gate.weight")
-}
-
-/// Drops the rows a killed run logged after the checkpoint it resumes from: the resumed run
-/// logs those steps again.
-fn keep_metrics_up_to(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s as usize <= step)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(path, kept).with_context(|| format!("rewriting {}", path.display()))
 }
 
 /// The first step's gradient must reach every variable: an op that cuts the graph (DESIGN §3)

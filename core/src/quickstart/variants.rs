@@ -19,9 +19,13 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// The model settings of this variant.
+    /// The model settings of this variant: PC-MoE switched off where the variant has none;
+    /// otherwise the recipe's (or the environment's) setting stands.
     pub fn model(&self) -> Overrides {
-        Overrides::new().set("model.moe.enabled", self.pc_moe)
+        match self.pc_moe {
+            true => Overrides::new(),
+            false => Overrides::new().set("model.moe.enabled", false),
+        }
     }
 }
 

@@ -3,13 +3,11 @@
 //! `CLIPModel.from_pretrained`) reads. Top to bottom: data → tokenizer → model → optimiser →
 //! epochs (InfoNCE steps, then zero-shot retrieval on held-out identities) → the folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +26,7 @@ use crate::config::teacher::TeacherSettings;
 use crate::optim::adamw::{AdamW, AdamWConfig};
 use crate::optim::groups::build_groups;
 use crate::optim::schedule::CosineSchedule;
+use crate::run_log::{self, MetricsLog};
 
 /// Zero-shot image→text retrieval on held-out identities after one epoch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -300,6 +299,122 @@ pub fn train_teacher(
 ) -> Result<TeacherReport> {
     let start = Instant::now();
     // 1. Data: captioned images, split by identity, decoded once.
+    let (train, heldout) = captioned_sets(t, &run)?;
+    let size = t.img_size;
+
+    // 2. Tokenizer: the words of the training captions.
+    let all_captions: Vec<String> = train
+        .items
+        .iter()
+        .flat_map(|r| r.captions.iter().cloned())
+        .collect();
+    let word_tok = word_tokenizer::build(&all_captions, 1)?;
+    let staging = AtomicDir::begin(out)?;
+    word_tokenizer::save(&word_tok, &staging.path(""))?;
+    let tok =
+        ClipTokenizer::from_file(&staging.path("tokenizer.json"), t.context)?.pad_to_longest();
+
+    // 3. Model and optimiser.
+    let config = teacher_config(t, tok.vocab_size());
+    let clip = Clip::new(config.clone(), device, seed)?;
+    let steps_per_epoch = train.items.len() / t.batch_size;
+    let (mut opt, schedule) = optimizer(t, &clip, steps_per_epoch)?;
+    println!(
+        "teacher: vision {}×{} (patch {}, grid from {}²), text {}×{} ({} words), {:.2} M parameters",
+        t.layers,
+        t.width,
+        t.patch_size,
+        config.vision_config.image_size,
+        t.text_layers,
+        t.text_width,
+        tok.vocab_size(),
+        clip.store.num_params() as f64 / 1e6
+    );
+
+    // 4. Epochs, from the last finished one when resuming.
+    let resume_dir = train_state::resume_dir(out);
+    let mut progress = start_or_resume(t, seed, &run, &resume_dir, &clip, &mut opt, &tok)?;
+    let aspects = train
+        .items
+        .iter()
+        .map(|r| r.captions.len().saturating_sub(WHOLE_DESCRIPTIONS))
+        .max()
+        .unwrap_or(0);
+    let mut log = MetricsLog::create(&staging.path("train_log.jsonl"))?;
+    for r in &progress.reports {
+        log.write(r)?;
+    }
+    let report = |epochs: Vec<EpochReport>, complete: bool| TeacherReport {
+        out: out.to_path_buf(),
+        train_images: train.items.len(),
+        heldout_images: heldout.items.len(),
+        candidates: epochs.last().map_or(0, |e| e.candidates),
+        skipped: train.skipped.len() + heldout.skipped.len(),
+        vocab_size: tok.vocab_size(),
+        seconds: start.elapsed().as_secs_f64(),
+        epochs,
+        complete,
+    };
+    let first_epoch = progress.epochs_done;
+    for epoch in first_epoch..t.epochs {
+        if run.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
+            println!(
+                "teacher: stopped after epoch {epoch} of {}; `--resume` continues from {}",
+                t.epochs,
+                resume_dir.display()
+            );
+            return Ok(report(progress.reports, false));
+        }
+        let mut rng = train_state::epoch_rng(seed, epoch);
+        let what = format!("teacher epoch {}/{}", epoch + 1, t.epochs);
+        let bar = run_log::progress(&what, steps_per_epoch, "steps")?;
+        let mut order: Vec<usize> = (0..train.items.len()).collect();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for idx in order.chunks_exact(t.batch_size) {
+            let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
+            let (whole, by_aspect) = step_captions(&train.items, idx, aspects, &mut rng);
+            let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect, t.aspect_weight)?;
+            let grads = loss.backward()?;
+            opt.step(&grads, schedule.at(progress.step), t.weight_decay)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            progress.step += 1;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (top1, top5, candidates) = evaluate(&clip, &tok, &heldout, size, t.batch_size, device)?;
+        let epoch_report = EpochReport {
+            epoch: epoch + 1,
+            step: progress.step,
+            train_loss: loss_sum / steps_per_epoch.max(1) as f64,
+            logit_scale: clip.logit_scale.to_scalar::<f32>()?.exp() as f64,
+            top1,
+            top5,
+            candidates,
+        };
+        println!("{}", epoch_report.summary(t.epochs));
+        log.write(&epoch_report)?;
+        progress.reports.push(epoch_report);
+        progress.epochs_done = epoch + 1;
+        if progress.epochs_done < t.epochs {
+            train_state::save(&resume_dir, &clip, &opt, &progress)?;
+        }
+    }
+
+    // 5. The Hugging Face folder.
+    let report = report(progress.reports, true);
+    write_folder(staging, t, &clip, &config, &report)?;
+    if resume_dir.exists() {
+        std::fs::remove_dir_all(&resume_dir)
+            .with_context(|| format!("removing {}", resume_dir.display()))?;
+    }
+    Ok(report)
+}
+
+/// The captioned training and held-out images (held-out people only, at most
+/// [`MAX_HELDOUT`]), decoded at the teacher's input size; refused when too few to train or too
+/// many unreadable.
+fn captioned_sets(t: &TeacherSettings, run: &TeacherRun) -> Result<(CaptionSet, CaptionSet)> {
     let Some(root) = t.data.as_deref() else {
         bail!("config key `teacher.data` is not set: point it at a `clasp synth` output");
     };
@@ -342,31 +457,23 @@ pub fn train_teacher(
         heldout.items.len(),
         train.skipped.len() + heldout.skipped.len()
     );
+    Ok((train, heldout))
+}
 
-    // 2. Tokenizer: the words of the training captions.
-    let all_captions: Vec<String> = train
-        .items
-        .iter()
-        .flat_map(|r| r.captions.iter().cloned())
-        .collect();
-    let word_tok = word_tokenizer::build(&all_captions, 1)?;
-    let staging = AtomicDir::begin(out)?;
-    word_tokenizer::save(&word_tok, &staging.path(""))?;
-    let tok =
-        ClipTokenizer::from_file(&staging.path("tokenizer.json"), t.context)?.pad_to_longest();
-
-    // 3. Model and optimiser.
-    let config = teacher_config(t, tok.vocab_size());
-    let clip = Clip::new(config.clone(), device, seed)?;
-    let params = clip.store.vars();
-    let mut opt = AdamW::new(
-        build_groups(&params, 0, 1.0),
+/// AdamW over the CLIP (clipped at `teacher.clip_grad` when positive) and its warm-up + cosine
+/// learning rate.
+fn optimizer(
+    t: &TeacherSettings,
+    clip: &Clip,
+    steps_per_epoch: usize,
+) -> Result<(AdamW, CosineSchedule)> {
+    let opt = AdamW::new(
+        build_groups(&clip.store.vars(), 0, 1.0),
         AdamWConfig {
             max_grad_norm: (t.clip_grad > 0.0).then_some(t.clip_grad),
             ..Default::default()
         },
     )?;
-    let steps_per_epoch = train.items.len() / t.batch_size;
     let schedule = CosineSchedule {
         base: t.lr,
         final_value: t.min_lr,
@@ -374,26 +481,26 @@ pub fn train_teacher(
         warmup_steps: t.warmup_steps,
         warmup_start: 0.0,
     };
-    println!(
-        "teacher: vision {}×{} (patch {}, grid from {}²), text {}×{} ({} words), {:.2} M parameters",
-        t.layers,
-        t.width,
-        t.patch_size,
-        config.vision_config.image_size,
-        t.text_layers,
-        t.text_width,
-        tok.vocab_size(),
-        clip.store.num_params() as f64 / 1e6
-    );
+    Ok((opt, schedule))
+}
 
-    // 4. Epochs, from the last finished one when resuming.
-    let resume_dir = train_state::resume_dir(out);
+/// A fresh run's progress, or — with `--resume` and saved state — the interrupted run's, with
+/// its weights and optimiser restored. State left by an interrupted run is discarded otherwise.
+fn start_or_resume(
+    t: &TeacherSettings,
+    seed: u64,
+    run: &TeacherRun,
+    resume_dir: &Path,
+    clip: &Clip,
+    opt: &mut AdamW,
+    tok: &ClipTokenizer,
+) -> Result<train_state::Progress> {
     let mut settings = serde_json::to_value(t)?;
     if let Some(m) = settings.as_object_mut() {
         m.remove("workers"); // changes nothing that is computed
         m.insert("seed".into(), seed.into());
     }
-    let mut progress = train_state::Progress {
+    let fresh = train_state::Progress {
         epochs_done: 0,
         step: 0,
         reports: Vec::new(),
@@ -401,135 +508,68 @@ pub fn train_teacher(
         vocab_size: tok.vocab_size(),
     };
     if run.resume && resume_dir.is_dir() {
-        progress = train_state::load(&resume_dir, &clip, &mut opt, &progress)?;
+        let progress = train_state::load(resume_dir, clip, opt, &fresh)?;
         println!(
             "teacher: resuming after epoch {} (step {}) from {}",
             progress.epochs_done,
             progress.step,
             resume_dir.display()
         );
-    } else if resume_dir.exists() {
+        return Ok(progress);
+    }
+    if resume_dir.exists() {
         println!(
             "teacher: starting over; discarding the state of an interrupted run in {} \
              (`--resume` continues it)",
             resume_dir.display()
         );
-        std::fs::remove_dir_all(&resume_dir)
+        std::fs::remove_dir_all(resume_dir)
             .with_context(|| format!("removing the stale {}", resume_dir.display()))?;
     }
-    let aspects = train
-        .items
-        .iter()
-        .map(|r| r.captions.len().saturating_sub(WHOLE_DESCRIPTIONS))
-        .max()
-        .unwrap_or(0);
-    let mut log = std::fs::File::create(staging.path("train_log.jsonl"))?;
-    for r in &progress.reports {
-        writeln!(log, "{}", serde_json::to_string(r)?)?;
-    }
-    let first_epoch = progress.epochs_done;
-    for epoch in first_epoch..t.epochs {
-        if run.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
-            println!(
-                "teacher: stopped after epoch {epoch} of {}; `--resume` continues from {}",
-                t.epochs,
-                resume_dir.display()
-            );
-            return Ok(TeacherReport {
-                out: out.to_path_buf(),
-                train_images: train.items.len(),
-                heldout_images: heldout.items.len(),
-                candidates: progress.reports.last().map_or(0, |e| e.candidates),
-                skipped: train.skipped.len() + heldout.skipped.len(),
-                vocab_size: tok.vocab_size(),
-                seconds: start.elapsed().as_secs_f64(),
-                epochs: progress.reports,
-                complete: false,
-            });
-        }
-        let mut rng = train_state::epoch_rng(seed, epoch);
-        let bar = ProgressBar::new(steps_per_epoch as u64)
-            .with_style(ProgressStyle::with_template(
-            "teacher epoch {msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
-        )?);
-        bar.set_message(format!("{}/{}", epoch + 1, t.epochs));
-        let mut order: Vec<usize> = (0..train.items.len()).collect();
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for idx in order.chunks_exact(t.batch_size) {
-            let x = pixel_batch(&train, idx, size, Some(&mut rng), device)?;
-            let (whole, by_aspect) = step_captions(&train.items, idx, aspects, &mut rng);
-            let loss = step_loss(&clip, &tok, &x, &whole, &by_aspect, t.aspect_weight)?;
-            let grads = loss.backward()?;
-            opt.step(&grads, schedule.at(progress.step), t.weight_decay)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            progress.step += 1;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let (top1, top5, candidates) = evaluate(&clip, &tok, &heldout, size, t.batch_size, device)?;
-        let report = EpochReport {
-            epoch: epoch + 1,
-            step: progress.step,
-            train_loss: loss_sum / steps_per_epoch.max(1) as f64,
-            logit_scale: clip.logit_scale.to_scalar::<f32>()?.exp() as f64,
-            top1,
-            top5,
-            candidates,
-        };
-        println!(
-            "teacher epoch {}/{}: loss {:.4}, logit scale {:.1}, held-out image→text top-1 {:.3} \
-             top-5 {:.3} (chance {:.3}, {} descriptions)",
-            report.epoch,
-            t.epochs,
-            report.train_loss,
-            report.logit_scale,
-            top1,
-            top5,
-            1.0 / candidates as f64,
-            candidates
-        );
-        writeln!(log, "{}", serde_json::to_string(&report)?)?;
-        progress.reports.push(report);
-        progress.epochs_done = epoch + 1;
-        if progress.epochs_done < t.epochs {
-            train_state::save(&resume_dir, &clip, &opt, &progress)?;
-        }
-    }
-    let epochs = progress.reports;
+    Ok(fresh)
+}
 
-    // 5. The Hugging Face folder.
+/// Completes the Hugging Face folder in `staging` (config, weights, preprocessor, the training
+/// report) and moves it into place.
+fn write_folder(
+    staging: AtomicDir,
+    t: &TeacherSettings,
+    clip: &Clip,
+    config: &ClipConfig,
+    report: &TeacherReport,
+) -> Result<()> {
     config.write(&staging.path("config.json"), word_tokenizer::START_ID)?;
     let weights: std::collections::HashMap<String, Tensor> =
         clip.store.tensors().into_iter().collect();
     crate::checkpoint::tensor_file::save_tensors(&weights, &staging.path("model.safetensors"))?;
     staging.write(
         "preprocessor_config.json",
-        serde_json::to_string_pretty(&preprocessor_json(size))?.as_bytes(),
+        serde_json::to_string_pretty(&preprocessor_json(t.img_size))?.as_bytes(),
     )?;
-    let report = TeacherReport {
-        out: out.to_path_buf(),
-        train_images: train.items.len(),
-        heldout_images: heldout.items.len(),
-        candidates: epochs.last().map_or(0, |e: &EpochReport| e.candidates),
-        skipped: train.skipped.len() + heldout.skipped.len(),
-        vocab_size: tok.vocab_size(),
-        seconds: start.elapsed().as_secs_f64(),
-        epochs,
-        complete: true,
-    };
     staging.write(
         "training.json",
         serde_json::to_string_pretty(&serde_json::json!({"settings": t, "report": report}))?
             .as_bytes(),
     )?;
     staging.sync_file("model.safetensors")?;
-    staging.commit()?;
-    if resume_dir.exists() {
-        std::fs::remove_dir_all(&resume_dir)
-            .with_context(|| format!("removing {}", resume_dir.display()))?;
+    staging.commit().map(|_| ())
+}
+
+impl EpochReport {
+    /// The line printed after an epoch of `epochs`.
+    fn summary(&self, epochs: usize) -> String {
+        format!(
+            "teacher epoch {}/{epochs}: loss {:.4}, logit scale {:.1}, held-out image→text top-1 \
+             {:.3} top-5 {:.3} (chance {:.3}, {} descriptions)",
+            self.epoch,
+            self.train_loss,
+            self.logit_scale,
+            self.top1,
+            self.top5,
+            1.0 / self.candidates as f64,
+            self.candidates
+        )
     }
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clasp_plugin_attribute::settings::AttributeSettings;
 use clasp_plugin_attribute::{pos_ratio_buffer, AttributeTask, PA100K};
 use clasp_sdk::prelude::*;
-use clasp_sdk::{NamedPredictionSets, SampleStats};
+use clasp_sdk::{Error, NamedPredictionSets, SampleStats};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, schemars::JsonSchema)]
@@ -33,7 +33,12 @@ impl Default for AttentionSettings {
 impl Settings for AttentionSettings {
     fn validate(&self) -> Result<()> {
         clasp_sdk::ensure_in("temperature", self.temperature, 1e-3, 1e3)?;
-        self.attribute.validate()
+        // The attribute task's checks name its keys as `task.…`; here they sit under
+        // `task.attribute.…`.
+        self.attribute.validate().map_err(|e| Error {
+            message: e.message.replacen("task.", "task.attribute.", 1),
+            ..e
+        })
     }
 }
 

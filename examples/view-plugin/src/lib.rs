@@ -1,9 +1,8 @@
-//! Viewpoint classification (front / side / back) from PA-100K-style tables: a whole CLASP task
-//! plugin.
+//! Viewpoint classification (front / side / back) from PA-100K-style tables, as a CLASP task.
 
 use std::path::Path;
 
-use clasp_sdk::classify::{accuracy, argmax, class_targets, decode_classes};
+use clasp_sdk::classify::{accuracy, class_targets, decode_classes};
 use clasp_sdk::prelude::*;
 use clasp_sdk::table::read_split;
 use serde::{Deserialize, Serialize};
@@ -11,13 +10,18 @@ use serde::{Deserialize, Serialize};
 const VIEWS: [&str; 3] = ["Front", "Side", "Back"];
 
 /// The task's settings, its `[task]` table.
-#[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ViewSettings {
     /// Label smoothing of the cross entropy.
     pub smoothing: f64,
 }
 type Cfg = ViewSettings;
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self { smoothing: 0.1 }
+    }
+}
 impl Settings for ViewSettings {}
 
 #[derive(Default)]
@@ -52,14 +56,17 @@ impl Task for ViewTask {
         accuracy(predictions, targets)
     }
     /// `train.csv`, `val.csv` (epochs are chosen on it; optional) and `test.csv` under `root`;
-    /// each row's class is its largest view column.
+    /// each row's class is its marked view column.
     fn dataset(&self, _: &Cfg, root: &Path, split: Split) -> Result<Vec<Record>> {
-        let table = root.join(format!("{split}.csv"));
-        let t = read_split(&table, &root.join("images"), split)?;
-        let views = t.select(&VIEWS)?;
+        let t = read_split(
+            &root.join(format!("{split}.csv")),
+            &root.join("images"),
+            split,
+        )?;
+        let classes = t.marked_class(&VIEWS)?;
         let mut rows = t.rows;
-        for (r, v) in rows.iter_mut().zip(views) {
-            r.ints = vec![argmax(&v) as i64].into();
+        for (r, class) in rows.iter_mut().zip(classes) {
+            r.ints = vec![class].into();
         }
         Ok(rows)
     }

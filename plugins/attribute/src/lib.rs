@@ -133,7 +133,6 @@ impl Task for AttributeTask {
             .map(String::from)
             .to_vec(),
             primary_metric: "mA".into(),
-            head_variants: vec!["linear".into(), "mlp".into()],
             result_files: vec![
                 (
                     "pred".into(),
@@ -141,6 +140,8 @@ impl Task for AttributeTask {
                 ),
                 ("gt".into(), "label table (PA-100K columns)".into()),
             ],
+            // The heads: the values of the settings' `head` choice.
+            ..Default::default()
         }
     }
 
@@ -203,16 +204,17 @@ impl Task for AttributeTask {
             y.extend_from_slice(&t.values);
         }
         let target = host.constant(&[targets.len(), a], &y)?;
-        if cfg.weighting == Weighting::None {
-            return host.bce_with_logits(output, target, None);
-        }
-        let (_, ratio) = pos_ratio_buffer(host)?.to_cpu()?;
+        let (_, ratio) = match cfg.weighting {
+            Weighting::None => return host.bce_with_logits(output, target, None),
+            _ => pos_ratio_buffer(host)?.to_cpu()?,
+        };
         if ratio.iter().any(|p| *p < 0.0) {
             fail!("positive ratios unknown: the host must call `prepare` with the training split");
         }
-        let w = loss_weights(cfg.weighting, &ratio, &y).unwrap_or_default();
-        let weight = host.constant(&[targets.len(), a], &w)?;
-        host.bce_with_logits(output, target, Some(weight))
+        let weight = loss_weights(cfg.weighting, &ratio, &y)
+            .map(|w| host.constant(&[targets.len(), a], &w))
+            .transpose()?;
+        host.bce_with_logits(output, target, weight)
     }
 
     fn decode(

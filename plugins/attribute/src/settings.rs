@@ -66,7 +66,11 @@ impl Default for AttributeSettings {
 
 impl Settings for AttributeSettings {
     fn validate(&self) -> Result<()> {
-        ensure_in("hidden", self.hidden, 1, MAX_WIDTH)?;
-        ensure_in("dropout", self.dropout, 0.0, 0.95)
+        if self.head == Head::Mlp {
+            ensure_in("hidden", self.hidden, 1, MAX_WIDTH)?;
+            // p = 1 would scale the kept units by 1 / (1 − p).
+            ensure_in("dropout", self.dropout, 0.0, 0.999)?;
+        }
+        Ok(())
     }
 }

@@ -157,7 +157,6 @@ impl Task for ParsingTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "mIoU".into(),
-            head_variants: ["deconv", "nearest"].map(String::from).to_vec(),
             result_files: vec![
                 (
                     "pred_dir".into(),
@@ -168,6 +167,8 @@ impl Task for ParsingTask {
                     "folder of ground-truth PNG label maps".into(),
                 ),
             ],
+            // The heads: the values of the settings' `head` choice.
+            ..Default::default()
         }
     }
 

@@ -131,9 +131,6 @@ impl Task for PoseTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "AP".into(),
-            head_variants: ["deconv", "nearest", "regression"]
-                .map(String::from)
-                .to_vec(),
             result_files: vec![
                 ("results".into(), "COCO keypoint results (JSON)".into()),
                 (
@@ -141,6 +138,8 @@ impl Task for PoseTask {
                     "COCO person_keypoints ground truth (JSON)".into(),
                 ),
             ],
+            // The heads: the values of the settings' `head` choice.
+            ..Default::default()
         }
     }
 

@@ -1,7 +1,7 @@
 //! The pose task's settings (its `[task]` table).
 
 use clasp_sdk::upsample::Upsampling;
-use clasp_sdk::{ensure_in, Pool, Result, Settings, UpsampleHead, MAX_WIDTH};
+use clasp_sdk::{ensure_in, fail, Pool, Result, Settings, UpsampleHead, MAX_WIDTH};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -97,12 +97,19 @@ impl PoseSettings {
 
 impl Settings for PoseSettings {
     fn validate(&self) -> Result<()> {
-        if let Some(head) = self.upsampling() {
-            head.check()?;
+        match self.upsampling() {
+            Some(head) => head.check()?,
+            None => ensure_in("hidden", self.hidden, 0, MAX_WIDTH)?,
         }
-        ensure_in("hidden", self.hidden, 0, MAX_WIDTH)?;
-        ensure_in("sigma", self.sigma, 1e-3, 1e3)?;
-        ensure_in("aspect_ratio", self.aspect_ratio, 1e-2, 1e2)?;
-        ensure_in("box_padding", self.box_padding, 1e-2, 1e2)
+        for (key, value) in [
+            ("sigma", self.sigma),
+            ("aspect_ratio", self.aspect_ratio),
+            ("box_padding", self.box_padding),
+        ] {
+            if value <= 0.0 {
+                fail!(config: "task.{key} = {value} must be positive");
+            }
+        }
+        Ok(())
     }
 }

@@ -230,11 +230,12 @@ impl Task for ReidTask {
                 .map(String::from)
                 .to_vec(),
             primary_metric: "mAP".into(),
-            head_variants: vec!["bnneck".into(), "reduction".into()],
             result_files: vec![(
                 "features".into(),
                 "safetensors of query.features/pids/camids and gallery.features/pids/camids".into(),
             )],
+            // The heads: the values of the settings' `head` choice.
+            ..Default::default()
         }
     }
 

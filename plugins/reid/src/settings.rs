@@ -101,9 +101,13 @@ impl Default for ReidSettings {
 
 impl Settings for ReidSettings {
     fn validate(&self) -> Result<()> {
-        ensure_in("reduction_dim", self.reduction_dim, 1, MAX_WIDTH)?;
-        ensure_in("rerank_k1", self.rerank_k1, 1, 10_000)?;
-        ensure_in("rerank_k2", self.rerank_k2, 1, 10_000)?;
+        if self.head == Head::Reduction {
+            ensure_in("reduction_dim", self.reduction_dim, 1, MAX_WIDTH)?;
+        }
+        if self.rerank {
+            ensure_in("rerank_k1", self.rerank_k1, 1, 10_000)?;
+            ensure_in("rerank_k2", self.rerank_k2, 1, 10_000)?;
+        }
         ensure_in("label_smoothing", self.label_smoothing, 0.0, 1.0)
     }
 }
