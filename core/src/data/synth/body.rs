@@ -268,42 +268,31 @@ impl<'a> Figure<'a> {
 
     /// Long hair and a backpack seen from the front: behind everything.
     fn behind(&self, canvas: &mut Canvas) {
-        let Figure {
-            who,
-            pose,
-            light,
-            s,
-            side,
-            fwd,
-            ref pr,
-            head_c,
-            ..
-        } = *self;
         let Colours { hair, .. } = self.colours;
         let px = |p| self.px(p);
-        let ay = pr.shoulder_y;
+        let ay = self.pr.shoulder_y;
         // Long hair and backpacks seen from the front hang behind everything.
-        if who.long_hair && !matches!(pose.view, View::Back) {
-            let hb = (head_c.0 - 0.02 * fwd, pr.shoulder_y + 0.08);
+        if self.who.long_hair && !matches!(self.pose.view, View::Back) {
+            let hb = (self.head_c.0 - 0.02 * self.fwd, self.pr.shoulder_y + 0.08);
             canvas.fill(
                 &Shape::Capsule {
-                    a: px(head_c),
+                    a: px(self.head_c),
                     b: px(hb),
-                    r: pr.head_r * 1.05 * s,
+                    r: self.pr.head_r * 1.05 * self.s,
                 },
                 Some(lip::HAIR),
                 &flat(hair),
             );
         }
-        if let Some(bp) = who.backpack {
-            if !matches!(pose.view, View::Back) {
-                let back = if side { -fwd * 0.08 } else { 0.0 };
-                let bag = shade(rgb(bp.rgb), light * 0.9);
+        if let Some(bp) = self.who.backpack {
+            if !matches!(self.pose.view, View::Back) {
+                let back = if self.side { -self.fwd * 0.08 } else { 0.0 };
+                let bag = shade(rgb(bp.rgb), self.light * 0.9);
                 canvas.fill(
                     &rounded_box(
                         px((back - 0.07, ay + 0.02)),
                         px((back + 0.07, ay + 0.24)),
-                        0.02 * s,
+                        0.02 * self.s,
                     ),
                     Some(lip::BACKGROUND),
                     &flat(bag),
@@ -314,27 +303,17 @@ impl<'a> Figure<'a> {
 
     /// Leg `k`: skin, then garments over it, then shoes.
     fn leg(&self, canvas: &mut Canvas, k: usize) {
-        let Figure {
-            who,
-            s,
-            b,
-            side,
-            fwd,
-            lat,
-            ref sk,
-            ..
-        } = *self;
         let Colours { skin, shoes, .. } = self.colours;
         let px = |p| self.px(p);
         let lower_fill = |x: f32, y: f32| self.lower_fill(x, y);
         let leg_label = [lip::LEFT_LEG, lip::RIGHT_LEG];
         let shoe_label = [lip::LEFT_SHOE, lip::RIGHT_SHOE];
         // Legs: skin, then garments over them, then shoes.
-        let leg_r = 0.04 * b * s;
+        let leg_r = 0.04 * self.b * self.s;
         canvas.fill(
             &Shape::Capsule {
-                a: px(sk.hip[k]),
-                b: px(sk.knee[k]),
+                a: px(self.sk.hip[k]),
+                b: px(self.sk.knee[k]),
                 r: leg_r,
             },
             Some(leg_label[k]),
@@ -342,19 +321,19 @@ impl<'a> Figure<'a> {
         );
         canvas.fill(
             &Shape::Capsule {
-                a: px(sk.knee[k]),
-                b: px(sk.ankle[k]),
+                a: px(self.sk.knee[k]),
+                b: px(self.sk.ankle[k]),
                 r: leg_r * 0.78,
             },
             Some(leg_label[k]),
             &flat(skin),
         );
-        match who.lower {
+        match self.who.lower {
             Lower::Trousers => {
                 canvas.fill(
                     &Shape::Capsule {
-                        a: px(sk.hip[k]),
-                        b: px(sk.knee[k]),
+                        a: px(self.sk.hip[k]),
+                        b: px(self.sk.knee[k]),
                         r: leg_r * 1.12,
                     },
                     Some(lip::PANTS),
@@ -362,8 +341,8 @@ impl<'a> Figure<'a> {
                 );
                 canvas.fill(
                     &Shape::Capsule {
-                        a: px(sk.knee[k]),
-                        b: px(sk.ankle[k]),
+                        a: px(self.sk.knee[k]),
+                        b: px(self.sk.ankle[k]),
                         r: leg_r * 0.95,
                     },
                     Some(lip::PANTS),
@@ -371,10 +350,10 @@ impl<'a> Figure<'a> {
                 );
             }
             Lower::Shorts => {
-                let mid = px(sk.hip[k]).lerp(px(sk.knee[k]), 0.65);
+                let mid = px(self.sk.hip[k]).lerp(px(self.sk.knee[k]), 0.65);
                 canvas.fill(
                     &Shape::Capsule {
-                        a: px(sk.hip[k]),
+                        a: px(self.sk.hip[k]),
                         b: mid,
                         r: leg_r * 1.2,
                     },
@@ -384,15 +363,15 @@ impl<'a> Figure<'a> {
             }
             Lower::Skirt | Lower::Dress => {}
         }
-        let foot_dir = if side {
-            (fwd, 0.0)
+        let foot_dir = if self.side {
+            (self.fwd, 0.0)
         } else {
-            (lat[k] * 0.35, 0.0)
+            (self.lat[k] * 0.35, 0.0)
         };
-        let toe = add(sk.ankle[k], 0.055, foot_dir);
-        let ankle = (sk.ankle[k].0, sk.ankle[k].1 + 0.012);
-        if who.boots {
-            let top = px(sk.knee[k]).lerp(px(sk.ankle[k]), 0.45);
+        let toe = add(self.sk.ankle[k], 0.055, foot_dir);
+        let ankle = (self.sk.ankle[k].0, self.sk.ankle[k].1 + 0.012);
+        if self.who.boots {
+            let top = px(self.sk.knee[k]).lerp(px(self.sk.ankle[k]), 0.45);
             canvas.fill(
                 &Shape::Capsule {
                     a: top,
@@ -407,7 +386,7 @@ impl<'a> Figure<'a> {
             &Shape::Capsule {
                 a: px(ankle),
                 b: px((toe.0, toe.1 + 0.012)),
-                r: 0.02 * s,
+                r: 0.02 * self.s,
             },
             Some(shoe_label[k]),
             &flat(shoes),
@@ -416,29 +395,23 @@ impl<'a> Figure<'a> {
 
     /// Arm `k`: skin, sleeve (or coat sleeve) over it, hand.
     fn arm(&self, canvas: &mut Canvas, k: usize) {
-        let Figure {
-            who,
-            light,
-            s,
-            b,
-            ref sk,
-            upper_label,
-            ..
-        } = *self;
         let Colours { skin, upper, .. } = self.colours;
         let px = |p| self.px(p);
         let arm_label = [lip::LEFT_ARM, lip::RIGHT_ARM];
-        let r = 0.028 * b * s;
-        let sleeve_label = if who.coat.is_some() {
+        let r = 0.028 * self.b * self.s;
+        let sleeve_label = if self.who.coat.is_some() {
             lip::COAT
         } else {
-            upper_label
+            self.upper_label
         };
-        let sleeve = who.coat.map_or(upper, |c| shade(rgb(c.rgb), light));
+        let sleeve = self
+            .who
+            .coat
+            .map_or(upper, |c| shade(rgb(c.rgb), self.light));
         canvas.fill(
             &Shape::Capsule {
-                a: px(sk.shoulder[k]),
-                b: px(sk.elbow[k]),
+                a: px(self.sk.shoulder[k]),
+                b: px(self.sk.elbow[k]),
                 r,
             },
             Some(arm_label[k]),
@@ -446,23 +419,23 @@ impl<'a> Figure<'a> {
         );
         canvas.fill(
             &Shape::Capsule {
-                a: px(sk.elbow[k]),
-                b: px(sk.wrist[k]),
+                a: px(self.sk.elbow[k]),
+                b: px(self.sk.wrist[k]),
                 r: r * 0.85,
             },
             Some(arm_label[k]),
             &flat(skin),
         );
-        let long = who.long_sleeves || who.coat.is_some();
+        let long = self.who.long_sleeves || self.who.coat.is_some();
         let sleeve_end = if long {
-            px(sk.wrist[k])
+            px(self.sk.wrist[k])
         } else {
-            px(sk.shoulder[k]).lerp(px(sk.elbow[k]), 0.6)
+            px(self.sk.shoulder[k]).lerp(px(self.sk.elbow[k]), 0.6)
         };
         canvas.fill(
             &Shape::Capsule {
-                a: px(sk.shoulder[k]),
-                b: px(sk.elbow[k]).lerp(sleeve_end, if long { 0.0 } else { 1.0 }),
+                a: px(self.sk.shoulder[k]),
+                b: px(self.sk.elbow[k]).lerp(sleeve_end, if long { 0.0 } else { 1.0 }),
                 r: r * 1.15,
             },
             Some(sleeve_label),
@@ -471,8 +444,8 @@ impl<'a> Figure<'a> {
         if long {
             canvas.fill(
                 &Shape::Capsule {
-                    a: px(sk.elbow[k]),
-                    b: sleeve_end.lerp(px(sk.elbow[k]), 0.1),
+                    a: px(self.sk.elbow[k]),
+                    b: sleeve_end.lerp(px(self.sk.elbow[k]), 0.1),
                     r: r * 1.0,
                 },
                 Some(sleeve_label),
@@ -481,7 +454,7 @@ impl<'a> Figure<'a> {
         }
         canvas.fill(
             &Shape::Ellipse {
-                c: px(sk.wrist[k]),
+                c: px(self.sk.wrist[k]),
                 rx: r * 0.9,
                 ry: r * 0.9,
             },
@@ -492,99 +465,100 @@ impl<'a> Figure<'a> {
 
     /// Torso, its logo, the skirt, dress or trousers at the hips, and a coat over them.
     fn torso(&self, canvas: &mut Canvas) {
-        let Figure {
-            who,
-            pose,
-            light,
-            s,
-            b,
-            side,
-            fwd,
-            sw,
-            hw,
-            ref pr,
-            upper_label,
-            ..
-        } = *self;
         let Colours { upper2, .. } = self.colours;
         let px = |p| self.px(p);
         let upper_fill = |x: f32, y: f32| self.upper_fill(x, y);
         let lower_fill = |x: f32, y: f32| self.lower_fill(x, y);
         // Torso (and skirt / dress / coat over the hips).
-        let torso = if side {
-            let lean = 0.01 * fwd;
+        let torso = if self.side {
+            let lean = 0.01 * self.fwd;
             Shape::Poly(vec![
-                px((-0.05 * b - lean, pr.shoulder_y - 0.01)),
-                px((0.055 * b + lean, pr.shoulder_y - 0.01)),
-                px((0.05 * b, pr.hip_y + 0.03)),
-                px((-0.05 * b, pr.hip_y + 0.03)),
+                px((-0.05 * self.b - lean, self.pr.shoulder_y - 0.01)),
+                px((0.055 * self.b + lean, self.pr.shoulder_y - 0.01)),
+                px((0.05 * self.b, self.pr.hip_y + 0.03)),
+                px((-0.05 * self.b, self.pr.hip_y + 0.03)),
             ])
         } else {
             Shape::Poly(vec![
-                px((-sw - 0.012, pr.shoulder_y - 0.012)),
-                px((sw + 0.012, pr.shoulder_y - 0.012)),
-                px((hw + 0.018, pr.hip_y + 0.03)),
-                px((-hw - 0.018, pr.hip_y + 0.03)),
+                px((-self.sw - 0.012, self.pr.shoulder_y - 0.012)),
+                px((self.sw + 0.012, self.pr.shoulder_y - 0.012)),
+                px((self.hw + 0.018, self.pr.hip_y + 0.03)),
+                px((-self.hw - 0.018, self.pr.hip_y + 0.03)),
             ])
         };
-        canvas.fill(&torso, Some(upper_label), &upper_fill);
-        if who.pattern == Pattern::Logo && !matches!(pose.view, View::Back) {
-            let c = (if side { 0.02 * fwd } else { 0.0 }, pr.shoulder_y + 0.1);
+        canvas.fill(&torso, Some(self.upper_label), &upper_fill);
+        if self.who.pattern == Pattern::Logo && !matches!(self.pose.view, View::Back) {
+            let c = (
+                if self.side { 0.02 * self.fwd } else { 0.0 },
+                self.pr.shoulder_y + 0.1,
+            );
             canvas.fill(
                 &Shape::Ellipse {
                     c: px(c),
-                    rx: 0.03 * s,
-                    ry: 0.03 * s,
+                    rx: 0.03 * self.s,
+                    ry: 0.03 * self.s,
                 },
-                Some(upper_label),
+                Some(self.upper_label),
                 &flat(upper2),
             );
         }
-        let waist = pr.hip_y - 0.03;
-        match who.lower {
+        let waist = self.pr.hip_y - 0.03;
+        match self.who.lower {
             Lower::Skirt | Lower::Dress => {
                 let (label, fill): (u8, &dyn Fn(f32, f32) -> [f32; 3]) =
-                    if who.lower == Lower::Dress {
+                    if self.who.lower == Lower::Dress {
                         (lip::DRESS, &upper_fill)
                     } else {
                         (lip::SKIRT, &lower_fill)
                     };
-                let w0 = if side { 0.055 * b } else { hw + 0.02 };
-                let w1 = if side { 0.1 * b } else { hw + 0.075 };
+                let w0 = if self.side {
+                    0.055 * self.b
+                } else {
+                    self.hw + 0.02
+                };
+                let w1 = if self.side {
+                    0.1 * self.b
+                } else {
+                    self.hw + 0.075
+                };
                 canvas.fill(
                     &Shape::Poly(vec![
                         px((-w0, waist)),
                         px((w0, waist)),
-                        px((w1, pr.hip_y + 0.2)),
-                        px((-w1, pr.hip_y + 0.2)),
+                        px((w1, self.pr.hip_y + 0.2)),
+                        px((-w1, self.pr.hip_y + 0.2)),
                     ]),
                     Some(label),
                     fill,
                 );
             }
             Lower::Trousers | Lower::Shorts => {
-                let w = if side { 0.052 * b } else { hw + 0.03 };
+                let w = if self.side {
+                    0.052 * self.b
+                } else {
+                    self.hw + 0.03
+                };
                 canvas.fill(
                     &Shape::Poly(vec![
                         px((-w, waist)),
                         px((w, waist)),
-                        px((w, pr.hip_y + 0.05)),
-                        px((-w, pr.hip_y + 0.05)),
+                        px((w, self.pr.hip_y + 0.05)),
+                        px((-w, self.pr.hip_y + 0.05)),
                     ]),
                     Some(lip::PANTS),
                     &lower_fill,
                 );
             }
         }
-        if let Some(coat) = who.coat {
-            let c = shade(rgb(coat.rgb), light);
-            let bottom = pr.hip_y + 0.17;
-            let (l, r) = if side {
-                (-0.058 * b, 0.062 * b)
+        if let Some(coat) = self.who.coat {
+            let c = shade(rgb(coat.rgb), self.light);
+            let bottom = self.pr.hip_y + 0.17;
+            let (l, r) = if self.side {
+                (-0.058 * self.b, 0.062 * self.b)
             } else {
-                (-sw - 0.018, sw + 0.018)
+                (-self.sw - 0.018, self.sw + 0.018)
             };
-            let open = !side && !matches!(pose.view, View::Back);
+            let open = !self.side && !matches!(self.pose.view, View::Back);
             let panels: Vec<(f32, f32)> = if open {
                 vec![(l, -0.025), (0.025, r)]
             } else {
@@ -593,8 +567,8 @@ impl<'a> Figure<'a> {
             for (x0, x1) in panels {
                 canvas.fill(
                     &Shape::Poly(vec![
-                        px((x0, pr.shoulder_y - 0.015)),
-                        px((x1, pr.shoulder_y - 0.015)),
+                        px((x0, self.pr.shoulder_y - 0.015)),
+                        px((x1, self.pr.shoulder_y - 0.015)),
                         px((x1 * 1.1, bottom)),
                         px((x0 * 1.1, bottom)),
                     ]),
@@ -605,42 +579,33 @@ impl<'a> Figure<'a> {
         }
     }
 
-    /// A backpack's straps or back, and a shoulder bag.
+    /// A backpack'self.s straps or back, and a shoulder bag.
     fn bags(&self, canvas: &mut Canvas) {
-        let Figure {
-            who,
-            pose,
-            light,
-            s,
-            side,
-            fwd,
-            lat,
-            hw,
-            ref sk,
-            ref pr,
-            ..
-        } = *self;
         let px = |p| self.px(p);
-        let ay = pr.shoulder_y;
+        let ay = self.pr.shoulder_y;
         // Accessories on the body.
-        if let Some(bp) = who.backpack {
-            let bag = shade(rgb(bp.rgb), light * 0.9);
-            match pose.view {
+        if let Some(bp) = self.who.backpack {
+            let bag = shade(rgb(bp.rgb), self.light * 0.9);
+            match self.pose.view {
                 View::Back => {
                     canvas.fill(
-                        &rounded_box(px((-0.075, ay + 0.02)), px((0.075, ay + 0.25)), 0.02 * s),
+                        &rounded_box(
+                            px((-0.075, ay + 0.02)),
+                            px((0.075, ay + 0.25)),
+                            0.02 * self.s,
+                        ),
                         Some(lip::BACKGROUND),
                         &flat(bag),
                     );
                 }
                 View::Front => {
                     for k in 0..2 {
-                        let x = sk.shoulder[k].0 * 0.6;
+                        let x = self.sk.shoulder[k].0 * 0.6;
                         canvas.fill(
                             &Shape::Capsule {
                                 a: px((x, ay - 0.005)),
                                 b: px((x * 0.9, ay + 0.16)),
-                                r: 0.012 * s,
+                                r: 0.012 * self.s,
                             },
                             None,
                             &flat(bag),
@@ -650,23 +615,23 @@ impl<'a> Figure<'a> {
                 View::Side { .. } => {}
             }
         }
-        if let Some(sb) = who.shoulder_bag {
-            let bag = shade(rgb(sb.rgb), light);
+        if let Some(sb) = self.who.shoulder_bag {
+            let bag = shade(rgb(sb.rgb), self.light);
             let k = 1;
-            let from = (sk.shoulder[1 - k].0 * 0.8, ay);
+            let from = (self.sk.shoulder[1 - k].0 * 0.8, ay);
             let hang = (
-                if side {
-                    -0.04 * fwd
+                if self.side {
+                    -0.04 * self.fwd
                 } else {
-                    lat[k] * (hw + 0.05)
+                    self.lat[k] * (self.hw + 0.05)
                 },
-                pr.hip_y + 0.02,
+                self.pr.hip_y + 0.02,
             );
             canvas.fill(
                 &Shape::Capsule {
                     a: px(from),
                     b: px(hang),
-                    r: 0.007 * s,
+                    r: 0.007 * self.s,
                 },
                 None,
                 &flat(shade(bag, 0.8)),
@@ -675,7 +640,7 @@ impl<'a> Figure<'a> {
                 &rounded_box(
                     px((hang.0 - 0.05, hang.1 - 0.02)),
                     px((hang.0 + 0.05, hang.1 + 0.08)),
-                    0.015 * s,
+                    0.015 * self.s,
                 ),
                 Some(lip::BACKGROUND),
                 &flat(bag),
@@ -685,32 +650,24 @@ impl<'a> Figure<'a> {
 
     /// A hand bag and an object held in front.
     fn held(&self, canvas: &mut Canvas) {
-        let Figure {
-            who,
-            pose,
-            light,
-            s,
-            ref sk,
-            ..
-        } = *self;
         let px = |p| self.px(p);
-        if let Some(hb) = who.hand_bag {
-            let bag = shade(rgb(hb.rgb), light);
-            let w = sk.wrist[0];
+        if let Some(hb) = self.who.hand_bag {
+            let bag = shade(rgb(hb.rgb), self.light);
+            let w = self.sk.wrist[0];
             canvas.fill(
                 &rounded_box(
                     px((w.0 - 0.04, w.1 + 0.015)),
                     px((w.0 + 0.04, w.1 + 0.1)),
-                    0.012 * s,
+                    0.012 * self.s,
                 ),
                 Some(lip::BACKGROUND),
                 &flat(bag),
             );
         }
-        if who.holds_object && !matches!(pose.view, View::Back) {
+        if self.who.holds_object && !matches!(self.pose.view, View::Back) {
             let mid = (
-                (sk.wrist[0].0 + sk.wrist[1].0) / 2.0,
-                (sk.wrist[0].1 + sk.wrist[1].1) / 2.0,
+                (self.sk.wrist[0].0 + self.sk.wrist[1].0) / 2.0,
+                (self.sk.wrist[0].1 + self.sk.wrist[1].1) / 2.0,
             );
             canvas.fill(
                 &Shape::Poly(vec![
@@ -720,51 +677,44 @@ impl<'a> Figure<'a> {
                     px((mid.0 - 0.09, mid.1 + 0.03)),
                 ]),
                 Some(lip::BACKGROUND),
-                &flat(shade([176.0, 132.0, 84.0], light)),
+                &flat(shade([176.0, 132.0, 84.0], self.light)),
             );
         }
     }
 
     /// Neck, face, hair, eyes or sunglasses, hat.
     fn head(&self, canvas: &mut Canvas) {
-        let Figure {
-            who,
-            pose,
-            light,
-            s,
-            side,
-            fwd,
-            ref pr,
-            head_c,
-            ..
-        } = *self;
         let Colours { skin, hair, .. } = self.colours;
         let px = |p| self.px(p);
         // Neck and head.
         canvas.fill(
             &Shape::Capsule {
-                a: px((head_c.0, pr.head_y + pr.head_r * 0.6)),
-                b: px((0.0, pr.shoulder_y)),
-                r: 0.024 * s,
+                a: px((self.head_c.0, self.pr.head_y + self.pr.head_r * 0.6)),
+                b: px((0.0, self.pr.shoulder_y)),
+                r: 0.024 * self.s,
             },
             Some(lip::FACE),
             &flat(skin),
         );
-        let (hr, hcx, hcy) = (pr.head_r * s, px(head_c).0, px(head_c).1);
+        let (hr, hcx, hcy) = (
+            self.pr.head_r * self.s,
+            px(self.head_c).0,
+            px(self.head_c).1,
+        );
         let face = Shape::Ellipse {
             c: P(hcx, hcy),
             rx: hr * 0.88,
             ry: hr,
         };
         canvas.fill(&face, Some(lip::FACE), &flat(skin));
-        match pose.view {
+        match self.pose.view {
             View::Back => {
                 canvas.fill(&face, Some(lip::HAIR), &flat(hair));
-                if who.long_hair {
+                if self.who.long_hair {
                     canvas.fill(
                         &Shape::Capsule {
                             a: P(hcx, hcy),
-                            b: px((0.0, pr.shoulder_y + 0.08)),
+                            b: px((0.0, self.pr.shoulder_y + 0.08)),
                             r: hr * 1.02,
                         },
                         Some(lip::HAIR),
@@ -773,8 +723,8 @@ impl<'a> Figure<'a> {
                 }
             }
             _ => {
-                // A cap of hair over the top (and the back, in a side view).
-                let shift = if side { -fwd * hr * 0.3 } else { 0.0 };
+                // A cap of hair over the top (and the back, in a self.side view).
+                let shift = if self.side { -self.fwd * hr * 0.3 } else { 0.0 };
                 canvas.fill(
                     &Shape::Ellipse {
                         c: P(hcx + shift, hcy - hr * 0.35),
@@ -785,13 +735,13 @@ impl<'a> Figure<'a> {
                     &flat(hair),
                 );
                 let eye = [20.0, 20.0, 24.0];
-                let eyes: Vec<f32> = if side {
-                    vec![fwd * 0.5]
+                let eyes: Vec<f32> = if self.side {
+                    vec![self.fwd * 0.5]
                 } else {
                     vec![-0.38, 0.38]
                 };
                 for ex in &eyes {
-                    if who.glasses {
+                    if self.who.glasses {
                         canvas.fill(
                             &Shape::Ellipse {
                                 c: P(hcx + ex * hr, hcy + 0.02 * hr),
@@ -815,8 +765,8 @@ impl<'a> Figure<'a> {
                 }
             }
         }
-        if let Some(hat) = who.hat {
-            let c = shade(rgb(hat.rgb), light);
+        if let Some(hat) = self.who.hat {
+            let c = shade(rgb(hat.rgb), self.light);
             canvas.fill(
                 &Shape::Ellipse {
                     c: P(hcx, hcy - hr * 0.55),

@@ -3,30 +3,12 @@
 use std::path::Path;
 
 use clasp_sdk::{
-    export_task, FeatureMaps, Host, Init, Outputs, Record, Result, Settings, Spec, Split, Task,
-    Tensor,
+    export_task, FeatureMaps, Host, Init, Outputs, Record, Result, Spec, Split, Task, Tensor,
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+#[path = "../../faulty/src/settings.rs"]
+mod settings;
 
-/// Where the plugin panics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Call {
-    #[default]
-    Nowhere,
-    BuildHead,
-    Forward,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct FaultySettings {
-    /// The call that panics.
-    pub panic_in: Call,
-}
-
-impl Settings for FaultySettings {}
+use settings::{Call, FaultySettings};
 
 #[derive(Default)]
 pub struct BadSpec;
