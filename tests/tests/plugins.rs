@@ -101,25 +101,25 @@ fn attribute_head_trains_through_the_vtable() {
 #[test]
 fn unknown_or_mistyped_task_settings_are_named() {
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
-    let mut o = toml::Table::new();
-    o.insert("nonsense".into(), 1.into());
-    let e = err(resolve(&plugin, &o));
+    // The error of resolving `[task]` with `key = value` over the defaults.
+    let refusal = |key: &str, value: toml::Value| {
+        let mut o = toml::Table::new();
+        o.insert(key.into(), value);
+        err(resolve(&plugin, &o))
+    };
+    let e = refusal("nonsense", 1.into());
     assert!(
         e.contains("task.nonsense") && e.contains("attribute"),
         "{e}"
     );
-    let mut o = toml::Table::new();
-    o.insert("hidden".into(), "wide".into());
-    let e = err(resolve(&plugin, &o));
+    let e = refusal("hidden", "wide".into());
     assert!(
         e.contains("task.hidden: invalid type") && e.contains("settings error"),
         "{e}"
     );
     // A choice is an enum of the plugin's settings type: a misspelt one is named with the
     // values it allows, before any head is built.
-    let mut o = toml::Table::new();
-    o.insert("weighting".into(), "deepmr".into());
-    let e = err(resolve(&plugin, &o));
+    let e = refusal("weighting", "deepmr".into());
     assert!(
         e.contains("plugin `attribute`")
             && e.contains("task.weighting: unknown variant `deepmr`")

@@ -55,13 +55,7 @@ fn the_loss_is_half_the_weighted_mse_against_gaussian_targets() {
     let targets = vec![target(&kps), target(&kps)];
     let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
 
-    let o: Vec<f32> = out
-        .first()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let o = values(&out);
     let mut sum = 0.0;
     for b in 0..2 {
         for (k, [u, v, vis]) in kps.iter().enumerate() {
@@ -110,13 +104,7 @@ fn the_regression_loss_is_the_mean_absolute_error_of_labelled_keypoints() {
     }
     let targets = vec![target(&kps), target(&kps)];
     let loss = th.loss(&out, &targets).unwrap().to_scalar::<f32>().unwrap() as f64;
-    let o: Vec<f32> = out
-        .first()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let o = values(&out);
     let (mut sum, mut n) = (0.0, 0);
     for b in 0..2 {
         for (k, [u, v, vis]) in kps.iter().enumerate() {
@@ -371,3 +359,9 @@ fn pose_finetuning_beats_chance() {
 /// The learning test's budget: identities rendered (half train, two images each) and epochs.
 const LEARNING_IDENTITIES: u32 = 600;
 const LEARNING_EPOCHS: usize = 12;
+
+/// A single-output head's output as flat values.
+fn values(out: &clasp_core::plugin_host::task_head::HeadOutputs) -> Vec<f32> {
+    let t = out.first().unwrap();
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
