@@ -9,11 +9,12 @@
 //! - `backbone`, `checkpoint` (atomic directories, manifests), `export` (timm), `run_dir` (a run's
 //!   folder and its lock), `run_log` (the metrics lines and progress of every training loop),
 //!   `config` (layered settings), `data` (images, loaders, the synthetic people), `device`,
-//!   `file_hash`, `task_embedding`.
+//!   `file_hash`, `task_embedding`, `charts` (curves, gate heatmaps, bars with intervals), `json`.
 //! - `optim` sees variables, not layers; `model` knows no file formats and no training loop;
 //!   `ops` holds the fused CPU kernels with their backward passes.
 
 pub mod backbone;
+pub mod charts;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod device;
 pub mod export;
 pub mod file_hash;
 pub mod finetune;
+pub mod json;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -1,27 +1,43 @@
-//! Drawing for prediction pictures and charts (feature `draw`): filled rectangles, lines and
-//! text in an 8×8 bitmap font, on `image::RgbImage`. Everything clips at the image border.
+//! Drawing for prediction pictures (feature `draw`): rectangles, thick lines and anti-aliased
+//! text on `image::RgbImage`, by `imageproc`, in DejaVu Sans embedded in the binary (no system
+//! font is read). Everything clips at the image border. `imageproc` and `ab_glyph` are
+//! re-exported for anything these helpers leave out.
 
-use font8x8::{UnicodeFonts, BASIC_FONTS};
+use std::sync::OnceLock;
+
+use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
+use imageproc::drawing;
+use imageproc::point::Point;
+use imageproc::rect::Rect;
 
+pub use ab_glyph;
 pub use image;
+pub use imageproc;
 
 pub const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
 pub const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
-/// Side of one glyph at scale 1, in pixels.
-pub const GLYPH: u32 = 8;
+/// Text height in pixels for captions and labels.
+pub const TEXT_PX: f32 = 13.0;
 
-fn put(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, colour);
-    }
+/// DejaVu Sans, parsed once.
+pub fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        FontRef::try_from_slice(dejavu::sans::regular())
+            .expect("the embedded DejaVu Sans is a valid TrueType font")
+    })
 }
 
+fn clamp_i32(v: i64) -> i32 {
+    v.clamp(i32::MIN as i64 / 2, i32::MAX as i64 / 2) as i32
+}
+
+/// A filled rectangle; an empty one draws nothing.
 pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
-    for yy in y..y + h as i64 {
-        for xx in x..x + w as i64 {
-            put(img, xx, yy, colour);
-        }
+    if w > 0 && h > 0 {
+        let rect = Rect::at(clamp_i32(x), clamp_i32(y)).of_size(w, h);
+        drawing::draw_filled_rect_mut(img, rect, colour);
     }
 }
 
@@ -35,90 +51,76 @@ pub fn rect_outline(
     thickness: u32,
     colour: Rgb<u8>,
 ) {
-    let t = thickness.min(w).min(h);
-    fill_rect(img, x, y, w, t, colour);
-    fill_rect(img, x, y + (h - t) as i64, w, t, colour);
-    fill_rect(img, x, y, t, h, colour);
-    fill_rect(img, x + (w - t) as i64, y, t, h, colour);
+    for t in 0..thickness.min(w.div_ceil(2)).min(h.div_ceil(2)) {
+        let rect = Rect::at(clamp_i32(x + t as i64), clamp_i32(y + t as i64))
+            .of_size(w - 2 * t, h - 2 * t);
+        drawing::draw_hollow_rect_mut(img, rect, colour);
+    }
 }
 
-/// A straight line from `a` to `b` (Bresenham), `width` pixels thick.
+/// A straight line from `a` to `b`, `width` pixels thick with round ends.
 pub fn line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), width: u32, colour: Rgb<u8>) {
-    let (mut x, mut y) = a;
-    let (dx, dy) = ((b.0 - a.0).abs(), -(b.1 - a.1).abs());
-    let (sx, sy) = (
-        if a.0 < b.0 { 1 } else { -1 },
-        if a.1 < b.1 { 1 } else { -1 },
-    );
-    let mut err = dx + dy;
-    let r = width as i64 / 2;
-    loop {
-        fill_rect(img, x - r, y - r, width.max(1), width.max(1), colour);
-        if (x, y) == b {
-            break;
+    let (ax, ay, bx, by) = (a.0 as f32, a.1 as f32, b.0 as f32, b.1 as f32);
+    if width <= 1 {
+        drawing::draw_line_segment_mut(img, (ax, ay), (bx, by), colour);
+        return;
+    }
+    let r = width as f32 / 2.0;
+    let len = ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt();
+    if len >= 1.0 {
+        // The segment as a quadrilateral: both ends moved by ±r along the normal.
+        let (nx, ny) = (-(by - ay) / len * r, (bx - ax) / len * r);
+        let corner = |x: f32, y: f32| Point::new(x.round() as i32, y.round() as i32);
+        let quad = [
+            corner(ax + nx, ay + ny),
+            corner(bx + nx, by + ny),
+            corner(bx - nx, by - ny),
+            corner(ax - nx, ay - ny),
+        ];
+        if quad[0] != quad[3] {
+            drawing::draw_polygon_mut(img, &quad, colour);
         }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
+    }
+    let radius = (width / 2) as i32;
+    for (x, y) in [a, b] {
+        drawing::draw_filled_circle_mut(img, (clamp_i32(x), clamp_i32(y)), radius, colour);
     }
 }
 
-/// Width in pixels of `text` at `scale`.
-pub fn text_width(text: &str, scale: u32) -> u32 {
-    text.chars().count() as u32 * GLYPH * scale
+/// Width in pixels of `text` at height `px`.
+pub fn text_width(text: &str, px: f32) -> u32 {
+    drawing::text_size(PxScale::from(px), font(), text).0
 }
 
-/// Writes `text` with its top-left corner at (`x`, `y`); characters outside the basic Latin set
-/// are drawn as `?`.
-pub fn text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, colour: Rgb<u8>) {
-    let s = scale.max(1) as i64;
-    for (i, c) in text.chars().enumerate() {
-        let glyph = BASIC_FONTS
-            .get(c)
-            .or_else(|| BASIC_FONTS.get('?'))
-            .unwrap_or([0; 8]);
-        let left = x + i as i64 * GLYPH as i64 * s;
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..8 {
-                if bits & (1 << col) != 0 {
-                    fill_rect(
-                        img,
-                        left + col * s,
-                        y + row as i64 * s,
-                        s as u32,
-                        s as u32,
-                        colour,
-                    );
-                }
-            }
-        }
-    }
+/// Writes `text` at height `px` with its top-left corner at (`x`, `y`).
+pub fn text(img: &mut RgbImage, x: i64, y: i64, text: &str, px: f32, colour: Rgb<u8>) {
+    let (x, y) = (clamp_i32(x), clamp_i32(y));
+    drawing::draw_text_mut(img, colour, x, y, PxScale::from(px), font(), text);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn inked(img: &RgbImage) -> Vec<(u32, u32)> {
+        img.enumerate_pixels()
+            .filter(|(_, _, p)| p.0[0] < 128)
+            .map(|(x, y, _)| (x, y))
+            .collect()
+    }
+
     #[test]
     fn text_sets_pixels_only_inside_its_box() {
-        let mut img = RgbImage::from_pixel(40, 12, WHITE);
-        text(&mut img, 2, 2, "A1", 1, BLACK);
-        let inked: Vec<(u32, u32)> = img
-            .enumerate_pixels()
-            .filter(|(_, _, p)| **p == BLACK)
-            .map(|(x, y, _)| (x, y))
-            .collect();
-        assert!(inked.len() > 10, "{inked:?}");
-        assert!(inked
+        let mut img = RgbImage::from_pixel(60, 24, WHITE);
+        text(&mut img, 2, 2, "A1", TEXT_PX, BLACK);
+        let ink = inked(&img);
+        let w = text_width("A1", TEXT_PX);
+        assert!((10..30).contains(&w), "{w}");
+        assert!(ink.len() > 10, "{ink:?}");
+        assert!(ink
             .iter()
-            .all(|(x, y)| (2..18).contains(x) && (2..10).contains(y)));
-        assert_eq!(text_width("A1", 2), 32);
+            .all(|(x, y)| (2..2 + w + 1).contains(x) && (2..2 + TEXT_PX as u32 + 2).contains(y)));
+        assert!(text_width("A1", 2.0 * TEXT_PX) > w);
     }
 
     #[test]
@@ -127,8 +129,24 @@ mod tests {
         fill_rect(&mut img, -5, -5, 8, 8, BLACK);
         line(&mut img, (0, 9), (20, 9), 1, BLACK);
         rect_outline(&mut img, 0, 0, 10, 10, 1, BLACK);
+        fill_rect(&mut img, 4, 4, 0, 3, BLACK);
         assert_eq!(*img.get_pixel(2, 2), BLACK);
         assert_eq!(*img.get_pixel(5, 5), WHITE);
         assert_eq!(*img.get_pixel(9, 9), BLACK);
+    }
+
+    #[test]
+    fn a_thick_line_covers_its_width_and_nothing_far_from_it() {
+        let mut img = RgbImage::from_pixel(40, 40, WHITE);
+        line(&mut img, (5, 20), (35, 20), 5, BLACK);
+        for y in 18..=22 {
+            assert_eq!(*img.get_pixel(20, y), BLACK, "row {y}");
+        }
+        assert_eq!(*img.get_pixel(20, 14), WHITE);
+        assert_eq!(*img.get_pixel(20, 26), WHITE);
+        let mut diagonal = RgbImage::from_pixel(40, 40, WHITE);
+        line(&mut diagonal, (5, 5), (35, 35), 3, BLACK);
+        assert_eq!(*diagonal.get_pixel(20, 20), BLACK);
+        assert_eq!(*diagonal.get_pixel(30, 10), WHITE);
     }
 }

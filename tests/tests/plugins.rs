@@ -353,6 +353,12 @@ fn a_panic_inside_forward_ends_clasp_finetune_with_a_message_not_an_abort() {
 /// `clasp finetune --task attribute` of a nano ViT at 64×32 with batches of 2 on `data`, runs
 /// under `runs`, and further `--set`s.
 fn nano_attribute_finetune(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Output {
+    nano_attribute_finetune_cmd(data, runs, sets)
+        .output()
+        .unwrap()
+}
+
+fn nano_attribute_finetune_cmd(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(clasp_exe());
     cmd.args(["finetune", "--task", "attribute", "--data"])
         .arg(data);
@@ -365,9 +371,80 @@ fn nano_attribute_finetune(data: &Path, runs: &Path, sets: &[&str]) -> std::proc
     for set in fixed.iter().map(String::as_str).chain(sets.iter().copied()) {
         cmd.args(["--set", set]);
     }
-    cmd.env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"))
-        .output()
-        .unwrap()
+    cmd.env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"));
+    cmd
+}
+
+/// A fine-tuning run stopped after its first epoch and resumed logs, selects and delivers
+/// exactly what an uninterrupted run does (weights, optimiser, data order and dropout masks all
+/// continue from the checkpoint).
+#[test]
+fn a_finetune_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let root = data.path().join("attributes");
+    // The MLP head, so dropout masks are drawn too.
+    let sets = |name: &str| {
+        [
+            format!("run.name=\"{name}\""),
+            "finetune.epochs=3".into(),
+            "task.head=\"mlp\"".into(),
+        ]
+    };
+    let run = |name: &str, flags: &[&str]| {
+        let sets = sets(name);
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let o = nano_attribute_finetune_cmd(&root, runs.path(), &sets)
+            .args(flags)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{log}");
+        log
+    };
+    let straight = run("straight", &[]);
+    let stopped = run("split", &["--max-epochs", "1"]);
+    assert!(stopped.contains("stopped after epoch 1 of 3"), "{stopped}");
+    assert!(!stopped.contains("test, read once"), "{stopped}");
+    let resumed = run("split", &["--resume"]);
+    assert!(
+        resumed.contains("resumed from") && resumed.contains("after epoch 1"),
+        "{resumed}"
+    );
+
+    let read =
+        |run: &str, file: &str| std::fs::read_to_string(runs.path().join(run).join(file)).unwrap();
+    assert_eq!(
+        read("straight", "metrics.jsonl"),
+        read("split", "metrics.jsonl")
+    );
+    assert_eq!(read("straight", "metrics.jsonl").lines().count(), 3);
+    let test_line = |log: &str| {
+        log.lines()
+            .find(|l| l.starts_with("test, read once"))
+            .map(str::to_string)
+    };
+    assert!(test_line(&straight).is_some(), "{straight}");
+    assert_eq!(test_line(&straight), test_line(&resumed));
+    for file in ["model.safetensors", "head.safetensors"] {
+        let bytes = |run: &str| {
+            std::fs::read(
+                runs.path()
+                    .join(run)
+                    .join("checkpoints/task_selected")
+                    .join(file),
+            )
+            .unwrap()
+        };
+        assert!(
+            bytes("straight") == bytes("split"),
+            "{file} differs after the resume"
+        );
+    }
 }
 
 /// A learning rate that blows the weights up stops fine-tuning at the first non-finite loss,
@@ -530,7 +607,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     let run = RunDir::create(&config, Existing::Refuse).unwrap();
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
     let sha = plugin.sha256.clone();
-    let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
+    let out = finetune(&config, plugin, None, &run, &Device::Cpu, false).unwrap();
     assert_eq!(out.history.len(), 6);
     let (first, last) = (out.history[0].train_loss, out.history[5].train_loss);
     assert!(
@@ -648,7 +725,7 @@ fn a_configured_task_embedding_seeds_the_prompt() {
         .unwrap();
         let run = RunDir::create(&config, Existing::Overwrite).unwrap();
         let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
-        finetune(&config, plugin, None, &run, &Device::Cpu)
+        finetune(&config, plugin, None, &run, &Device::Cpu, false)
     };
     let good = write("e512.safetensors", 512);
     let out = run_with(&good).unwrap();
@@ -810,7 +887,7 @@ fn attribute_finetuning_beats_chance_with_either_head() {
         let run = RunDir::create(&config, Existing::Refuse).unwrap();
         let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "attribute").unwrap();
         let start = std::time::Instant::now();
-        let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
+        let out = finetune(&config, plugin, None, &run, &Device::Cpu, false).unwrap();
         let secs = start.elapsed().as_secs_f64();
 
         let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();

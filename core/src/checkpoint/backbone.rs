@@ -18,7 +18,8 @@ pub fn state_dict(vit: &Vit, store: &ParamStore) -> BTreeMap<String, Tensor> {
     out
 }
 
-fn save_tensors(dir: &AtomicDir, name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+/// Writes `tensors` (moved to the CPU) as file `name` of a staging folder, fsynced.
+pub fn save_tensors(dir: &AtomicDir, name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?.contiguous()?)))
@@ -51,15 +52,27 @@ pub fn save_with(
     manifest: &Manifest,
 ) -> Result<PathBuf> {
     let dir = AtomicDir::begin(target)?;
-    save_tensors(&dir, WEIGHTS_FILE, &state_dict(vit, store))?;
+    write_into(&dir, vit, store, files, manifest)?;
+    dir.commit()
+}
+
+/// Writes the weights, the named files and the manifest into a staging folder that the caller
+/// commits (a checkpoint with more in it).
+pub fn write_into(
+    dir: &AtomicDir,
+    vit: &Vit,
+    store: &ParamStore,
+    files: &[(&str, BTreeMap<String, Tensor>)],
+    manifest: &Manifest,
+) -> Result<()> {
+    save_tensors(dir, WEIGHTS_FILE, &state_dict(vit, store))?;
     for (name, tensors) in files {
-        save_tensors(&dir, name, tensors)?;
+        save_tensors(dir, name, tensors)?;
     }
     dir.write(
         super::manifest::MANIFEST_FILE,
         serde_json::to_string_pretty(manifest)?.as_bytes(),
-    )?;
-    dir.commit()
+    )
 }
 
 pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::atomic::TMP_PREFIX;
+use super::checkpointer::PROGRESS_FILE;
 use super::manifest::MANIFEST_FILE;
 
 pub fn step_dir_name(step: u64) -> String {
@@ -21,7 +22,10 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with(TMP_PREFIX) || !entry.path().join(MANIFEST_FILE).exists() {
+        let committed = [MANIFEST_FILE, PROGRESS_FILE]
+            .iter()
+            .any(|f| entry.path().join(f).exists());
+        if name.starts_with(TMP_PREFIX) || !committed {
             continue;
         }
         if let Some(step) = name
@@ -49,18 +53,4 @@ pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
         removed.push(path);
     }
     Ok(removed)
-}
-
-/// Saves `step_XXXXXXXX/` under `dir` atomically, then keeps only the newest `keep_last`.
-pub fn save_step(
-    dir: &Path,
-    step: u64,
-    keep_last: usize,
-    save: impl FnOnce(&Path) -> Result<PathBuf>,
-) -> Result<PathBuf> {
-    let path = save(&dir.join(step_dir_name(step)))?;
-    for old in prune(dir, keep_last)? {
-        tracing::debug!("removed old checkpoint {}", old.display());
-    }
-    Ok(path)
 }

@@ -8,8 +8,7 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::config::ConfigSources;
 use crate::device::parse_device;
-use crate::finetune::curves::{write_curves, Series};
-use crate::pretrain::grad_conflict::{analyze, ConflictTable};
+use crate::pretrain::grad_conflict::{analyze, write_conflict_chart, ConflictTable};
 use crate::run_dir::RESOLVED_CONFIG;
 
 #[derive(Args, Debug)]
@@ -64,34 +63,8 @@ pub fn grad_conflict(g: &GlobalArgs, args: GradConflictArgs) -> Result<()> {
     let json = out.join("grad_conflict.json");
     std::fs::write(&json, serde_json::to_string_pretty(&tables)?)
         .with_context(|| format!("writing {}", json.display()))?;
-    // One panel per (checkpoint, pair): cosine against the block index.
-    let names: Vec<String> = tables
-        .iter()
-        .enumerate()
-        .flat_map(|(i, t)| {
-            t.pairs.iter().map(move |p| {
-                format!(
-                    "#{} {p} (PC-MoE {})",
-                    i + 1,
-                    if t.moe { "on" } else { "off" }
-                )
-            })
-        })
-        .collect();
-    let mut series = Vec::new();
-    let mut k = 0;
-    for t in &tables {
-        for p in 0..t.pairs.len() {
-            let blocks = t.rows.len() - 1;
-            series.push(Series {
-                name: &names[k],
-                values: (0..blocks).map(|r| t.cosine[r][p]).collect(),
-            });
-            k += 1;
-        }
-    }
     let png = out.join("grad_conflict.png");
-    write_curves(&png, &series)?;
+    write_conflict_chart(&png, &tables)?;
     println!("written {} and {}", json.display(), png.display());
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::checkpoint::manifest::Manifest;
 use crate::config::{Config, ConfigSources};
 use crate::device::parse_device;
 use crate::finetune::evaluate::format_metrics;
-use crate::finetune::finetune;
+use crate::finetune::{finetune_for, FinetuneRun};
 use crate::plugin_host::loader::find_task;
 use crate::run_dir::{Existing, RunDir};
 use crate::scoring::blind::blind_line;
@@ -31,6 +31,21 @@ pub struct TaskRunArgs {
     /// `<name>.replaced-<time>` (never deleted); without it such a folder is refused.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub run: TaskRunArgs,
+    /// Same as --set finetune.epochs=N.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Continue after the last finished epoch of the run (its newest checkpoint).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Stop after this many epochs; `--resume` continues from there.
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
 }
 
 impl TaskRunArgs {
@@ -101,22 +116,17 @@ fn adopt_checkpoint_model(
     Ok(())
 }
 
-#[derive(Args, Debug)]
-pub struct FinetuneArgs {
-    #[command(flatten)]
-    pub run: TaskRunArgs,
-    /// Same as --set finetune.epochs=N.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-}
-
 pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     let epochs = args.epochs.map(|e| format!("finetune.epochs={e}"));
     let config = args.run.load(g, "finetune", epochs.into_iter().collect())?;
+    let how = FinetuneRun {
+        resume: args.resume,
+        max_epochs: args.max_epochs,
+    };
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config, Existing::from_flags(false, args.overwrite))?;
+    let run = RunDir::create(&config, Existing::from_flags(how.resume, args.overwrite))?;
     println!(
         "fine-tuning `{}` ({} {}) → {}",
         args.task,
@@ -125,7 +135,17 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
         run.path.display()
     );
     let primary = plugin.spec.primary_metric.to_string();
-    let out = finetune(&config, plugin, args.backbone.as_deref(), &run, &device)?;
+    let Some(out) = finetune_for(
+        &config,
+        plugin,
+        args.backbone.as_deref(),
+        &run,
+        &device,
+        how,
+    )?
+    else {
+        return Ok(());
+    };
     let chosen = match &out.selected.validation {
         Some((metric, v)) => format!("the best on validation ({metric} {v:.4})"),
         None => "the last (no validation value to choose by)".into(),

@@ -1,7 +1,6 @@
 //! Fine-tuning a backbone on a task through its plugin (DESIGN §1, §6), and the task model it
 //! produces.
 
-pub mod curves;
 pub mod data;
 pub mod evaluate;
 pub mod sample;
@@ -11,4 +10,4 @@ pub mod train;
 
 pub use evaluate::{evaluate, Evaluation};
 pub use task_model::TaskModel;
-pub use train::{finetune, FinetuneOutcome};
+pub use train::{finetune, finetune_for, FinetuneOutcome, FinetuneRun};

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::backbone::Backbone;
+use crate::checkpoint::atomic::AtomicDir;
 use crate::checkpoint::manifest::{PluginRef, Selection};
 use crate::checkpoint::{self, backbone::read_tensors};
 use crate::config::schema::PluginSettings;
@@ -80,6 +81,20 @@ impl TaskModel {
         config_hash: &str,
         selection: Option<Selection>,
     ) -> Result<PathBuf> {
+        let staging = AtomicDir::begin(target)?;
+        self.write_into(&staging, step, config_hash, selection)?;
+        staging.commit()
+    }
+
+    /// Writes the task checkpoint's files (weights, head, manifest) into a staging folder that
+    /// the caller completes and commits.
+    pub fn write_into(
+        &self,
+        staging: &AtomicDir,
+        step: u64,
+        config_hash: &str,
+        selection: Option<Selection>,
+    ) -> Result<()> {
         let bb = &self.backbone;
         let plugin = &self.head.plugin;
         let mut manifest = bb.manifest.clone();
@@ -94,13 +109,34 @@ impl TaskModel {
             config: self.head.config.clone(),
         });
         manifest.selection = selection;
-        checkpoint::backbone::save_with(
-            target,
+        checkpoint::backbone::write_into(
+            staging,
             &bb.vit,
             &bb.store,
             &[(HEAD_FILE, self.head.state.tensors())],
             &manifest,
         )
+    }
+
+    /// Puts the weights of task checkpoint `dir`, written from a model built as this one, back
+    /// into this model's variables (a resumed run, whose optimiser holds those variables).
+    pub fn load_weights(&self, dir: &Path) -> Result<()> {
+        let device = self.backbone.store.device();
+        let weights = dir.join(checkpoint::manifest::WEIGHTS_FILE);
+        let buffers = self.backbone.vit.buffers();
+        let tensors = read_tensors(&weights, device)?
+            .into_iter()
+            .filter(|(k, _)| !buffers.contains_key(k))
+            .collect();
+        self.backbone
+            .store
+            .load_strict(&tensors)
+            .with_context(|| format!("loading {}", weights.display()))?;
+        let head = dir.join(HEAD_FILE);
+        self.head
+            .state
+            .load_strict(read_tensors(&head, device)?)
+            .with_context(|| format!("loading {}", head.display()))
     }
 
     /// Loads a task checkpoint and the plugin its manifest names (found through `plugins`).

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use serde::{Deserialize, Serialize};
 
-use super::curves::{write_curves, Series};
 use super::data::{
     batch_tensor, check_skipped, evenly_spaced, probe_flip, task_loader, TaskSplits, TrainOrder,
     BLIND_TRAIN_SAMPLES,
@@ -16,8 +16,12 @@ use super::evaluate::{evaluate, format_metrics};
 use super::sample::load_targets;
 use super::task_model::TaskModel;
 use super::task_prompt::task_backbone;
-use crate::checkpoint::manifest::Selection;
+use crate::charts::curves::{write_curves, Series};
+use crate::checkpoint::backbone::{read_tensors, save_tensors};
+use crate::checkpoint::manifest::{Selection, OPTIMIZER_FILE};
+use crate::checkpoint::Checkpointer;
 use crate::config::Config;
+use crate::json::nan_as_null;
 use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
@@ -29,13 +33,27 @@ use crate::scoring::blind::{blind_levels, BlindLevel};
 use crate::scoring::ScoredSplit;
 
 /// Metrics of one epoch's evaluation.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub step: usize,
+    #[serde(deserialize_with = "nan_as_null::number")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "nan_as_null::number")]
     pub lr: f64,
+    #[serde(deserialize_with = "nan_as_null::named")]
     pub metrics: Vec<(String, f64)>,
+}
+
+/// Where a run stands after an epoch, in each resumable checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    epochs_done: usize,
+    step: usize,
+    history: Vec<EpochMetrics>,
+    selected: Option<Selection>,
+    /// The head's dropout stream, so a resumed run draws the masks an uninterrupted one would.
+    dropout_position: u64,
 }
 
 pub struct FinetuneOutcome {
@@ -175,6 +193,57 @@ fn select(
     })
 }
 
+/// Writes the resumable state after an epoch: the model, the optimiser and the progress.
+fn save_checkpoint(
+    checkpointer: &Checkpointer,
+    at: &Progress,
+    model: &TaskModel,
+    opt: &AdamW,
+    config_hash: &str,
+) -> Result<PathBuf> {
+    let progress = Progress {
+        dropout_position: model.head.state.dropout_position(),
+        ..at.clone()
+    };
+    let step = at.step as u64;
+    checkpointer.save(step, &progress, |staging| {
+        model.write_into(staging, step, config_hash, None)?;
+        save_tensors(staging, OPTIMIZER_FILE, &opt.state_dict()?)
+    })
+}
+
+/// The progress of the newest resumable checkpoint, with the model and optimiser restored from
+/// it; a fresh start when there is none.
+fn resume_from(
+    checkpointer: &Checkpointer,
+    model: &TaskModel,
+    opt: &mut AdamW,
+) -> Result<Progress> {
+    let Some(saved) = checkpointer.latest::<Progress>()? else {
+        println!(
+            "--resume: no checkpoint in {} yet, starting at epoch 1",
+            checkpointer.dir().display()
+        );
+        return Ok(Progress::default());
+    };
+    model.load_weights(&saved.dir)?;
+    let device = model.backbone.store.device();
+    let moments = read_tensors(&saved.dir.join(OPTIMIZER_FILE), device)?;
+    opt.load_state_dict(&moments)
+        .with_context(|| saved.dir.join(OPTIMIZER_FILE).display().to_string())?;
+    model
+        .head
+        .state
+        .set_dropout_position(saved.progress.dropout_position);
+    println!(
+        "resumed from {} (after epoch {}, step {})",
+        saved.dir.display(),
+        saved.progress.epochs_done,
+        saved.progress.step
+    );
+    Ok(saved.progress)
+}
+
 impl EpochMetrics {
     /// The line printed after an epoch of `epochs`.
     fn summary(&self, epochs: usize) -> String {
@@ -191,37 +260,60 @@ impl EpochMetrics {
 
 /// Training loss, then each metric, one value per epoch.
 fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
-    let mut out = vec![Series {
-        name: "train loss",
-        values: history.iter().map(|e| e.train_loss).collect(),
-    }];
+    let mut out = vec![Series::numbered(
+        "train loss",
+        history.iter().map(|e| e.train_loss),
+    )];
     // Metric names from an evaluated epoch; epochs without evaluation are gaps (NaN).
     if let Some(evaluated) = history.iter().find(|e| !e.metrics.is_empty()) {
         for (name, _) in &evaluated.metrics {
-            out.push(Series {
-                name,
-                values: history
+            let values = history.iter().map(|e| {
+                e.metrics
                     .iter()
-                    .map(|e| {
-                        e.metrics
-                            .iter()
-                            .find(|m| m.0 == *name)
-                            .map_or(f64::NAN, |m| m.1)
-                    })
-                    .collect(),
+                    .find(|m| m.0 == *name)
+                    .map_or(f64::NAN, |m| m.1)
             });
+            out.push(Series::numbered(name, values));
         }
     }
     out
 }
 
+/// How far one invocation goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FinetuneRun {
+    /// Continue after the last finished epoch of the run's newest checkpoint.
+    pub resume: bool,
+    /// Stop after this many epochs of this invocation (a later `resume` continues).
+    pub max_epochs: Option<usize>,
+}
+
+/// Fine-tunes `plugin`'s task to the end (continuing the run's newest checkpoint when `resume`).
 pub fn finetune(
     config: &Config,
     plugin: Plugin,
     backbone_dir: Option<&Path>,
     run: &RunDir,
     device: &Device,
+    resume: bool,
 ) -> Result<FinetuneOutcome> {
+    let how = FinetuneRun {
+        resume,
+        max_epochs: None,
+    };
+    finetune_for(config, plugin, backbone_dir, run, device, how)?
+        .context("fine-tuning stopped before its last epoch")
+}
+
+/// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch.
+pub fn finetune_for(
+    config: &Config,
+    plugin: Plugin,
+    backbone_dir: Option<&Path>,
+    run: &RunDir,
+    device: &Device,
+    how: FinetuneRun,
+) -> Result<Option<FinetuneOutcome>> {
     let ft = &config.finetune;
     let max_skipped = config.data.max_skipped_fraction;
     let task = plugin.name().to_string();
@@ -259,14 +351,28 @@ pub fn finetune(
     let (mut opt, schedule) = optimizer(config, &model, steps_per_epoch)?;
     let weight_decay = config.optim.weight_decay;
 
-    // 5. Epochs: train, validate, keep the best epoch on validation.
-    let mut log = MetricsLog::create(&run.path.join("metrics.jsonl"))?;
-    let mut history = Vec::new();
-    let mut step = 0;
+    // 5. Resume after the last finished epoch of this run.
+    let checkpointer = Checkpointer::new(run.checkpoints(), 1, config)?;
+    let mut at = Progress::default();
+    if how.resume {
+        at = resume_from(&checkpointer, &model, &mut opt)?;
+    }
+    let first_epoch = at.epochs_done;
+
+    // 6. Epochs: train, validate, keep the best epoch on validation.
+    let log_path = run.path.join("metrics.jsonl");
+    let mut log = MetricsLog::open(&log_path, (at.epochs_done > 0).then_some(at.step))?;
     let primary = plugin.spec.primary_metric.to_string();
     let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
-    let mut selected: Option<Selection> = None;
-    for epoch in 0..ft.epochs {
+    for epoch in first_epoch..ft.epochs {
+        if how.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
+            println!(
+                "stopped after epoch {epoch} of {}; `--resume` continues from {}",
+                ft.epochs,
+                checkpointer.dir().display()
+            );
+            return Ok(None);
+        }
         let what = format!("fine-tuning `{task}`, epoch {}", epoch + 1);
         let mut epoch_batches = train_loader.epoch(epoch as u64)?;
         let bar = run_log::progress(&what, steps_per_epoch, "batches")?;
@@ -276,10 +382,10 @@ pub fn finetune(
                 continue;
             }
             read += batch.items.len();
-            let lr = schedule.at(step);
-            let loss = train_step(&model, &mut opt, &batch.items, (lr, weight_decay), step)
+            let lr = schedule.at(at.step);
+            let loss = train_step(&model, &mut opt, &batch.items, (lr, weight_decay), at.step)
                 .with_context(|| what.clone())?;
-            (loss_sum, batches, step) = (loss_sum + loss, batches + 1, step + 1);
+            (loss_sum, batches, at.step) = (loss_sum + loss, batches + 1, at.step + 1);
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -293,29 +399,35 @@ pub fn finetune(
             false => Vec::new(),
         };
         let value = primary_value(&metrics, &primary, &task, epoch)?;
-        if let Some(s) = select(selected.as_ref(), epoch, value, last, &primary) {
-            model.save(
-                &selected_dir,
-                step as u64,
-                &run.config_hash,
-                Some(s.clone()),
-            )?;
-            selected = Some(s);
+        if let Some(s) = select(at.selected.as_ref(), epoch, value, last, &primary) {
+            let step = at.step as u64;
+            model.save(&selected_dir, step, &run.config_hash, Some(s.clone()))?;
+            at.selected = Some(s);
         }
         let record = EpochMetrics {
             epoch: epoch + 1,
-            step,
+            step: at.step,
             train_loss: loss_sum / batches.max(1) as f64,
-            lr: schedule.at(step.saturating_sub(1)),
+            lr: schedule.at(at.step.saturating_sub(1)),
             metrics,
         };
         println!("{}", record.summary(ft.epochs));
         log.write(&record)?;
-        history.push(record);
-        write_curves(&run.path.join("curves.png"), &curve_series(&history))?;
+        log.flush()?;
+        at.history.push(record);
+        at.epochs_done = epoch + 1;
+        write_curves(
+            &run.path.join("curves.png"),
+            "epoch",
+            &curve_series(&at.history),
+        )?;
+        save_checkpoint(&checkpointer, &at, &model, &opt, &run.config_hash)?;
     }
 
-    // 6. The selected epoch's model, read once on the test split, beside the image-blind levels.
+    // 7. The selected epoch's model, read once on the test split, beside the image-blind levels.
+    let Progress {
+        history, selected, ..
+    } = at;
     let selected = selected.context("no epochs were run (finetune.epochs = 0)")?;
     let model = if selected.epoch == ft.epochs {
         model
@@ -327,11 +439,11 @@ pub fn finetune(
         config: task_config.clone(),
     };
     let (test, blind) = read_test(&scorer, &model, test, &train_records, config, run)?;
-    Ok(FinetuneOutcome {
+    Ok(Some(FinetuneOutcome {
         history,
         selected,
         test,
         blind,
         checkpoint: selected_dir,
-    })
+    }))
 }

@@ -47,6 +47,17 @@ impl HeadState {
         Tensor::from_vec(mask, shape, device)
     }
 
+    /// How far the dropout stream has run (a resumed run continues it from there).
+    pub fn dropout_position(&self) -> u64 {
+        let rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.get_word_pos() as u64
+    }
+
+    pub fn set_dropout_position(&self, position: u64) {
+        let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.set_word_pos(position as u128);
+    }
+
     /// Parameters and buffers as saved in a task checkpoint.
     pub fn tensors(&self) -> BTreeMap<String, Tensor> {
         let mut out = self.params.tensors();

@@ -17,6 +17,8 @@ use super::dino_loss::DinoLoss;
 use super::losses::task_losses;
 use super::setup::Setup;
 use super::state;
+use crate::charts::curves::{write_curves, Series};
+use crate::checkpoint::checkpointer::read_progress;
 use crate::config::Config;
 use crate::model::ParamStore;
 
@@ -81,14 +83,10 @@ pub fn analyze(
     device: &Device,
 ) -> Result<ConflictTable> {
     let setup = Setup::new(config, device, String::new())?;
-    let (progress, _) = state::load(
-        checkpoint,
-        &setup.student,
-        &setup.heads,
-        &setup.teacher,
-        setup.steps_per_epoch,
-        setup.n_images,
-    )?;
+    let progress: state::Progress = read_progress(checkpoint)?;
+    let layout = (setup.steps_per_epoch, setup.n_images);
+    let (s, h, t) = (&setup.student, &setup.heads, &setup.teacher);
+    let (center, _) = state::load(checkpoint, &progress, s, h, t, layout)?;
     let d = &config.pretrain.dino;
     let depth = setup.student.vit.cfg.depth;
     let mut sums: BTreeMap<(usize, usize), (f64, usize)> = BTreeMap::new();
@@ -102,7 +100,7 @@ pub fn analyze(
             continue;
         }
         // The centre is restored each batch: the analysis must not drift it.
-        let mut dino = DinoLoss::new(progress.center.clone(), d.student_temp, d.center_momentum);
+        let mut dino = DinoLoss::new(center.clone(), d.student_temp, d.center_momentum);
         let l = task_losses(&setup, &batch.items, &mut dino, d.teacher_temp, device)?;
         let mut per_task: Vec<(&str, Tensor)> = vec![("ssl", l.dino.loss)];
         per_task.extend(l.part.map(|t| ("part", t)));
@@ -186,6 +184,30 @@ impl ConflictTable {
         }
         out
     }
+}
+
+/// `grad_conflict.png`: one panel per (table, pair), the cosine against the block index.
+pub fn write_conflict_chart(path: &Path, tables: &[ConflictTable]) -> Result<()> {
+    let names: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            let moe = if t.moe { "on" } else { "off" };
+            t.pairs
+                .iter()
+                .map(move |p| format!("#{} {p} (PC-MoE {moe})", i + 1))
+        })
+        .collect();
+    let points = tables.iter().flat_map(|t| {
+        let blocks = t.rows.len() - 1;
+        (0..t.pairs.len()).map(move |p| (0..blocks).map(|r| (r as f64, t.cosine[r][p])).collect())
+    });
+    let series: Vec<Series> = names
+        .iter()
+        .zip(points)
+        .map(|(name, points)| Series { name, points })
+        .collect();
+    write_curves(path, "block", &series)
 }
 
 #[cfg(test)]

@@ -20,10 +20,10 @@ use super::model::{Heads, DINO_HEAD};
 use super::setup::Setup;
 use super::state::{self, Progress};
 use crate::backbone::Backbone;
-use crate::checkpoint::store::{latest, save_step};
+use crate::charts::curves::{write_curves, Series};
+use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::data::loader::Skipped;
-use crate::finetune::curves::{write_curves, Series};
 use crate::finetune::data::check_skipped;
 use crate::model::Vit;
 use crate::optim::groups::build_groups;
@@ -107,10 +107,10 @@ pub fn pretrain(
     );
 
     // 4. Resume from the newest checkpoint of this run.
-    let ckpt_dir = run.checkpoints();
+    let checkpointer = Checkpointer::new(run.checkpoints(), config.checkpoint.keep_last, config)?;
     let mut step = 0;
     if resume {
-        step = resume_from(&ckpt_dir, run, &setup, &mut opt, &mut dino, device)?;
+        step = resume_from(&checkpointer, &setup, &mut opt, &mut dino, device)?;
     }
 
     // 5. Steps.
@@ -119,7 +119,7 @@ pub fn pretrain(
     bar.set_position(step as u64);
     let mut last: Option<StepMetrics> = None;
     let mut collapsed: Option<String> = None;
-    let mut checkpoint = latest(&ckpt_dir)?.unwrap_or_default();
+    let mut checkpoint = checkpointer.newest_dir()?.unwrap_or_default();
     while step < total_steps {
         let epoch = step / steps_per_epoch;
         let mut batches = setup
@@ -171,7 +171,7 @@ pub fn pretrain(
             }
             if step % config.checkpoint.every.max(1) == 0 || step == total_steps {
                 log.flush()?;
-                checkpoint = save_checkpoint(config, &ckpt_dir, step, &setup, &opt, &dino)?;
+                checkpoint = save_checkpoint(&checkpointer, step, &setup, &opt, &dino)?;
             }
         }
         let skipped = batches.skipped();
@@ -188,11 +188,10 @@ pub fn pretrain(
     })
 }
 
-/// Writes the checkpoint of `step` (student, heads, EMA teacher, optimiser, DINO centre) under
-/// `ckpt_dir`, keeping the newest `checkpoint.keep_last`; returns its folder.
+/// Writes the checkpoint of `step` (student, heads, EMA teacher, optimiser, DINO centre);
+/// returns its folder.
 fn save_checkpoint(
-    config: &Config,
-    ckpt_dir: &Path,
+    checkpointer: &Checkpointer,
     step: usize,
     setup: &Setup,
     opt: &AdamW,
@@ -202,12 +201,19 @@ fn save_checkpoint(
         step,
         steps_per_epoch: setup.steps_per_epoch,
         images: setup.n_images,
-        center: dino.center.clone(),
     };
     let opt_state = opt.state_dict()?;
     let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
-    save_step(ckpt_dir, step as u64, config.checkpoint.keep_last, |dir| {
-        state::save(dir, student, heads, teacher, opt_state, &progress)
+    checkpointer.save(step as u64, &progress, |staging| {
+        state::write(
+            staging,
+            student,
+            heads,
+            teacher,
+            opt_state,
+            &dino.center,
+            step,
+        )
     })
 }
 
@@ -299,44 +305,31 @@ impl Schedules {
 /// The newest checkpoint's step, with the student, heads, teacher, optimiser and DINO centre
 /// restored from it; 0 when the run has none yet. A checkpoint of other settings is refused.
 fn resume_from(
-    ckpt_dir: &Path,
-    run: &RunDir,
+    checkpointer: &Checkpointer,
     setup: &Setup,
     opt: &mut AdamW,
     dino: &mut DinoLoss,
     device: &Device,
 ) -> Result<usize> {
-    let Some(dir) = latest(ckpt_dir)? else {
+    let Some(saved) = checkpointer.latest::<Progress>()? else {
         println!(
             "--resume: no checkpoint in {} yet, starting at step 0",
-            ckpt_dir.display()
+            checkpointer.dir().display()
         );
         return Ok(0);
     };
-    let saved = crate::checkpoint::Manifest::read(&dir)?;
-    if saved.config_hash != run.config_hash {
-        bail!(
-            "{} was written with another configuration (config hash {} ≠ {}): resume with the \
-             same settings (the run's {})",
-            dir.display(),
-            &saved.config_hash[..12.min(saved.config_hash.len())],
-            &run.config_hash[..12],
-            crate::run_dir::RESOLVED_CONFIG
-        );
-    }
     let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
-    let (progress, opt_state) = state::load(
-        &dir,
-        student,
-        heads,
-        teacher,
-        setup.steps_per_epoch,
-        setup.n_images,
-    )?;
+    let layout = (setup.steps_per_epoch, setup.n_images);
+    let (center, opt_state) =
+        state::load(&saved.dir, &saved.progress, student, heads, teacher, layout)?;
     opt.load_state_dict(&opt_state)?;
-    dino.center = progress.center.to_device(device)?;
-    println!("resumed from {} (step {})", dir.display(), progress.step);
-    Ok(progress.step)
+    dino.center = center.to_device(device)?;
+    println!(
+        "resumed from {} (step {})",
+        saved.dir.display(),
+        saved.progress.step
+    );
+    Ok(saved.progress.step)
 }
 
 /// One step's weighted total loss and its terms.
@@ -556,9 +549,9 @@ fn write_plots(dir: &Path, metrics: &Path, vit: &Vit) -> Result<()> {
         .collect();
     let series = |key: &'static str| Series {
         name: key,
-        values: rows
+        points: rows
             .iter()
-            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+            .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64().unwrap_or(f64::NAN))))
             .collect(),
     };
     let all = [
@@ -572,10 +565,10 @@ fn write_plots(dir: &Path, metrics: &Path, vit: &Vit) -> Result<()> {
     let plotted: Vec<Series> = all
         .iter()
         .map(|k| series(k))
-        .filter(|s| s.values.iter().any(|v| v.is_finite()))
+        .filter(|s| s.points.iter().any(|p| p.1.is_finite()))
         .collect();
     if !plotted.is_empty() {
-        write_curves(&dir.join("curves.png"), &plotted)?;
+        write_curves(&dir.join("curves.png"), "step", &plotted)?;
     }
     write_gate_heatmap(&dir.join("gates.png"), &gate_table(vit)?)
 }

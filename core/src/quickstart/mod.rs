@@ -31,7 +31,7 @@ use crate::finetune::finetune;
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
-use crate::pretrain::grad_conflict::{analyze, ConflictTable};
+use crate::pretrain::grad_conflict::{analyze, write_conflict_chart, ConflictTable};
 use crate::pretrain::pretrain;
 use crate::probe::probe;
 use crate::run_dir::{Existing, RunDir};
@@ -432,10 +432,10 @@ impl Quickstart {
         let config = self.task_config(TaskStage::Finetune, v, t, 0)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
-        // No result: an interrupted stage, whose remains are moved aside.
-        let run = RunDir::create(&config, Existing::Overwrite)?;
+        // No result: a stage not run yet, or an interrupted one, which continues.
+        let run = RunDir::create(&config, Existing::Continue)?;
         let start = Instant::now();
-        let out = finetune(&config, plugin, backbone, &run, &self.device)?;
+        let out = finetune(&config, plugin, backbone, &run, &self.device, true)?;
         let r = TaskResult {
             variant: v.key.into(),
             task: t.name.into(),
@@ -620,6 +620,7 @@ impl Quickstart {
             )?);
         }
         write_json(&self.root.join("grad_conflict.json"), &tables)?;
+        write_conflict_chart(&self.root.join("grad_conflict.png"), &tables)?;
         Ok(tables)
     }
 }

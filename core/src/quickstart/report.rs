@@ -7,13 +7,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clasp_sdk::draw::{self, image::RgbImage, BLACK, WHITE};
-use image::Rgb;
 use serde::{Deserialize, Serialize};
 
 use super::budget::Tier;
 use super::results::{PretrainResult, ProbeResult, TaskResult};
 use super::variants::{DIFFERENCES, TASKS, VARIANTS};
+use crate::charts::bars::{write_bar_chart, Bar, BarChart, Group, Panel};
 use crate::finetune::train::{BLIND_LEVELS_FILE, TEST_SCORES_FILE};
 use crate::plugin_host::scoring::Scorer;
 use crate::pretrain::grad_conflict::ConflictTable;
@@ -430,86 +429,41 @@ impl Report<'_> {
         md
     }
 
-    /// Per protocol, grouped bars per task (one per variant, scaled to the task's largest upper
-    /// bound) with their intervals as whiskers and the image-blind level as a grey line.
+    /// Per protocol, grouped bars per task (one per variant) with their intervals as whiskers and
+    /// the image-blind level as a grey line.
     pub fn write_chart(&self, path: &Path) -> Result<()> {
-        const COLOURS: [Rgb<u8>; 4] = [
-            Rgb([150, 150, 150]),
-            Rgb([31, 119, 180]),
-            Rgb([255, 127, 14]),
-            Rgb([44, 160, 44]),
-        ];
-        let (group_w, bar_w, plot_h, left) = (170u32, 30u32, 160u32, 20u32);
-        let row_h = plot_h + 70;
-        let width = left * 2 + group_w * TASKS.len() as u32;
-        let height = 2 * row_h + 40;
-        let mut img = RgbImage::from_pixel(width, height, WHITE);
-        for (i, v) in VARIANTS.iter().enumerate() {
-            let x = left as i64 + i as i64 * 185;
-            draw::fill_rect(&mut img, x, height as i64 - 24, 10, 10, COLOURS[i]);
-            draw::text(&mut img, x + 14, height as i64 - 24, v.title, 1, BLACK);
-        }
-        for (row, protocol) in [Protocol::Probe, Protocol::Finetune].iter().enumerate() {
-            let top = row as u32 * row_h + 30;
-            draw::text(
-                &mut img,
-                left as i64,
-                top as i64 - 22,
-                &format!(
-                    "{}: primary metric, 95% intervals; grey line: image-blind level",
-                    protocol.title()
-                ),
-                1,
-                BLACK,
-            );
-            for (g, t) in TASKS.iter().enumerate() {
-                let Some(table) = self
-                    .tables
+        let series: Vec<&str> = VARIANTS.iter().map(|v| v.title).collect();
+        let panels = [Protocol::Probe, Protocol::Finetune]
+            .iter()
+            .map(|protocol| Panel {
+                title: format!("{}: primary metric, 95% intervals", protocol.title()),
+                groups: TASKS
                     .iter()
-                    .find(|x| x.protocol == *protocol && x.task == t.name)
-                else {
-                    continue;
-                };
-                let c = &table.comparisons[0];
-                let blind = c.best_blind().map(|b| b.1.value);
-                let max = VARIANTS
-                    .iter()
-                    .filter_map(|v| c.result(v.key).map(|i| i.hi))
-                    .chain(blind)
-                    .filter(|v| v.is_finite())
-                    .fold(1e-9, f64::max);
-                let y_of = |v: f64| {
-                    (top + plot_h) as i64 - ((v / max).clamp(0.0, 1.0) * plot_h as f64) as i64
-                };
-                let x0 = left + g as u32 * group_w + 10;
-                for (i, v) in VARIANTS.iter().enumerate() {
-                    let Some(iv) = c.result(v.key) else { continue };
-                    let x = (x0 + i as u32 * (bar_w + 4)) as i64;
-                    let y = y_of(iv.value);
-                    let h = (top + plot_h) as i64 - y;
-                    draw::fill_rect(&mut img, x, y, bar_w, h.max(0) as u32, COLOURS[i]);
-                    let (lo, hi) = (y_of(iv.lo), y_of(iv.hi));
-                    let mid = x + bar_w as i64 / 2;
-                    draw::fill_rect(&mut img, mid, hi, 1, (lo - hi).max(1) as u32, BLACK);
-                    draw::fill_rect(&mut img, mid - 4, hi, 9, 1, BLACK);
-                    draw::fill_rect(&mut img, mid - 4, lo, 9, 1, BLACK);
-                }
-                if let Some(b) = blind {
-                    let y = y_of(b);
-                    let w = VARIANTS.len() as u32 * (bar_w + 4);
-                    draw::fill_rect(&mut img, x0 as i64 - 4, y, w + 8, 2, Rgb([110, 110, 110]));
-                }
-                draw::text(
-                    &mut img,
-                    x0 as i64,
-                    (top + plot_h + 8) as i64,
-                    &format!("{} ({})", t.name, c.metric),
-                    1,
-                    BLACK,
-                );
-            }
-        }
-        img.save(path)
-            .with_context(|| format!("writing {}", path.display()))
+                    .filter_map(|t| {
+                        let table = self
+                            .tables
+                            .iter()
+                            .find(|x| x.protocol == *protocol && x.task == t.name)?;
+                        let c = &table.comparisons[0];
+                        let bar = |iv: &Interval| Bar {
+                            value: iv.value,
+                            lo: iv.lo,
+                            hi: iv.hi,
+                        };
+                        Some(Group {
+                            name: format!("{} ({})", t.name, c.metric),
+                            bars: VARIANTS.iter().map(|v| c.result(v.key).map(bar)).collect(),
+                            reference: c.best_blind().map(|b| b.1.value),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        let chart = BarChart {
+            series: &series,
+            reference: "image-blind level",
+            panels,
+        };
+        write_bar_chart(path, &chart)
     }
 }

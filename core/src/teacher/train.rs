@@ -22,6 +22,7 @@ use super::tokenizer::ClipTokenizer;
 use super::train_state;
 use super::word_tokenizer;
 use crate::checkpoint::atomic::AtomicDir;
+use crate::checkpoint::Checkpointer;
 use crate::config::teacher::TeacherSettings;
 use crate::optim::adamw::{AdamW, AdamWConfig};
 use crate::optim::groups::build_groups;
@@ -332,8 +333,8 @@ pub fn train_teacher(
     );
 
     // 4. Epochs, from the last finished one when resuming.
-    let resume_dir = train_state::resume_dir(out);
-    let mut progress = start_or_resume(t, seed, &run, &resume_dir, &clip, &mut opt, &tok)?;
+    let checkpointer = train_state::checkpointer(out, &resumed_settings(t, seed, &tok)?)?;
+    let mut progress = start_or_resume(&run, &checkpointer, &clip, &mut opt)?;
     let aspects = train
         .items
         .iter()
@@ -361,7 +362,7 @@ pub fn train_teacher(
             println!(
                 "teacher: stopped after epoch {epoch} of {}; `--resume` continues from {}",
                 t.epochs,
-                resume_dir.display()
+                checkpointer.dir().display()
             );
             return Ok(report(progress.reports, false));
         }
@@ -397,17 +398,16 @@ pub fn train_teacher(
         progress.reports.push(epoch_report);
         progress.epochs_done = epoch + 1;
         if progress.epochs_done < t.epochs {
-            train_state::save(&resume_dir, &clip, &opt, &progress)?;
+            checkpointer.save(progress.step as u64, &progress, |staging| {
+                train_state::write(staging, &clip, &opt)
+            })?;
         }
     }
 
     // 5. The Hugging Face folder.
     let report = report(progress.reports, true);
     write_folder(staging, t, &clip, &config, &report)?;
-    if resume_dir.exists() {
-        std::fs::remove_dir_all(&resume_dir)
-            .with_context(|| format!("removing {}", resume_dir.display()))?;
-    }
+    checkpointer.discard()?;
     Ok(report)
 }
 
@@ -484,47 +484,57 @@ fn optimizer(
     Ok((opt, schedule))
 }
 
-/// A fresh run's progress, or — with `--resume` and saved state — the interrupted run's, with
-/// its weights and optimiser restored. State left by an interrupted run is discarded otherwise.
-fn start_or_resume(
+/// What a resumed run must share with the one that saved: the settings that change what is
+/// computed, the seed and the tokenizer's size.
+fn resumed_settings(
     t: &TeacherSettings,
     seed: u64,
-    run: &TeacherRun,
-    resume_dir: &Path,
-    clip: &Clip,
-    opt: &mut AdamW,
     tok: &ClipTokenizer,
-) -> Result<train_state::Progress> {
-    let mut settings = serde_json::to_value(t)?;
-    if let Some(m) = settings.as_object_mut() {
+) -> Result<serde_json::Value> {
+    let mut teacher = serde_json::to_value(t)?;
+    if let Some(m) = teacher.as_object_mut() {
         m.remove("workers"); // changes nothing that is computed
         m.insert("seed".into(), seed.into());
     }
+    Ok(serde_json::json!({ "teacher": teacher, "tokenizer": { "words": tok.vocab_size() } }))
+}
+
+/// A fresh run's progress, or — with `--resume` and saved state — the interrupted run's, with
+/// its weights and optimiser restored. State left by an interrupted run is discarded otherwise.
+fn start_or_resume(
+    run: &TeacherRun,
+    checkpointer: &Checkpointer,
+    clip: &Clip,
+    opt: &mut AdamW,
+) -> Result<train_state::Progress> {
     let fresh = train_state::Progress {
         epochs_done: 0,
         step: 0,
         reports: Vec::new(),
-        settings,
-        vocab_size: tok.vocab_size(),
     };
-    if run.resume && resume_dir.is_dir() {
-        let progress = train_state::load(resume_dir, clip, opt, &fresh)?;
-        println!(
-            "teacher: resuming after epoch {} (step {}) from {}",
-            progress.epochs_done,
-            progress.step,
-            resume_dir.display()
-        );
-        return Ok(progress);
+    if run.resume {
+        let advice = || format!("delete {} to start over", checkpointer.dir().display());
+        if let Some(saved) = checkpointer
+            .latest::<train_state::Progress>()
+            .with_context(advice)?
+        {
+            train_state::load(&saved.dir, clip, opt).with_context(advice)?;
+            println!(
+                "teacher: resuming after epoch {} (step {}) from {}",
+                saved.progress.epochs_done,
+                saved.progress.step,
+                saved.dir.display()
+            );
+            return Ok(saved.progress);
+        }
     }
-    if resume_dir.exists() {
+    if checkpointer.dir().exists() {
         println!(
             "teacher: starting over; discarding the state of an interrupted run in {} \
              (`--resume` continues it)",
-            resume_dir.display()
+            checkpointer.dir().display()
         );
-        std::fs::remove_dir_all(resume_dir)
-            .with_context(|| format!("removing the stale {}", resume_dir.display()))?;
+        checkpointer.discard()?;
     }
     Ok(fresh)
 }

@@ -11,7 +11,7 @@ use crate::lip::{palette, CLASS_NAMES};
 
 /// Height the person is drawn at (small crops are enlarged so the parts are visible).
 const HEIGHT: u32 = 384;
-const ROW: u32 = 14;
+const ROW: u32 = 16;
 const MARGIN: u32 = 8;
 const ALPHA: f32 = 0.55;
 
@@ -52,21 +52,30 @@ pub fn draw_overlay(image: &Path, labels: &[u8], out: &Path) -> Result<()> {
 
     let legend_x = 2 * scaled_w + 2 * MARGIN;
     let canvas_h = HEIGHT.max(MARGIN * 2 + ROW * present.len() as u32);
-    let mut canvas = RgbImage::from_pixel(legend_x + 8 * 22 + MARGIN, canvas_h, WHITE);
+    let entry = |c: u8, n: usize| {
+        let share = 100.0 * n as f64 / labels.len() as f64;
+        format!("{} {share:.0}%", CLASS_NAMES[c as usize])
+    };
+    let legend_w = present
+        .iter()
+        .map(|(c, n)| draw::text_width(&entry(*c, *n), draw::TEXT_PX))
+        .max()
+        .unwrap_or(0)
+        + 14;
+    let mut canvas = RgbImage::from_pixel(legend_x + legend_w + MARGIN, canvas_h, WHITE);
     image::imageops::overlay(&mut canvas, &left, 0, 0);
     image::imageops::overlay(&mut canvas, &right, (scaled_w + MARGIN) as i64, 0);
     for (i, (c, n)) in present.iter().enumerate() {
         let y = (MARGIN + i as u32 * ROW) as i64;
         draw::fill_rect(&mut canvas, legend_x as i64, y, 10, 10, Rgb(palette(*c)));
         draw::rect_outline(&mut canvas, legend_x as i64, y, 10, 10, 1, BLACK);
-        let share = 100.0 * *n as f64 / labels.len() as f64;
-        let name = CLASS_NAMES[*c as usize];
+        let text = entry(*c, *n);
         draw::text(
             &mut canvas,
             legend_x as i64 + 14,
-            y + 1,
-            &format!("{name} {share:.0}%"),
-            1,
+            y - 2,
+            &text,
+            draw::TEXT_PX,
             BLACK,
         );
     }

@@ -52,13 +52,13 @@ pub fn draw_skeleton(image: &Path, kps: &[[f32; 3]], threshold: f32, out: &Path)
         draw::fill_rect(&mut canvas, x - 3, y - 3, 7, 7, colour(side(i)));
     }
     let shown = kps.iter().filter(|k| k[2] >= threshold).count();
-    draw::fill_rect(&mut canvas, 0, 0, w, 12, WHITE);
+    draw::fill_rect(&mut canvas, 0, 0, w, 17, WHITE);
     draw::text(
         &mut canvas,
         2,
         2,
         &format!("{shown}/{} keypoints", kps.len()),
-        1,
+        draw::TEXT_PX,
         BLACK,
     );
     match canvas.save(out) {

@@ -102,7 +102,7 @@ pub fn draw_rank_list(
         );
         image::imageops::overlay(&mut canvas, img, x + BORDER as i64, (GAP + BORDER) as i64);
         let y = (GAP + CELL_H + 2 * BORDER + 4) as i64;
-        draw::text(&mut canvas, x, y, caption, 1, BLACK);
+        draw::text(&mut canvas, x, y, caption, draw::TEXT_PX, BLACK);
     };
     place(0, &cell(query_image)?, BLACK, "query");
     for (rank, (gi, dist)) in ranks.iter().enumerate() {

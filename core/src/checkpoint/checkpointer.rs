@@ -1,0 +1,226 @@
+//! The checkpointer of every training loop — pre-training, fine-tuning and the teacher's CLIP:
+//! `step_XXXXXXXX/` folders under one directory, each written atomically (the loop's files, then
+//! `progress.json` with the loop's typed progress and the settings that produced it), the newest
+//! `keep_last` kept. Resuming reads the newest one and refuses it when it was saved under other
+//! settings, naming the keys that differ.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::atomic::AtomicDir;
+use super::store::{list, prune, step_dir_name};
+
+/// The loop's progress and the settings it ran under, inside every checkpoint.
+pub const PROGRESS_FILE: &str = "progress.json";
+
+#[derive(Serialize, Deserialize)]
+struct Record<P> {
+    settings: Value,
+    progress: P,
+}
+
+pub struct Checkpointer {
+    dir: PathBuf,
+    keep_last: usize,
+    /// What must be equal for a checkpoint to be continued.
+    settings: Value,
+}
+
+/// A checkpoint found to resume from.
+pub struct Saved<P> {
+    pub dir: PathBuf,
+    pub step: u64,
+    pub progress: P,
+}
+
+impl Checkpointer {
+    /// Checkpoints under `dir`, the newest `keep_last` (at least one) kept, for a run with
+    /// `settings`.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        keep_last: usize,
+        settings: &impl Serialize,
+    ) -> Result<Self> {
+        Ok(Self {
+            dir: dir.into(),
+            keep_last: keep_last.max(1),
+            settings: serde_json::to_value(settings).context("the run's settings as JSON")?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the checkpoint of `step`: `write` puts the loop's files into the staging folder,
+    /// then the progress goes in and the folder is committed; older ones beyond `keep_last` are
+    /// removed. Returns the checkpoint's folder.
+    pub fn save<P: Serialize>(
+        &self,
+        step: u64,
+        progress: &P,
+        write: impl FnOnce(&AtomicDir) -> Result<()>,
+    ) -> Result<PathBuf> {
+        let target = self.dir.join(step_dir_name(step));
+        let staging = AtomicDir::begin(&target)?;
+        write(&staging).with_context(|| format!("writing checkpoint {}", target.display()))?;
+        let record = Record {
+            settings: self.settings.clone(),
+            progress,
+        };
+        staging.write(
+            PROGRESS_FILE,
+            serde_json::to_string_pretty(&record)?.as_bytes(),
+        )?;
+        let path = staging.commit()?;
+        for old in prune(&self.dir, self.keep_last)? {
+            tracing::debug!("removed old checkpoint {}", old.display());
+        }
+        Ok(path)
+    }
+
+    /// The newest checkpoint and its progress, if there is one; one saved under other settings
+    /// is refused, naming the keys that differ.
+    pub fn latest<P: DeserializeOwned>(&self) -> Result<Option<Saved<P>>> {
+        let Some((step, dir)) = list(&self.dir)?.pop() else {
+            return Ok(None);
+        };
+        let record: Record<P> = read_record(&dir)?;
+        let differ = differing_keys(&record.settings, &self.settings);
+        if !differ.is_empty() {
+            bail!(
+                "{} was saved by a run with other settings ({} differ{})",
+                dir.display(),
+                differ.join(", "),
+                if differ.len() == 1 { "s" } else { "" }
+            );
+        }
+        Ok(Some(Saved {
+            dir,
+            step,
+            progress: record.progress,
+        }))
+    }
+
+    /// The newest checkpoint's folder, whatever its settings.
+    pub fn newest_dir(&self) -> Result<Option<PathBuf>> {
+        Ok(list(&self.dir)?.pop().map(|(_, p)| p))
+    }
+
+    /// Removes every checkpoint (the folder itself too).
+    pub fn discard(&self) -> Result<()> {
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("removing {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_record<P: DeserializeOwned>(dir: &Path) -> Result<Record<P>> {
+    let path = dir.join(PROGRESS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (a checkpoint written before checkpoints carried their progress cannot \
+             be continued: start a new run)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The progress saved in checkpoint `dir`, its settings unchecked (for tools that read a
+/// checkpoint rather than continue it).
+pub fn read_progress<P: DeserializeOwned>(dir: &Path) -> Result<P> {
+    Ok(read_record(dir)?.progress)
+}
+
+/// Dotted paths (`` `pretrain.dino.student_temp` ``) of the leaves that differ between two
+/// settings trees, with both values.
+pub fn differing_keys(saved: &Value, now: &Value) -> Vec<String> {
+    fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let child = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(&child, x.get(k), y.get(k), out);
+                }
+            }
+            (a, b) if a != b => {
+                let show = |v: Option<&Value>| v.map_or("absent".to_string(), Value::to_string);
+                out.push(format!("`{path}` (saved {}, now {})", show(a), show(b)));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(saved), Some(now), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Progress {
+        epoch: usize,
+    }
+
+    #[test]
+    fn saves_keep_the_newest_and_resume_refuses_other_settings_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = json!({"optim": {"lr": 0.1, "wd": 0.05}, "seed": 1});
+        let ck = Checkpointer::new(dir.path().join("checkpoints"), 2, &settings).unwrap();
+        assert!(ck.latest::<Progress>().unwrap().is_none());
+        for epoch in 1..=3 {
+            ck.save(
+                epoch * 10,
+                &Progress {
+                    epoch: epoch as usize,
+                },
+                |staging| staging.write("weights.bin", b"w"),
+            )
+            .unwrap();
+        }
+        let saved = ck.latest::<Progress>().unwrap().unwrap();
+        assert_eq!((saved.step, saved.progress), (30, Progress { epoch: 3 }));
+        assert!(saved.dir.join("weights.bin").is_file());
+        let kept: Vec<u64> = list(ck.dir())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(kept, vec![20, 30]);
+
+        let other = json!({"optim": {"lr": 0.2, "wd": 0.05}, "seed": 1, "extra": true});
+        let e = Checkpointer::new(ck.dir(), 2, &other)
+            .unwrap()
+            .latest::<Progress>()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("`extra` (saved absent, now true)"), "{e}");
+        assert!(e.contains("`optim.lr` (saved 0.1, now 0.2)"), "{e}");
+        assert!(!e.contains("wd"), "{e}");
+
+        // A failed write commits nothing.
+        let failed = ck.save(40, &Progress { epoch: 4 }, |_| bail!("disk full"));
+        assert!(failed.unwrap_err().to_string().contains("step_00000040"));
+        assert_eq!(ck.latest::<Progress>().unwrap().unwrap().step, 30);
+        ck.discard().unwrap();
+        assert!(!ck.dir().exists());
+    }
+}
