@@ -69,18 +69,18 @@ impl RunDir {
                         .is_ok_and(|mut d| d.next().is_some());
                     if saved && old != text {
                         bail!(
-                            "{} holds a run of other settings (its {RESOLVED_CONFIG} differs, or \
-                             another command wrote it): resume with the same settings \
-                             (`--config {}`), pass --overwrite to move it aside, or choose \
-                             another --set run.name",
+                            "{} holds a run of other settings ({}): resume with the same \
+                             settings (`--config {}`), pass --overwrite to move it aside, or \
+                             choose another --set run.name",
                             path.display(),
+                            what_differs(&old, &text),
                             file.display()
                         );
                     }
                 }
                 Existing::Refuse => bail!(
                     "{} already holds a run: pass --overwrite to move it aside and start afresh \
-                     (`clasp pretrain` can also --resume it), or choose another --set run.name",
+                     (`clasp pretrain` and `clasp finetune` can also --resume it), or choose another --set run.name",
                     path.display()
                 ),
                 Existing::Overwrite => {
@@ -111,6 +111,26 @@ impl RunDir {
 
     pub fn checkpoints(&self) -> PathBuf {
         self.path.join("checkpoints")
+    }
+}
+
+/// The keys whose values differ between two resolved configs, each with both values; or that
+/// the saved one is missing or unreadable (another command wrote the folder).
+fn what_differs(saved: &str, now: &str) -> String {
+    let parse = |text: &str| {
+        toml::from_str::<toml::Value>(text)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok())
+    };
+    match (parse(saved), parse(now)) {
+        (Some(a), Some(b)) => {
+            let keys = crate::checkpoint::checkpointer::differing_keys(&a, &b);
+            match keys.is_empty() {
+                true => format!("its {RESOLVED_CONFIG} differs"),
+                false => keys.join(", "),
+            }
+        }
+        _ => format!("its {RESOLVED_CONFIG} is missing or unreadable: another command wrote it"),
     }
 }
 

@@ -60,7 +60,16 @@ pub fn rect_outline(
 
 /// A straight line from `a` to `b`, `width` pixels thick with round ends.
 pub fn line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), width: u32, colour: Rgb<u8>) {
-    let (ax, ay, bx, by) = (a.0 as f32, a.1 as f32, b.0 as f32, b.1 as f32);
+    // Clipped to the image and a margin first: a far-off end (a keypoint at 1e12) would
+    // overflow the rasteriser or walk billions of pixels outside the image.
+    let margin = width as f64 + 2.0;
+    let lo = (-margin, -margin);
+    let hi = (img.width() as f64 + margin, img.height() as f64 + margin);
+    let as_f64 = |p: (i64, i64)| (p.0 as f64, p.1 as f64);
+    let Some(((ax, ay), (bx, by))) = clip(as_f64(a), as_f64(b), lo, hi) else {
+        return;
+    };
+    let (ax, ay, bx, by) = (ax as f32, ay as f32, bx as f32, by as f32);
     if width <= 1 {
         drawing::draw_line_segment_mut(img, (ax, ay), (bx, by), colour);
         return;
@@ -82,9 +91,35 @@ pub fn line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), width: u32, colour
         }
     }
     let radius = (width / 2) as i32;
-    for (x, y) in [a, b] {
-        drawing::draw_filled_circle_mut(img, (clamp_i32(x), clamp_i32(y)), radius, colour);
+    for (x, y) in [(ax, ay), (bx, by)] {
+        let centre = (x.round() as i32, y.round() as i32);
+        drawing::draw_filled_circle_mut(img, centre, radius, colour);
     }
+}
+
+/// The part of segment `a`–`b` inside the box `lo`–`hi` (Liang–Barsky), if any.
+type Segment = ((f64, f64), (f64, f64));
+fn clip(a: (f64, f64), b: (f64, f64), lo: (f64, f64), hi: (f64, f64)) -> Option<Segment> {
+    let d = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-d.0, a.0 - lo.0),
+        (d.0, hi.0 - a.0),
+        (-d.1, a.1 - lo.1),
+        (d.1, hi.1 - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else if p < 0.0 {
+            t0 = t0.max(q / p);
+        } else {
+            t1 = t1.min(q / p);
+        }
+    }
+    let at = |t: f64| (a.0 + t * d.0, a.1 + t * d.1);
+    (t0 <= t1).then(|| (at(t0), at(t1)))
 }
 
 /// Width in pixels of `text` at height `px`.
@@ -148,5 +183,31 @@ mod tests {
         line(&mut diagonal, (5, 5), (35, 35), 3, BLACK);
         assert_eq!(*diagonal.get_pixel(20, 20), BLACK);
         assert_eq!(*diagonal.get_pixel(30, 10), WHITE);
+        // Ends far outside the image neither panic nor take long, and keep their direction.
+        line(
+            &mut diagonal,
+            (-1_000_000_000_000, 3),
+            (1_000_000_000_000, 3),
+            3,
+            BLACK,
+        );
+        assert_eq!(*diagonal.get_pixel(35, 3), BLACK);
+        let mut far = RgbImage::from_pixel(40, 40, WHITE);
+        line(
+            &mut far,
+            (10, 10),
+            (10 + 1_000_000_000_000, 10 + 1_000_000_000_000),
+            1,
+            BLACK,
+        );
+        assert_eq!(*far.get_pixel(30, 30), BLACK);
+        assert_eq!(*far.get_pixel(30, 10), WHITE);
+        let before = inked(&far).len();
+        line(&mut far, (-100, -100), (-50, -80), 3, BLACK);
+        assert_eq!(
+            inked(&far).len(),
+            before,
+            "a line wholly outside draws nothing"
+        );
     }
 }

@@ -607,7 +607,7 @@ fn finetune_trains_through_the_plugin_and_writes_a_task_checkpoint() {
     let run = RunDir::create(&config, Existing::Refuse).unwrap();
     let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
     let sha = plugin.sha256.clone();
-    let out = finetune(&config, plugin, None, &run, &Device::Cpu, false).unwrap();
+    let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
     assert_eq!(out.history.len(), 6);
     let (first, last) = (out.history[0].train_loss, out.history[5].train_loss);
     assert!(
@@ -725,7 +725,7 @@ fn a_configured_task_embedding_seeds_the_prompt() {
         .unwrap();
         let run = RunDir::create(&config, Existing::Overwrite).unwrap();
         let plugin = load(&library("clasp_plugin_attribute"), None).unwrap();
-        finetune(&config, plugin, None, &run, &Device::Cpu, false)
+        finetune(&config, plugin, None, &run, &Device::Cpu)
     };
     let good = write("e512.safetensors", 512);
     let out = run_with(&good).unwrap();
@@ -887,7 +887,7 @@ fn attribute_finetuning_beats_chance_with_either_head() {
         let run = RunDir::create(&config, Existing::Refuse).unwrap();
         let plugin = clasp_core::plugin_host::loader::find_task(&plugins, "attribute").unwrap();
         let start = std::time::Instant::now();
-        let out = finetune(&config, plugin, None, &run, &Device::Cpu, false).unwrap();
+        let out = finetune(&config, plugin, None, &run, &Device::Cpu).unwrap();
         let secs = start.elapsed().as_secs_f64();
 
         let model = TaskModel::load(&out.checkpoint, &plugins, &Device::Cpu).unwrap();

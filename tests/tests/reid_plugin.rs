@@ -280,8 +280,8 @@ fn reid_finetuning_beats_chance() {
     assert!(stdout.contains("gallery:"), "{stdout}");
     assert_eq!(drawn.len(), 1, "{drawn:?}");
 
-    // `clasp embed` on a task checkpoint writes the head's retrieval features: the same ones the
-    // evaluation ranked.
+    // `clasp embed` on a task checkpoint writes the head's outputs by name: at inference reid's
+    // is `feature`, the retrieval feature the evaluation ranked.
     let feats = run.runs.path().join("query.safetensors");
     let run = std::process::Command::new(common::plugin_libs::clasp_exe())
         .args(["embed", "--checkpoint"])
@@ -299,7 +299,9 @@ fn reid_finetuning_beats_chance() {
         String::from_utf8_lossy(&run.stderr)
     );
     let t = candle_core::safetensors::load(&feats, &Device::Cpu).unwrap();
-    let f = t["features"].to_vec2::<f32>().unwrap();
+    let f = t["feature"].to_vec2::<f32>().unwrap();
+    let names: Vec<&String> = t.keys().collect();
+    assert_eq!(names, ["feature"], "the inference head's one output, by name");
     let queries = eval
         .targets
         .iter()

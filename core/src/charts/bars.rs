@@ -9,8 +9,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::curves::tick_label;
-use super::{register_fonts, render, Area, FONT};
+use super::{register_fonts, render, tick_label, Area, FONT};
 
 const GROUP: (u32, u32) = (240, 250);
 const TITLE_H: u32 = 26;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::{render, value_range, FONT};
+use super::{render, tick_label, value_range, FONT};
 
 const PANEL: (u32, u32) = (360, 220);
 const COLUMNS: usize = 2;
@@ -27,17 +27,6 @@ impl<'a> Series<'a> {
         let points = (1..).map(f64::from).zip(values).collect();
         Series { name, points }
     }
-}
-
-/// Tick labels with as many decimals as ticks `span / ticks` apart need.
-pub fn tick_label(v: f64, span: f64, ticks: usize) -> String {
-    let step = span.abs() / ticks.max(1) as f64;
-    let decimals = if step > 0.0 && step.is_finite() {
-        (-step.log10().floor()).clamp(0.0, 6.0) as usize
-    } else {
-        2
-    };
-    format!("{v:.decimals$}")
 }
 
 fn panel(area: &super::Area, series: &Series, x_label: &str) -> Result<()> {
@@ -123,13 +112,5 @@ mod tests {
             .filter(|(x, y, p)| *x < 60 && *y < h && p.0[0] < 80)
             .count();
         assert!(dark > 20, "y tick labels: {dark} dark pixels");
-    }
-
-    #[test]
-    fn tick_labels_carry_the_decimals_their_spacing_needs() {
-        assert_eq!(tick_label(3.0, 10.0, 5), "3");
-        assert_eq!(tick_label(0.5, 1.0, 5), "0.5");
-        assert_eq!(tick_label(0.0125, 0.02, 5), "0.013");
-        assert_eq!(tick_label(1234.0, 2000.0, 5), "1234");
     }
 }

@@ -23,8 +23,14 @@ pub struct Heatmap<'a> {
     pub rows: Vec<(String, Vec<f32>)>,
 }
 
-/// White (0) to dark blue (1).
+/// What a missing (non-finite) value is drawn as.
+const MISSING: RGBColor = RGBColor(200, 80, 80);
+
+/// White (0) to dark blue (1); red for a non-finite value.
 pub fn colour(v: f32) -> RGBColor {
+    if !v.is_finite() {
+        return MISSING;
+    }
     let v = v.clamp(0.0, 1.0);
     let mix = |a: f32, b: f32| (a + (b - a) * v).round() as u8;
     RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
@@ -54,15 +60,22 @@ pub fn write_heatmap(path: &Path, map: &Heatmap) -> Result<()> {
     let grid_w = map.groups.len() as i32 * group_w;
     let width = (left + grid_w + 70).max(420);
     let height = TOP + map.rows.len() as i32 * CELL + 12;
-    let (lo, hi) = map
-        .rows
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
+    let values = map.rows.iter().flat_map(|(_, v)| v.iter().copied());
+    let finite: Vec<f32> = values.clone().filter(|v| v.is_finite()).collect();
+    let missing = values.count() - finite.len();
+    let range = match finite.iter().copied().reduce(f32::min) {
+        Some(lo) => {
+            let hi = finite.iter().copied().fold(lo, f32::max);
+            format!("range {lo:.3} to {hi:.3}")
+        }
+        None => "no finite value".to_string(),
+    };
+    let range = match missing {
+        0 => range,
+        n => format!("{range}; {n} non-finite in red"),
+    };
     render(path, (width as u32, height as u32), |root| {
-        let title = format!("{} (range {lo:.3} to {hi:.3})", map.title);
+        let title = format!("{} ({range})", map.title);
         root.draw(&Text::new(title, (8, 6), (FONT, 14).into_font()))?;
         let centred = TextStyle::from(label_font.clone()).pos(Pos::new(HPos::Center, VPos::Bottom));
         for (g, name) in map.groups.iter().enumerate() {

@@ -79,6 +79,21 @@ pub fn value_range(values: impl IntoIterator<Item = f64>) -> std::ops::Range<f64
     lo - pad..hi + pad
 }
 
+/// Tick labels with as many decimals as ticks `span / ticks` apart need.
+/// (Scientific notation when they would need more than six.)
+pub fn tick_label(v: f64, span: f64, ticks: usize) -> String {
+    let step = span.abs() / ticks.max(1) as f64;
+    if !(step > 0.0 && step.is_finite()) {
+        return format!("{v:.2}");
+    }
+    let decimals = -step.log10().floor();
+    if decimals > 6.0 {
+        return format!("{v:.1e}");
+    }
+    let decimals = decimals.max(0.0) as usize;
+    format!("{v:.decimals$}")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -112,5 +127,14 @@ pub(crate) mod tests {
         let img = image::open(&path).unwrap().to_rgb8();
         let dark = img.pixels().filter(|p| p.0[0] < 100).count();
         assert!(dark > 40, "{dark} dark pixels");
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_their_spacing_needs() {
+        assert_eq!(tick_label(3.0, 10.0, 5), "3");
+        assert_eq!(tick_label(0.5, 1.0, 5), "0.5");
+        assert_eq!(tick_label(0.0125, 0.02, 5), "0.013");
+        assert_eq!(tick_label(1234.0, 2000.0, 5), "1234");
+        assert_eq!(tick_label(3e-9, 1e-8, 5), "3.0e-9");
     }
 }

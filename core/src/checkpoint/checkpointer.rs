@@ -11,11 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::atomic::AtomicDir;
-use super::store::{list, prune, step_dir_name};
-
-/// The loop's progress and the settings it ran under, inside every checkpoint.
-pub const PROGRESS_FILE: &str = "progress.json";
+use super::atomic::{remove_stale_temporaries, AtomicDir};
+use super::store::{list, prune, step_dir_name, PROGRESS_FILE};
 
 #[derive(Serialize, Deserialize)]
 struct Record<P> {
@@ -111,10 +108,14 @@ impl Checkpointer {
         Ok(list(&self.dir)?.pop().map(|(_, p)| p))
     }
 
-    /// Removes every checkpoint (the folder itself too).
-    pub fn discard(&self) -> Result<()> {
-        if self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir)
+    /// Removes every checkpoint it wrote, and the folder once nothing else is left in it (a
+    /// fine-tuning run's delivered model beside them stays).
+    pub fn clear(&self) -> Result<()> {
+        prune(&self.dir, 0)?;
+        remove_stale_temporaries(&self.dir)?;
+        let empty = std::fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_none());
+        if empty {
+            std::fs::remove_dir(&self.dir)
                 .with_context(|| format!("removing {}", self.dir.display()))?;
         }
         Ok(())
@@ -123,13 +124,15 @@ impl Checkpointer {
 
 fn read_record<P: DeserializeOwned>(dir: &Path) -> Result<Record<P>> {
     let path = dir.join(PROGRESS_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (a checkpoint written before checkpoints carried their progress cannot \
-             be continued: start a new run)",
-            path.display()
-        )
-    })?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} has no {PROGRESS_FILE}: it was written by an older clasp and cannot be continued \
+             (pass --overwrite to start afresh, or choose another run.name)",
+            dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -220,7 +223,15 @@ mod tests {
         let failed = ck.save(40, &Progress { epoch: 4 }, |_| bail!("disk full"));
         assert!(failed.unwrap_err().to_string().contains("step_00000040"));
         assert_eq!(ck.latest::<Progress>().unwrap().unwrap().step, 30);
-        ck.discard().unwrap();
-        assert!(!ck.dir().exists());
+        std::fs::create_dir_all(ck.dir().join("task_selected")).unwrap();
+        ck.clear().unwrap();
+        assert!(list(ck.dir()).unwrap().is_empty());
+        assert!(
+            ck.dir().join("task_selected").is_dir(),
+            "what it did not write stays"
+        );
+        std::fs::remove_dir(ck.dir().join("task_selected")).unwrap();
+        ck.clear().unwrap();
+        assert!(!ck.dir().exists(), "an emptied folder goes");
     }
 }

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::atomic::TMP_PREFIX;
-use super::checkpointer::PROGRESS_FILE;
 use super::manifest::MANIFEST_FILE;
+
+/// A checkpointer's record of a checkpoint: the loop's progress and the settings it ran under.
+pub const PROGRESS_FILE: &str = "progress.json";
 
 pub fn step_dir_name(step: u64) -> String {
     format!("step_{step:08}")

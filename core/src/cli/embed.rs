@@ -1,7 +1,8 @@
 //! `clasp embed`: features of every image in a folder — the backbone's CLS and mean patch token
-//! for a backbone checkpoint; the task head's output (for reid, the retrieval feature) for a task
-//! checkpoint.
+//! for a backbone checkpoint; every named output of the task head at inference for a task
+//! checkpoint (reid: `feature`, the retrieval feature the evaluation ranks).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -23,8 +24,9 @@ pub struct EmbedArgs {
     /// Folder of images.
     #[arg(long)]
     pub images: PathBuf,
-    /// Output safetensors (`cls` and `patch_mean`, or `features` for a task checkpoint); the
-    /// image list goes to `<out>.images.txt`.
+    /// Output safetensors (`cls` and `patch_mean`, or for a task checkpoint each head output
+    /// under the name the plugin gives it, e.g. reid's `feature`); the image list goes to
+    /// `<out>.images.txt`.
     #[arg(long)]
     pub out: PathBuf,
     /// Task whose prompt (and folded gates) to use, for models with prompts.
@@ -70,7 +72,8 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
         "embed {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
     )?);
-    let (mut cls, mut pooled, mut head) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cls, mut pooled) = (Vec::new(), Vec::new());
+    let mut head: BTreeMap<String, Vec<Tensor>> = BTreeMap::new();
     let (mut kept, mut skipped) = (Vec::new(), 0usize);
     for chunk in files.chunks(args.batch.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
@@ -94,8 +97,10 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
         }
         let x = Tensor::from_vec(pixels, (n, 3, h, w), &device)?;
         if let Some(m) = &task_model {
-            let outputs = m.forward(&x, false)?;
-            head.push(outputs.first()?.to_device(&candle_core::Device::Cpu)?);
+            for (name, t) in m.forward(&x, false)?.0 {
+                let t = t.to_device(&candle_core::Device::Cpu)?;
+                head.entry(name).or_default().push(t);
+            }
             continue;
         }
         let vit = vit
@@ -113,10 +118,12 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
             args.images.display()
         );
     }
-    let tensors = if task_model.is_some() {
-        std::collections::HashMap::from([("features".to_string(), Tensor::cat(&head, 0)?)])
+    let tensors: HashMap<String, Tensor> = if task_model.is_some() {
+        head.into_iter()
+            .map(|(name, parts)| Ok((name, Tensor::cat(&parts, 0)?)))
+            .collect::<Result<_>>()?
     } else {
-        std::collections::HashMap::from([
+        HashMap::from([
             ("cls".to_string(), Tensor::cat(&cls, 0)?),
             ("patch_mean".to_string(), Tensor::cat(&pooled, 0)?),
         ])

@@ -44,8 +44,8 @@ pub struct FinetuneArgs {
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
     /// Stop after this many epochs; `--resume` continues from there.
-    #[arg(long)]
-    pub max_epochs: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_epochs: Option<u32>,
 }
 
 impl TaskRunArgs {
@@ -121,7 +121,7 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     let config = args.run.load(g, "finetune", epochs.into_iter().collect())?;
     let how = FinetuneRun {
         resume: args.resume,
-        max_epochs: args.max_epochs,
+        max_epochs: args.max_epochs.map(|m| m as usize),
     };
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;

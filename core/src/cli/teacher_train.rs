@@ -18,13 +18,13 @@ pub struct TeacherTrainArgs {
     /// Output folder (config.json, model.safetensors, tokenizer.json, preprocessor_config.json).
     #[arg(long)]
     pub out: PathBuf,
-    /// Continue an interrupted run from its last finished epoch (kept in `.<out>.resume/`
-    /// beside the output folder); the settings must be the same.
+    /// Continue an interrupted run from its last finished epoch (a `step_…/` checkpoint in
+    /// `.<out>.resume/` beside the output folder); the settings must be the same.
     #[arg(long)]
     pub resume: bool,
     /// Stop after this many epochs; `--resume` continues from there.
-    #[arg(long)]
-    pub max_epochs: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_epochs: Option<u32>,
     /// Move an existing teacher at --out aside (`<out>.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
@@ -43,7 +43,7 @@ pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
     let device = parse_device(&config.run.device)?;
     let run = TeacherRun {
         resume: args.resume,
-        max_epochs: args.max_epochs,
+        max_epochs: args.max_epochs.map(|m| m as usize),
         max_skipped_fraction: config.data.max_skipped_fraction,
     };
     let report = train_teacher(&t, &args.out, &device, config.run.seed, run)?;

@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod evaluate;
+pub mod resume;
 pub mod sample;
 pub mod task_model;
 pub mod task_prompt;

@@ -13,15 +13,14 @@ use super::data::{
     BLIND_TRAIN_SAMPLES,
 };
 use super::evaluate::{evaluate, format_metrics};
+use super::resume::{self, Progress};
 use super::sample::load_targets;
 use super::task_model::TaskModel;
 use super::task_prompt::task_backbone;
 use crate::charts::curves::{write_curves, Series};
-use crate::checkpoint::backbone::{read_tensors, save_tensors};
-use crate::checkpoint::manifest::{Selection, OPTIMIZER_FILE};
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
-use crate::json::nan_as_null;
+use crate::json::null_as_nan;
 use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
@@ -37,23 +36,12 @@ use crate::scoring::ScoredSplit;
 pub struct EpochMetrics {
     pub epoch: usize,
     pub step: usize,
-    #[serde(deserialize_with = "nan_as_null::number")]
+    #[serde(deserialize_with = "null_as_nan::number")]
     pub train_loss: f64,
-    #[serde(deserialize_with = "nan_as_null::number")]
+    #[serde(deserialize_with = "null_as_nan::number")]
     pub lr: f64,
-    #[serde(deserialize_with = "nan_as_null::named")]
+    #[serde(deserialize_with = "null_as_nan::named")]
     pub metrics: Vec<(String, f64)>,
-}
-
-/// Where a run stands after an epoch, in each resumable checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Progress {
-    epochs_done: usize,
-    step: usize,
-    history: Vec<EpochMetrics>,
-    selected: Option<Selection>,
-    /// The head's dropout stream, so a resumed run draws the masks an uninterrupted one would.
-    dropout_position: u64,
 }
 
 pub struct FinetuneOutcome {
@@ -193,57 +181,6 @@ fn select(
     })
 }
 
-/// Writes the resumable state after an epoch: the model, the optimiser and the progress.
-fn save_checkpoint(
-    checkpointer: &Checkpointer,
-    at: &Progress,
-    model: &TaskModel,
-    opt: &AdamW,
-    config_hash: &str,
-) -> Result<PathBuf> {
-    let progress = Progress {
-        dropout_position: model.head.state.dropout_position(),
-        ..at.clone()
-    };
-    let step = at.step as u64;
-    checkpointer.save(step, &progress, |staging| {
-        model.write_into(staging, step, config_hash, None)?;
-        save_tensors(staging, OPTIMIZER_FILE, &opt.state_dict()?)
-    })
-}
-
-/// The progress of the newest resumable checkpoint, with the model and optimiser restored from
-/// it; a fresh start when there is none.
-fn resume_from(
-    checkpointer: &Checkpointer,
-    model: &TaskModel,
-    opt: &mut AdamW,
-) -> Result<Progress> {
-    let Some(saved) = checkpointer.latest::<Progress>()? else {
-        println!(
-            "--resume: no checkpoint in {} yet, starting at epoch 1",
-            checkpointer.dir().display()
-        );
-        return Ok(Progress::default());
-    };
-    model.load_weights(&saved.dir)?;
-    let device = model.backbone.store.device();
-    let moments = read_tensors(&saved.dir.join(OPTIMIZER_FILE), device)?;
-    opt.load_state_dict(&moments)
-        .with_context(|| saved.dir.join(OPTIMIZER_FILE).display().to_string())?;
-    model
-        .head
-        .state
-        .set_dropout_position(saved.progress.dropout_position);
-    println!(
-        "resumed from {} (after epoch {}, step {})",
-        saved.dir.display(),
-        saved.progress.epochs_done,
-        saved.progress.step
-    );
-    Ok(saved.progress)
-}
-
 impl EpochMetrics {
     /// The line printed after an epoch of `epochs`.
     fn summary(&self, epochs: usize) -> String {
@@ -288,21 +225,17 @@ pub struct FinetuneRun {
     pub max_epochs: Option<usize>,
 }
 
-/// Fine-tunes `plugin`'s task to the end (continuing the run's newest checkpoint when `resume`).
+/// Fine-tunes `plugin`'s task from the start to the end.
 pub fn finetune(
     config: &Config,
     plugin: Plugin,
     backbone_dir: Option<&Path>,
     run: &RunDir,
     device: &Device,
-    resume: bool,
 ) -> Result<FinetuneOutcome> {
-    let how = FinetuneRun {
-        resume,
-        max_epochs: None,
-    };
-    finetune_for(config, plugin, backbone_dir, run, device, how)?
-        .context("fine-tuning stopped before its last epoch")
+    let how = FinetuneRun::default();
+    let out = finetune_for(config, plugin, backbone_dir, run, device, how)?;
+    Ok(out.expect("a run without max_epochs runs to its last epoch"))
 }
 
 /// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch.
@@ -352,10 +285,17 @@ pub fn finetune_for(
     let weight_decay = config.optim.weight_decay;
 
     // 5. Resume after the last finished epoch of this run.
-    let checkpointer = Checkpointer::new(run.checkpoints(), 1, config)?;
+    let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
+    let checkpointer = resume::checkpointer(run.checkpoints(), config, backbone_dir, &plugin)?;
     let mut at = Progress::default();
     if how.resume {
-        at = resume_from(&checkpointer, &model, &mut opt)?;
+        at = resume::resume(
+            &checkpointer,
+            &model,
+            &mut opt,
+            &selected_dir,
+            &run.config_hash,
+        )?;
     }
     let first_epoch = at.epochs_done;
 
@@ -363,7 +303,6 @@ pub fn finetune_for(
     let log_path = run.path.join("metrics.jsonl");
     let mut log = MetricsLog::open(&log_path, (at.epochs_done > 0).then_some(at.step))?;
     let primary = plugin.spec.primary_metric.to_string();
-    let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
     for epoch in first_epoch..ft.epochs {
         if how.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
             println!(
@@ -399,10 +338,9 @@ pub fn finetune_for(
             false => Vec::new(),
         };
         let value = primary_value(&metrics, &primary, &task, epoch)?;
-        if let Some(s) = select(at.selected.as_ref(), epoch, value, last, &primary) {
-            let step = at.step as u64;
-            model.save(&selected_dir, step, &run.config_hash, Some(s.clone()))?;
-            at.selected = Some(s);
+        let selected_now = select(at.selected.as_ref(), epoch, value, last, &primary);
+        if let Some(s) = &selected_now {
+            at.selected = Some(s.clone());
         }
         let record = EpochMetrics {
             epoch: epoch + 1,
@@ -416,12 +354,16 @@ pub fn finetune_for(
         log.flush()?;
         at.history.push(record);
         at.epochs_done = epoch + 1;
-        write_curves(
-            &run.path.join("curves.png"),
-            "epoch",
-            &curve_series(&at.history),
-        )?;
-        save_checkpoint(&checkpointer, &at, &model, &opt, &run.config_hash)?;
+        // The state first, then the delivered model: a run stopped between the two delivers
+        // it again on resume.
+        resume::save(&checkpointer, &at, &model, &opt, &run.config_hash)?;
+        if let Some(s) = selected_now {
+            model.save(&selected_dir, at.step as u64, &run.config_hash, Some(s))?;
+        }
+        let curves = run.path.join("curves.png");
+        if let Err(e) = write_curves(&curves, "epoch", &curve_series(&at.history)) {
+            tracing::warn!("no curves this epoch: {e:#}");
+        }
     }
 
     // 7. The selected epoch's model, read once on the test split, beside the image-blind levels.
@@ -439,6 +381,7 @@ pub fn finetune_for(
         config: task_config.clone(),
     };
     let (test, blind) = read_test(&scorer, &model, test, &train_records, config, run)?;
+    checkpointer.clear()?; // a finished run keeps its delivered model, not its training state
     Ok(Some(FinetuneOutcome {
         history,
         selected,

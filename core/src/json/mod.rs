@@ -1,3 +1,3 @@
 //! JSON helpers shared by the files runs write and read back.
 
-pub mod nan_as_null;
+pub mod null_as_nan;

@@ -18,7 +18,8 @@ use super::ops::{host_ops, CallCtx};
 pub struct HeadOutputs(pub Vec<(String, Tensor)>);
 
 impl HeadOutputs {
-    /// The first output: the one of a single-output head, the retrieval feature of reid's.
+    /// The first output (a single-output head's only one); callers that need a particular
+    /// output look it up by name.
     pub fn first(&self) -> Result<&Tensor> {
         self.0
             .first()

@@ -18,7 +18,6 @@ use super::losses::task_losses;
 use super::setup::Setup;
 use super::state;
 use crate::charts::curves::{write_curves, Series};
-use crate::checkpoint::checkpointer::read_progress;
 use crate::config::Config;
 use crate::model::ParamStore;
 
@@ -83,10 +82,10 @@ pub fn analyze(
     device: &Device,
 ) -> Result<ConflictTable> {
     let setup = Setup::new(config, device, String::new())?;
-    let progress: state::Progress = read_progress(checkpoint)?;
+    let progress = state::progress_of(checkpoint)?;
     let layout = (setup.steps_per_epoch, setup.n_images);
-    let (s, h, t) = (&setup.student, &setup.heads, &setup.teacher);
-    let (center, _) = state::load(checkpoint, &progress, s, h, t, layout)?;
+    let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
+    let (center, _) = state::load(checkpoint, &progress, student, heads, teacher, layout)?;
     let d = &config.pretrain.dino;
     let depth = setup.student.vit.cfg.depth;
     let mut sums: BTreeMap<(usize, usize), (f64, usize)> = BTreeMap::new();

@@ -11,14 +11,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::model::{EmaTeacher, Heads};
 use crate::backbone::Backbone;
 use crate::checkpoint::atomic::AtomicDir;
 use crate::checkpoint::backbone::{read_tensors, write_into};
+use crate::checkpoint::checkpointer::read_progress;
 use crate::checkpoint::manifest::OPTIMIZER_FILE;
+use crate::checkpoint::store::PROGRESS_FILE;
+use crate::checkpoint::Manifest;
 
 pub const STUDENT_FILE: &str = "student.safetensors";
 pub const HEADS_FILE: &str = "heads.safetensors";
@@ -32,6 +35,29 @@ pub struct Progress {
     pub step: usize,
     pub steps_per_epoch: usize,
     pub images: usize,
+}
+
+/// The progress of checkpoint `dir`, for tools that read rather than continue it: its
+/// `progress.json`, or — written before checkpoints carried one — its manifest's step and the
+/// layout then kept in `dino_state.safetensors`.
+pub fn progress_of(dir: &Path) -> Result<Progress> {
+    if dir.join(PROGRESS_FILE).exists() {
+        return read_progress(dir);
+    }
+    let step = Manifest::read(dir)?.step as usize;
+    let path = dir.join(DINO_STATE_FILE);
+    let state = read_tensors(&path, &Device::Cpu)?;
+    let scalar = |key: &str| -> Result<usize> {
+        let t = state.get(key).with_context(|| {
+            format!("{} has no `{key}` (and no {PROGRESS_FILE})", path.display())
+        })?;
+        Ok(t.to_vec1::<u32>()?[0] as usize)
+    };
+    Ok(Progress {
+        step,
+        steps_per_epoch: scalar("steps_per_epoch")?,
+        images: scalar("images")?,
+    })
 }
 
 /// Writes the weights (EMA teacher as `model.safetensors`, student, heads, teacher head), the

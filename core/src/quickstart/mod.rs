@@ -5,8 +5,8 @@
 //! frozen-backbone probes and fine-tuning of the four task plugins from each, and from a random
 //! backbone → the gradient-conflict analysis → `report.md`: every result with its 95 % interval
 //! over the test people, beside the image-blind levels, and the paired differences. Each stage
-//! leaves its result on disk; a rerun reuses finished stages (and an interrupted pre-training
-//! resumes from its last checkpoint).
+//! leaves its result on disk; a rerun reuses finished stages (and an interrupted pre-training or
+//! fine-tuning resumes from its last checkpoint).
 
 pub mod budget;
 pub mod report;
@@ -27,7 +27,7 @@ use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigSources};
 use crate::data::synth::dataset::{generate, SynthOptions};
-use crate::finetune::finetune;
+use crate::finetune::{finetune_for, FinetuneRun};
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::task_config::resolve;
@@ -432,10 +432,23 @@ impl Quickstart {
         let config = self.task_config(TaskStage::Finetune, v, t, 0)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
-        // No result: a stage not run yet, or an interrupted one, which continues.
-        let run = RunDir::create(&config, Existing::Continue)?;
+        // No result: a stage not run yet, or an interrupted one — continued after its last
+        // finished epoch when it left a checkpoint, else started afresh (remains moved aside).
+        let checkpoints = self.root.join(&name).join("checkpoints");
+        let resume = !crate::checkpoint::store::list(&checkpoints)?.is_empty();
+        let existing = if resume {
+            Existing::Continue
+        } else {
+            Existing::Overwrite
+        };
+        let run = RunDir::create(&config, existing)?;
         let start = Instant::now();
-        let out = finetune(&config, plugin, backbone, &run, &self.device, true)?;
+        let how = FinetuneRun {
+            resume,
+            max_epochs: None,
+        };
+        let out = finetune_for(&config, plugin, backbone, &run, &self.device, how)?
+            .context("a fine-tuning stage without max_epochs stopped early")?;
         let r = TaskResult {
             variant: v.key.into(),
             task: t.name.into(),

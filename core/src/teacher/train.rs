@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -34,9 +34,13 @@ use crate::run_log::{self, MetricsLog};
 pub struct EpochReport {
     pub epoch: usize,
     pub step: usize,
+    #[serde(deserialize_with = "crate::json::null_as_nan::number")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "crate::json::null_as_nan::number")]
     pub logit_scale: f64,
+    #[serde(deserialize_with = "crate::json::null_as_nan::number")]
     pub top1: f64,
+    #[serde(deserialize_with = "crate::json::null_as_nan::number")]
     pub top5: f64,
     /// Distinct held-out descriptions matched against.
     pub candidates: usize,
@@ -407,7 +411,7 @@ pub fn train_teacher(
     // 5. The Hugging Face folder.
     let report = report(progress.reports, true);
     write_folder(staging, t, &clip, &config, &report)?;
-    checkpointer.discard()?;
+    train_state::remove(checkpointer.dir())?;
     Ok(report)
 }
 
@@ -512,29 +516,38 @@ fn start_or_resume(
         step: 0,
         reports: Vec::new(),
     };
+    let dir = checkpointer.dir();
     if run.resume {
-        let advice = || format!("delete {} to start over", checkpointer.dir().display());
-        if let Some(saved) = checkpointer
+        let advice = |e: anyhow::Error| anyhow!("{e:#}; delete {} to start over", dir.display());
+        let saved = checkpointer
             .latest::<train_state::Progress>()
-            .with_context(advice)?
-        {
-            train_state::load(&saved.dir, clip, opt).with_context(advice)?;
-            println!(
-                "teacher: resuming after epoch {} (step {}) from {}",
-                saved.progress.epochs_done,
-                saved.progress.step,
-                saved.dir.display()
-            );
-            return Ok(saved.progress);
-        }
+            .map_err(advice)?;
+        let Some(saved) = saved else {
+            if dir.exists() {
+                bail!(
+                    "{} holds no checkpoint this clasp can continue (an older layout, or a save \
+                     that never finished): delete it to start over",
+                    dir.display()
+                );
+            }
+            return Ok(fresh);
+        };
+        train_state::load(&saved.dir, clip, opt).map_err(advice)?;
+        println!(
+            "teacher: resuming after epoch {} (step {}) from {}",
+            saved.progress.epochs_done,
+            saved.progress.step,
+            saved.dir.display()
+        );
+        return Ok(saved.progress);
     }
-    if checkpointer.dir().exists() {
+    if dir.exists() {
         println!(
             "teacher: starting over; discarding the state of an interrupted run in {} \
              (`--resume` continues it)",
-            checkpointer.dir().display()
+            dir.display()
         );
-        checkpointer.discard()?;
+        train_state::remove(dir)?;
     }
     Ok(fresh)
 }

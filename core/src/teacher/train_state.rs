@@ -1,9 +1,9 @@
 //! What an interrupted `clasp teacher train` resumes from: after every epoch but the last, the
 //! CLIP's weights, the optimiser's moments, the step and the epoch reports so far go into a
 //! checkpoint in a hidden sibling of the output folder (`.<out>.resume/step_…/`, written by the
-//! shared checkpointer). Each epoch's data
-//! order, augmentation and caption choice come from a generator seeded by (seed, epoch), so a
-//! run resumed after epoch k goes on exactly as an uninterrupted one would.
+//! shared checkpointer). Each epoch's data order, augmentation and caption choice come from a
+//! generator seeded by (seed, epoch), so a run resumed after epoch k goes on exactly as an
+//! uninterrupted one would.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +55,14 @@ pub struct Progress {
 /// change what is computed, the seed and the tokenizer's size).
 pub fn checkpointer(out: &Path, settings: &serde_json::Value) -> Result<Checkpointer> {
     Checkpointer::new(resume_dir(out), 1, settings)
+}
+
+/// Removes the resume folder (the teacher's own) with whatever is in it.
+pub fn remove(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes the CLIP's weights and the optimiser's moments into a checkpoint's staging folder.

@@ -137,15 +137,7 @@ pub fn finetune_from_scratch(
     let run = RunDir::create(&config, Existing::Refuse).unwrap();
     let plugin = clasp_core::plugin_host::loader::find_task(&plugins, task).unwrap();
     let start = std::time::Instant::now();
-    let outcome = finetune(
-        &config,
-        plugin,
-        None,
-        &run,
-        &candle_core::Device::Cpu,
-        false,
-    )
-    .unwrap();
+    let outcome = finetune(&config, plugin, None, &run, &candle_core::Device::Cpu).unwrap();
     let seconds = start.elapsed().as_secs_f64();
     let model = TaskModel::load(&outcome.checkpoint, &plugins, &candle_core::Device::Cpu).unwrap();
     FromScratch {

@@ -252,7 +252,9 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     let before = std::fs::read_to_string(&resolved).unwrap();
     let (ok, log) = run_to_end("killed", &["--resume"], &["pretrain.dino.student_temp=0.2"]);
     assert!(
-        !ok && log.contains("holds a run of other settings"),
+        !ok && log.contains("holds a run of other settings")
+            && log.contains("`pretrain.dino.student_temp` (saved ")
+            && log.contains("now 0.2)"),
         "{log}"
     );
     assert_eq!(std::fs::read_to_string(&resolved).unwrap(), before);
