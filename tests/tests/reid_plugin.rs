@@ -301,7 +301,11 @@ fn reid_finetuning_beats_chance() {
     let t = candle_core::safetensors::load(&feats, &Device::Cpu).unwrap();
     let f = t["feature"].to_vec2::<f32>().unwrap();
     let names: Vec<&String> = t.keys().collect();
-    assert_eq!(names, ["feature"], "the inference head's one output, by name");
+    assert_eq!(
+        names,
+        ["feature"],
+        "the inference head's one output, by name"
+    );
     let queries = eval
         .targets
         .iter()

@@ -5,6 +5,7 @@ pub mod data;
 pub mod evaluate;
 pub mod resume;
 pub mod sample;
+pub mod setup;
 pub mod task_model;
 pub mod task_prompt;
 pub mod train;

@@ -8,23 +8,19 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::data::{
-    batch_tensor, check_skipped, evenly_spaced, probe_flip, task_loader, TaskSplits, TrainOrder,
-    BLIND_TRAIN_SAMPLES,
-};
+use super::data::{batch_tensor, check_skipped, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
 use super::evaluate::{evaluate, format_metrics};
 use super::resume::{self, Progress};
 use super::sample::load_targets;
+use super::setup::Setup;
 use super::task_model::TaskModel;
-use super::task_prompt::task_backbone;
 use crate::charts::curves::{write_curves, Series};
 use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
+use crate::data::loader::Loader;
 use crate::json::null_as_nan;
-use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
+use crate::optim::{ensure_finite_loss, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
-use crate::plugin_host::task_config::resolve;
-use crate::plugin_host::task_head::{RecordFlip, TaskHead};
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
 use crate::run_log::{self, MetricsLog};
@@ -63,34 +59,6 @@ pub const TEST_SCORES_FILE: &str = "test_scores.json";
 pub const BLIND_LEVELS_FILE: &str = "blind_levels.json";
 /// The checkpoint a fine-tuning run delivers.
 pub const SELECTED_CHECKPOINT: &str = "task_selected";
-
-/// AdamW over backbone and head (layer-wise LR decay, the head at `optim.head_lr_scale`) and its
-/// warm-up + cosine learning rate over the run's steps.
-fn optimizer(
-    config: &Config,
-    model: &TaskModel,
-    steps_per_epoch: usize,
-) -> Result<(AdamW, CosineSchedule)> {
-    let (o, ft) = (&config.optim, &config.finetune);
-    let opt = AdamW::new(
-        backbone_and_head_groups(
-            &model.backbone.store.vars(),
-            &model.head.state.params.vars(),
-            model.backbone.vit.cfg.depth,
-            o.layer_decay,
-            o.head_lr_scale,
-        ),
-        o.adamw(),
-    )?;
-    let schedule = CosineSchedule {
-        base: o.lr,
-        final_value: o.min_lr,
-        total_steps: ft.epochs * steps_per_epoch,
-        warmup_steps: ft.warmup_epochs * steps_per_epoch,
-        warmup_start: 0.0,
-    };
-    Ok((opt, schedule))
-}
 
 /// The delivered model's test metrics with their per-sample rows, and the image-blind levels on
 /// the same split (from a sample of the training targets), both written into the run's folder.
@@ -216,6 +184,36 @@ fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
     out
 }
 
+/// One epoch of training steps, counting on from `step`; the mean loss of its batches.
+fn train_epoch(
+    model: &TaskModel,
+    opt: &mut AdamW,
+    loader: &Loader<TaskImages>,
+    epoch: usize,
+    (schedule, weight_decay): (&CosineSchedule, f64),
+    step: &mut usize,
+    max_skipped: f64,
+) -> Result<f64> {
+    let what = format!("fine-tuning `{}`, epoch {}", model.task(), epoch + 1);
+    let mut epoch_batches = loader.epoch(epoch as u64)?;
+    let bar = run_log::progress(&what, loader.batches_per_epoch()?, "batches")?;
+    let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
+    for batch in epoch_batches.by_ref() {
+        if batch.items.is_empty() {
+            continue;
+        }
+        read += batch.items.len();
+        let lr = schedule.at(*step);
+        let loss = train_step(model, opt, &batch.items, (lr, weight_decay), *step)
+            .with_context(|| what.clone())?;
+        (loss_sum, batches, *step) = (loss_sum + loss, batches + 1, *step + 1);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
+    Ok(loss_sum / batches.max(1) as f64)
+}
+
 /// How far one invocation goes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FinetuneRun {
@@ -247,55 +245,28 @@ pub fn finetune_for(
     device: &Device,
     how: FinetuneRun,
 ) -> Result<Option<FinetuneOutcome>> {
-    let ft = &config.finetune;
-    let max_skipped = config.data.max_skipped_fraction;
+    let (ft, max_skipped) = (&config.finetune, config.data.max_skipped_fraction);
     let task = plugin.name().to_string();
-
-    // 1. The task's settings and data, as the plugin reads them.
-    let task_config = resolve(&plugin, &config.task)?;
-    let splits = TaskSplits::load(&plugin, &task_config, ft.data.as_deref())?;
-    splits.warn_without_validation(&task);
-    let TaskSplits {
-        train, val, test, ..
-    } = splits;
-
-    // 2. The backbone, with a prompt for this task seeded from its description sentence.
-    let bb = task_backbone(config, &plugin, backbone_dir, run, device)?;
-
-    // 3. The plugin's head, built through the vtable, with what it keeps of the training split.
-    let head = TaskHead::build_for_training(
-        plugin.clone(),
-        task_config.clone(),
-        bb.vit.cfg.embed_dim,
-        device,
-        config.run.seed,
-        &train,
-    )?;
-    let model = TaskModel::new(bb, head);
-    let size = model.img_size();
-    // How batches are drawn; random flips when the plugin mirrors its targets.
-    let flip = RecordFlip::new(&plugin, &task_config);
-    let order = TrainOrder::from_settings(ft, &task, &train, probe_flip(flip, &train, size)?)?;
-
-    // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
-    let train_records = train.clone();
-    let train_loader = task_loader(train, size, Some(order), ft, config.run.seed);
-    let steps_per_epoch = train_loader.batches_per_epoch()?;
-    let (mut opt, schedule) = optimizer(config, &model, steps_per_epoch)?;
-    let weight_decay = config.optim.weight_decay;
+    // 1–4. Task settings and data, backbone with the task's prompt, head, optimiser.
+    let Setup {
+        task_config,
+        train_records,
+        val,
+        test,
+        model,
+        train_loader,
+        mut opt,
+        schedule,
+    } = Setup::new(config, &plugin, backbone_dir, run, device)?;
+    let steps = (&schedule, config.optim.weight_decay);
 
     // 5. Resume after the last finished epoch of this run.
     let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);
     let checkpointer = resume::checkpointer(run.checkpoints(), config, backbone_dir, &plugin)?;
     let mut at = Progress::default();
     if how.resume {
-        at = resume::resume(
-            &checkpointer,
-            &model,
-            &mut opt,
-            &selected_dir,
-            &run.config_hash,
-        )?;
+        let hash = &run.config_hash;
+        at = resume::resume(&checkpointer, &model, &mut opt, &selected_dir, hash)?;
     }
     let first_epoch = at.epochs_done;
 
@@ -306,29 +277,21 @@ pub fn finetune_for(
     for epoch in first_epoch..ft.epochs {
         if how.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
             println!(
-                "stopped after epoch {epoch} of {}; `--resume` continues from {}",
-                ft.epochs,
-                checkpointer.dir().display()
+                "stopped after epoch {epoch} of {}; `--resume` continues",
+                ft.epochs
             );
             return Ok(None);
         }
-        let what = format!("fine-tuning `{task}`, epoch {}", epoch + 1);
-        let mut epoch_batches = train_loader.epoch(epoch as u64)?;
-        let bar = run_log::progress(&what, steps_per_epoch, "batches")?;
-        let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
-        for batch in epoch_batches.by_ref() {
-            if batch.items.is_empty() {
-                continue;
-            }
-            read += batch.items.len();
-            let lr = schedule.at(at.step);
-            let loss = train_step(&model, &mut opt, &batch.items, (lr, weight_decay), at.step)
-                .with_context(|| what.clone())?;
-            (loss_sum, batches, at.step) = (loss_sum + loss, batches + 1, at.step + 1);
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
+        let loader = &train_loader;
+        let train_loss = train_epoch(
+            &model,
+            &mut opt,
+            loader,
+            epoch,
+            steps,
+            &mut at.step,
+            max_skipped,
+        )?;
 
         // Validation every `eval_every` epochs and after the last; the test split is not looked
         // at until an epoch is selected.
@@ -345,7 +308,7 @@ pub fn finetune_for(
         let record = EpochMetrics {
             epoch: epoch + 1,
             step: at.step,
-            train_loss: loss_sum / batches.max(1) as f64,
+            train_loss,
             lr: schedule.at(at.step.saturating_sub(1)),
             metrics,
         };
