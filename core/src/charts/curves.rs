@@ -33,6 +33,12 @@ fn panel(area: &super::Area, series: &Series, x_label: &str) -> Result<()> {
     let xs = value_range(series.points.iter().map(|p| p.0));
     let ys = value_range(series.points.iter().map(|p| p.1));
     let (x_span, y_span) = (xs.end - xs.start, ys.end - ys.start);
+    // Steps, epochs and blocks are whole numbers: their ticks read "3", not "3.0".
+    let whole = series.points.iter().all(|p| p.0.fract() == 0.0);
+    let x_tick = |v: &f64| match whole && v.fract() == 0.0 {
+        true => format!("{v:.0}"),
+        false => tick_label(*v, x_span, 6),
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(series.name, (FONT, 15))
         .margin(8)
@@ -48,7 +54,7 @@ fn panel(area: &super::Area, series: &Series, x_label: &str) -> Result<()> {
         .x_desc(x_label)
         .label_style((FONT, 12))
         .axis_desc_style((FONT, 12))
-        .x_label_formatter(&|v| tick_label(*v, x_span, 6))
+        .x_label_formatter(&x_tick)
         .y_label_formatter(&|v| tick_label(*v, y_span, 5))
         .draw()?;
     let line = LINE.stroke_width(2);
