@@ -15,8 +15,8 @@ use super::atomic::{remove_stale_temporaries, AtomicDir};
 use super::store::{list, prune, step_dir_name, PROGRESS_FILE};
 
 #[derive(Serialize, Deserialize)]
-struct Record<P> {
-    settings: Value,
+struct Record<S, P> {
+    settings: S,
     progress: P,
 }
 
@@ -66,7 +66,7 @@ impl Checkpointer {
         let staging = AtomicDir::begin(&target)?;
         write(&staging).with_context(|| format!("writing checkpoint {}", target.display()))?;
         let record = Record {
-            settings: self.settings.clone(),
+            settings: &self.settings,
             progress,
         };
         staging.write(
@@ -86,7 +86,7 @@ impl Checkpointer {
         let Some((step, dir)) = list(&self.dir)?.pop() else {
             return Ok(None);
         };
-        let record: Record<P> = read_record(&dir)?;
+        let record: Record<Value, P> = read_record(&dir)?;
         let differ = differing_keys(&record.settings, &self.settings);
         if !differ.is_empty() {
             bail!(
@@ -122,7 +122,7 @@ impl Checkpointer {
     }
 }
 
-fn read_record<P: DeserializeOwned>(dir: &Path) -> Result<Record<P>> {
+fn read_record<P: DeserializeOwned>(dir: &Path) -> Result<Record<Value, P>> {
     let path = dir.join(PROGRESS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
