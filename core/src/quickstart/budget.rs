@@ -301,6 +301,19 @@ fn reid_probe() -> Overrides {
         .set("task.pool", "cls+mean")
 }
 
+/// Reid by nearest neighbour on the frozen CLS: the retrieval feature is the one before the BN
+/// neck, which without a reduction layer is the (standardised) CLS itself. One epoch of one head
+/// is run only because a probe trains something; retrieval reads none of it.
+pub fn nearest_neighbour_probe() -> Overrides {
+    Overrides::new()
+        .set("task.head", "bnneck")
+        .set("task.pool", "cls")
+        .set("task.neck_feat", "before")
+        .set("probe.epochs", 1)
+        .set("probe.seeds", 1)
+        .set("probe.flip", false)
+}
+
 /// Attributes from the CLS and the mean patch token: validation mA, standard tier (random / DINO
 /// / CLASP backbone), CLS alone 0.534 / 0.534 / 0.545, both 0.537 / 0.548 / 0.561.
 fn attribute_probe() -> Overrides {

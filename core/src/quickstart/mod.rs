@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use self::budget::{Budget, SetSize};
-use self::report::Report;
+use self::report::{Protocol, Report};
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::config::overrides::Overrides;
@@ -53,22 +53,6 @@ pub struct Quickstart {
     pub device: Device,
     pub seed: u64,
     stage_seconds: Vec<(String, f64)>,
-}
-
-/// Which kind of run a task stage is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TaskStage {
-    Probe,
-    Finetune,
-}
-
-impl TaskStage {
-    fn key(self) -> &'static str {
-        match self {
-            TaskStage::Probe => "probe",
-            TaskStage::Finetune => "finetune",
-        }
-    }
 }
 
 impl Quickstart {
@@ -364,7 +348,7 @@ impl Quickstart {
 
     /// The run folder (and run name) of task `t` probed or fine-tuned from variant `v`'s
     /// pre-training seed `seed_index`.
-    fn task_run_name(stage: TaskStage, v: &Variant, t: &QuickTask, seed_index: usize) -> String {
+    fn task_run_name(stage: Protocol, v: &Variant, t: &QuickTask, seed_index: usize) -> String {
         match seed_index {
             0 => format!("{}-{}-{}", stage.key(), v.key, t.name),
             k => format!("{}-{}-seed{k}-{}", stage.key(), v.key, t.name),
@@ -381,7 +365,7 @@ impl Quickstart {
 
     fn task_config(
         &self,
-        stage: TaskStage,
+        stage: Protocol,
         v: &Variant,
         t: &QuickTask,
         seed_index: usize,
@@ -400,13 +384,16 @@ impl Quickstart {
                 o.extend(settings);
             }
         }
-        if stage == TaskStage::Probe {
+        if stage != Protocol::Finetune {
             o.extend(&self.budget.probe);
             for (task, settings) in &self.budget.probe_task {
                 if *task == t.name {
                     o.extend(settings);
                 }
             }
+        }
+        if stage == Protocol::NearestNeighbour {
+            o.extend(&budget::nearest_neighbour_probe());
         }
         if v.pretrained {
             o.push(
@@ -423,13 +410,13 @@ impl Quickstart {
     }
 
     fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
-        let name = Self::task_run_name(TaskStage::Finetune, v, t, 0);
+        let name = Self::task_run_name(Protocol::Finetune, v, t, 0);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<TaskResult>(&done) {
             println!("  {name}: reused ({} {:.4})", r.primary, r.value);
             return Ok(r);
         }
-        let config = self.task_config(TaskStage::Finetune, v, t, 0)?;
+        let config = self.task_config(Protocol::Finetune, v, t, 0)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
         // No result: a stage not run yet, or an interrupted one — continued after its last
@@ -467,25 +454,28 @@ impl Quickstart {
         Ok(r)
     }
 
+    /// A frozen-backbone reading of task `t` (`protocol`: a trained probe or nearest neighbour).
     fn probe(
         &self,
+        protocol: Protocol,
         v: &Variant,
         t: &QuickTask,
         seed_index: usize,
         backbone: Option<&Path>,
     ) -> Result<ProbeResult> {
-        let name = Self::task_run_name(TaskStage::Probe, v, t, seed_index);
+        let name = Self::task_run_name(protocol, v, t, seed_index);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<ProbeResult>(&done) {
             println!("  {name}: reused");
             return Ok(r);
         }
-        let config = self.task_config(TaskStage::Probe, v, t, seed_index)?;
+        let config = self.task_config(protocol, v, t, seed_index)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let run = RunDir::create(&config, Existing::Overwrite)?;
         let start = Instant::now();
         let out = probe(&config, plugin, backbone, &run, &self.device)?;
         let r = ProbeResult {
+            protocol,
             variant: v.key.into(),
             task: t.name.into(),
             seed_index,
@@ -548,7 +538,8 @@ impl Quickstart {
                 .map(|p| PathBuf::from(&p.checkpoint))
         };
         println!(
-            "[5/7] frozen-backbone probes: {} tasks × {} variants × {} pre-training seed(s)",
+            "[5/7] frozen-backbone probes: {} tasks × {} variants × {} pre-training seed(s), \
+             and reid by nearest neighbour on the CLS",
             TASKS.len(),
             VARIANTS.len(),
             b.pretrain_seeds
@@ -557,9 +548,14 @@ impl Quickstart {
         for seed_index in 0..b.pretrain_seeds.max(1) {
             for v in &VARIANTS {
                 let bb = backbone(v, seed_index);
-                for t in &TASKS {
-                    let stage = format!("probe {} {} seed {seed_index}", v.key, t.name);
-                    probes.push(self.timed(&stage, |q| q.probe(v, t, seed_index, bb.as_deref()))?);
+                for protocol in [Protocol::Probe, Protocol::NearestNeighbour] {
+                    for t in TASKS.iter().filter(|t| protocol.reads(t)) {
+                        let stage =
+                            format!("{} {} {} seed {seed_index}", protocol.key(), v.key, t.name);
+                        probes.push(self.timed(&stage, |q| {
+                            q.probe(protocol, v, t, seed_index, bb.as_deref())
+                        })?);
+                    }
                 }
             }
         }
@@ -605,7 +601,7 @@ impl Quickstart {
         TASKS
             .iter()
             .map(|t| {
-                let c = self.task_config(TaskStage::Finetune, &VARIANTS[0], t, 0)?;
+                let c = self.task_config(Protocol::Finetune, &VARIANTS[0], t, 0)?;
                 let plugin = find_task(&c.plugins, t.name)?;
                 let config = resolve(&plugin, &c.task)?;
                 Ok((t.name.to_string(), Scorer { plugin, config }))
@@ -669,12 +665,18 @@ mod tests {
                     assert_eq!(c.optim.lr, user_lr);
                 }
                 for t in TASKS.iter() {
-                    for stage in [TaskStage::Probe, TaskStage::Finetune] {
+                    for stage in Protocol::ALL.into_iter().filter(|p| p.reads(t)) {
                         let c = q.task_config(stage, v, t, 0).unwrap_or_else(|e| {
                             panic!("{name} budget, {} {}: {e:#}", v.key, t.name)
                         });
                         assert_eq!(c.run.name, Quickstart::task_run_name(stage, v, t, 0));
                         assert_eq!(c.optim.lr, user_lr, "{name} budget, {} {}", v.key, t.name);
+                        if stage == Protocol::NearestNeighbour {
+                            // Retrieval reads the frozen CLS, before any trained layer.
+                            assert_eq!(c.task["neck_feat"].as_str(), Some("before"));
+                            assert_eq!(c.task["head"].as_str(), Some("bnneck"));
+                            assert_eq!(c.task["pool"].as_str(), Some("cls"));
+                        }
                     }
                 }
             }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::Tier;
 use super::results::{PretrainResult, ProbeResult, TaskResult};
-use super::variants::{DIFFERENCES, TASKS, VARIANTS};
+use super::variants::{QuickTask, DIFFERENCES, TASKS, VARIANTS};
 use crate::charts::bars::{write_bar_chart, Bar, BarChart, Group, Panel};
 use crate::finetune::train::{BLIND_LEVELS_FILE, TEST_SCORES_FILE};
 use crate::plugin_host::scoring::Scorer;
@@ -26,16 +26,41 @@ use crate::teacher::quality::QualityReport;
 pub enum Protocol {
     /// Heads trained on frozen features.
     Probe,
+    /// Retrieval by nearest neighbour on the frozen CLS token: nothing that retrieval reads is
+    /// trained, so it shows what the features hold before any probe learns a metric.
+    NearestNeighbour,
     /// Backbone and head trained together.
     Finetune,
 }
 
 impl Protocol {
+    /// In the report's order.
+    pub const ALL: [Protocol; 3] = [
+        Protocol::Probe,
+        Protocol::NearestNeighbour,
+        Protocol::Finetune,
+    ];
+
     pub fn title(self) -> &'static str {
         match self {
             Protocol::Probe => "Frozen-backbone probes",
+            Protocol::NearestNeighbour => "Nearest neighbour on the frozen CLS",
             Protocol::Finetune => "Fine-tuning",
         }
+    }
+
+    /// The prefix of its run folders: `<key>-<variant>-<task>`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Protocol::Probe => "probe",
+            Protocol::NearestNeighbour => "nn",
+            Protocol::Finetune => "finetune",
+        }
+    }
+
+    /// Whether the report reads task `t` this way.
+    pub fn reads(self, t: &QuickTask) -> bool {
+        self != Protocol::NearestNeighbour || t.nearest_neighbour
     }
 }
 
@@ -72,14 +97,14 @@ fn rows_of(split: &ScoredSplit, what: &str) -> Result<Vec<Sample>> {
         .with_context(|| format!("{what}: the plugin kept no per-sample scores"))
 }
 
-fn probe_rows(probes: &[ProbeResult], task: &str) -> Result<Rows> {
+fn probe_rows(probes: &[ProbeResult], protocol: Protocol, task: &str) -> Result<Rows> {
     let mut per_variant = Vec::new();
     let mut blind = None;
     for v in &VARIANTS {
         let mut runs = Vec::new();
         for p in probes
             .iter()
-            .filter(|p| p.task == task && p.variant == v.key)
+            .filter(|p| p.protocol == protocol && p.task == task && p.variant == v.key)
         {
             let out: ProbeOutcome = read(&Path::new(&p.run).join(PROBE_FILE))?;
             let heads = out
@@ -122,7 +147,8 @@ fn finetune_rows(results: &[TaskResult], task: &str) -> Result<Rows> {
     })
 }
 
-/// Every task's comparison under both protocols, each on `replicates` bootstrap draws.
+/// Every task's comparison under every protocol that reads it, each on `replicates` bootstrap
+/// draws. `probes` holds the probe and nearest-neighbour runs (told apart by their protocol).
 pub fn comparisons(
     scorers: &[(String, Scorer)],
     probes: &[ProbeResult],
@@ -131,15 +157,17 @@ pub fn comparisons(
     seed: u64,
 ) -> Result<Vec<TaskTable>> {
     let mut tables = Vec::new();
-    for protocol in [Protocol::Probe, Protocol::Finetune] {
-        for t in &TASKS {
+    for protocol in Protocol::ALL {
+        for t in TASKS.iter().filter(|t| protocol.reads(t)) {
             let scorer = &scorers
                 .iter()
                 .find(|(name, _)| name == t.name)
                 .with_context(|| format!("no plugin for task `{}`", t.name))?
                 .1;
             let rows = match protocol {
-                Protocol::Probe => probe_rows(probes, t.name)?,
+                Protocol::Probe | Protocol::NearestNeighbour => {
+                    probe_rows(probes, protocol, t.name)?
+                }
                 Protocol::Finetune => finetune_rows(results, t.name)?,
             };
             if rows.per_variant.iter().any(|(_, runs)| runs.is_empty()) {
@@ -236,6 +264,10 @@ impl Report<'_> {
             (1, Protocol::Finetune) => "one run per variant: the intervals hold the test \
                                          people's variance, not the training's"
                 .to_string(),
+            (r, Protocol::NearestNeighbour) => format!(
+                "pre-training runs per variant: {r}; each feature channel standardised by the \
+                 training split's statistics, cosine distance, nothing trained"
+            ),
             (1, Protocol::Probe) => format!(
                 "one pre-training run per variant; heads per run: {}: the intervals hold the \
                  test people's and the heads' variance, not pre-training's",
@@ -246,9 +278,15 @@ impl Report<'_> {
                 heads.join(", ")
             ),
         };
+        let read = match protocol {
+            Protocol::NearestNeighbour => "Test split",
+            Protocol::Probe | Protocol::Finetune => {
+                "Test split, read once per run after the epoch was chosen on validation"
+            }
+        };
         let mut md = format!(
-            "\n## {}\n\nTest split, read once per run after the epoch was chosen on validation; \
-             95 % intervals from {} bootstrap draws of the test people ({runs}).\n\n",
+            "\n## {}\n\n{read}; 95 % intervals from {} bootstrap draws of the test people \
+             ({runs}).\n\n",
             protocol.title(),
             first.comparisons[0].replicates,
         );
@@ -346,8 +384,9 @@ impl Report<'_> {
                 "trained in this run"
             }
         );
-        md += &self.protocol_section(Protocol::Probe);
-        md += &self.protocol_section(Protocol::Finetune);
+        for protocol in Protocol::ALL {
+            md += &self.protocol_section(protocol);
+        }
 
         let q = self.teacher;
         md += &format!(
@@ -433,6 +472,7 @@ impl Report<'_> {
     /// the image-blind level as a grey line.
     pub fn write_chart(&self, path: &Path) -> Result<()> {
         let series: Vec<&str> = VARIANTS.iter().map(|v| v.title).collect();
+        // Nearest neighbour reads one task: its row in the report is enough.
         let panels = [Protocol::Probe, Protocol::Finetune]
             .iter()
             .map(|protocol| Panel {

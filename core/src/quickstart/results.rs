@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::report::Protocol;
+
 /// One pre-training run's outcome (`done.json` beside its run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainResult {
@@ -46,6 +48,10 @@ pub struct TaskResult {
 /// One probe run's outcome (`result.json` beside its run; the scores are in its `probe.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeResult {
+    /// A trained probe, or nearest neighbour on the frozen CLS (results written before there
+    /// were two read as probes).
+    #[serde(default = "trained_probe")]
+    pub protocol: Protocol,
     pub variant: String,
     pub task: String,
     pub seed_index: usize,
@@ -54,6 +60,10 @@ pub struct ProbeResult {
     pub values: Vec<f64>,
     pub run: String,
     pub seconds: f64,
+}
+
+fn trained_probe() -> Protocol {
+    Protocol::Probe
 }
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {

@@ -69,6 +69,8 @@ pub struct QuickTask {
     pub recipe: &'static str,
     /// Metrics reported with intervals besides the plugin's primary one.
     pub also: &'static [&'static str],
+    /// Also read by nearest neighbour on the frozen CLS (a retrieval task).
+    pub nearest_neighbour: bool,
 }
 
 pub const TASKS: [QuickTask; 4] = [
@@ -77,18 +79,21 @@ pub const TASKS: [QuickTask; 4] = [
         data_dir: "reid",
         recipe: include_str!("../../../configs/finetune/reid.toml"),
         also: &[],
+        nearest_neighbour: true,
     },
     QuickTask {
         name: "parsing",
         data_dir: "parsing",
         recipe: include_str!("../../../configs/finetune/parsing.toml"),
         also: &[],
+        nearest_neighbour: false,
     },
     QuickTask {
         name: "pose",
         data_dir: "pose",
         recipe: include_str!("../../../configs/finetune/pose.toml"),
         also: &[],
+        nearest_neighbour: false,
     },
     QuickTask {
         name: "attribute",
@@ -96,6 +101,7 @@ pub const TASKS: [QuickTask; 4] = [
         recipe: include_str!("../../../configs/finetune/attribute.toml"),
         // mA at a 0.5 threshold hides a weak model's ranking; the AUC reads it.
         also: &["mAUC"],
+        nearest_neighbour: false,
     },
 ];
 

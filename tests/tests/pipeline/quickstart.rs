@@ -61,6 +61,20 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
             "{diff}"
         );
     }
+    // Reid also by nearest neighbour on the frozen CLS, beside its trained probe.
+    let start = report
+        .find("## Nearest neighbour on the frozen CLS")
+        .unwrap_or_else(|| panic!("no nearest-neighbour section in\n{report}"));
+    let body = &report[start..report.find("## Fine-tuning").unwrap()];
+    let row = body
+        .lines()
+        .find(|l| l.starts_with("| reid (mAP) |"))
+        .unwrap_or_else(|| panic!("no reid row by nearest neighbour:\n{report}"));
+    assert_eq!(row.matches(" [").count(), 5, "{row}");
+    assert!(
+        !body.contains("| parsing ("),
+        "only reid is read by nearest neighbour"
+    );
     assert!(report.contains("part mIoU") && report.contains("attribute mA"));
     assert!(report.contains("ssl·part"), "{report}");
     assert!(log.contains("the shipped synthetic CLIP"), "{log}");
@@ -72,6 +86,7 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
         "pretrain-clasp/curves.png",
         "pretrain-clasp/gates.png",
         "probe-clasp-reid/probe.json",
+        "nn-clasp-reid/probe.json",
         "finetune-clasp-pose/metrics.jsonl",
         "finetune-clasp-pose/test_scores.json",
         "finetune-clasp-pose/checkpoints/task_selected/manifest.json",
