@@ -119,6 +119,7 @@ fn values_are_validated_with_their_key() {
         ("teacher.aspect_weight=1.5", "teacher.aspect_weight"),
         ("label.ensemble=\"average\"", "label.ensemble"),
         ("optim.head_lr_scale=0", "optim.head_lr_scale"),
+        ("finetune.accumulate=0", "finetune.accumulate"),
     ] {
         let err = format!("{:#}", sources(None, &[set]).load().unwrap_err());
         assert!(err.contains(&format!("`{key}`")), "{set}: {err}");

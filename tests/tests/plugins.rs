@@ -447,6 +447,82 @@ fn a_finetune_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run() {
     }
 }
 
+/// The delivered model's tensors (backbone and head) of run `name` under `runs`, flattened.
+fn delivered_weights(runs: &Path, name: &str) -> Vec<(String, Vec<f32>)> {
+    let dir = runs.join(name).join("checkpoints/task_selected");
+    let mut out = Vec::new();
+    for file in ["model.safetensors", "head.safetensors"] {
+        let tensors = candle_core::safetensors::load(dir.join(file), &Device::Cpu).unwrap();
+        let mut tensors: Vec<_> = tensors.into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, t) in tensors {
+            let v = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            out.push((format!("{file}:{k}"), v.to_vec1::<f32>().unwrap()));
+        }
+    }
+    out
+}
+
+/// `finetune.accumulate = 2` over batches of 2 takes the optimiser steps one batch of 4 takes: the
+/// delivered weights agree to float rounding, while plain batches of 2 (twice the steps) end
+/// elsewhere — so the comparison can fail.
+#[test]
+fn two_accumulated_batches_of_two_step_like_one_batch_of_four() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let root = data.path().join("attributes");
+    let lr = 1e-3;
+    let run = |name: &str, batch: usize, accumulate: usize| {
+        let sets = [
+            format!("run.name=\"{name}\""),
+            "finetune.epochs=1".into(),
+            "finetune.warmup_epochs=0".into(),
+            format!("finetune.batch_size={batch}"),
+            format!("finetune.accumulate={accumulate}"),
+            format!("optim.lr={lr}"),
+            // Some gradients are zero in exact arithmetic (attention's key bias: softmax ignores
+            // a shift) and rounding noise in floats, which Adam's eps of 1e-8 would blow up to
+            // steps of LR size; at 1e-3 noise moves nothing while real gradients still step.
+            "optim.eps=1e-3".into(),
+        ];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let o = nano_attribute_finetune_cmd(&root, runs.path(), &sets)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        delivered_weights(runs.path(), name)
+    };
+    let four = run("four", 4, 1);
+    let accumulated = run("two-by-two", 2, 2);
+    let two = run("two", 2, 1);
+    let max_gap = |a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]| {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .flat_map(|((ka, va), (kb, vb))| {
+                assert_eq!(ka, kb);
+                va.iter().zip(vb).map(|(x, y)| (x - y).abs())
+            })
+            .fold(0f32, f32::max)
+    };
+    // Summed micro-batch gradients differ from the whole batch's by rounding (~1e-7 relative),
+    // which AdamW's normalised step turns into far less than the LR per step: a hundredth of the
+    // LR bounds the gap after the epoch's few steps.
+    let tolerance = (lr / 100.0) as f32;
+    let gap = max_gap(&four, &accumulated);
+    assert!(gap < tolerance, "accumulated vs one batch of 4: {gap:e}");
+    let gap = max_gap(&four, &two);
+    assert!(
+        gap > tolerance,
+        "plain batches of 2 should end elsewhere: {gap:e}"
+    );
+}
+
 /// A learning rate that blows the weights up stops fine-tuning at the first non-finite loss,
 /// naming the step and the learning rate, with a failing exit status and no delivered checkpoint.
 #[test]

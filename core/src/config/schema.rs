@@ -1,6 +1,8 @@
 //! The configuration tree with its built-in defaults. Every struct denies unknown keys, so a typo
 //! is an error that names the key rather than a silently ignored setting.
 
+use std::num::NonZeroUsize;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -29,6 +31,10 @@ pub struct FinetuneSettings {
     pub data: Option<std::path::PathBuf>,
     pub epochs: usize,
     pub batch_size: usize,
+    /// Batches per optimiser step (gradient accumulation): K batches of `batch_size` make the
+    /// step one batch of K × `batch_size` makes when the loss is a mean over images (see
+    /// `optim/accumulate.rs` for the losses where it is not), activations held for one batch.
+    pub accumulate: NonZeroUsize,
     pub warmup_epochs: usize,
     /// Evaluate every this many epochs (and always after the last).
     pub eval_every: usize,
@@ -68,6 +74,7 @@ impl Default for FinetuneSettings {
             data: None,
             epochs: 20,
             batch_size: 32,
+            accumulate: NonZeroUsize::MIN,
             warmup_epochs: 1,
             eval_every: 1,
             workers: 2,

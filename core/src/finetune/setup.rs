@@ -66,7 +66,11 @@ impl Setup {
         // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
         let train_records = train.clone();
         let train_loader = task_loader(train, size, Some(order), ft, seed);
-        let (opt, schedule) = optimizer(config, &model, train_loader.batches_per_epoch()?)?;
+        // An optimiser step takes `finetune.accumulate` batches.
+        let steps_per_epoch = train_loader
+            .batches_per_epoch()?
+            .div_ceil(config.finetune.accumulate.get());
+        let (opt, schedule) = optimizer(config, &model, steps_per_epoch)?;
         Ok(Self {
             task_config,
             train_records,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::data::{batch_tensor, check_skipped, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
@@ -19,7 +19,7 @@ use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
 use crate::data::loader::Loader;
 use crate::json::null_as_nan;
-use crate::optim::{ensure_finite_loss, AdamW, CosineSchedule};
+use crate::optim::{ensure_finite_loss, share, AdamW, CosineSchedule, GradSum};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
@@ -85,24 +85,48 @@ fn read_test(
     Ok((test, blind))
 }
 
-/// One optimiser step on a batch of `(image, target)` items at `(lr, weight_decay)`; the loss.
+/// A batch of `(image, target)` items.
+type Items = Vec<(Vec<f32>, clasp_sdk::Record)>;
+
+/// One optimiser step on `micro` batches of `(image, target)` items at `(lr, weight_decay)`
+/// (more than one with `finetune.accumulate`, each weighted by its share of the items); the loss.
 fn train_step(
     model: &TaskModel,
     opt: &mut AdamW,
-    items: &[(Vec<f32>, clasp_sdk::Record)],
+    micro: &[Items],
     (lr, weight_decay): (f64, f64),
     step: usize,
 ) -> Result<f64> {
-    let x = batch_tensor(items, model.img_size(), model.backbone.store.device())?;
-    let targets: Vec<clasp_sdk::Record> = items.iter().map(|(_, r)| r.clone()).collect();
-    let output = model.forward(&x, true)?;
-    let loss = model.head.loss(&output, &targets)?;
-    let value = loss.to_scalar::<f32>()? as f64;
-    ensure_finite_loss(step, lr, &[("loss", value)])?;
-    let grads = loss.backward()?;
-    opt.step(&grads, lr, weight_decay)
-        .with_context(|| format!("step {step}"))?;
-    Ok(value)
+    let loss_of = |items: &Items| -> Result<(Tensor, f64)> {
+        let x = batch_tensor(items, model.img_size(), model.backbone.store.device())?;
+        let targets: Vec<clasp_sdk::Record> = items.iter().map(|(_, r)| r.clone()).collect();
+        let loss = model.head.loss(&model.forward(&x, true)?, &targets)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        ensure_finite_loss(step, lr, &[("loss", value)])?;
+        Ok((loss, value))
+    };
+    let step_failed = || format!("step {step}");
+    match micro {
+        // One batch: its own gradients, as without accumulation.
+        [items] => {
+            let (loss, value) = loss_of(items)?;
+            opt.step(&loss.backward()?, lr, weight_decay)
+                .with_context(step_failed)?;
+            Ok(value)
+        }
+        _ => {
+            let total = micro.iter().map(Vec::len).sum();
+            let (mut sum, mut value) = (GradSum::default(), 0.0);
+            for items in micro {
+                let w = share(items.len(), total);
+                let (loss, v) = loss_of(items)?;
+                sum.add(opt, &(loss * w)?.backward()?)?;
+                value += v * w;
+            }
+            opt.step(&sum, lr, weight_decay).with_context(step_failed)?;
+            Ok(value)
+        }
+    }
 }
 
 /// The primary metric among an epoch's validation `metrics` (`None` when not validated); a
@@ -184,34 +208,39 @@ fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
     out
 }
 
-/// One epoch of training steps, counting on from `step`; the mean loss of its batches.
+/// One epoch of training steps (`accumulate` batches each), counting on from `step`; the mean
+/// loss of its steps.
 fn train_epoch(
     model: &TaskModel,
     opt: &mut AdamW,
     loader: &Loader<TaskImages>,
     epoch: usize,
-    (schedule, weight_decay): (&CosineSchedule, f64),
+    (schedule, weight_decay, accumulate): (&CosineSchedule, f64, usize),
     step: &mut usize,
     max_skipped: f64,
 ) -> Result<f64> {
     let what = format!("fine-tuning `{}`, epoch {}", model.task(), epoch + 1);
     let mut epoch_batches = loader.epoch(epoch as u64)?;
     let bar = run_log::progress(&what, loader.batches_per_epoch()?, "batches")?;
-    let (mut loss_sum, mut batches, mut read) = (0.0, 0, 0);
-    for batch in epoch_batches.by_ref() {
-        if batch.items.is_empty() {
-            continue;
+    let (mut loss_sum, mut steps, mut read) = (0.0, 0, 0);
+    let mut micro: Vec<Items> = Vec::new();
+    let mut batches = epoch_batches.by_ref().filter(|b| !b.items.is_empty());
+    loop {
+        micro.clear();
+        micro.extend(batches.by_ref().take(accumulate).map(|b| b.items));
+        if micro.is_empty() {
+            break;
         }
-        read += batch.items.len();
+        read += micro.iter().map(Vec::len).sum::<usize>();
         let lr = schedule.at(*step);
-        let loss = train_step(model, opt, &batch.items, (lr, weight_decay), *step)
+        let loss = train_step(model, opt, &micro, (lr, weight_decay), *step)
             .with_context(|| what.clone())?;
-        (loss_sum, batches, *step) = (loss_sum + loss, batches + 1, *step + 1);
-        bar.inc(1);
+        (loss_sum, steps, *step) = (loss_sum + loss, steps + 1, *step + 1);
+        bar.inc(micro.len() as u64);
     }
     bar.finish_and_clear();
     check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
-    Ok(loss_sum / batches.max(1) as f64)
+    Ok(loss_sum / steps.max(1) as f64)
 }
 
 /// How far one invocation goes.
@@ -258,7 +287,11 @@ pub fn finetune_for(
         mut opt,
         schedule,
     } = Setup::new(config, &plugin, backbone_dir, run, device)?;
-    let steps = (&schedule, config.optim.weight_decay);
+    let steps = (
+        &schedule,
+        config.optim.weight_decay,
+        config.finetune.accumulate.get(),
+    );
 
     // 5. Resume after the last finished epoch of this run.
     let selected_dir = run.checkpoints().join(SELECTED_CHECKPOINT);

@@ -302,13 +302,17 @@ fn reid_probe() -> Overrides {
 }
 
 /// Reid by nearest neighbour on the frozen CLS: the retrieval feature is the one before the BN
-/// neck, which without a reduction layer is the (standardised) CLS itself. One epoch of one head
+/// neck, which without a reduction layer is the standardised CLS itself, ranked by cosine
+/// distance without re-ranking (what the report says of this section). One epoch of one head
 /// is run only because a probe trains something; retrieval reads none of it.
 pub fn nearest_neighbour_probe() -> Overrides {
     Overrides::new()
         .set("task.head", "bnneck")
         .set("task.pool", "cls")
         .set("task.neck_feat", "before")
+        .set("task.distance", "cosine")
+        .set("task.rerank", false)
+        .set("probe.standardize", true)
         .set("probe.epochs", 1)
         .set("probe.seeds", 1)
         .set("probe.flip", false)

@@ -2,13 +2,14 @@
 //! synthetic people (a downstream set, an attribute set, an unlabeled pool) → the CLIP teacher
 //! (the shipped one, or one trained on captioned people with `--train-teacher`) → pseudo-labels
 //! of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP; one or more seeds) →
-//! frozen-backbone probes and fine-tuning of the four task plugins from each, and from a random
-//! backbone → the gradient-conflict analysis → `report.md`: every result with its 95 % interval
+//! frozen-backbone probes (and reid by nearest neighbour on the frozen CLS) and fine-tuning of the
+//! four task plugins from each, and from a random backbone → the gradient-conflict analysis → `report.md`: every result with its 95 % interval
 //! over the test people, beside the image-blind levels, and the paired differences. Each stage
 //! leaves its result on disk; a rerun reuses finished stages (and an interrupted pre-training or
 //! fine-tuning resumes from its last checkpoint).
 
 pub mod budget;
+pub mod protocol;
 pub mod report;
 pub mod results;
 pub mod shipped_teacher;
@@ -21,7 +22,8 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use self::budget::{Budget, SetSize};
-use self::report::{Protocol, Report};
+use self::protocol::Protocol;
+use self::report::Report;
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::config::overrides::Overrides;
@@ -676,6 +678,9 @@ mod tests {
                             assert_eq!(c.task["neck_feat"].as_str(), Some("before"));
                             assert_eq!(c.task["head"].as_str(), Some("bnneck"));
                             assert_eq!(c.task["pool"].as_str(), Some("cls"));
+                            assert_eq!(c.task["distance"].as_str(), Some("cosine"));
+                            assert_eq!(c.task["rerank"].as_bool(), Some(false));
+                            assert!(c.probe.standardize);
                         }
                     }
                 }

@@ -1,6 +1,6 @@
-//! `runs/quickstart/report.md` and `results.png`: for frozen-backbone probes and for fine-tuning,
-//! each task's metric for the four variants with 95 % intervals over the test people, beside the
-//! image-blind levels, and the paired differences that say what pre-training, the pseudo-labels
+//! `runs/quickstart/report.md` and `results.png`: for frozen-backbone probes, reid's nearest
+//! neighbour on the frozen CLS and fine-tuning, each task's metric for the four variants with 95 %
+//! intervals over the test people, beside the image-blind levels, and the paired differences that say what pre-training, the pseudo-labels
 //! and PC-MoE add — "ahead" or "behind" only when the interval leaves out 0. Then the pseudo-label
 //! quality, the pre-training runs and the gradient-conflict tables.
 
@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::budget::Tier;
+use super::protocol::Protocol;
 use super::results::{PretrainResult, ProbeResult, TaskResult};
-use super::variants::{QuickTask, DIFFERENCES, TASKS, VARIANTS};
+use super::variants::{DIFFERENCES, TASKS, VARIANTS};
 use crate::charts::bars::{write_bar_chart, Bar, BarChart, Group, Panel};
 use crate::finetune::train::{BLIND_LEVELS_FILE, TEST_SCORES_FILE};
 use crate::plugin_host::scoring::Scorer;
@@ -20,49 +21,6 @@ use crate::probe::{ProbeOutcome, PROBE_FILE};
 use crate::scoring::blind::BlindLevel;
 use crate::scoring::{compare, Comparison, Difference, Entry, Interval, Sample, ScoredSplit};
 use crate::teacher::quality::QualityReport;
-
-/// How the backbones were read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Protocol {
-    /// Heads trained on frozen features.
-    Probe,
-    /// Retrieval by nearest neighbour on the frozen CLS token: nothing that retrieval reads is
-    /// trained, so it shows what the features hold before any probe learns a metric.
-    NearestNeighbour,
-    /// Backbone and head trained together.
-    Finetune,
-}
-
-impl Protocol {
-    /// In the report's order.
-    pub const ALL: [Protocol; 3] = [
-        Protocol::Probe,
-        Protocol::NearestNeighbour,
-        Protocol::Finetune,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Protocol::Probe => "Frozen-backbone probes",
-            Protocol::NearestNeighbour => "Nearest neighbour on the frozen CLS",
-            Protocol::Finetune => "Fine-tuning",
-        }
-    }
-
-    /// The prefix of its run folders: `<key>-<variant>-<task>`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Protocol::Probe => "probe",
-            Protocol::NearestNeighbour => "nn",
-            Protocol::Finetune => "finetune",
-        }
-    }
-
-    /// Whether the report reads task `t` this way.
-    pub fn reads(self, t: &QuickTask) -> bool {
-        self != Protocol::NearestNeighbour || t.nearest_neighbour
-    }
-}
 
 /// One task under one protocol: its metrics compared across the variants.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -462,7 +420,8 @@ impl Report<'_> {
             total += s;
         }
         md += &format!("| total | {total:.0} |\n");
-        md += "\nPer run: `probe-<variant>-<task>/probe.json`, `finetune-<variant>-<task>/metrics.jsonl` \
+        md += "\nPer run: `probe-<variant>-<task>/probe.json`, `nn-<variant>-reid/probe.json`, \
+               `finetune-<variant>-<task>/metrics.jsonl` \
                (validation per epoch) and `test_scores.json`; all intervals: `comparisons.json`; plots: \
                `results.png`, `pretrain-*/curves.png`, `pretrain-*/gates.png`, `grad_conflict.png`.\n";
         md

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::report::Protocol;
+use super::protocol::Protocol;
 
 /// One pre-training run's outcome (`done.json` beside its run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
