@@ -2,10 +2,11 @@
 //! the plugin's head → AdamW with layer-wise decay → epochs of training and evaluation → the
 //! task checkpoint.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::data::{batch_tensor, check_skipped, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
@@ -17,9 +18,9 @@ use super::task_model::TaskModel;
 use crate::charts::curves::{write_curves, Series};
 use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
-use crate::data::loader::Loader;
+use crate::data::loader::{Dataset, Loader};
 use crate::json::null_as_nan;
-use crate::optim::{ensure_finite_loss, share, AdamW, CosineSchedule, GradSum};
+use crate::optim::{add_grads, ensure_finite_loss, share, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
 use crate::plugin_host::Plugin;
 use crate::run_dir::RunDir;
@@ -86,10 +87,11 @@ fn read_test(
 }
 
 /// A batch of `(image, target)` items.
-type Items = Vec<(Vec<f32>, clasp_sdk::Record)>;
+type Items = Vec<<TaskImages as Dataset>::Item>;
 
 /// One optimiser step on `micro` batches of `(image, target)` items at `(lr, weight_decay)`
-/// (more than one with `finetune.accumulate`, each weighted by its share of the items); the loss.
+/// (more than one with `finetune.accumulate`), each batch's loss weighted by its share of the
+/// items and the gradients summed; the loss.
 fn train_step(
     model: &TaskModel,
     opt: &mut AdamW,
@@ -97,36 +99,21 @@ fn train_step(
     (lr, weight_decay): (f64, f64),
     step: usize,
 ) -> Result<f64> {
-    let loss_of = |items: &Items| -> Result<(Tensor, f64)> {
+    let total = micro.iter().map(Vec::len).sum();
+    let (mut grads, mut value) = (BTreeMap::new(), 0.0);
+    for items in micro {
         let x = batch_tensor(items, model.img_size(), model.backbone.store.device())?;
         let targets: Vec<clasp_sdk::Record> = items.iter().map(|(_, r)| r.clone()).collect();
         let loss = model.head.loss(&model.forward(&x, true)?, &targets)?;
-        let value = loss.to_scalar::<f32>()? as f64;
-        ensure_finite_loss(step, lr, &[("loss", value)])?;
-        Ok((loss, value))
-    };
-    let step_failed = || format!("step {step}");
-    match micro {
-        // One batch: its own gradients, as without accumulation.
-        [items] => {
-            let (loss, value) = loss_of(items)?;
-            opt.step(&loss.backward()?, lr, weight_decay)
-                .with_context(step_failed)?;
-            Ok(value)
-        }
-        _ => {
-            let total = micro.iter().map(Vec::len).sum();
-            let (mut sum, mut value) = (GradSum::default(), 0.0);
-            for items in micro {
-                let w = share(items.len(), total);
-                let (loss, v) = loss_of(items)?;
-                sum.add(opt, &(loss * w)?.backward()?)?;
-                value += v * w;
-            }
-            opt.step(&sum, lr, weight_decay).with_context(step_failed)?;
-            Ok(value)
-        }
+        let v = loss.to_scalar::<f32>()? as f64;
+        ensure_finite_loss(step, lr, &[("loss", v)])?;
+        let w = share(items.len(), total);
+        add_grads(&mut grads, opt, &(loss * w)?.backward()?)?;
+        value += v * w;
     }
+    opt.step(&grads, lr, weight_decay)
+        .with_context(|| format!("step {step}"))?;
+    Ok(value)
 }
 
 /// The primary metric among an epoch's validation `metrics` (`None` when not validated); a

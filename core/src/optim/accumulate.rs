@@ -5,45 +5,33 @@
 //! is not, the step differs as it does across ranks under data parallelism: batch-hard triplet
 //! mining and batch norm see one micro-batch at a time (batch norm's running statistics move K
 //! times per step), and parsing's cross entropy, a mean over labelled pixels, weighs a
-//! micro-batch by its images rather than its pixels. The sum costs one more copy of the
-//! gradients.
+//! micro-batch by its images rather than its pixels. With more than one micro-batch the sum
+//! costs one more copy of the gradients.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_core::{backprop::GradStore, Tensor};
 
-use super::adamw::{AdamW, GradSource};
+use super::adamw::AdamW;
 
-/// Gradients summed over micro-batches, by parameter name.
-#[derive(Default)]
-pub struct GradSum {
-    grads: BTreeMap<String, Tensor>,
-}
-
-impl GradSum {
-    /// Adds the gradients `grads` holds for `opt`'s parameters (detached: the sum must not keep
-    /// a micro-batch's graph alive).
-    pub fn add(&mut self, opt: &AdamW, grads: &GradStore) -> Result<()> {
-        for (name, var) in opt.groups.iter().flat_map(|g| &g.params) {
-            let Some(grad) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let grad = grad.detach();
-            let sum = match self.grads.remove(name) {
-                Some(sum) => (sum + grad)?,
-                None => grad,
-            };
-            self.grads.insert(name.clone(), sum);
+/// Adds to `sum` (gradients by parameter name, which `AdamW::step` reads as a `GradSource`) the
+/// gradients `grads` holds for `opt`'s parameters (detached: the sum must not keep a
+/// micro-batch's graph alive).
+pub fn add_grads(sum: &mut BTreeMap<String, Tensor>, opt: &AdamW, grads: &GradStore) -> Result<()> {
+    for (name, var) in opt.groups.iter().flat_map(|g| &g.params) {
+        let Some(grad) = grads.get(var.as_tensor()) else {
+            continue;
+        };
+        let grad = grad.detach();
+        match sum.get_mut(name) {
+            Some(total) => *total = (&*total + grad)?,
+            None => {
+                sum.insert(name.clone(), grad);
+            }
         }
-        Ok(())
     }
-}
-
-impl GradSource for GradSum {
-    fn grad(&self, name: &str, _var: &Var) -> Option<Tensor> {
-        self.grads.get(name).cloned()
-    }
+    Ok(())
 }
 
 /// The weight of a micro-batch of `len` samples in a step of `total` samples.
@@ -56,7 +44,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-    use crate::optim::{AdamWConfig, ParamGroup};
+    use crate::optim::{AdamWConfig, GradSource, ParamGroup};
 
     /// Two micro-batches weighted by their shares give the gradient of the whole batch's mean.
     #[test]
@@ -77,10 +65,10 @@ mod tests {
             Ok(x.matmul(&w.as_tensor().unsqueeze(1)?)?.sqr()?.mean_all()?)
         };
         let whole = loss(&x)?.backward()?;
-        let mut sum = GradSum::default();
+        let mut sum = BTreeMap::new();
         for (start, len) in [(0, 2), (2, 1)] {
             let part = (loss(&x.narrow(0, start, len)?)? * share(len, 3))?;
-            sum.add(&opt, &part.backward()?)?;
+            add_grads(&mut sum, &opt, &part.backward()?)?;
         }
         let want = whole.get(w.as_tensor()).unwrap().to_vec1::<f32>()?;
         let got = sum.grad("w", &w).unwrap().to_vec1::<f32>()?;

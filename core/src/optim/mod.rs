@@ -7,7 +7,7 @@ pub mod divergence;
 pub mod groups;
 pub mod schedule;
 
-pub use accumulate::{share, GradSum};
+pub use accumulate::{add_grads, share};
 pub use adamw::{AdamW, AdamWConfig, GradSource, StepStats};
 pub use divergence::ensure_finite_loss;
 pub use groups::{backbone_and_head_groups, build_groups, ParamGroup};

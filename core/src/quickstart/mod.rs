@@ -3,10 +3,11 @@
 //! (the shipped one, or one trained on captioned people with `--train-teacher`) → pseudo-labels
 //! of the pool → pre-training (DINO only, CLASP without PC-MoE, CLASP; one or more seeds) →
 //! frozen-backbone probes (and reid by nearest neighbour on the frozen CLS) and fine-tuning of the
-//! four task plugins from each, and from a random backbone → the gradient-conflict analysis → `report.md`: every result with its 95 % interval
-//! over the test people, beside the image-blind levels, and the paired differences. Each stage
-//! leaves its result on disk; a rerun reuses finished stages (and an interrupted pre-training or
-//! fine-tuning resumes from its last checkpoint).
+//! four task plugins from each, and from a random backbone → the gradient-conflict analysis →
+//! `report.md`: every result with its 95 % interval over the test people, beside the image-blind
+//! levels, and the paired differences. Each stage leaves its result on disk; a rerun reuses
+//! finished stages (and an interrupted pre-training or fine-tuning resumes from its last
+//! checkpoint).
 
 pub mod budget;
 pub mod protocol;

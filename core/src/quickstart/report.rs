@@ -1,8 +1,9 @@
 //! `runs/quickstart/report.md` and `results.png`: for frozen-backbone probes, reid's nearest
-//! neighbour on the frozen CLS and fine-tuning, each task's metric for the four variants with 95 %
-//! intervals over the test people, beside the image-blind levels, and the paired differences that say what pre-training, the pseudo-labels
-//! and PC-MoE add — "ahead" or "behind" only when the interval leaves out 0. Then the pseudo-label
-//! quality, the pre-training runs and the gradient-conflict tables.
+//! neighbour on the frozen CLS and fine-tuning, each task's metric for the four variants with
+//! 95 % intervals over the test people, beside the image-blind levels, and the paired differences
+//! that say what pre-training, the pseudo-labels and PC-MoE add — "ahead" or "behind" only when
+//! the interval leaves out 0. Then the pseudo-label quality, the pre-training runs and the
+//! gradient-conflict tables.
 
 use std::path::Path;
 
