@@ -7,7 +7,7 @@
 //!   (bootstrap intervals, image-blind levels).
 //! - `plugin_host` — loading task plugins over the stable ABI and serving their tensor calls.
 //! - `backbone`, `checkpoint` (atomic directories, manifests), `export` (timm), `run_dir` (a run's
-//!   folder and its lock), `run_log` (the metrics lines and progress of every training loop),
+//!   folder and its lock), `distributed` (the processes of a data-parallel job), `run_log` (the metrics lines and progress of every training loop),
 //!   `config` (layered settings), `data` (images, loaders, the synthetic people), `device`,
 //!   `file_hash`, `task_embedding`, `charts` (curves, gate heatmaps, bars with intervals), `json`.
 //! - `optim` sees variables, not layers; `model` knows no file formats and no training loop;
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod export;
 pub mod file_hash;
 pub mod finetune;

@@ -36,11 +36,14 @@ fn main() -> std::process::ExitCode {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .init();
-    match run(cli) {
+    let outcome = clasp_core::distributed::init().and_then(|_| run(cli));
+    if let Err(e) = &outcome {
+        eprintln!("error: {e:#}");
+    }
+    // After the message: a failed rank of a job aborts the others here.
+    clasp_core::distributed::finish(outcome.is_ok());
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
+        Err(_) => std::process::ExitCode::from(2),
     }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::atomic::remove_stale_temporaries;
 use crate::config::{to_toml, Config};
+use crate::distributed::World;
 
 pub const RESOLVED_CONFIG: &str = "config.resolved.toml";
 /// The lock file of a run folder.
@@ -48,7 +49,8 @@ pub struct RunDir {
     /// sha256 of the resolved config TOML.
     pub config_hash: String,
     /// Held while this value lives: the OS releases it when the process ends, however it ends.
-    _lock: File,
+    /// `None` on the other processes of a data-parallel job, which read the folder rank 0 holds.
+    _lock: Option<File>,
 }
 
 impl RunDir {
@@ -105,8 +107,32 @@ impl RunDir {
         Ok(Self {
             path,
             config_hash: config_hash(&text),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// The run folder of a job on every process of `world`: rank 0 takes it as [`create`] does
+    /// and the others use it without the lock once it has; an error on rank 0 stops them all.
+    ///
+    /// [`create`]: RunDir::create
+    pub fn create_in(config: &Config, existing: Existing, world: &World) -> Result<Self> {
+        if world.size == 1 {
+            return Self::create(config, existing);
+        }
+        let taken = match world.is_main() {
+            true => Some(Self::create(config, existing)),
+            false => None,
+        };
+        let ok = world.all(taken.as_ref().is_none_or(Result::is_ok))?;
+        match taken {
+            Some(run) => run,
+            None if !ok => bail!("rank 0 could not take the run folder (its error says why)"),
+            None => Ok(Self {
+                path: Path::new(&config.run.dir).join(&config.run.name),
+                config_hash: config_hash(&to_toml(config)?),
+                _lock: None,
+            }),
+        }
     }
 
     pub fn checkpoints(&self) -> PathBuf {

@@ -1,13 +1,13 @@
 //! The loader: same batches whatever the worker count, corrupt and truncated images skipped and
 //! named, P×K
-//! batches, shards that partition an epoch.
+//! batches, ranks that split each batch of the job as one process's larger batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use clasp_core::data::augment::MultiCropConfig;
 use clasp_core::data::image_folder::MultiCropFolder;
-use clasp_core::data::loader::{Loader, LoaderConfig};
-use clasp_core::data::sampler::{Sampler, Shard};
+use clasp_core::data::loader::{Dataset, Loader, LoaderConfig, Shard};
+use clasp_core::data::sampler::Sampler;
 use clasp_core::data::synth::dataset::{generate, SynthOptions};
 
 fn synth_folder() -> tempfile::TempDir {
@@ -131,10 +131,10 @@ fn identity_balanced_batches_hold_p_ids_of_k_images() {
     // fifth image waits for another epoch) and batches take chunks of four identities — here
     // every chunk once: 16 chunks, 4 batches, every epoch.
     for epoch in 0..4 {
-        let order = sampler.order(40, 0, epoch, Shard::default()).unwrap();
+        let order = sampler.order(40, 0, epoch).unwrap();
         assert_eq!(order.len(), 32, "epoch {epoch}");
     }
-    let order = sampler.order(40, 0, 0, Shard::default()).unwrap();
+    let order = sampler.order(40, 0, 0).unwrap();
     let distinct: BTreeSet<usize> = order.iter().copied().collect();
     assert!(
         distinct.len() >= 28,
@@ -151,34 +151,88 @@ fn identity_balanced_batches_hold_p_ids_of_k_images() {
     }
 }
 
+/// Three ranks with batches of 2 load, batch by batch, the items and crops one process loads with
+/// batches of 6 — rank r the r-th block of each — and every rank has as many batches (the last,
+/// short job batch leaves rank 2's block empty).
 #[test]
-fn shards_partition_an_epoch() {
-    let order = |rank| {
-        Sampler::Shuffle
-            .order(
-                10,
-                5,
-                1,
-                Shard {
-                    rank,
-                    world_size: 3,
-                },
-            )
+fn ranks_split_each_job_batch_as_one_process_loads_it() {
+    let dir = synth_folder();
+    let root = dir.path().join("reid/bounding_box_train");
+    let epoch = |batch_size, rank, world_size| {
+        let cfg = LoaderConfig {
+            batch_size,
+            shard: Shard { rank, world_size },
+            ..config(2)
+        };
+        let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), cfg);
+        let per_epoch = loader.batches_per_epoch().unwrap();
+        let batches: Vec<_> = loader
+            .epoch(1)
             .unwrap()
+            .map(|b| (b.indices, b.items))
+            .collect();
+        assert_eq!(batches.len(), per_epoch);
+        batches
     };
-    let parts: Vec<Vec<usize>> = (0..3).map(order).collect();
-    assert!(parts.iter().all(|p| p.len() == 3));
-    let all: BTreeSet<usize> = parts.iter().flatten().copied().collect();
-    assert_eq!(all.len(), 9, "disjoint shards");
-    assert!(Sampler::Shuffle
-        .order(
-            10,
-            5,
-            1,
-            Shard {
-                rank: 3,
-                world_size: 3
-            }
-        )
-        .is_err());
+    let whole = epoch(6, 0, 1);
+    let ranks: Vec<_> = (0..3).map(|r| epoch(2, r, 3)).collect();
+    assert_eq!(whole.len(), 2, "12 images in job batches of 6");
+    for (b, (indices, items)) in whole.iter().enumerate() {
+        for (r, rank) in ranks.iter().enumerate() {
+            assert_eq!(rank.len(), whole.len(), "every rank takes every step");
+            let block = (2 * r).min(indices.len())..(2 * r + 2).min(indices.len());
+            assert_eq!(rank[b].0, indices[block.clone()], "batch {b}, rank {r}");
+            assert!(
+                rank[b].1[..] == items[block],
+                "batch {b}, rank {r}: crops differ from one process's"
+            );
+        }
+    }
+    // 8 items in job batches of 6: the second job batch gives ranks 0 and 1 two items each and
+    // rank 2 none; the sampler's order is the same.
+    let short = |rank| {
+        let cfg = LoaderConfig {
+            batch_size: 2,
+            shard: Shard {
+                rank,
+                world_size: 3,
+            },
+            sampler: Sampler::Sequential,
+            ..config(1)
+        };
+        let folder = MultiCropFolder::new(&root, crops()).unwrap();
+        let loader = Loader::new(Subset(folder, 8), cfg);
+        loader
+            .epoch(0)
+            .unwrap()
+            .map(|b| b.indices)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(short(0), vec![vec![0, 1], vec![6, 7]]);
+    assert_eq!(short(2), vec![vec![4, 5], vec![]]);
+    let bad = LoaderConfig {
+        shard: Shard {
+            rank: 3,
+            world_size: 3,
+        },
+        ..config(1)
+    };
+    let loader = Loader::new(MultiCropFolder::new(&root, crops()).unwrap(), bad);
+    assert!(loader.batches_per_epoch().is_err());
+}
+
+/// The first `.1` items of a dataset.
+struct Subset<D>(D, usize);
+
+impl<D: Dataset> Dataset for Subset<D> {
+    type Item = D::Item;
+    fn len(&self) -> usize {
+        self.1.min(self.0.len())
+    }
+    fn get(&self, index: usize, rng: &mut rand_chacha::ChaCha8Rng) -> anyhow::Result<D::Item> {
+        self.0.get(index, rng)
+    }
+    fn describe(&self, index: usize) -> String {
+        self.0.describe(index)
+    }
 }

@@ -12,27 +12,11 @@ use clasp_core::plugin_host::task_head::{dataset, HeadOutputs, TaskHead};
 use clasp_core::plugin_host::{load, loader::sha256_file};
 
 mod common;
+use common::finetune_runs::{
+    attribute_data, delivered_weights, max_weight_gap, nano_attribute_finetune,
+    nano_attribute_finetune_cmd,
+};
 use common::plugin_libs::{build_apart, clasp_exe, err, input, library, plugin_dir};
-
-fn attribute_data() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            out: dir.path().to_path_buf(),
-            identities: 6,
-            images_per_id: 3,
-            cameras: 3,
-            seed: 2,
-            height: 64,
-            width: 32,
-            jpeg_quality: 90,
-            threads: 1,
-        },
-        &|_| {},
-    )
-    .unwrap();
-    dir
-}
 
 #[test]
 fn attribute_head_trains_through_the_vtable() {
@@ -350,31 +334,6 @@ fn a_panic_inside_forward_ends_clasp_finetune_with_a_message_not_an_abort() {
     );
 }
 
-/// `clasp finetune --task attribute` of a nano ViT at 64×32 with batches of 2 on `data`, runs
-/// under `runs`, and further `--set`s.
-fn nano_attribute_finetune(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Output {
-    nano_attribute_finetune_cmd(data, runs, sets)
-        .output()
-        .unwrap()
-}
-
-fn nano_attribute_finetune_cmd(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(clasp_exe());
-    cmd.args(["finetune", "--task", "attribute", "--data"])
-        .arg(data);
-    let fixed = [
-        "model.preset=\"nano\"".to_string(),
-        "model.img_size=[64, 32]".to_string(),
-        "finetune.batch_size=2".to_string(),
-        format!("run.dir=\"{}\"", runs.display()),
-    ];
-    for set in fixed.iter().map(String::as_str).chain(sets.iter().copied()) {
-        cmd.args(["--set", set]);
-    }
-    cmd.env("CLASP_PLUGIN_PATH", library("clasp_plugin_attribute"));
-    cmd
-}
-
 /// A fine-tuning run stopped after its first epoch and resumed logs, selects and delivers
 /// exactly what an uninterrupted run does (weights, optimiser, data order and dropout masks all
 /// continue from the checkpoint).
@@ -447,22 +406,6 @@ fn a_finetune_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run() {
     }
 }
 
-/// The delivered model's tensors (backbone and head) of run `name` under `runs`, flattened.
-fn delivered_weights(runs: &Path, name: &str) -> Vec<(String, Vec<f32>)> {
-    let dir = runs.join(name).join("checkpoints/task_selected");
-    let mut out = Vec::new();
-    for file in ["model.safetensors", "head.safetensors"] {
-        let tensors = candle_core::safetensors::load(dir.join(file), &Device::Cpu).unwrap();
-        let mut tensors: Vec<_> = tensors.into_iter().collect();
-        tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        for (k, t) in tensors {
-            let v = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
-            out.push((format!("{file}:{k}"), v.to_vec1::<f32>().unwrap()));
-        }
-    }
-    out
-}
-
 /// `finetune.accumulate = 2` over batches of 2 takes the optimiser steps one batch of 4 takes: the
 /// delivered weights agree to float rounding, while plain batches of 2 (twice the steps) end
 /// elsewhere — so the comparison can fail.
@@ -500,16 +443,7 @@ fn two_accumulated_batches_of_two_step_like_one_batch_of_four() {
     let four = run("four", 4, 1);
     let accumulated = run("two-by-two", 2, 2);
     let two = run("two", 2, 1);
-    let max_gap = |a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]| {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .flat_map(|((ka, va), (kb, vb))| {
-                assert_eq!(ka, kb);
-                va.iter().zip(vb).map(|(x, y)| (x - y).abs())
-            })
-            .fold(0f32, f32::max)
-    };
+    let max_gap = |a: &[_], b: &[_]| max_weight_gap(a, b, |_| true);
     // Summed micro-batch gradients differ from the whole batch's by rounding (~1e-7 relative),
     // which AdamW's normalised step turns into far less than the LR per step: a hundredth of the
     // LR bounds the gap after the epoch's few steps.

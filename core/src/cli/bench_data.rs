@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::data::augment::MultiCropConfig;
 use crate::data::image_folder::MultiCropFolder;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::sampler::{Sampler, Shard};
+use crate::data::loader::{Loader, LoaderConfig, Shard};
+use crate::data::sampler::Sampler;
 use crate::data::synth::dataset::{cameras, generate, plan, render_job, SynthOptions};
 
 #[derive(Args, Debug)]

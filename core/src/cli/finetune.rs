@@ -9,6 +9,7 @@ use super::GlobalArgs;
 use crate::checkpoint::manifest::Manifest;
 use crate::config::{Config, ConfigSources};
 use crate::device::parse_device;
+use crate::distributed;
 use crate::finetune::evaluate::format_metrics;
 use crate::finetune::{finetune_for, FinetuneRun};
 use crate::plugin_host::loader::find_task;
@@ -126,7 +127,12 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config, Existing::from_flags(how.resume, args.overwrite))?;
+    let world = distributed::world();
+    let existing = Existing::from_flags(how.resume, args.overwrite);
+    let run = RunDir::create_in(&config, existing, &world)?;
+    if world.size > 1 {
+        println!("rank {} of {} processes", world.rank, world.size);
+    }
     println!(
         "fine-tuning `{}` ({} {}) → {}",
         args.task,

@@ -173,6 +173,14 @@ pub enum ConfigCommand {
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
+    let world = crate::distributed::world();
+    if world.size > 1 && !matches!(cli.command, Command::Finetune(_)) {
+        anyhow::bail!(
+            "started as one of {} processes: of the `clasp` commands only `finetune` runs data \
+             parallel so far; run this one without mpirun",
+            world.size
+        );
+    }
     match cli.command {
         Command::Synth(args) => synth::run(g, args),
         Command::Init(args) => init::run(g, args),

@@ -2,6 +2,13 @@
 //! at most `prefetch` batches ahead, and batches come out in order. Each item's randomness comes
 //! from (seed, epoch, position), so the output does not depend on the number of workers.
 //! An item that fails to load (a corrupt image) is left out of its batch, counted and named.
+//!
+//! Under data parallelism every process walks the same order in batches of `world_size ×
+//! batch_size` (the job's batch) and loads its own block of each: rank r takes positions
+//! `[r·B, (r+1)·B)` of every job batch. So N processes with batches of B see, batch for batch,
+//! what one process sees with batches of N·B (or with B and `accumulate = N`), with the same
+//! augmentations, since an item's randomness is keyed by its position in the whole order. A last
+//! short job batch may leave a process's block empty; the process still takes part in the step.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +19,9 @@ use std::thread::JoinHandle;
 use anyhow::Result;
 use rand_chacha::ChaCha8Rng;
 
-use super::sampler::{Sampler, Shard};
+use anyhow::bail;
+
+use super::sampler::Sampler;
 use super::synth::rng_for;
 
 /// Something that loads item `index`, using `rng` for its augmentations.
@@ -37,6 +46,22 @@ pub struct LoaderConfig {
     pub drop_last: bool,
     pub sampler: Sampler,
     pub shard: Shard,
+}
+
+/// This process's part of each job batch when training runs on `world_size` processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            rank: 0,
+            world_size: 1,
+        }
+    }
 }
 
 /// One batch: the loaded items with their dataset indices.
@@ -71,19 +96,28 @@ impl<D: Dataset> Loader<D> {
         &self.dataset
     }
 
-    /// How many batches an epoch has (the same for every epoch).
+    /// How many batches an epoch has (the same for every epoch and every process).
     pub fn batches_per_epoch(&self) -> Result<usize> {
         let n = self
             .cfg
             .sampler
-            .order(self.dataset.len(), self.cfg.seed, 0, self.cfg.shard)?
+            .order(self.dataset.len(), self.cfg.seed, 0)?
             .len();
-        let bs = self.cfg.batch_size.max(1);
+        let job_batch = self.job_batch()?;
         Ok(if self.cfg.drop_last {
-            n / bs
+            n / job_batch
         } else {
-            n.div_ceil(bs)
+            n.div_ceil(job_batch)
         })
+    }
+
+    /// Items per batch over all processes.
+    fn job_batch(&self) -> Result<usize> {
+        let Shard { rank, world_size } = self.cfg.shard;
+        if world_size == 0 || rank >= world_size {
+            bail!("shard rank {rank} of world size {world_size}");
+        }
+        Ok(self.cfg.batch_size.max(1) * world_size)
     }
 
     /// Batches of `epoch`, in order, prepared by the worker threads.
@@ -94,22 +128,21 @@ impl<D: Dataset> Loader<D> {
     /// Batches `first..` of `epoch`: what a run resumed mid-epoch still has to see, with the
     /// same items and augmentations as an uninterrupted epoch.
     pub fn epoch_from(&self, epoch: u64, first: usize) -> Result<EpochIter<D::Item>> {
-        let order =
-            self.cfg
-                .sampler
-                .order(self.dataset.len(), self.cfg.seed, epoch, self.cfg.shard)?;
-        let bs = self.cfg.batch_size.max(1);
-        let mut batches: Vec<Vec<(usize, usize)>> = order
+        let order = self
+            .cfg
+            .sampler
+            .order(self.dataset.len(), self.cfg.seed, epoch)?;
+        let (bs, job_batch) = (self.cfg.batch_size.max(1), self.job_batch()?);
+        let mine = self.cfg.shard.rank * bs..(self.cfg.shard.rank + 1) * bs;
+        let batches: Vec<Vec<(usize, usize)>> = order
             .iter()
             .copied()
             .enumerate()
             .collect::<Vec<_>>()
-            .chunks(bs)
-            .map(|c| c.to_vec())
+            .chunks(job_batch)
+            .filter(|c| !self.cfg.drop_last || c.len() == job_batch)
+            .map(|c| c[mine.start.min(c.len())..mine.end.min(c.len())].to_vec())
             .collect();
-        if self.cfg.drop_last && batches.last().is_some_and(|b| b.len() < bs) {
-            batches.pop();
-        }
         let batches = Arc::new(batches);
         let first = first.min(batches.len());
         let window = Arc::new((Mutex::new(first), Condvar::new()));

@@ -1,5 +1,5 @@
 //! The order in which an epoch visits a dataset: sequential, shuffled, or P identities × K images
-//! (ReID); then this rank's share. Deterministic given (seed, epoch).
+//! (ReID). Deterministic given (seed, epoch).
 
 use std::collections::BTreeMap;
 
@@ -21,33 +21,10 @@ pub enum Sampler {
     },
 }
 
-/// This process's part of the data when training runs on `world_size` processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub rank: usize,
-    pub world_size: usize,
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Self {
-            rank: 0,
-            world_size: 1,
-        }
-    }
-}
-
 impl Sampler {
-    /// Item indices in visiting order for `epoch`, already cut to `shard`'s part (every rank
-    /// gets the same number of items, so their steps stay in lockstep).
-    pub fn order(&self, len: usize, seed: u64, epoch: u64, shard: Shard) -> Result<Vec<usize>> {
-        if shard.world_size == 0 || shard.rank >= shard.world_size {
-            bail!(
-                "shard rank {} of world size {}",
-                shard.rank,
-                shard.world_size
-            );
-        }
+    /// Item indices in visiting order for `epoch` (the whole job's: the loader cuts each
+    /// process's part out of every batch).
+    pub fn order(&self, len: usize, seed: u64, epoch: u64) -> Result<Vec<usize>> {
         let mut rng = rng_for(seed, &[10, epoch]);
         let order = match self {
             Sampler::Sequential => (0..len).collect(),
@@ -113,12 +90,6 @@ impl Sampler {
                 o
             }
         };
-        let per_rank = order.len() / shard.world_size;
-        Ok(order
-            .into_iter()
-            .skip(shard.rank)
-            .step_by(shard.world_size)
-            .take(per_rank)
-            .collect())
+        Ok(order)
     }
 }

@@ -7,8 +7,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::schema::{BatchOrder, FinetuneSettings};
-use crate::data::loader::{Dataset, Loader, LoaderConfig, Skipped};
-use crate::data::sampler::{Sampler, Shard};
+use crate::data::loader::{Dataset, Loader, LoaderConfig, Shard, Skipped};
+use crate::data::sampler::Sampler;
+use crate::distributed::World;
 use crate::finetune::sample::{load_sample, mirror_pixels};
 use crate::plugin_host::task_head::{dataset, RecordFlip};
 use crate::plugin_host::Plugin;
@@ -60,9 +61,9 @@ pub fn task_loader(
     settings: &FinetuneSettings,
     seed: u64,
 ) -> Loader<TaskImages> {
-    let (sampler, flip) = match train {
-        Some(t) => (t.sampler, t.flip),
-        None => (Sampler::Sequential, None),
+    let (sampler, flip, shard) = match train {
+        Some(t) => (t.sampler, t.flip, t.shard),
+        None => (Sampler::Sequential, None, Shard::default()),
     };
     Loader::new(
         TaskImages {
@@ -78,7 +79,7 @@ pub fn task_loader(
             seed,
             drop_last: false,
             sampler,
-            shard: Shard::default(),
+            shard,
         },
     )
 }
@@ -89,6 +90,8 @@ pub struct TrainOrder {
     pub sampler: Sampler,
     /// Random horizontal flips, with the targets mirrored by the task's plugin.
     pub flip: Option<RecordFlip>,
+    /// This process's part of each batch of the job.
+    pub shard: Shard,
 }
 
 /// The plugin's `flip` when the task mirrors its targets: asked of the first training sample
@@ -157,7 +160,23 @@ impl TrainOrder {
                 Sampler::IdentityBalanced { p: b / k, k, pids }
             }
         };
-        Ok(Self { sampler, flip })
+        Ok(Self {
+            sampler,
+            flip,
+            shard: Shard::default(),
+        })
+    }
+
+    /// The order of a job whose optimiser step takes `accumulate` batches on each of `world`'s
+    /// processes: this process's shard, and P × K batches dealt per step (P identities per batch
+    /// on each process and micro-batch, none repeated within a step), so the step sees the
+    /// identities one process sees with the whole step's batch.
+    pub fn for_job(mut self, world: &World, accumulate: usize) -> Self {
+        if let Sampler::IdentityBalanced { p, .. } = &mut self.sampler {
+            *p *= world.size * accumulate;
+        }
+        self.shard = world.shard();
+        self
     }
 }
 

@@ -12,6 +12,8 @@ use super::task_model::TaskModel;
 use super::task_prompt::task_backbone;
 use crate::config::Config;
 use crate::data::loader::Loader;
+use crate::distributed::gradients::broadcast_parameters;
+use crate::distributed::World;
 use crate::optim::{backbone_and_head_groups, AdamW, CosineSchedule};
 use crate::plugin_host::task_config::resolve;
 use crate::plugin_host::task_head::{RecordFlip, TaskHead};
@@ -37,6 +39,7 @@ impl Setup {
         backbone_dir: Option<&Path>,
         run: &RunDir,
         device: &Device,
+        world: &World,
     ) -> Result<Self> {
         let ft = &config.finetune;
         let task = plugin.name();
@@ -61,7 +64,8 @@ impl Setup {
         let size = model.img_size();
         // How batches are drawn; random flips when the plugin mirrors its targets.
         let flip = RecordFlip::new(plugin, &task_config);
-        let order = TrainOrder::from_settings(ft, task, &train, probe_flip(flip, &train, size)?)?;
+        let order = TrainOrder::from_settings(ft, task, &train, probe_flip(flip, &train, size)?)?
+            .for_job(world, ft.accumulate.get());
 
         // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
         let train_records = train.clone();
@@ -71,6 +75,9 @@ impl Setup {
             .batches_per_epoch()?
             .div_ceil(config.finetune.accumulate.get());
         let (opt, schedule) = optimizer(config, &model, steps_per_epoch)?;
+        // Every process starts from rank 0's weights, whatever it loaded or drew.
+        let params = opt.groups.iter().flat_map(|g| g.params.iter().cloned());
+        broadcast_parameters(world, &params.collect())?;
         Ok(Self {
             task_config,
             train_records,

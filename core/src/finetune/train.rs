@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -19,6 +20,8 @@ use crate::charts::curves::{write_curves, Series};
 use crate::checkpoint::manifest::Selection;
 use crate::config::Config;
 use crate::data::loader::{Dataset, Loader};
+use crate::distributed::gradients::sum_gradients;
+use crate::distributed::{self, World};
 use crate::json::null_as_nan;
 use crate::optim::{add_grads, ensure_finite_loss, share, AdamW, CosineSchedule};
 use crate::plugin_host::scoring::Scorer;
@@ -90,18 +93,24 @@ fn read_test(
 type Items = Vec<<TaskImages as Dataset>::Item>;
 
 /// One optimiser step on `micro` batches of `(image, target)` items at `(lr, weight_decay)`
-/// (more than one with `finetune.accumulate`), each batch's loss weighted by its share of the
-/// items and the gradients summed; the loss.
+/// (more than one with `finetune.accumulate`) on this process, and as many on every other process
+/// of `world`: each batch's loss weighted by its share of the whole step's items, the gradients
+/// summed over batches and processes. The step's mean loss, or `None` when no process has an
+/// item (every image of the step unreadable): then no process steps.
 fn train_step(
     model: &TaskModel,
     opt: &mut AdamW,
     micro: &[Items],
     (lr, weight_decay): (f64, f64),
     step: usize,
-) -> Result<f64> {
-    let total = micro.iter().map(Vec::len).sum();
-    let (mut grads, mut value) = (BTreeMap::new(), 0.0);
-    for items in micro {
+    world: &World,
+) -> Result<Option<f64>> {
+    let total = world.sum_count(micro.iter().map(Vec::len).sum())?;
+    if total == 0 {
+        return Ok(None);
+    }
+    let (mut grads, mut value) = (BTreeMap::new(), [0.0]);
+    for items in micro.iter().filter(|items| !items.is_empty()) {
         let x = batch_tensor(items, model.img_size(), model.backbone.store.device())?;
         let targets: Vec<clasp_sdk::Record> = items.iter().map(|(_, r)| r.clone()).collect();
         let loss = model.head.loss(&model.forward(&x, true)?, &targets)?;
@@ -109,11 +118,13 @@ fn train_step(
         ensure_finite_loss(step, lr, &[("loss", v)])?;
         let w = share(items.len(), total);
         add_grads(&mut grads, opt, &(loss * w)?.backward()?)?;
-        value += v * w;
+        value[0] += v * w;
     }
+    sum_gradients(world, opt, &mut grads)?;
+    world.sum_f64(&mut value)?;
     opt.step(&grads, lr, weight_decay)
         .with_context(|| format!("step {step}"))?;
-    Ok(value)
+    Ok(Some(value[0]))
 }
 
 /// The primary metric among an epoch's validation `metrics` (`None` when not validated); a
@@ -195,8 +206,8 @@ fn curve_series(history: &[EpochMetrics]) -> Vec<Series<'_>> {
     out
 }
 
-/// One epoch of training steps (`accumulate` batches each), counting on from `step`; the mean
-/// loss of its steps.
+/// One epoch of training steps (`accumulate` batches each, on every process of `world`),
+/// counting on from `step`; the mean loss of its steps.
 fn train_epoch(
     model: &TaskModel,
     opt: &mut AdamW,
@@ -204,28 +215,41 @@ fn train_epoch(
     epoch: usize,
     (schedule, weight_decay, accumulate): (&CosineSchedule, f64, usize),
     step: &mut usize,
-    max_skipped: f64,
+    (max_skipped, world): (f64, &World),
 ) -> Result<f64> {
     let what = format!("fine-tuning `{}`, epoch {}", model.task(), epoch + 1);
+    let (started, in_collectives) = (Instant::now(), distributed::seconds_in_collectives());
     let mut epoch_batches = loader.epoch(epoch as u64)?;
     let bar = run_log::progress(&what, loader.batches_per_epoch()?, "batches")?;
     let (mut loss_sum, mut steps, mut read) = (0.0, 0, 0);
     let mut micro: Vec<Items> = Vec::new();
-    let mut batches = epoch_batches.by_ref().filter(|b| !b.items.is_empty());
+    // Every process has as many batches (some possibly empty), so all take each step together.
     loop {
         micro.clear();
-        micro.extend(batches.by_ref().take(accumulate).map(|b| b.items));
+        micro.extend(epoch_batches.by_ref().take(accumulate).map(|b| b.items));
         if micro.is_empty() {
             break;
         }
         read += micro.iter().map(Vec::len).sum::<usize>();
         let lr = schedule.at(*step);
-        let loss = train_step(model, opt, &micro, (lr, weight_decay), *step)
+        let step_loss = train_step(model, opt, &micro, (lr, weight_decay), *step, world)
             .with_context(|| what.clone())?;
-        (loss_sum, steps, *step) = (loss_sum + loss, steps + 1, *step + 1);
+        if let Some(loss) = step_loss {
+            (loss_sum, steps, *step) = (loss_sum + loss, steps + 1, *step + 1);
+        }
         bar.inc(micro.len() as u64);
     }
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    match world.size {
+        1 => tracing::debug!("{what}: {seconds:.1} s"),
+        _ => tracing::info!(
+            "{what}: {seconds:.1} s, {:.1} s of it in collectives (rank {} of {})",
+            distributed::seconds_in_collectives() - in_collectives,
+            world.rank,
+            world.size
+        ),
+    }
     check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
     Ok(loss_sum / steps.max(1) as f64)
 }
@@ -252,7 +276,8 @@ pub fn finetune(
     Ok(out.expect("a run without max_epochs runs to its last epoch"))
 }
 
-/// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch.
+/// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch,
+/// and on every process but rank 0 of a data-parallel job (which alone selects and tests).
 pub fn finetune_for(
     config: &Config,
     plugin: Plugin,
@@ -262,6 +287,9 @@ pub fn finetune_for(
     how: FinetuneRun,
 ) -> Result<Option<FinetuneOutcome>> {
     let (ft, max_skipped) = (&config.finetune, config.data.max_skipped_fraction);
+    // Under data parallelism every process trains; rank 0 alone validates, writes and tests.
+    let world = distributed::world();
+    let main = world.is_main();
     let task = plugin.name().to_string();
     // 1–4. Task settings and data, backbone with the task's prompt, head, optimiser.
     let Setup {
@@ -273,7 +301,7 @@ pub fn finetune_for(
         train_loader,
         mut opt,
         schedule,
-    } = Setup::new(config, &plugin, backbone_dir, run, device)?;
+    } = Setup::new(config, &plugin, backbone_dir, run, device, &world)?;
     let steps = (
         &schedule,
         config.optim.weight_decay,
@@ -292,7 +320,13 @@ pub fn finetune_for(
 
     // 6. Epochs: train, validate, keep the best epoch on validation.
     let log_path = run.path.join("metrics.jsonl");
-    let mut log = MetricsLog::open(&log_path, (at.epochs_done > 0).then_some(at.step))?;
+    let mut log = match main {
+        true => Some(MetricsLog::open(
+            &log_path,
+            (at.epochs_done > 0).then_some(at.step),
+        )?),
+        false => None,
+    };
     let primary = plugin.spec.primary_metric.to_string();
     for epoch in first_epoch..ft.epochs {
         if how.max_epochs.is_some_and(|m| epoch - first_epoch >= m) {
@@ -310,8 +344,12 @@ pub fn finetune_for(
             epoch,
             steps,
             &mut at.step,
-            max_skipped,
+            (max_skipped, &world),
         )?;
+        let Some(log) = log.as_mut() else {
+            at.epochs_done = epoch + 1;
+            continue;
+        };
 
         // Validation every `eval_every` epochs and after the last; the test split is not looked
         // at until an epoch is selected.
@@ -349,6 +387,9 @@ pub fn finetune_for(
         }
     }
 
+    if !main {
+        return Ok(None);
+    }
     // 7. The selected epoch's model, read once on the test split, beside the image-blind levels.
     let Progress {
         history, selected, ..

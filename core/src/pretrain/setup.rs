@@ -9,8 +9,8 @@ use super::data::{PretrainImages, PseudoLabels};
 use super::model::{task_for, EmaTeacher, Heads, ATTR_TASK, PART_TASK, SSL_TASK};
 use crate::backbone::Backbone;
 use crate::config::Config;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::sampler::{Sampler, Shard};
+use crate::data::loader::{Loader, LoaderConfig, Shard};
+use crate::data::sampler::Sampler;
 use crate::model::ParamStore;
 
 /// The prompt of each loss (`None`: the backbone has no prompts); `part`/`attr` are `None` when

@@ -237,7 +237,7 @@ pub fn train_head(
     let mut flips = crate::data::synth::rng_for(seed, &[20]);
     let steps_per_epoch = order
         .sampler
-        .order(train.len(), seed, 0, Default::default())?
+        .order(train.len(), seed, 0)?
         .len()
         .div_ceil(p.batch_size.max(1));
     let mut opt = AdamW::new(
@@ -258,9 +258,7 @@ pub fn train_head(
     )> = None;
     let mut step = 0;
     for epoch in 0..p.epochs {
-        let indices = order
-            .sampler
-            .order(train.len(), seed, epoch as u64, Default::default())?;
+        let indices = order.sampler.order(train.len(), seed, epoch as u64)?;
         for batch in indices.chunks(p.batch_size.max(1)) {
             let flip: Vec<bool> = batch.iter().map(|_| flips.gen_bool(0.5)).collect();
             let (cls, patches, targets) = train.select_flipped(batch, &flip)?;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod finetune_runs;
 pub mod plugin_libs;
 pub mod task_data;
 

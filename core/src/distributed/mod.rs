@@ -1,0 +1,211 @@
+//! The processes of a data-parallel job: how many there are, which one this is, and the
+//! collectives training needs (sums, broadcasts, a barrier).
+//!
+//! A job started by an MPI launcher (`mpirun`, `mpiexec`, `srun --mpi=pmix`) in a binary built
+//! with `--features mpi` is a world of as many processes as the launcher started, joined over the
+//! system's MPI. Anything else — no feature, or no launcher — is a world of one, where every
+//! collective returns its input and costs nothing. The world is set up once by [`init`] at the
+//! start of `main` and ended by [`finish`].
+//!
+//! Every collective must be called by every process of the world in the same order: a process
+//! that skips one leaves the others waiting in it. Training code therefore makes every decision
+//! that changes which collectives run (skipping a step, stopping) from values already reduced.
+
+pub mod gradients;
+#[cfg(feature = "mpi")]
+mod mpi_backend;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::data::loader::Shard;
+
+/// This process's place in the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct World {
+    pub rank: usize,
+    pub size: usize,
+    /// Rank among the processes on this machine (which GPU it takes).
+    pub local_rank: usize,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// One process; collectives are the identity.
+    Single,
+    #[cfg(feature = "mpi")]
+    Mpi,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+
+/// Nanoseconds this process has spent in collectives (waiting for the others included).
+static IN_COLLECTIVES_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds this process has spent in collectives so far, waiting for slower processes included:
+/// what data parallelism costs a step beyond its share of the compute.
+pub fn seconds_in_collectives() -> f64 {
+    IN_COLLECTIVES_NS.load(Ordering::Relaxed) as f64 * 1e-9
+}
+
+/// Runs one collective, counting its time.
+fn timed<T>(collective: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = collective();
+    let ns = start.elapsed().as_nanos() as u64;
+    IN_COLLECTIVES_NS.fetch_add(ns, Ordering::Relaxed);
+    out
+}
+
+/// The environment variables by which MPI launchers tell a process it is one of a job: Open MPI,
+/// MPICH's and Intel's hydra, PMIx (`srun --mpi=pmix`), MVAPICH.
+const LAUNCHER_VARIABLES: [&str; 4] = [
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+    "PMIX_RANK",
+    "MV2_COMM_WORLD_SIZE",
+];
+
+/// Whether an MPI launcher started this process.
+pub fn launched_by_mpi() -> bool {
+    LAUNCHER_VARIABLES
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Joins the job's world: over MPI when a launcher started this process, else a world of one.
+/// A launcher without MPI support in the binary is an error (the processes would each train
+/// alone, unaware of one another, and write over each other's run folder).
+pub fn init() -> Result<World> {
+    let world = match launched_by_mpi() {
+        false => World::single(),
+        #[cfg(feature = "mpi")]
+        true => mpi_backend::init()?,
+        #[cfg(not(feature = "mpi"))]
+        true => anyhow::bail!(
+            "started by an MPI launcher, but this `clasp` was built without MPI: rebuild with \
+             `cargo build --release --features mpi` (needs libopenmpi-dev or MPICH), or run it \
+             without mpirun"
+        ),
+    };
+    WORLD
+        .set(world)
+        .map_err(|_| anyhow::anyhow!("the world was already set up"))?;
+    Ok(world)
+}
+
+/// The job's world; a world of one when [`init`] was not called (tests, library users).
+pub fn world() -> World {
+    *WORLD.get_or_init(World::single)
+}
+
+/// Ends the world: finalises MPI after a run that succeeded everywhere; after a failure aborts
+/// the job, since the other processes may be waiting in a collective this one will never join.
+#[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+pub fn finish(succeeded: bool) {
+    match world().backend {
+        Backend::Single => {}
+        #[cfg(feature = "mpi")]
+        Backend::Mpi => mpi_backend::finish(succeeded),
+    }
+}
+
+impl World {
+    pub fn single() -> Self {
+        Self {
+            rank: 0,
+            size: 1,
+            local_rank: 0,
+            backend: Backend::Single,
+        }
+    }
+
+    /// The process that writes run folders, checkpoints and logs.
+    pub fn is_main(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// This process's part of the data.
+    pub fn shard(&self) -> Shard {
+        Shard {
+            rank: self.rank,
+            world_size: self.size,
+        }
+    }
+
+    /// Sums `values` over the world, in place.
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    pub fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
+        match self.backend {
+            Backend::Single => Ok(()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(|| mpi_backend::sum_f32(values)),
+        }
+    }
+
+    /// Sums `values` over the world, in place.
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    pub fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
+        match self.backend {
+            Backend::Single => Ok(()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(|| mpi_backend::sum_f64(values)),
+        }
+    }
+
+    /// The sum of one count over the world.
+    pub fn sum_count(&self, count: usize) -> Result<usize> {
+        let mut v = [count as f64];
+        self.sum_f64(&mut v)?;
+        Ok(v[0].round() as usize)
+    }
+
+    /// Replaces `values` by rank 0's.
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    pub fn broadcast_f32(&self, values: &mut [f32]) -> Result<()> {
+        match self.backend {
+            Backend::Single => Ok(()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(|| mpi_backend::broadcast_f32(values)),
+        }
+    }
+
+    /// Whether `ok` holds on every process (every process learns the same answer, so they can
+    /// all stop together when one cannot go on).
+    pub fn all(&self, ok: bool) -> Result<bool> {
+        Ok(self.sum_count(usize::from(!ok))? == 0)
+    }
+
+    /// Waits until every process reaches this point.
+    pub fn barrier(&self) -> Result<()> {
+        match self.backend {
+            Backend::Single => Ok(()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(mpi_backend::barrier),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A world of one: collectives leave their input as it is, and cost no time.
+    #[test]
+    fn a_world_of_one_sums_and_broadcasts_to_the_input() -> Result<()> {
+        let world = World::single();
+        let mut v = [1.5f32, -2.0];
+        world.sum_f32(&mut v)?;
+        world.broadcast_f32(&mut v)?;
+        assert_eq!(v, [1.5, -2.0]);
+        assert_eq!(world.sum_count(7)?, 7);
+        assert!(world.all(true)? && !world.all(false)?);
+        assert!(world.is_main());
+        assert_eq!(world.shard(), Shard::default());
+        Ok(())
+    }
+}

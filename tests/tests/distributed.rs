@@ -1,0 +1,175 @@
+//! Data-parallel fine-tuning: `clasp finetune` under `mpirun -np 2` (a `clasp` built with
+//! `--features mpi`) ends with the weights one process reaches with the twofold batch, or with
+//! `finetune.accumulate = 2`; commands that are not data parallel yet are refused by name.
+//! Run with `cargo test --workspace --features mpi` (needs Open MPI or MPICH and `mpirun`).
+#![cfg(feature = "mpi")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+use common::finetune_runs::{
+    attribute_data, delivered_weights, max_weight_gap, nano_finetune_args,
+};
+use common::plugin_libs::clasp_exe;
+use common::task_data::synth;
+
+/// `mpirun -np 2 clasp`, allowed to run as root and on fewer cores than ranks (CI machines).
+fn mpirun_two() -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-np", "2"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .arg(clasp_exe());
+    cmd
+}
+
+fn succeeded(o: Output) -> String {
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{log}");
+    log
+}
+
+/// One epoch of `task` at LR `lr` in run `name`: in one process, or under `mpirun -np 2`.
+fn finetune(
+    task: &str,
+    (data, runs): (&Path, &Path),
+    name: &str,
+    two_ranks: bool,
+    sets: &[String],
+) -> String {
+    let mut cmd = match two_ranks {
+        true => mpirun_two(),
+        false => Command::new(clasp_exe()),
+    };
+    let mut all = vec![
+        format!("run.name=\"{name}\""),
+        "finetune.epochs=1".into(),
+        "finetune.warmup_epochs=0".into(),
+        format!("optim.lr={LR}"),
+        // As in the accumulation test: Adam's eps at 1e-3 so gradients that are zero in exact
+        // arithmetic (rounding noise) take no LR-sized steps.
+        "optim.eps=1e-3".into(),
+    ];
+    all.extend(sets.iter().cloned());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    nano_finetune_args(&mut cmd, task, data, runs, &all);
+    succeeded(cmd.output().unwrap())
+}
+
+const LR: f64 = 1e-3;
+
+/// Gradients summed over ranks differ from one process's by rounding (~1e-7 relative), which
+/// AdamW's normalised step turns into far less than the LR per step: a hundredth of the LR bounds
+/// the gap after an epoch's few steps.
+const TOLERANCE: f32 = (LR / 100.0) as f32;
+
+/// The training loss each epoch logged.
+fn losses(runs: &Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(runs.join(name).join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn two_processes_with_batches_of_two_step_like_one_with_batches_of_four() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let at = (&*data.path().join("attributes"), runs.path());
+    let batch = |b: usize| vec![format!("finetune.batch_size={b}")];
+    let log = finetune("attribute", at, "ranks", true, &batch(2));
+    assert!(log.contains("rank 0 of 2 processes"), "{log}");
+    // Rank 0 alone validates and reads the test split.
+    assert_eq!(log.matches("test, read once").count(), 1, "{log}");
+    finetune("attribute", at, "four", false, &batch(4));
+    let mut accumulated = batch(2);
+    accumulated.push("finetune.accumulate=2".into());
+    finetune("attribute", at, "accumulated", false, &accumulated);
+    finetune("attribute", at, "two", false, &batch(2));
+
+    let w = |name| delivered_weights(runs.path(), name);
+    let (ranks, four) = (w("ranks"), w("four"));
+    let gap = max_weight_gap(&ranks, &four, |_| true);
+    assert!(
+        gap < TOLERANCE,
+        "two ranks vs one process with batches of 4: {gap:e}"
+    );
+    let gap = max_weight_gap(&ranks, &w("accumulated"), |_| true);
+    assert!(gap < TOLERANCE, "two ranks vs accumulate = 2: {gap:e}");
+    let gap = max_weight_gap(&four, &w("two"), |_| true);
+    assert!(
+        gap > TOLERANCE,
+        "plain batches of 2 should end elsewhere: {gap:e}"
+    );
+    // The logged loss is the mean over both ranks' samples.
+    let (a, b) = (losses(runs.path(), "ranks"), losses(runs.path(), "four"));
+    assert!((a[0] - b[0]).abs() < 1e-5 * b[0].abs(), "{a:?} vs {b:?}");
+}
+
+/// Reid's P × K batches, mined for hard triplets within each process's batch: two ranks with
+/// P = 2 identities each take the steps one process takes accumulating two such batches (the
+/// same identities, dealt per step). Batch norm's running statistics are each process's own,
+/// and rank 0's are delivered, as in PyTorch's DDP without SyncBatchNorm.
+#[test]
+fn two_processes_with_pk_batches_step_like_two_accumulated_batches() {
+    let data = synth(24, 4, 3, 3, [64, 32]);
+    let runs = tempfile::tempdir().unwrap();
+    let at = (&*data.path().join("reid"), runs.path());
+    let pk = |accumulate: usize| {
+        vec![
+            "finetune.batch_size=4".to_string(),
+            "finetune.instances_per_identity=2".into(),
+            format!("finetune.accumulate={accumulate}"),
+        ]
+    };
+    finetune("reid", at, "ranks", true, &pk(1));
+    finetune("reid", at, "accumulated", false, &pk(2));
+    let (ranks, accumulated) = (
+        delivered_weights(runs.path(), "ranks"),
+        delivered_weights(runs.path(), "accumulated"),
+    );
+    let statistics = |name: &str| name.contains("running_");
+    let gap = max_weight_gap(&ranks, &accumulated, |n| !statistics(n));
+    assert!(gap < TOLERANCE, "two ranks vs accumulate = 2: {gap:e}");
+    assert!(
+        max_weight_gap(&ranks, &accumulated, statistics) > 0.0,
+        "rank 0's running statistics saw half of each step"
+    );
+    let (a, b) = (
+        losses(runs.path(), "ranks"),
+        losses(runs.path(), "accumulated"),
+    );
+    assert!((a[0] - b[0]).abs() < 1e-5 * b[0].abs(), "{a:?} vs {b:?}");
+}
+
+/// A command that is not data parallel yet would run twice over the same run folder: refused,
+/// by name, on every rank.
+#[test]
+fn a_command_that_is_not_data_parallel_is_refused_under_mpirun() {
+    let runs = tempfile::tempdir().unwrap();
+    let o = mpirun_two()
+        .args(["pretrain", "--set"])
+        .arg(format!("run.dir=\"{}\"", runs.path().display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("only `finetune` runs data parallel"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(runs.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
