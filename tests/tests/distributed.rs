@@ -152,6 +152,39 @@ fn two_processes_with_pk_batches_step_like_two_accumulated_batches() {
     assert!((a[0] - b[0]).abs() < 1e-5 * b[0].abs(), "{a:?} vs {b:?}");
 }
 
+/// Two ranks stopped after the first of two epochs and resumed (every rank from the checkpoint
+/// rank 0 wrote) log and deliver what two ranks running straight through do.
+#[test]
+fn two_processes_stopped_after_an_epoch_and_resumed_equal_an_uninterrupted_pair() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let root = data.path().join("attributes");
+    let run = |name: &str, flags: &[&str]| {
+        let mut cmd = mpirun_two();
+        let sets = [format!("run.name=\"{name}\""), "finetune.epochs=2".into()];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        nano_finetune_args(&mut cmd, "attribute", &root, runs.path(), &sets);
+        succeeded(cmd.args(flags).output().unwrap())
+    };
+    run("straight", &[]);
+    let stopped = run("split", &["--max-epochs", "1"]);
+    assert!(stopped.contains("stopped after epoch 1 of 2"), "{stopped}");
+    let resumed = run("split", &["--resume"]);
+    assert_eq!(
+        resumed.matches("after epoch 1").count(),
+        2,
+        "both ranks resumed: {resumed}"
+    );
+    let read = |run: &str| std::fs::read_to_string(runs.path().join(run).join("metrics.jsonl"));
+    assert_eq!(read("straight").unwrap(), read("split").unwrap());
+    let gap = max_weight_gap(
+        &delivered_weights(runs.path(), "straight"),
+        &delivered_weights(runs.path(), "split"),
+        |_| true,
+    );
+    assert_eq!(gap, 0.0, "the resumed pair delivers other weights");
+}
+
 /// A command that is not data parallel yet would run twice over the same run folder: refused,
 /// by name, on every rank.
 #[test]

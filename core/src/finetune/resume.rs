@@ -75,13 +75,13 @@ pub fn save(
 /// The progress of the newest checkpoint, with the model and optimiser restored from it; a fresh
 /// start when the run has none. A folder that holds a delivered model but nothing to resume (a
 /// finished run) is refused, and a delivered model that lags the checkpoint (a run stopped
-/// between the two writes) is delivered again from it.
+/// between the two writes) is delivered again from it by the folder's `writer`.
 pub fn resume(
     checkpointer: &Checkpointer,
     model: &TaskModel,
     opt: &mut AdamW,
     selected_dir: &Path,
-    config_hash: &str,
+    (config_hash, writer): (&str, bool),
 ) -> Result<Progress> {
     let Some(saved) = checkpointer.latest::<Progress>()? else {
         if selected_dir.exists() {
@@ -108,8 +108,11 @@ pub fn resume(
     if delivered != at.selected {
         match &at.selected {
             // Selected in the epoch this checkpoint ends: its weights are the ones to deliver.
+            // (Written by the run folder's writer alone: rank 0 of a data-parallel job.)
             Some(s) if s.epoch == at.epochs_done => {
-                model.save(selected_dir, at.step as u64, config_hash, Some(s.clone()))?;
+                if writer {
+                    model.save(selected_dir, at.step as u64, config_hash, Some(s.clone()))?;
+                }
             }
             _ => bail!(
                 "{} does not hold the epoch {} selected (it holds {:?}): pass --overwrite to \

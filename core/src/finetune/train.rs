@@ -314,7 +314,7 @@ pub fn finetune_for(
     let mut at = Progress::default();
     if how.resume {
         let hash = &run.config_hash;
-        at = resume::resume(&checkpointer, &model, &mut opt, &selected_dir, hash)?;
+        at = resume::resume(&checkpointer, &model, &mut opt, &selected_dir, (hash, main))?;
     }
     let first_epoch = at.epochs_done;
 
