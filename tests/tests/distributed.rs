@@ -1,6 +1,8 @@
 //! Data-parallel fine-tuning: `clasp finetune` under `mpirun -np 2` (a `clasp` built with
 //! `--features mpi`) ends with the weights one process reaches with the twofold batch, or with
 //! `finetune.accumulate = 2`; commands that are not data parallel yet are refused by name.
+//! (Pre-training under `mpirun` is tested beside the other pre-training runs, in
+//! `pipeline/pretrain.rs`.)
 //! Run with `cargo test --workspace --features mpi` (needs Open MPI or MPICH and `mpirun`).
 #![cfg(feature = "mpi")]
 
@@ -11,19 +13,9 @@ mod common;
 use common::finetune_runs::{
     attribute_data, delivered_weights, max_weight_gap, nano_finetune_args,
 };
+use common::mpirun_two;
 use common::plugin_libs::clasp_exe;
 use common::task_data::synth;
-
-/// `mpirun -np 2 clasp`, allowed to run as root and on fewer cores than ranks (CI machines).
-fn mpirun_two() -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-np", "2"])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .arg(clasp_exe());
-    cmd
-}
 
 fn succeeded(o: Output) -> String {
     let log = format!(
@@ -191,14 +183,14 @@ fn two_processes_stopped_after_an_epoch_and_resumed_equal_an_uninterrupted_pair(
 fn a_command_that_is_not_data_parallel_is_refused_under_mpirun() {
     let runs = tempfile::tempdir().unwrap();
     let o = mpirun_two()
-        .args(["pretrain", "--set"])
+        .args(["probe", "--task", "attribute", "--set"])
         .arg(format!("run.dir=\"{}\"", runs.path().display()))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(
-        stderr.contains("only `finetune` runs data parallel"),
+        stderr.contains("only `pretrain` and `finetune` run data parallel"),
         "{stderr}"
     );
     assert!(

@@ -174,10 +174,11 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     let world = crate::distributed::world();
-    if world.size > 1 && !matches!(cli.command, Command::Finetune(_)) {
+    let data_parallel = matches!(cli.command, Command::Finetune(_) | Command::Pretrain(_));
+    if world.size > 1 && !data_parallel {
         anyhow::bail!(
-            "started as one of {} processes: of the `clasp` commands only `finetune` runs data \
-             parallel so far; run this one without mpirun",
+            "started as one of {} processes: of the `clasp` commands only `pretrain` and \
+             `finetune` run data parallel so far; run this one without mpirun",
             world.size
         );
     }

@@ -42,7 +42,12 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
         config.run.name = "pretrain".into();
     }
     let device = parse_device(&config.run.device)?;
-    let run = RunDir::create(&config, Existing::from_flags(args.resume, args.overwrite))?;
+    let world = crate::distributed::world();
+    let existing = Existing::from_flags(args.resume, args.overwrite);
+    let run = RunDir::create_in(&config, existing, &world)?;
+    if world.size > 1 {
+        println!("rank {} of {} processes", world.rank, world.size);
+    }
     let m = &config.model;
     println!(
         "pre-training a {} ViT (prompts {}, PC-MoE {}) on {}{} → {}",

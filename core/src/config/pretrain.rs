@@ -1,6 +1,8 @@
 //! Settings of CLIP-guided pre-training (`[pretrain]`, DESIGN §5): data, budget, DINO, the
 //! pseudo-label losses and their weights.
 
+use std::num::NonZeroUsize;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::augment::MultiCropConfig;
@@ -16,6 +18,10 @@ pub struct PretrainSettings {
     pub labels: Option<std::path::PathBuf>,
     pub epochs: usize,
     pub batch_size: usize,
+    /// Batches per optimiser step (gradient accumulation): the step, DINO's centre and the EMA
+    /// teacher move once per K batches, as for one batch of K × `batch_size`; an epoch's last
+    /// batches that make no whole step are left out, as a short last batch is.
+    pub accumulate: NonZeroUsize,
     /// Loader threads.
     pub workers: usize,
     /// Multi-crop views: two global, `n_local` local.
@@ -43,6 +49,7 @@ impl Default for PretrainSettings {
             labels: None,
             epochs: 10,
             batch_size: 32,
+            accumulate: NonZeroUsize::MIN,
             workers: 2,
             crops: MultiCropConfig::default(),
             dino: DinoSettings::default(),

@@ -303,9 +303,17 @@ impl ParamStore {
         &self,
         grads: &candle_core::backprop::GradStore,
     ) -> Result<Vec<(String, &'static str)>> {
+        self.gradient_problems_by(|_, var| grads.get(var.as_tensor()).cloned())
+    }
+
+    /// [`Self::gradient_problems`] with each variable's gradient from `grad_of(name, var)`.
+    pub fn gradient_problems_by(
+        &self,
+        grad_of: impl Fn(&str, &Var) -> Option<Tensor>,
+    ) -> Result<Vec<(String, &'static str)>> {
         let mut problems = Vec::new();
         for (name, var) in self.vars() {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = grad_of(&name, &var) else {
                 problems.push((name, "no gradient"));
                 continue;
             };

@@ -17,6 +17,9 @@ pub struct DinoOutput {
     pub teacher_mean_entropy: f64,
     /// KL(teacher ‖ student) = cross-entropy − teacher entropy; → 0 at collapse.
     pub kl: f64,
+    /// The batch's mean teacher output `[1, K]`, which moves the centre (through
+    /// [`DinoLoss::update_center`], once per optimiser step, with every batch of the step).
+    pub teacher_mean: Tensor,
 }
 
 /// The kind of collapse the teacher's distribution shows, if any.
@@ -54,9 +57,9 @@ impl DinoLoss {
     }
 
     /// `student`: logits of every view (the global ones first), each `[B, K]`; `teacher`: logits
-    /// of the global views, each `[B, K]` (detached here). Updates the centre.
+    /// of the global views, each `[B, K]` (detached here). The centre is left as it is.
     pub fn forward(
-        &mut self,
+        &self,
         student: &[Tensor],
         teacher: &[Tensor],
         teacher_temp: f64,
@@ -99,16 +102,21 @@ impl DinoLoss {
         let teacher_mean_entropy = entropy(&q.mean(0)?)?.to_scalar::<f32>()? as f64;
         let kl = loss.to_scalar::<f32>()? as f64 - teacher_entropy;
 
-        // The centre moves towards this batch's mean teacher output.
-        let batch_center = Tensor::cat(&teacher, 0)?.mean_keepdim(0)?;
-        self.center = ((&self.center * self.center_momentum)?
-            + (batch_center * (1.0 - self.center_momentum))?)?;
         Ok(DinoOutput {
             loss,
             teacher_entropy,
             teacher_mean_entropy,
             kl,
+            teacher_mean: Tensor::cat(&teacher, 0)?.mean_keepdim(0)?,
         })
+    }
+
+    /// Moves the centre towards `batch_center`, the mean teacher output over the step's images
+    /// (on every process: DINO's `update_center` all-reduces it).
+    pub fn update_center(&mut self, batch_center: &Tensor) -> Result<()> {
+        self.center = ((&self.center * self.center_momentum)?
+            + (batch_center * (1.0 - self.center_momentum))?)?;
+        Ok(())
     }
 }
 
@@ -141,6 +149,7 @@ mod tests {
         let te = [t(&[0.0, 0.0], (1, 2)), t(&[3f32.ln(), 0.0], (1, 2))];
         let mut loss = DinoLoss::new(t(&[0.0, 0.0], (1, 2)), 1.0, 0.5);
         let out = loss.forward(&s, &te, 1.0).unwrap();
+        loss.update_center(&out.teacher_mean).unwrap();
         let lsm = |a: f64, b: f64| {
             let z = (a.exp() + b.exp()).ln();
             (a - z, b - z)

@@ -11,6 +11,7 @@ use candle_core::{Tensor, D};
 
 use crate::charts::heatmap::{write_heatmap, Heatmap};
 use crate::model::vit::{BlockMlp, Vit};
+use crate::optim::GradSource;
 
 /// Per task, per PC-MoE block (in block order), the global gate over the experts.
 pub type GateTable = BTreeMap<String, Vec<(usize, Vec<f32>)>>;
@@ -135,7 +136,7 @@ pub fn gate_diagnostics(
     vit: &Vit,
     tasks: &[&str],
     gate_vars: &[(String, candle_core::Var)],
-    grads: &candle_core::backprop::GradStore,
+    grads: &impl GradSource,
 ) -> Result<Option<GateDiagnostics>> {
     let mut summaries = Vec::new();
     for t in tasks {
@@ -186,7 +187,7 @@ pub fn gate_diagnostics(
         }
     }
     let (mut g2, mut w2) = (0.0, 0.0);
-    for (_, var) in gate_vars {
+    for (name, var) in gate_vars {
         let sq = |t: &Tensor| -> Result<f64> {
             Ok(t.to_dtype(candle_core::DType::F32)?
                 .sqr()?
@@ -194,8 +195,8 @@ pub fn gate_diagnostics(
                 .to_scalar::<f32>()? as f64)
         };
         w2 += sq(var.as_tensor())?;
-        if let Some(g) = grads.get(var.as_tensor()) {
-            g2 += sq(g)?;
+        if let Some(g) = grads.grad(name, var) {
+            g2 += sq(&g)?;
         }
     }
     Ok(Some(GateDiagnostics {

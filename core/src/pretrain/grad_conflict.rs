@@ -19,6 +19,7 @@ use super::setup::Setup;
 use super::state;
 use crate::charts::curves::{write_curves, Series};
 use crate::config::Config;
+use crate::distributed::World;
 use crate::model::ParamStore;
 
 /// Cosines of one checkpoint: per pair of tasks, per block (then `all`), averaged over batches.
@@ -81,7 +82,7 @@ pub fn analyze(
     batches: usize,
     device: &Device,
 ) -> Result<ConflictTable> {
-    let setup = Setup::new(config, device, String::new())?;
+    let setup = Setup::new(config, device, String::new(), &World::single())?;
     let progress = state::progress_of(checkpoint)?;
     let layout = (setup.steps_per_epoch, setup.n_images);
     let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
@@ -99,8 +100,8 @@ pub fn analyze(
             continue;
         }
         // The centre is restored each batch: the analysis must not drift it.
-        let mut dino = DinoLoss::new(center.clone(), d.student_temp, d.center_momentum);
-        let l = task_losses(&setup, &batch.items, &mut dino, d.teacher_temp, device)?;
+        let dino = DinoLoss::new(center.clone(), d.student_temp, d.center_momentum);
+        let l = task_losses(&setup, &batch.items, &dino, d.teacher_temp, device)?;
         let mut per_task: Vec<(&str, Tensor)> = vec![("ssl", l.dino.loss)];
         per_task.extend(l.part.map(|t| ("part", t)));
         per_task.extend(l.attr.map(|t| ("attr", t)));

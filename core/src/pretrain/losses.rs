@@ -9,8 +9,9 @@ use candle_core::{Device, Module, Tensor};
 use super::data::{attribute_targets, view_part_labels, view_tensor, PretrainItem};
 use super::dino_loss::{DinoLoss, DinoOutput};
 use super::model::patch_logits;
-use super::pseudo_losses::{attribute_loss, part_loss};
+use super::pseudo_losses::{attribute_loss, part_loss, IGNORE};
 use super::setup::Setup;
+use super::step_sum::LabelCounts;
 use crate::model::VitOutput;
 
 pub struct TaskLosses {
@@ -20,10 +21,37 @@ pub struct TaskLosses {
     pub attr: Option<Tensor>,
 }
 
+/// What `items`' losses average over (see [`LabelCounts`]): the images, the part-labelled patches
+/// of both global views, the attribute labels of both — counted as [`task_losses`] counts them,
+/// and 0 for a loss the run has not.
+pub fn label_counts(setup: &Setup, items: &[PretrainItem]) -> LabelCounts {
+    let (heads, tasks) = (&setup.heads, &setup.tasks);
+    let mut counts = LabelCounts {
+        images: items.len(),
+        ..LabelCounts::default()
+    };
+    if let (Some(_), Some(_)) = (&heads.part, tasks.part) {
+        let patch = setup.student.vit.cfg.patch_size;
+        counts.part = (0..2)
+            .flat_map(|v| view_part_labels(items, v, patch))
+            .filter(|l| *l != IGNORE)
+            .count();
+    }
+    if let (Some(_), Some(_), Some(_)) = (&heads.attr, tasks.attr, &setup.positive_ratio) {
+        let labelled = |it: &PretrainItem| {
+            it.attributes
+                .as_ref()
+                .map_or(0, |(_, mask)| mask.iter().filter(|m| **m > 0.0).count())
+        };
+        counts.attr = 2 * items.iter().map(labelled).sum::<usize>();
+    }
+    counts
+}
+
 pub fn task_losses(
     setup: &Setup,
     items: &[PretrainItem],
-    dino: &mut DinoLoss,
+    dino: &DinoLoss,
     teacher_temp: f64,
     device: &Device,
 ) -> Result<TaskLosses> {

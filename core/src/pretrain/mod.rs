@@ -11,6 +11,7 @@ pub mod model;
 pub mod pseudo_losses;
 pub mod setup;
 pub mod state;
+mod step_sum;
 pub mod train;
 
 pub use train::{pretrain, PretrainOutcome, StepMetrics};

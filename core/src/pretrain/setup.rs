@@ -2,15 +2,19 @@
 //! and the loader, the student with its heads, the EMA teacher, and which prompt each loss uses.
 //! Training and the gradient-conflict analysis build it the same way.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 
 use super::data::{PretrainImages, PseudoLabels};
 use super::model::{task_for, EmaTeacher, Heads, ATTR_TASK, PART_TASK, SSL_TASK};
 use crate::backbone::Backbone;
 use crate::config::Config;
-use crate::data::loader::{Loader, LoaderConfig, Shard};
+use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::Sampler;
+use crate::distributed::gradients::broadcast_parameters;
+use crate::distributed::World;
 use crate::model::ParamStore;
 
 /// The prompt of each loss (`None`: the backbone has no prompts); `part`/`attr` are `None` when
@@ -35,7 +39,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new(config: &Config, device: &Device, config_hash: String) -> Result<Self> {
+    pub fn new(
+        config: &Config,
+        device: &Device,
+        config_hash: String,
+        world: &World,
+    ) -> Result<Self> {
         let p = &config.pretrain;
         let Some(data) = &p.data else {
             bail!("config key `pretrain.data` is not set: point it at a folder of person crops");
@@ -69,14 +78,18 @@ impl Setup {
                 seed: config.run.seed,
                 drop_last: true,
                 sampler: Sampler::Shuffle,
-                shard: Shard::default(),
+                shard: world.shard(),
             },
         );
-        let steps_per_epoch = loader.batches_per_epoch()?;
+        // A step takes `accumulate` batches on every process.
+        let steps_per_epoch = loader.batches_per_epoch()? / p.accumulate.get();
         if steps_per_epoch == 0 {
             bail!(
-                "{n_images} images make no full batch of `pretrain.batch_size` = {}",
-                p.batch_size
+                "{n_images} images make no full step of `pretrain.batch_size` = {} × \
+                 `pretrain.accumulate` = {} × {} process(es)",
+                p.batch_size,
+                p.accumulate,
+                world.size
             );
         }
 
@@ -88,6 +101,10 @@ impl Setup {
             parts,
             attrs,
         )?;
+        // Every process starts from rank 0's student and heads (and so its teacher).
+        let mut params: BTreeMap<String, Var> = student.store.vars().into_iter().collect();
+        params.extend(heads.store.vars());
+        broadcast_parameters(world, &params)?;
         let teacher = EmaTeacher::copy_of(&student, &heads, &p.dino)?;
         let tasks = LossTasks {
             ssl: task_for(&student, SSL_TASK)?,

@@ -15,15 +15,17 @@ use super::gates::{
     gate_diagnostics, gate_entropy, gate_table, mi_loss, task_expert_mi, write_gate_heatmap,
     GateDiagnostics, GateTable,
 };
-use super::losses::task_losses;
+use super::losses::{label_counts, task_losses};
 use super::model::{Heads, DINO_HEAD};
 use super::setup::Setup;
 use super::state::{self, Progress};
+use super::step_sum::{LabelCounts, Shares, StepSum, StepValues};
 use crate::backbone::Backbone;
 use crate::charts::curves::{write_curves, Series};
 use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::data::loader::Skipped;
+use crate::distributed;
 use crate::finetune::data::check_skipped;
 use crate::model::Vit;
 use crate::optim::groups::build_groups;
@@ -83,12 +85,16 @@ pub fn pretrain(
     resume: bool,
 ) -> Result<PretrainOutcome> {
     let p = &config.pretrain;
+    // Under data parallelism every process trains; rank 0 alone logs and writes.
+    let world = distributed::world();
+    let main = world.is_main();
 
     // 1.–2. Images with pseudo-labels, the loader, student, heads and EMA teacher.
-    let setup = Setup::new(config, device, run.config_hash.clone())?;
+    let setup = Setup::new(config, device, run.config_hash.clone(), &world)?;
     let (student, heads, teacher) = (&setup.student, &setup.heads, &setup.teacher);
     let steps_per_epoch = setup.steps_per_epoch;
     let total_steps = p.epochs * steps_per_epoch;
+    let accumulate = p.accumulate.get();
     let tasks = setup.tasks;
     let used_tasks = [tasks.ssl, tasks.part.flatten(), tasks.attr.flatten()];
     let gate_tasks: Vec<&str> = used_tasks.into_iter().flatten().collect();
@@ -96,9 +102,10 @@ pub fn pretrain(
     // 3. AdamW over the student and its heads; schedules by step.
     let (mut opt, gate_vars) = optimizer(config, student, heads)?;
     let sched = Schedules::new(config, total_steps, steps_per_epoch);
-    let last_layer: Vec<_> = DinoHead::last_layer_names()
+    let last_layer: Vec<String> = DinoHead::last_layer_names()
         .iter()
-        .filter_map(|n| heads.store.get(&format!("{DINO_HEAD}.{n}")))
+        .map(|n| format!("{DINO_HEAD}.{n}"))
+        .filter(|name| heads.store.get(name).is_some())
         .collect();
     let mut dino = DinoLoss::new(
         Tensor::zeros((1, p.dino.out_dim), candle_core::DType::F32, device)?,
@@ -113,37 +120,62 @@ pub fn pretrain(
         step = resume_from(&checkpointer, &setup, &mut opt, &mut dino, device)?;
     }
 
-    // 5. Steps.
-    let mut log = MetricsLog::open(&run.path.join("metrics.jsonl"), (step > 0).then_some(step))?;
+    // 5. Steps: `accumulate` batches on every process, gradients, the logged numbers and DINO's
+    // centre summed over them.
+    let metrics_path = run.path.join("metrics.jsonl");
+    let mut log = match main {
+        true => Some(MetricsLog::open(&metrics_path, (step > 0).then_some(step))?),
+        false => None,
+    };
     let bar = run_log::progress("pretrain", total_steps, "steps")?;
     bar.set_position(step as u64);
     let mut last: Option<StepMetrics> = None;
     let mut collapsed: Option<String> = None;
     let mut checkpoint = checkpointer.newest_dir()?.unwrap_or_default();
+    let mut micro: Vec<Vec<PretrainItem>> = Vec::new();
     while step < total_steps {
         let epoch = step / steps_per_epoch;
-        let mut batches = setup
-            .loader
-            .epoch_from(epoch as u64, step % steps_per_epoch)?;
+        let first_batch = (step % steps_per_epoch) * accumulate;
+        let mut batches = setup.loader.epoch_from(epoch as u64, first_batch)?;
         let (mut read, step_at_start) = (0, step);
-        for batch in batches.by_ref() {
-            read += batch.items.len();
-            if batch.items.len() < 2 {
-                continue; // a batch emptied by unreadable images
+        loop {
+            micro.clear();
+            micro.extend(batches.by_ref().take(accumulate).map(|b| b.items));
+            if micro.len() < accumulate {
+                break; // the epoch's end (batches that make no whole step are left out)
+            }
+            read += micro.iter().map(Vec::len).sum::<usize>();
+            let counts: Vec<LabelCounts> = micro.iter().map(|b| label_counts(&setup, b)).collect();
+            let step_counts = LabelCounts::sum(&counts).over_world(&world)?;
+            if step_counts.images < 2 {
+                continue; // a step emptied by unreadable images, skipped by every process
             }
             let t_temp = sched.teacher_temp(config, step);
-            let dino_step = (&mut dino, t_temp);
-            let l = step_loss(&setup, &batch.items, dino_step, &gate_tasks, config, device)?;
-            if !l.value.is_finite() {
-                ensure_finite_loss(step, sched.lr.at(step), &l.terms()?)?;
+            let (lr, dino_step) = (sched.lr.at(step), (&dino, t_temp));
+            let mut sum = StepSum::new(&dino.center)?;
+            for (items, counts) in micro.iter().zip(&counts) {
+                if items.is_empty() {
+                    continue;
+                }
+                let weights = (gate_tasks.as_slice(), counts.shares_of(&step_counts));
+                let l = step_loss(&setup, items, dino_step, weights, config, device)?;
+                if !l.value.is_finite() {
+                    ensure_finite_loss(step, lr, &l.terms()?)?;
+                }
+                sum.add(&opt, l)?;
             }
-            let mut grads = l.total.backward()?;
+            let StepSum {
+                mut grads,
+                values,
+                centre,
+            } = sum.over_world(&world, &opt)?;
+            dino.update_center(&centre)?;
             if step == 0 {
                 check_gradients(student, heads, &grads, &used_tasks)?;
             }
             if step < sched.freeze_last_steps {
-                for var in &last_layer {
-                    grads.remove(var.as_tensor());
+                for name in &last_layer {
+                    grads.remove(name);
                 }
             }
             let logging = (step + 1) % p.log_every.max(1) == 0 || step + 1 == total_steps;
@@ -152,24 +184,27 @@ pub fn pretrain(
                 false => None,
             };
             let stats = opt
-                .step(&grads, sched.lr.at(step), sched.wd.at(step))
+                .step(&grads, lr, sched.wd.at(step))
                 .with_context(|| format!("pre-training, step {step}"))?;
             teacher.update(student, heads, sched.momentum.at(step))?;
             step += 1;
             bar.inc(1);
 
             if logging {
-                let record = step_record(config, &sched, step, t_temp, &l, stats.grad_norm)?
+                let record = step_record(config, &sched, step, t_temp, &values, stats.grad_norm)
                     .with_gates(&student.vit, diagnostics)?;
                 if record.collapse.is_some() && collapsed.is_none() {
-                    bar.suspend(|| println!("step {step}: {}", collapse_line(config, &l.dino)));
+                    bar.suspend(|| println!("step {step}: {}", collapse_line(config, &values)));
                 }
                 collapsed = record.collapse.clone();
                 bar.set_message(record.summary());
-                log.write(&record)?;
+                if let Some(log) = log.as_mut() {
+                    log.write(&record)?;
+                }
                 last = Some(record);
             }
-            if step % config.checkpoint.every.max(1) == 0 || step == total_steps {
+            let saving = step % config.checkpoint.every.max(1) == 0 || step == total_steps;
+            if let (true, Some(log)) = (saving, log.as_mut()) {
                 log.flush()?;
                 checkpoint = save_checkpoint(&checkpointer, step, &setup, &opt, &dino)?;
             }
@@ -178,10 +213,12 @@ pub fn pretrain(
         check_epoch(config, &sched, epoch, (step_at_start, step), read, &skipped)?;
     }
     bar.finish();
-    log.flush()?;
-    // The checkpoints are written: a chart that fails to draw costs the chart, not the run.
-    if let Err(e) = write_plots(&run.path, &log.path, &student.vit) {
-        tracing::warn!("no curves.png / gates.png: {e:#}");
+    if let Some(log) = log.as_mut() {
+        log.flush()?;
+        // The checkpoints are written: a chart that fails to draw costs the chart, not the run.
+        if let Err(e) = write_plots(&run.path, &log.path, &student.vit) {
+            tracing::warn!("no curves.png / gates.png: {e:#}");
+        }
     }
     Ok(PretrainOutcome {
         steps: step,
@@ -335,15 +372,17 @@ fn resume_from(
     Ok(saved.progress.step)
 }
 
-/// One step's weighted total loss and its terms.
-struct StepLoss {
-    total: Tensor,
-    /// The total, read once per step.
-    value: f64,
-    dino: DinoOutput,
-    part: Option<f64>,
-    attr: Option<f64>,
-    gate_mi: Option<f64>,
+/// One batch's weighted total loss and its terms (unweighted).
+pub(super) struct StepLoss {
+    /// The weighted sum of the terms, each also weighted by the batch's share of the step.
+    pub total: Tensor,
+    /// The total, read once per batch.
+    pub value: f64,
+    pub shares: Shares,
+    pub dino: DinoOutput,
+    pub part: Option<f64>,
+    pub attr: Option<f64>,
+    pub gate_mi: Option<f64>,
 }
 
 impl StepLoss {
@@ -362,34 +401,35 @@ impl StepLoss {
     }
 }
 
-/// DINO + part + attribute (+ gate MI) losses of a batch, weighted as `pretrain` says.
+/// DINO + part + attribute (+ gate MI) losses of a batch, weighted as `pretrain` says and each
+/// by the batch's share of what it averages over in the whole step (`shares`).
 fn step_loss(
     setup: &Setup,
     items: &[PretrainItem],
-    (dino, teacher_temp): (&mut DinoLoss, f64),
-    gate_tasks: &[&str],
+    (dino, teacher_temp): (&DinoLoss, f64),
+    (gate_tasks, shares): (&[&str], Shares),
     config: &Config,
     device: &Device,
 ) -> Result<StepLoss> {
     let p = &config.pretrain;
     let l = task_losses(setup, items, dino, teacher_temp, device)?;
-    let mut total = (&l.dino.loss * p.ssl_weight)?;
+    let mut total = (&l.dino.loss * (p.ssl_weight * shares.images))?;
     let (mut part, mut attr, mut gate_mi) = (None, None, None);
     if let Some(loss) = &l.part {
         part = Some(loss.to_scalar::<f32>()? as f64);
-        total = (total + (loss * p.part_weight)?)?;
+        total = (total + (loss * (p.part_weight * shares.part))?)?;
     }
     if let Some(loss) = &l.attr {
         attr = Some(loss.to_scalar::<f32>()? as f64);
-        total = (total + (loss * p.attr_weight)?)?;
+        total = (total + (loss * (p.attr_weight * shares.attr))?)?;
     }
     if p.gate_mi_weight > 0.0 {
         if let Some(mi) = mi_loss(&setup.student.vit, gate_tasks)? {
             gate_mi = Some(mi.to_scalar::<f32>()? as f64);
-            total = (total + (mi * p.gate_mi_weight)?)?;
+            total = (total + (mi * (p.gate_mi_weight * shares.images))?)?;
         }
     }
-    // One read of the total per step; the terms only to name a divergence.
+    // One read of the total per batch; the terms only to name a divergence.
     let value = total.to_scalar::<f32>()? as f64;
     Ok(StepLoss {
         total,
@@ -398,6 +438,7 @@ fn step_loss(
         part,
         attr,
         gate_mi,
+        shares,
     })
 }
 
@@ -407,48 +448,47 @@ fn step_record(
     sched: &Schedules,
     step: usize,
     teacher_temp: f64,
-    l: &StepLoss,
+    v: &StepValues,
     grad_norm: f64,
-) -> Result<StepMetrics> {
-    let d = &l.dino;
-    Ok(StepMetrics {
+) -> StepMetrics {
+    StepMetrics {
         step,
         epoch: (step - 1) / sched.steps_per_epoch + 1,
         lr: sched.lr.at(step - 1),
         weight_decay: sched.wd.at(step - 1),
         momentum: sched.momentum.at(step - 1),
         teacher_temp,
-        loss: l.value,
-        loss_ssl: d.loss.to_scalar::<f32>()? as f64,
-        loss_part: l.part,
-        loss_attr: l.attr,
-        teacher_entropy: d.teacher_entropy,
-        teacher_mean_entropy: d.teacher_mean_entropy,
-        kl: d.kl,
+        loss: v.loss,
+        loss_ssl: v.ssl,
+        loss_part: v.part.mean(),
+        loss_attr: v.attr.mean(),
+        teacher_entropy: v.teacher_entropy,
+        teacher_mean_entropy: v.teacher_mean_entropy,
+        kl: v.kl,
         grad_norm,
         collapse: collapse(
             config.pretrain.dino.out_dim,
-            d.teacher_entropy,
-            d.teacher_mean_entropy,
+            v.teacher_entropy,
+            v.teacher_mean_entropy,
         )
         .map(String::from),
-        loss_gate_mi: l.gate_mi,
+        loss_gate_mi: v.gate_mi.mean(),
         gate_entropy: BTreeMap::new(),
         gate_mi: Vec::new(),
         gate_diagnostics: None,
         gates: GateTable::default(),
-    })
+    }
 }
 
 /// What a collapsed teacher looks like, for the console.
-fn collapse_line(config: &Config, d: &DinoOutput) -> String {
+fn collapse_line(config: &Config, v: &StepValues) -> String {
     let out_dim = config.pretrain.dino.out_dim;
     format!(
         "COLLAPSE — {} (teacher entropy {:.3} of max {:.3}, KL {:.4})",
-        collapse(out_dim, d.teacher_entropy, d.teacher_mean_entropy).unwrap_or_default(),
-        d.teacher_entropy,
+        collapse(out_dim, v.teacher_entropy, v.teacher_mean_entropy).unwrap_or_default(),
+        v.teacher_entropy,
         (out_dim as f64).ln(),
-        d.kl
+        v.kl
     )
 }
 
@@ -525,11 +565,12 @@ fn is_gate_weight(name: &str) -> bool {
 fn check_gradients(
     student: &Backbone,
     heads: &Heads,
-    grads: &candle_core::backprop::GradStore,
+    grads: &BTreeMap<String, Tensor>,
     used: &[Option<&str>],
 ) -> Result<()> {
-    let mut problems = student.store.gradient_problems(grads)?;
-    problems.extend(heads.store.gradient_problems(grads)?);
+    let grad_of = |name: &str, _: &Var| grads.get(name).cloned();
+    let mut problems = student.store.gradient_problems_by(grad_of)?;
+    problems.extend(heads.store.gradient_problems_by(grad_of)?);
     problems.retain(|(name, _)| {
         name.strip_prefix("prompts.delta.")
             .is_none_or(|task| used.contains(&Some(task)))

@@ -1,7 +1,8 @@
 //! `clasp pretrain` on the synthetic crops and their pseudo-labels: a run killed with SIGKILL
 //! after a checkpoint and resumed ends with the same weights, optimiser state and DINO centre as
 //! an uninterrupted run; an absurd teacher temperature is reported as collapse; a resume with
-//! other settings is refused.
+//! other settings is refused; with `--features mpi`, two processes under `mpirun` pre-train as one
+//! process with the twofold batch does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -275,4 +276,85 @@ fn an_absurd_teacher_temperature_is_reported_as_collapse() {
     assert!(log.contains("COLLAPSE") && log.contains("uniform"), "{log}");
     let metrics = std::fs::read_to_string(labelled().runs.join("collapsed/metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"collapse\":\"uniform"), "{metrics}");
+}
+
+/// Two processes under `mpirun` with batches of 2 end where one process ends with batches of 4,
+/// and where one process ends accumulating two batches of 2: the same weights, EMA teacher,
+/// optimiser moments and DINO centre (summed over both processes' images before it moves).
+#[cfg(feature = "mpi")]
+#[test]
+fn two_processes_pretrain_like_one_with_the_twofold_batch() {
+    // Adam's eps at 1e-3, as in the fine-tuning tests: gradients that are zero in exact
+    // arithmetic (rounding noise) then take no LR-sized steps.
+    let eps = "optim.eps=1e-3";
+    let run = |name: &str, two_ranks: bool, sets: &[&str]| {
+        let mut cmd = pretrain_cmd(name, &[]);
+        if two_ranks {
+            let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+            cmd = common::mpirun_two();
+            cmd.args(args);
+        }
+        for set in sets.iter().chain([&eps]) {
+            cmd.args(["--set", set]);
+        }
+        let out = cmd.output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let log = run("dp-ranks", true, &["pretrain.batch_size=2"]);
+    assert!(log.contains("rank 1 of 2 processes"), "{log}");
+    run("dp-four", false, &[]);
+    run(
+        "dp-accumulated",
+        false,
+        &["pretrain.batch_size=2", "pretrain.accumulate=2"],
+    );
+    run(
+        "dp-two",
+        false,
+        &["pretrain.batch_size=2", "pretrain.epochs=1"],
+    );
+
+    // Summed gradients differ from one process's by rounding; AdamW's normalised steps keep
+    // the weights within a hundredth of the LR (5e-4) after 15 steps.
+    let tolerance = 5e-6;
+    let ranks = tensors(&checkpoint("dp-ranks", 15));
+    for other in ["dp-four", "dp-accumulated"] {
+        let b = tensors(&checkpoint(other, 15));
+        assert_eq!(
+            ranks.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>()
+        );
+        for (k, va) in &ranks {
+            let diff = common::max_abs_diff(va, &b[k]);
+            assert!(diff <= tolerance, "{other}, {k}: max abs diff {diff}");
+        }
+    }
+    // Plain batches of 2 take other steps: the comparison can fail.
+    let two = tensors(&checkpoint("dp-two", 10));
+    let key = "student.safetensors:blocks.0.attn.qkv.weight";
+    let five = tensors(&checkpoint("dp-four", 5));
+    assert!(common::max_abs_diff(&two[key], &five[key]) > tolerance);
+    // The logs agree (each step's loss is the mean over both processes' images).
+    let losses = |run: &str| -> Vec<f64> {
+        std::fs::read_to_string(labelled().runs.join(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (a, b) = (losses("dp-ranks"), losses("dp-four"));
+    assert_eq!(a.len(), 15);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4 * y.abs(), "{a:?} vs {b:?}");
+    }
 }
