@@ -24,6 +24,7 @@ pub mod distributed;
 pub mod export;
 pub mod file_hash;
 pub mod finetune;
+pub mod import;
 pub mod json;
 pub mod model;
 pub mod ops;

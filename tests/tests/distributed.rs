@@ -190,7 +190,7 @@ fn a_command_that_is_not_data_parallel_is_refused_under_mpirun() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(
-        stderr.contains("only `pretrain` and `finetune` run data parallel"),
+        stderr.contains("only `pretrain`, `finetune` and `label` run on several processes"),
         "{stderr}"
     );
     assert!(

@@ -1,8 +1,9 @@
-//! `clasp init --preset P --out C`: a backbone checkpoint with random weights.
+//! `clasp init --preset P --out C [--from-timm FILE]`: a backbone checkpoint with random weights,
+//! or starting from a timm ViT's.
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::GlobalArgs;
@@ -10,6 +11,7 @@ use crate::backbone::Backbone;
 use crate::checkpoint;
 use crate::config::to_toml;
 use crate::device::parse_device;
+use crate::import::timm::load_timm;
 use crate::run_dir::config_hash;
 
 #[derive(Args, Debug)]
@@ -23,6 +25,11 @@ pub struct InitArgs {
     /// Move an existing checkpoint at --out aside (`<out>.replaced-<time>`) and write anew.
     #[arg(long)]
     pub overwrite: bool,
+    /// Start from a timm VisionTransformer state dict (safetensors) instead of random weights:
+    /// position embeddings resampled to `model.img_size`, PC-MoE experts split from the dense
+    /// MLP; what the file lacks (prompts) or the model lacks (a classifier) is listed.
+    #[arg(long, value_name = "FILE")]
+    pub from_timm: Option<PathBuf>,
 }
 
 pub fn run(g: &GlobalArgs, args: InitArgs) -> Result<()> {
@@ -34,6 +41,26 @@ pub fn run(g: &GlobalArgs, args: InitArgs) -> Result<()> {
     super::output::prepare_output(&args.out, args.overwrite)?;
     let device = parse_device(&config.run.device)?;
     let bb = Backbone::fresh(&config, &device, config_hash(&to_toml(&config)?))?;
+    if let Some(file) = &args.from_timm {
+        let sd = candle_core::safetensors::load(file, &device)
+            .with_context(|| format!("reading the timm state dict {}", file.display()))?;
+        let sd = sd.into_iter().collect();
+        let report = load_timm(&bb.vit, &bb.store, &sd)
+            .with_context(|| format!("initialising from {}", file.display()))?;
+        println!("{} tensors from {}", report.loaded, file.display());
+        if let Some((from, to)) = report.resampled {
+            println!("position embeddings resampled from a {from:?} grid to {to:?}");
+        }
+        if !report.fresh.is_empty() {
+            println!("kept fresh (not in the file): {}", report.fresh.join(", "));
+        }
+        if !report.unused.is_empty() {
+            println!(
+                "not used (no counterpart here): {}",
+                report.unused.join(", ")
+            );
+        }
+    }
     let path = checkpoint::save(&args.out, &bb.vit, &bb.store, None, &bb.manifest)?;
     println!(
         "wrote {} ({} preset, {} parameters, tasks {:?})",

@@ -32,9 +32,19 @@ pub struct LabelArgs {
 pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
     let config = g.load()?;
     let device = parse_device(&config.run.device)?;
-    let shards = match &args.shard {
-        Some(s) => ShardSelection::parse(s)?,
-        None => ShardSelection::ALL,
+    // Under mpirun every process is one `--shard rank/size` worker of the same cache.
+    let world = crate::distributed::world();
+    let shards = match (&args.shard, world.size) {
+        (Some(s), 1) => ShardSelection::parse(s)?,
+        (None, 1) => ShardSelection::ALL,
+        (Some(s), n) => bail!(
+            "--shard {s} under mpirun: each of the {n} processes already takes its share of the \
+             shards (rank/{n}); drop --shard, or run the workers without mpirun"
+        ),
+        (None, n) => ShardSelection {
+            index: world.rank,
+            count: n,
+        },
     };
     let s = run_label(&LabelRequest {
         teacher: &args.teacher,
@@ -64,6 +74,9 @@ pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
             format!(" ({})", s.unreadable.join(", "))
         }
     );
+    if world.size > 1 {
+        println!("rank {} of {} processes", world.rank, world.size);
+    }
     if s.complete {
         println!(
             "cache complete: {} images in {} shards → {}",

@@ -174,11 +174,14 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     let world = crate::distributed::world();
-    let data_parallel = matches!(cli.command, Command::Finetune(_) | Command::Pretrain(_));
-    if world.size > 1 && !data_parallel {
+    let parallel = matches!(
+        cli.command,
+        Command::Finetune(_) | Command::Pretrain(_) | Command::Label(_)
+    );
+    if world.size > 1 && !parallel {
         anyhow::bail!(
-            "started as one of {} processes: of the `clasp` commands only `pretrain` and \
-             `finetune` run data parallel so far; run this one without mpirun",
+            "started as one of {} processes: of the `clasp` commands only `pretrain`, `finetune` \
+             and `label` run on several processes so far; run this one without mpirun",
             world.size
         );
     }

@@ -92,7 +92,16 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
         req.settings.shard_size,
         images,
     );
-    open_index(req.out, &index)?;
+    // The workers of one mpirun job: rank 0 writes the index (a failure there aborts the job),
+    // the others check theirs against it.
+    let world = crate::distributed::world();
+    if world.is_main() {
+        open_index(req.out, &index)?;
+    }
+    world.barrier()?;
+    if !world.is_main() {
+        open_index(req.out, &index)?;
+    }
 
     let mine: Vec<usize> = (0..index.num_shards())
         .filter(|c| c % req.shards.count == req.shards.index)
@@ -158,6 +167,7 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
         labelled += range.len();
     }
     bar.finish_and_clear();
+    world.barrier()?; // every process's shards are written before completeness is judged
     let complete = (0..index.num_shards()).all(|c| shard_problem(req.out, c, &index).is_none());
     Ok(LabelSummary {
         images: index.images.len(),

@@ -1,6 +1,7 @@
 //! The trained teacher and the pseudo-label cache, through the `clasp` binary: `teacher train`
 //! writes a CLIP folder the loader reads; `label` stopped after a shard and rerun (or split over
-//! two `--shard` workers) writes the same cache as one uninterrupted run, refuses another teacher
+//! two `--shard` workers, or two processes under `mpirun`) writes the same cache as one
+//! uninterrupted run, refuses another teacher
 //! or vocabulary, and skips and counts an unreadable image; `teacher eval` scores the labels;
 //! task prompts are seeded by the teacher's text embedding; `teacher train` stopped after an
 //! epoch and resumed ends with the weights of an uninterrupted run.
@@ -321,6 +322,53 @@ fn label_resumes_after_a_stop_and_equals_an_uninterrupted_run() {
     let (ok, log) = label(&whole, &[], &f.teacher, &["label.part_temperature=0.2"]);
     assert!(!ok && log.contains("another vocabulary"), "{log}");
     assert_eq!(files(&resumed), files(&whole));
+}
+
+/// `clasp label` under `mpirun -np 2`: each process labels its share of the shards (rank/2) into
+/// the one cache, which is the cache one process writes, byte for byte.
+#[cfg(feature = "mpi")]
+#[test]
+fn two_processes_under_mpirun_write_the_cache_one_process_writes() {
+    let f = fixture();
+    let images = f.root.join("crops-mpi");
+    std::fs::create_dir_all(&images).unwrap();
+    let src = f.synth.path().join("reid/bounding_box_train");
+    for e in std::fs::read_dir(&src).unwrap().take(13) {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, images.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(images.join("0000_broken.jpg"), b"not a jpeg").unwrap();
+    let args = |out: &Path| {
+        let mut a: Vec<String> = ["label", "--teacher", s(&f.teacher), "--images", s(&images)]
+            .map(String::from)
+            .to_vec();
+        a.extend(["--out".to_string(), s(out).to_string()]);
+        a.extend(
+            TINY.iter()
+                .flat_map(|t| ["--set".to_string(), t.to_string()]),
+        );
+        a
+    };
+    let one = f.root.join("cache-mpi-one");
+    let run = |mut cmd: Command, out: &Path| {
+        let o = cmd.args(args(out)).output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{log}");
+        log
+    };
+    run(Command::new(common::plugin_libs::clasp_exe()), &one);
+    let two = f.root.join("cache-mpi-two");
+    let log = run(common::mpirun_two(), &two);
+    assert!(log.contains("rank 1 of 2 processes"), "{log}");
+    assert!(
+        log.contains("cache complete: 14 images in 3 shards"),
+        "{log}"
+    );
+    assert_eq!(files(&two), files(&one));
 }
 
 #[test]

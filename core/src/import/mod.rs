@@ -1,0 +1,3 @@
+//! Initial weights from other ecosystems' checkpoints (the reverse of `export`).
+
+pub mod timm;
