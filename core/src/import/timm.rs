@@ -160,9 +160,9 @@ fn file_grid(cells: usize, model: (usize, usize)) -> Option<(usize, usize)> {
         (r * r == n as usize).then_some(r)
     };
     // h0 / w0 = h / w and h0 · w0 = cells  →  w0 = √(cells · w / h).
-    if (cells * w) % h == 0 {
+    if (cells * w).is_multiple_of(h) {
         if let Some(w0) = side((cells * w / h) as f64) {
-            if w0 > 0 && cells % w0 == 0 {
+            if w0 > 0 && cells.is_multiple_of(w0) {
                 return Some((cells / w0, w0));
             }
         }
