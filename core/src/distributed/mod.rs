@@ -17,7 +17,6 @@ mod mpi_backend;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use anyhow::Result;
 
@@ -53,8 +52,9 @@ pub fn seconds_in_collectives() -> f64 {
 }
 
 /// Runs one collective, counting its time.
+#[cfg(feature = "mpi")]
 fn timed<T>(collective: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let out = collective();
     let ns = start.elapsed().as_nanos() as u64;
     IN_COLLECTIVES_NS.fetch_add(ns, Ordering::Relaxed);
