@@ -128,10 +128,20 @@ pub fn load_optimizer(dir: &Path, device: &Device) -> Result<Option<BTreeMap<Str
 /// heads), as fine-tuning does. Keys of the checkpoint the model lacks are an error; the model's
 /// keys the checkpoint lacks stay freshly initialised and are logged by name and returned.
 pub fn load_into(dir: &Path, store: &ParamStore) -> Result<Vec<String>> {
+    load_into_except(dir, store, |_| false)
+}
+
+/// [`load_into`], leaving out the checkpoint's tensors whose names `skip` accepts (they stay as
+/// the model initialised them).
+pub fn load_into_except(
+    dir: &Path,
+    store: &ParamStore,
+    skip: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
     let weights = dir.join(WEIGHTS_FILE);
     let tensors: BTreeMap<String, Tensor> = read_tensors(&weights, store.device())?
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("prompts.text_embed."))
+        .filter(|(k, _)| !k.starts_with("prompts.text_embed.") && !skip(k))
         .collect();
     let report = store.load_report(&tensors);
     if !report.unexpected.is_empty() {

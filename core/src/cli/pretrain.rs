@@ -1,4 +1,4 @@
-//! `clasp pretrain [--data DIR] [--labels CACHE] [--resume]`.
+//! `clasp pretrain [--data DIR] [--labels CACHE] [--init CKPT] [--resume]`.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,10 @@ pub struct PretrainArgs {
     /// Pseudo-label cache from `clasp label` (same as --set pretrain.labels=DIR).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Backbone checkpoint the student starts from, prompts excepted (same as --set
+    /// pretrain.init=DIR), e.g. one from `clasp init --from-timm`.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Continue from the newest checkpoint of the run (`run.dir/run.name/checkpoints`).
     #[arg(long)]
     pub resume: bool,
@@ -32,6 +36,7 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
     for (key, value) in [
         ("pretrain.data", &args.data),
         ("pretrain.labels", &args.labels),
+        ("pretrain.init", &args.init),
     ] {
         if let Some(v) = value {
             sources.overrides.push(format!("{key}=\"{}\"", v.display()));

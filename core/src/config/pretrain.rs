@@ -16,6 +16,10 @@ pub struct PretrainSettings {
     /// Pseudo-label cache of those images (`clasp label --images <data>`); unset: DINO only.
     #[serde(deserialize_with = "super::optional_path::none_when_empty")]
     pub labels: Option<std::path::PathBuf>,
+    /// A backbone checkpoint the student starts from (e.g. `clasp init --from-timm`), its
+    /// prompts excepted (they are seeded as this run configures them); unset: random weights.
+    #[serde(deserialize_with = "super::optional_path::none_when_empty")]
+    pub init: Option<std::path::PathBuf>,
     pub epochs: usize,
     pub batch_size: usize,
     /// Batches per optimiser step (gradient accumulation): the step, DINO's centre and the EMA
@@ -47,6 +51,7 @@ impl Default for PretrainSettings {
         Self {
             data: None,
             labels: None,
+            init: None,
             epochs: 10,
             batch_size: 32,
             accumulate: NonZeroUsize::MIN,

@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor, Var};
 use super::data::{PretrainImages, PseudoLabels};
 use super::model::{task_for, EmaTeacher, Heads, ATTR_TASK, PART_TASK, SSL_TASK};
 use crate::backbone::Backbone;
+use crate::checkpoint::backbone::load_into_except;
 use crate::config::Config;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::Sampler;
@@ -94,6 +95,10 @@ impl Setup {
         }
 
         let student = Backbone::fresh(config, device, config_hash)?;
+        if let Some(init) = &p.init {
+            load_into_except(init, &student.store, |name| name.starts_with("prompts."))
+                .with_context(|| format!("starting from `pretrain.init` = {}", init.display()))?;
+        }
         let heads = Heads::new(
             ParamStore::new(device, config.run.seed ^ 0x5eed),
             student.vit.cfg.embed_dim,

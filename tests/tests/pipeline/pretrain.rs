@@ -278,6 +278,55 @@ fn an_absurd_teacher_temperature_is_reported_as_collapse() {
     assert!(metrics.contains("\"collapse\":\"uniform"), "{metrics}");
 }
 
+/// `clasp pretrain --init CKPT`: the student starts from the checkpoint, its prompts excepted
+/// (seeded as the run configures them) — at an LR of 1e-12 the pre-trained student is the
+/// checkpoint (Adam moves a weight by about the LR per step: 5e-12 here).
+#[test]
+fn pretraining_starts_from_the_init_checkpoint_except_its_prompts() {
+    let init = labelled().runs.join("init-ck");
+    let (ok, log) = clasp(
+        &["init", "--out", s(&init)],
+        &[
+            "model.preset=nano",
+            "model.prompts.text_dim=16",
+            "run.seed=7",
+        ],
+    );
+    assert!(ok, "{log}");
+    let lr0 = ["pretrain.epochs=1", "optim.lr=1e-12", "optim.min_lr=1e-12"];
+    let (ok, log) = run_to_end("from-init", &["--init", s(&init)], &lr0);
+    assert!(ok, "{log}");
+    let student = tensors(&checkpoint("from-init", 5));
+    let start = tensors(&init);
+    let (mut compared, mut prompt_gap) = (0, 0f64);
+    for (k, v) in &start {
+        let name = k.strip_prefix("model.safetensors:").unwrap();
+        if name.starts_with("prompts.text_embed.") {
+            continue; // the task descriptions' embeddings, not weights
+        }
+        let ours = &student[&format!("student.safetensors:{name}")];
+        let diff = common::max_abs_diff(v, ours);
+        match name.starts_with("prompts.") {
+            true => prompt_gap = prompt_gap.max(diff),
+            false => assert!(diff < 1e-9, "{name}: {diff}"),
+        }
+        compared += 1;
+    }
+    assert!(compared > 50, "{compared} tensors");
+    // The prompt projection is drawn from the run's seed (7 for the checkpoint, 0 here).
+    assert!(prompt_gap > 1e-6, "the checkpoint's prompts were taken");
+    // Without --init the student starts elsewhere (the comparison can fail).
+    let (ok, log) = run_to_end("no-init", &[], &lr0);
+    assert!(ok, "{log}");
+    let fresh = tensors(&checkpoint("no-init", 5));
+    let key = "blocks.0.attn.qkv.weight";
+    let diff = common::max_abs_diff(
+        &fresh[&format!("student.safetensors:{key}")],
+        &start[&format!("model.safetensors:{key}")],
+    );
+    assert!(diff > 1e-6);
+}
+
 /// Two processes under `mpirun` with batches of 2 end where one process ends with batches of 4,
 /// and where one process ends accumulating two batches of 2: the same weights, EMA teacher,
 /// optimiser moments and DINO centre (summed over both processes' images before it moves).
