@@ -37,6 +37,7 @@ use crate::plugin_host::task_config::resolve;
 use crate::pretrain::grad_conflict::{analyze, write_conflict_chart, ConflictTable};
 use crate::pretrain::pretrain;
 use crate::probe::probe;
+use crate::proc_status::CpuTimes;
 use crate::run_dir::{Existing, RunDir};
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 use crate::teacher::labeller::Labeller;
@@ -56,6 +57,8 @@ pub struct Quickstart {
     pub device: Device,
     pub seed: u64,
     stage_seconds: Vec<(String, f64)>,
+    /// The machine's CPU time when this invocation started (for the host's share of it).
+    cpu_at_start: Option<CpuTimes>,
 }
 
 impl Quickstart {
@@ -80,6 +83,7 @@ impl Quickstart {
             device,
             seed: base.run.seed,
             stage_seconds: Vec::new(),
+            cpu_at_start: CpuTimes::now(),
         }
     }
 
@@ -585,6 +589,8 @@ impl Quickstart {
             tier: b.tier,
             shipped_teacher: !self.train_teacher,
             stage_seconds: &self.stage_seconds,
+            host_steal: (self.cpu_at_start.zip(CpuTimes::now()))
+                .and_then(|(start, end)| start.steal_share_until(&end)),
             teacher: &quality,
             pretraining: &pretraining,
             tables: &tables,

@@ -177,6 +177,9 @@ pub struct Report<'a> {
     pub tier: Tier,
     pub shipped_teacher: bool,
     pub stage_seconds: &'a [(String, f64)],
+    /// The share of the machine's CPU time a hypervisor took during the run (`None` without
+    /// `/proc/stat`).
+    pub host_steal: Option<f64>,
     pub teacher: &'a QualityReport,
     pub pretraining: &'a [PretrainResult],
     pub tables: &'a [TaskTable],
@@ -421,6 +424,14 @@ impl Report<'_> {
             total += s;
         }
         md += &format!("| total | {total:.0} |\n");
+        if let Some(steal) = self.host_steal {
+            md += &format!(
+                "\nThe host took {:.1} % of this machine's CPU time during the run (`steal` in \
+                 `/proc/stat`): on a shared virtual machine the times above grow with it, so \
+                 compare runs' times only at similar values.\n",
+                100.0 * steal
+            );
+        }
         md += "\nPer run: `probe-<variant>-<task>/probe.json`, `nn-<variant>-reid/probe.json`, \
                `finetune-<variant>-<task>/metrics.jsonl` \
                (validation per epoch) and `test_scores.json`; all intervals: `comparisons.json`; plots: \
