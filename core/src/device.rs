@@ -54,6 +54,15 @@ impl From<DeviceSpec> for String {
 }
 
 /// The candle device of `spec`; CUDA needs a build with the `cuda` feature.
+/// The device of this process of `world`: on CUDA, rank r of a machine takes the GPU `local
+/// rank` places after the configured one (`cuda` on 4 ranks of a machine: GPUs 0–3).
+pub fn device_for_rank(spec: &DeviceSpec, world: &crate::distributed::World) -> Result<Device> {
+    match *spec {
+        DeviceSpec::Cuda(first) => parse_device(&DeviceSpec::Cuda(first + world.local_rank)),
+        DeviceSpec::Cpu => parse_device(spec),
+    }
+}
+
 pub fn parse_device(spec: &DeviceSpec) -> Result<Device> {
     match *spec {
         DeviceSpec::Cpu => Ok(Device::Cpu),

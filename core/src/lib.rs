@@ -32,6 +32,7 @@ pub mod optim;
 pub mod plugin_host;
 pub mod pretrain;
 pub mod probe;
+pub mod proc_stat;
 pub mod proc_status;
 pub mod quickstart;
 pub mod run_dir;

@@ -124,12 +124,22 @@ impl RunDir {
             false => None,
         };
         let ok = world.all(taken.as_ref().is_none_or(Result::is_ok))?;
+        let hash = config_hash(&to_toml(config)?);
+        // Every rank must run rank 0's settings (another seed, LR or environment variable on one
+        // rank would train another order or step).
+        if ok && !world.same_everywhere(hash.as_bytes())? {
+            bail!(
+                "the processes of this job resolved different settings (config hash {} here): \
+                 give every rank the same config, --set flags and CLASP_* variables",
+                &hash[..12]
+            );
+        }
         match taken {
             Some(run) => run,
             None if !ok => bail!("rank 0 could not take the run folder (its error says why)"),
             None => Ok(Self {
                 path: Path::new(&config.run.dir).join(&config.run.name),
-                config_hash: config_hash(&to_toml(config)?),
+                config_hash: hash,
                 _lock: None,
             }),
         }

@@ -13,9 +13,9 @@ mod common;
 use common::finetune_runs::{
     attribute_data, delivered_weights, max_weight_gap, nano_finetune_args,
 };
-use common::mpirun_two;
 use common::plugin_libs::clasp_exe;
 use common::task_data::synth;
+use common::{mpirun, mpirun_two};
 
 fn succeeded(o: Output) -> String {
     let log = format!(
@@ -73,6 +73,8 @@ fn losses(runs: &Path, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The attribute set's 9 training images make job batches of 4, 4 and 1: in the last, rank 1's
+/// block is empty and it still takes part in the step.
 #[test]
 fn two_processes_with_batches_of_two_step_like_one_with_batches_of_four() {
     let data = attribute_data();
@@ -145,7 +147,8 @@ fn two_processes_with_pk_batches_step_like_two_accumulated_batches() {
 }
 
 /// Two ranks stopped after the first of two epochs and resumed (every rank from the checkpoint
-/// rank 0 wrote) log and deliver what two ranks running straight through do.
+/// rank 0 wrote, each in its own dropout stream) log and deliver what two ranks running straight
+/// through do.
 #[test]
 fn two_processes_stopped_after_an_epoch_and_resumed_equal_an_uninterrupted_pair() {
     let data = attribute_data();
@@ -153,7 +156,12 @@ fn two_processes_stopped_after_an_epoch_and_resumed_equal_an_uninterrupted_pair(
     let root = data.path().join("attributes");
     let run = |name: &str, flags: &[&str]| {
         let mut cmd = mpirun_two();
-        let sets = [format!("run.name=\"{name}\""), "finetune.epochs=2".into()];
+        // The MLP head, so each rank's dropout stream must resume where it stopped.
+        let sets = [
+            format!("run.name=\"{name}\""),
+            "finetune.epochs=2".into(),
+            "task.head=\"mlp\"".into(),
+        ];
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         nano_finetune_args(&mut cmd, "attribute", &root, runs.path(), &sets);
         succeeded(cmd.args(flags).output().unwrap())
@@ -175,6 +183,30 @@ fn two_processes_stopped_after_an_epoch_and_resumed_equal_an_uninterrupted_pair(
         |_| true,
     );
     assert_eq!(gap, 0.0, "the resumed pair delivers other weights");
+}
+
+/// Two ranks that resolved different settings (another LR on one) would train apart: refused
+/// before any step, naming why.
+#[test]
+fn ranks_with_different_settings_are_refused() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let root = data.path().join("attributes");
+    // MPMD: one process per program, `:` between them; the two differ in their LR.
+    let mut cmd = mpirun();
+    for (i, lr) in ["1e-3", "2e-3"].into_iter().enumerate() {
+        if i > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1"]).arg(clasp_exe());
+        let sets = [format!("optim.lr={lr}"), "run.name=\"apart\"".into()];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        nano_finetune_args(&mut cmd, "attribute", &root, runs.path(), &sets);
+    }
+    let o = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{log}");
+    assert!(log.contains("resolved different settings"), "{log}");
 }
 
 /// A command that is not data parallel yet would run twice over the same run folder: refused,

@@ -8,7 +8,7 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::checkpoint::manifest::Manifest;
 use crate::config::{Config, ConfigSources};
-use crate::device::parse_device;
+use crate::device::device_for_rank;
 use crate::distributed;
 use crate::finetune::evaluate::format_metrics;
 use crate::finetune::{finetune_for, FinetuneRun};
@@ -126,7 +126,7 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     };
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
-    let device = parse_device(&config.run.device)?;
+    let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
     let world = distributed::world();
     let existing = Existing::from_flags(how.resume, args.overwrite);
     let run = RunDir::create_in(&config, existing, &world)?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::device::parse_device;
+use crate::device::device_for_rank;
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 
 #[derive(Args, Debug)]
@@ -31,7 +31,7 @@ pub struct LabelArgs {
 
 pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
     let config = g.load()?;
-    let device = parse_device(&config.run.device)?;
+    let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
     // Under mpirun every process is one `--shard rank/size` worker of the same cache.
     let world = crate::distributed::world();
     let shards = match (&args.shard, world.size) {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::device::parse_device;
+use crate::device::device_for_rank;
 use crate::pretrain::pretrain;
 use crate::run_dir::{Existing, RunDir};
 
@@ -46,7 +46,7 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
     if config.run.name == "default" {
         config.run.name = "pretrain".into();
     }
-    let device = parse_device(&config.run.device)?;
+    let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
     let world = crate::distributed::world();
     let existing = Existing::from_flags(args.resume, args.overwrite);
     let run = RunDir::create_in(&config, existing, &world)?;
@@ -71,6 +71,9 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
         run.path.display()
     );
     let out = pretrain(&config, &run, &device, args.resume)?;
+    if !world.is_main() {
+        return Ok(()); // rank 0 reports for the job
+    }
     if let Some(last) = &out.last {
         println!(
             "step {}: loss {:.4} (ssl {:.4}{}{}), teacher entropy {:.3}, KL {:.4}",

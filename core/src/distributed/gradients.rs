@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{ensure, Result};
 use candle_core::{DType, Tensor, Var};
+use sha2::Digest;
 
 use super::World;
 use crate::optim::AdamW;
@@ -89,18 +90,15 @@ pub fn broadcast_parameters(world: &World, params: &BTreeMap<String, Var>) -> Re
     if world.size == 1 {
         return Ok(());
     }
-    // The names and sizes first: ranks holding different models would otherwise exchange
+    // The names and shapes first: ranks holding different models would otherwise exchange
     // misaligned bytes without noticing.
-    let mut shape = vec![params.len() as f64];
-    shape.extend(params.values().map(|v| v.elem_count() as f64));
-    let mut sum = shape.clone();
-    world.sum_f64(&mut sum)?;
+    let layout: String = params
+        .iter()
+        .map(|(name, v)| format!("{name}{:?};", v.dims()))
+        .collect();
+    let digest = sha2::Sha256::digest(layout.as_bytes());
     ensure!(
-        sum.len() == shape.len()
-            && sum
-                .iter()
-                .zip(&shape)
-                .all(|(s, x)| *s == x * world.size as f64),
+        world.same_everywhere(&digest)?,
         "the ranks built different models ({} parameters here): they cannot train as one",
         params.len()
     );

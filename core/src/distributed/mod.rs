@@ -61,20 +61,24 @@ fn timed<T>(collective: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The environment variables by which MPI launchers tell a process it is one of a job: Open MPI,
-/// MPICH's and Intel's hydra, PMIx (`srun --mpi=pmix`), MVAPICH.
-const LAUNCHER_VARIABLES: [&str; 4] = [
+/// The environment variables by which launchers tell a process the size of its job: Open MPI,
+/// MPICH's and Intel's hydra, MVAPICH, Slurm's `srun` (with PMIx or PMI2).
+const JOB_SIZE_VARIABLES: [&str; 4] = [
     "OMPI_COMM_WORLD_SIZE",
     "PMI_SIZE",
-    "PMIX_RANK",
     "MV2_COMM_WORLD_SIZE",
+    "SLURM_STEP_NUM_TASKS",
 ];
 
-/// Whether an MPI launcher started this process.
+/// Whether a launcher started this process as one of several (a job of one task, as `srun -n1`
+/// starts on clusters where every task gets PMIx, is one process).
 pub fn launched_by_mpi() -> bool {
-    LAUNCHER_VARIABLES
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
+    JOB_SIZE_VARIABLES.iter().any(|v| {
+        std::env::var(v)
+            .ok()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .is_some_and(|n| n > 1)
+    })
 }
 
 /// Joins the job's world: over MPI when a launcher started this process, else a world of one.
@@ -178,6 +182,36 @@ impl World {
     /// all stop together when one cannot go on).
     pub fn all(&self, ok: bool) -> Result<bool> {
         Ok(self.sum_count(usize::from(!ok))? == 0)
+    }
+
+    /// Whether `bytes` (a hash, a count) are rank 0's on every process; every process learns the
+    /// same answer. Ranks that disagree on their settings or data would pair different steps.
+    pub fn same_everywhere(&self, bytes: &[u8]) -> Result<bool> {
+        if self.size == 1 {
+            return Ok(true);
+        }
+        let mut len = [bytes.len() as f64];
+        self.sum_f64(&mut len)?;
+        if len[0] != (bytes.len() * self.size) as f64 {
+            self.all(false)?;
+            return Ok(false);
+        }
+        let mut theirs: Vec<f32> = bytes.iter().map(|b| f32::from(*b)).collect();
+        self.broadcast_f32(&mut theirs)?;
+        let mine = theirs.iter().zip(bytes).all(|(t, b)| *t == f32::from(*b));
+        self.all(mine)
+    }
+
+    /// Refuses to go on unless every process sees rank 0's `count` of `what` (its data: ranks that
+    /// list another number of images would take another number of steps).
+    pub fn ensure_same_count(&self, what: &str, count: usize) -> Result<()> {
+        if !self.same_everywhere(&(count as u64).to_le_bytes())? {
+            anyhow::bail!(
+                "the processes of this job see different {what} ({count} here): give every rank \
+                 the same data"
+            );
+        }
+        Ok(())
     }
 
     /// Waits until every process reaches this point.

@@ -15,7 +15,8 @@ use super::{Backend, World};
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 
 pub(super) fn init() -> Result<World> {
-    let universe = mpi::initialize().context(
+    // Loader and kernel threads exist, but only the main thread calls MPI.
+    let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled).context(
         "MPI was already initialised, or an MPI launcher set its variables but MPI_Init failed",
     )?;
     let world = universe.world();

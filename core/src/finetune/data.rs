@@ -171,12 +171,23 @@ impl TrainOrder {
     /// processes: this process's shard, and P × K batches dealt per step (P identities per batch
     /// on each process and micro-batch, none repeated within a step), so the step sees the
     /// identities one process sees with the whole step's batch.
-    pub fn for_job(mut self, world: &World, accumulate: usize) -> Self {
-        if let Sampler::IdentityBalanced { p, .. } = &mut self.sampler {
+    pub fn for_job(mut self, world: &World, accumulate: usize) -> Result<Self> {
+        if let Sampler::IdentityBalanced { p, pids, .. } = &mut self.sampler {
+            let per_batch = *p;
             *p *= world.size * accumulate;
+            let identities = pids.iter().collect::<std::collections::BTreeSet<_>>().len();
+            if identities < *p {
+                bail!(
+                    "the identity sampler deals P = {per_batch} identities per batch × {} \
+                     process(es) × `finetune.accumulate` = {accumulate} distinct identities per \
+                     step, {} in all, but the training split has {identities}",
+                    world.size,
+                    *p
+                );
+            }
         }
         self.shard = world.shard();
-        self
+        Ok(self)
     }
 }
 
@@ -302,6 +313,36 @@ pub fn check_skipped(
     Ok(())
 }
 
+/// [`check_skipped`] over every process of `world`: each names its own unreadable samples, and
+/// the limit applies to the counts summed over all of them, so every process decides alike.
+pub fn check_skipped_in(
+    world: &World,
+    what: &str,
+    skipped: &[Skipped],
+    read: usize,
+    max_fraction: f64,
+) -> Result<()> {
+    if world.size == 1 {
+        return check_skipped(what, skipped, read, max_fraction);
+    }
+    report_skipped(what, skipped);
+    let mut counts = [skipped.len() as f64, read as f64];
+    world.sum_f64(&mut counts)?;
+    let (bad, total) = (counts[0], counts[0] + counts[1]);
+    if bad > max_fraction * total {
+        bail!(
+            "{what}: {bad} of {total} samples over the {} processes could not be read, more than \
+             `data.max_skipped_fraction` = {max_fraction} of them{}",
+            world.size,
+            skipped.first().map_or(String::new(), |s| format!(
+                "; the first here: {} ({})",
+                s.name, s.error
+            ))
+        );
+    }
+    Ok(())
+}
+
 fn report_skipped(what: &str, skipped: &[Skipped]) {
     if skipped.is_empty() {
         return;
@@ -369,5 +410,42 @@ mod tests {
         unlabelled[1].identity = None.into();
         let e = TrainOrder::from_settings(&s, "reid", &unlabelled, None).unwrap_err();
         assert!(e.to_string().contains("1.jpg"), "{e}");
+    }
+
+    /// A step of `accumulate` batches deals P × accumulate distinct identities (here in one
+    /// process: the world's size multiplies alike), each batch K images of P of them; too few
+    /// identities for a step are refused by the settings that ask for them.
+    #[test]
+    fn a_step_of_accumulated_batches_deals_distinct_identities() {
+        let s = FinetuneSettings {
+            batch_size: 4,
+            instances_per_identity: 2,
+            sampler: BatchOrder::Identity,
+            ..Default::default()
+        };
+        let pids: Vec<i64> = (0..24).map(|i| i / 4).collect(); // 6 identities × 4 images
+        let world = World::single();
+        let order = TrainOrder::from_settings(&s, "reid", &records(&pids), None)
+            .unwrap()
+            .for_job(&world, 3)
+            .unwrap();
+        let Sampler::IdentityBalanced { p, .. } = &order.sampler else {
+            panic!("identity sampler expected");
+        };
+        assert_eq!(*p, 6, "2 identities per batch × 3 batches");
+        let visit = order.sampler.order(pids.len(), 0, 0).unwrap();
+        for step in visit.chunks(12) {
+            let ids: std::collections::BTreeSet<i64> = step.iter().map(|i| pids[*i]).collect();
+            assert_eq!(ids.len(), 6, "a step repeats an identity: {step:?}");
+            for batch in step.chunks(4) {
+                assert_eq!(pids[batch[0]], pids[batch[1]]);
+                assert_eq!(pids[batch[2]], pids[batch[3]]);
+            }
+        }
+        let e = TrainOrder::from_settings(&s, "reid", &records(&pids), None)
+            .unwrap()
+            .for_job(&world, 4)
+            .unwrap_err();
+        assert!(e.to_string().contains("`finetune.accumulate` = 4"), "{e}");
     }
 }

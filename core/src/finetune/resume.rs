@@ -28,6 +28,16 @@ pub struct Progress {
     pub selected: Option<Selection>,
     /// The head's dropout stream, so a resumed run draws the masks an uninterrupted one would.
     pub dropout_position: u64,
+    /// Under data parallelism, each rank's position in its own dropout stream (by rank).
+    #[serde(default)]
+    pub dropout_positions: Vec<u64>,
+}
+
+/// Whether this process writes the run folder (rank 0 of a data-parallel job, or the only one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    This,
+    Another,
 }
 
 /// The checkpointer of a run: continued only with the same settings, the same starting backbone
@@ -81,7 +91,7 @@ pub fn resume(
     model: &TaskModel,
     opt: &mut AdamW,
     selected_dir: &Path,
-    (config_hash, writer): (&str, bool),
+    (config_hash, writer): (&str, Writer),
 ) -> Result<Progress> {
     let Some(saved) = checkpointer.latest::<Progress>()? else {
         if selected_dir.exists() {
@@ -103,14 +113,19 @@ pub fn resume(
     let moments = read_tensors(&moments_path, model.backbone.store.device())?;
     opt.load_state_dict(&moments)
         .with_context(|| moments_path.display().to_string())?;
-    model.head.state.set_dropout_position(at.dropout_position);
+    let rank = crate::distributed::world().rank;
+    let position = at.dropout_positions.get(rank).copied();
+    model
+        .head
+        .state
+        .set_dropout_position(position.unwrap_or(at.dropout_position));
     let delivered = Manifest::read(selected_dir).ok().and_then(|m| m.selection);
     if delivered != at.selected {
         match &at.selected {
             // Selected in the epoch this checkpoint ends: its weights are the ones to deliver.
             // (Written by the run folder's writer alone: rank 0 of a data-parallel job.)
             Some(s) if s.epoch == at.epochs_done => {
-                if writer {
+                if writer == Writer::This {
                     model.save(selected_dir, at.step as u64, config_hash, Some(s.clone()))?;
                 }
             }

@@ -60,16 +60,18 @@ impl Setup {
         let (seed, config_json) = (config.run.seed, task_config.clone());
         let head =
             TaskHead::build_for_training(plugin.clone(), config_json, dim, device, seed, &train)?;
+        head.state.set_dropout_stream(world.rank as u64);
         let model = TaskModel::new(bb, head);
         let size = model.img_size();
         // How batches are drawn; random flips when the plugin mirrors its targets.
         let flip = RecordFlip::new(plugin, &task_config);
         let order = TrainOrder::from_settings(ft, task, &train, probe_flip(flip, &train, size)?)?
-            .for_job(world, ft.accumulate.get());
+            .for_job(world, ft.accumulate.get())?;
 
         // 4. AdamW over backbone and head, layer-wise decay, the head at `head_lr_scale`.
         let train_records = train.clone();
         let train_loader = task_loader(train, size, Some(order), ft, seed);
+        world.ensure_same_count("training samples", train_records.len())?;
         // An optimiser step takes `finetune.accumulate` batches.
         let steps_per_epoch = train_loader
             .batches_per_epoch()?

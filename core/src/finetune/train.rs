@@ -10,9 +10,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::data::{batch_tensor, check_skipped, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
+use super::data::{batch_tensor, check_skipped_in, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
 use super::evaluate::{evaluate, format_metrics};
-use super::resume::{self, Progress};
+use super::resume::{self, Progress, Writer};
 use super::sample::load_targets;
 use super::setup::Setup;
 use super::task_model::TaskModel;
@@ -223,6 +223,7 @@ fn train_epoch(
     let bar = run_log::progress(&what, loader.batches_per_epoch()?, "batches")?;
     let (mut loss_sum, mut steps, mut read) = (0.0, 0, 0);
     let mut micro: Vec<Items> = Vec::new();
+    let mut batches_out = 0;
     // Every process has as many batches (some possibly empty), so all take each step together.
     loop {
         micro.clear();
@@ -230,6 +231,7 @@ fn train_epoch(
         if micro.is_empty() {
             break;
         }
+        batches_out += micro.len();
         read += micro.iter().map(Vec::len).sum::<usize>();
         let lr = schedule.at(*step);
         let step_loss = train_step(model, opt, &micro, (lr, weight_decay), *step, world)
@@ -250,8 +252,25 @@ fn train_epoch(
             world.size
         ),
     }
-    check_skipped(&what, &epoch_batches.skipped(), read, max_skipped)?;
+    // A loader worker that died ends the epoch early; the other ranks would go on without this
+    // one (and one process would train on part of the epoch).
+    if batches_out < epoch_batches.num_batches() {
+        bail!(
+            "{what}: the loader stopped after {batches_out} of {} batches (a worker failed)",
+            epoch_batches.num_batches()
+        );
+    }
+    check_skipped_in(world, &what, &epoch_batches.skipped(), read, max_skipped)?;
     Ok(loss_sum / steps.max(1) as f64)
+}
+
+/// Every rank's position in its head's dropout stream, by rank (a collective: every rank calls
+/// it), which the checkpoint keeps so each rank resumes its own stream.
+fn dropout_positions(model: &TaskModel, world: &World) -> Result<Vec<u64>> {
+    let mut by_rank = vec![0f64; world.size];
+    by_rank[world.rank] = model.head.state.dropout_position() as f64;
+    world.sum_f64(&mut by_rank)?;
+    Ok(by_rank.into_iter().map(|p| p as u64).collect())
 }
 
 /// How far one invocation goes.
@@ -273,7 +292,7 @@ pub fn finetune(
 ) -> Result<FinetuneOutcome> {
     let how = FinetuneRun::default();
     let out = finetune_for(config, plugin, backbone_dir, run, device, how)?;
-    Ok(out.expect("a run without max_epochs runs to its last epoch"))
+    Ok(out.expect("one process runs to its last epoch without max_epochs"))
 }
 
 /// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch,
@@ -314,7 +333,14 @@ pub fn finetune_for(
     let mut at = Progress::default();
     if how.resume {
         let hash = &run.config_hash;
-        at = resume::resume(&checkpointer, &model, &mut opt, &selected_dir, (hash, main))?;
+        let writer = if main { Writer::This } else { Writer::Another };
+        at = resume::resume(
+            &checkpointer,
+            &model,
+            &mut opt,
+            &selected_dir,
+            (hash, writer),
+        )?;
     }
     let first_epoch = at.epochs_done;
 
@@ -346,6 +372,7 @@ pub fn finetune_for(
             &mut at.step,
             (max_skipped, &world),
         )?;
+        at.dropout_positions = dropout_positions(&model, &world)?;
         let Some(log) = log.as_mut() else {
             at.epochs_done = epoch + 1;
             continue;

@@ -4,19 +4,21 @@
 //! Names are timm's already (our ViT keeps them). What differs is mapped:
 //! - `pos_embed`: the grid is resampled to the configured input (as timm's
 //!   `resample_abs_pos_embed`, antialiased bicubic); rows of register tokens (`reg_token`) are
-//!   dropped. The file's grid is taken to have the configured aspect ratio (256×128 crops: 2:1),
-//!   else to be square.
+//!   dropped, and a file whose CLS token has no position embedding (`no_embed_class`, as timm's
+//!   register and DINOv2 models) gives ours zeros. The file's grid is taken to have the
+//!   configured aspect ratio (256×128 crops: 2:1), else to be square.
 //! - PC-MoE blocks: the dense MLP is split into the experts by hidden unit (expert e takes units
 //!   e·H/E … (e+1)·H/E − 1), with the gate weights at zero, so that every task's gates start
 //!   uniform (g = 1/E, c = ½) and the block computes exactly the dense MLP; `fc2` is scaled by
-//!   2E (and its bias by 2) to undo the gates.
+//!   2E (and its bias by 2) to undo the gates. With `model.moe.top_k` fewer experts would run:
+//!   refused.
 //! - Prompts and anything else timm has no counterpart for keep their fresh initialisation and
 //!   are listed; tensors of the file that nothing takes (a classifier head) are listed too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
 use crate::model::pos_embed::resample_grid;
 use crate::model::{ParamStore, Vit};
@@ -40,6 +42,12 @@ pub fn load_timm(
     store: &ParamStore,
     sd: &BTreeMap<String, Tensor>,
 ) -> Result<TimmImport> {
+    // Resampling and the experts' 2E scale in f32 whatever the file holds (f16, bf16).
+    let sd: BTreeMap<String, Tensor> = sd
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.to_dtype(DType::F32)?)))
+        .collect::<Result<_>>()?;
+    let sd = &sd;
     let Some(pos) = sd.get("pos_embed") else {
         bail!("not a timm VisionTransformer state dict: it has no `pos_embed`");
     };
@@ -47,22 +55,31 @@ pub fn load_timm(
     let mut ours: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut report = TimmImport::default();
 
-    // Position embeddings: CLS row, (register rows dropped), the grid resampled.
+    // Position embeddings: the CLS row (zeros where timm gives CLS and registers none,
+    // `no_embed_class`), register rows dropped, the grid resampled.
     let registers = match sd.get("reg_token") {
         Some(r) => r.dim(1)?,
         None => 0,
     };
     let pos = pos.squeeze(0)?;
-    let cells = pos
-        .dim(0)?
-        .checked_sub(1 + registers)
-        .context("`pos_embed` too short")?;
     let to = vit.cfg.grid();
-    let from = file_grid(cells, to).with_context(|| {
-        format!("`pos_embed` holds {cells} grid positions, no grid of the model's aspect ratio or a square")
-    })?;
-    let grid = resample_grid(&pos.narrow(0, 1 + registers, cells)?, from, to)?;
-    let pos = Tensor::cat(&[&pos.narrow(0, 0, 1)?, &grid], 0)?.unsqueeze(0)?;
+    let rows = pos.dim(0)?;
+    let layout = [1 + registers, 0].into_iter().find_map(|prefix| {
+        let cells = rows.checked_sub(prefix).filter(|c| *c > 0)?;
+        file_grid(cells, to).map(|grid| (prefix, cells, grid))
+    });
+    let Some((prefix, cells, from)) = layout else {
+        bail!(
+            "`pos_embed` has {rows} rows ({registers} register tokens): neither a CLS row, the \
+             registers and a grid nor a grid alone of the model's aspect ratio or square"
+        );
+    };
+    let grid = resample_grid(&pos.narrow(0, prefix, cells)?, from, to)?;
+    let cls = match prefix {
+        0 => pos.narrow(0, 0, 1)?.zeros_like()?,
+        _ => pos.narrow(0, 0, 1)?,
+    };
+    let pos = Tensor::cat(&[&cls, &grid], 0)?.unsqueeze(0)?;
     ours.insert("pos_embed".into(), pos);
     used.insert("pos_embed".into());
     if from != to {
@@ -86,6 +103,12 @@ pub fn load_timm(
             dense("fc2.bias")?,
         );
         let (experts, hidden) = (moe.num_experts(), w1.dim(0)?);
+        if let Some(k) = moe.top_k.filter(|k| *k < experts) {
+            bail!(
+                "PC-MoE block {i} keeps the top {k} of {experts} experts: split from a dense MLP \
+                 it would compute only part of it; initialise with `model.moe.top_k` unset"
+            );
+        }
         let part = moe.experts[0].fc1.weight.dim(0)?;
         if part * experts != hidden {
             bail!(
@@ -213,6 +236,27 @@ mod tests {
             );
         }
         assert!(moe_blocks > 0);
+        Ok(())
+    }
+
+    /// A file whose `pos_embed` holds the grid alone (`no_embed_class`) gives the CLS a zero
+    /// position embedding and the grid as it is.
+    #[test]
+    fn a_grid_without_a_cls_row_gives_the_cls_a_zero_position() -> Result<()> {
+        let source = ParamStore::new(&Device::Cpu, 3);
+        Vit::new(&VitConfig::preset(Preset::Nano), &source)?;
+        let mut sd = source.tensors();
+        let pos = sd["pos_embed"].clone();
+        let cells = pos.dim(1)? - 1;
+        sd.insert("pos_embed".into(), pos.narrow(1, 1, cells)?);
+        let store = ParamStore::new(&Device::Cpu, 4);
+        let vit = Vit::new(&VitConfig::preset(Preset::Nano), &store)?;
+        load_timm(&vit, &store, &sd)?;
+        let ours = store.get("pos_embed").unwrap().as_tensor().clone();
+        let cls = ours.narrow(1, 0, 1)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(cls, 0.0);
+        let gap = (ours.narrow(1, 1, cells)? - pos.narrow(1, 1, cells)?)?;
+        assert_eq!(gap.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 

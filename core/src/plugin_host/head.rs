@@ -53,6 +53,13 @@ impl HeadState {
         rng.get_word_pos() as u64
     }
 
+    /// Draws masks from stream `stream` of the same seed (rank r of a data-parallel job takes
+    /// stream r, so ranks mask their different samples independently; rank 0 keeps stream 0).
+    pub fn set_dropout_stream(&self, stream: u64) {
+        let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.set_stream(stream);
+    }
+
     pub fn set_dropout_position(&self, position: u64) {
         let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
         rng.set_word_pos(position as u128);

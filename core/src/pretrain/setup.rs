@@ -82,6 +82,7 @@ impl Setup {
                 shard: world.shard(),
             },
         );
+        world.ensure_same_count("pre-training images", n_images)?;
         // A step takes `accumulate` batches on every process.
         let steps_per_epoch = loader.batches_per_epoch()? / p.accumulate.get();
         if steps_per_epoch == 0 {

@@ -26,7 +26,7 @@ use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::data::loader::Skipped;
 use crate::distributed;
-use crate::finetune::data::check_skipped;
+use crate::finetune::data::check_skipped_in;
 use crate::model::Vit;
 use crate::optim::groups::build_groups;
 use crate::optim::{backbone_and_head_groups, ensure_finite_loss, AdamW, CosineSchedule};
@@ -537,7 +537,8 @@ fn check_epoch(
             epoch + 1
         );
     }
-    check_skipped(
+    check_skipped_in(
+        &distributed::world(),
         &format!("pre-training epoch {}", epoch + 1),
         skipped,
         read,

@@ -37,7 +37,7 @@ use crate::plugin_host::task_config::resolve;
 use crate::pretrain::grad_conflict::{analyze, write_conflict_chart, ConflictTable};
 use crate::pretrain::pretrain;
 use crate::probe::probe;
-use crate::proc_status::CpuTimes;
+use crate::proc_stat::CpuTimes;
 use crate::run_dir::{Existing, RunDir};
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
 use crate::teacher::labeller::Labeller;

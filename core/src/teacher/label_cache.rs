@@ -149,17 +149,23 @@ pub fn open_index(cache: &Path, wanted: &CacheIndex) -> Result<()> {
     crate::checkpoint::atomic::remove_stale_temporaries(cache)?;
     let path = cache.join(INDEX);
     if path.is_file() {
-        let existing = read_index(cache)?;
-        if let Some(why) = wanted.conflict_with(&existing) {
-            bail!(
-                "refusing to continue the label cache {}: {why}. Label into another --out.",
-                cache.display()
-            );
-        }
-        return Ok(());
+        return check_index(cache, wanted);
     }
     let json = serde_json::to_string_pretty(wanted)?;
     write_atomically(&path, |tmp| Ok(std::fs::write(tmp, &json)?))
+}
+
+/// Refuses the cache at `cache` when its index (which must exist) disagrees with `wanted`;
+/// touches nothing.
+pub fn check_index(cache: &Path, wanted: &CacheIndex) -> Result<()> {
+    let existing = read_index(cache)?;
+    match wanted.conflict_with(&existing) {
+        Some(why) => bail!(
+            "refusing to continue the label cache {}: {why}. Label into another --out.",
+            cache.display()
+        ),
+        None => Ok(()),
+    }
 }
 
 pub fn read_index(cache: &Path) -> Result<CacheIndex> {

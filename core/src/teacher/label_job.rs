@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::label_cache::{
-    open_index, shard_path, shard_problem, write_shard, CacheIndex, IndexedImage,
+    check_index, open_index, shard_path, shard_problem, write_shard, CacheIndex, IndexedImage,
 };
 use super::labeller::{teacher_fingerprint, BatchLabels, Labeller};
 use crate::config::teacher::LabelSettings;
@@ -92,15 +92,16 @@ pub fn run_label(req: &LabelRequest) -> Result<LabelSummary> {
         req.settings.shard_size,
         images,
     );
-    // The workers of one mpirun job: rank 0 writes the index (a failure there aborts the job),
-    // the others check theirs against it.
+    // The workers of one mpirun job: rank 0 opens the index (clearing a killed job's
+    // temporaries; a failure there aborts the job), the others only check theirs against it —
+    // clearing again could remove what a rank on another machine is writing.
     let world = crate::distributed::world();
     if world.is_main() {
         open_index(req.out, &index)?;
     }
     world.barrier()?;
     if !world.is_main() {
-        open_index(req.out, &index)?;
+        check_index(req.out, &index)?;
     }
 
     let mine: Vec<usize> = (0..index.num_shards())

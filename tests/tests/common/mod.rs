@@ -12,14 +12,19 @@ use candle_core::{DType, Device, Tensor};
 use clasp_core::model::{ParamStore, Vit, VitConfig};
 use clasp_core::task_embedding::hashed_text_embedding;
 
-/// `mpirun -np 2 clasp`, allowed to run as root and on fewer cores than ranks (CI machines).
-pub fn mpirun_two() -> std::process::Command {
+/// `mpirun`, allowed to run as root and on fewer cores than ranks (CI machines).
+pub fn mpirun() -> std::process::Command {
     let mut cmd = std::process::Command::new("mpirun");
-    cmd.args(["-np", "2"])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .arg(plugin_libs::clasp_exe());
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+    cmd
+}
+
+/// `mpirun -np 2 clasp`.
+pub fn mpirun_two() -> std::process::Command {
+    let mut cmd = mpirun();
+    cmd.args(["-np", "2"]).arg(plugin_libs::clasp_exe());
     cmd
 }
 

@@ -77,11 +77,14 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     );
     assert!(report.contains("part mIoU") && report.contains("attribute mA"));
     assert!(report.contains("ssl·part"), "{report}");
-    // How much of the machine the host took, so runs' times can be compared (Linux).
-    assert!(
-        report.contains("The host took") && report.contains("`steal` in `/proc/stat`"),
-        "{report}"
-    );
+    // How much of the machine the host took, so runs' times can be compared (where there is a
+    // /proc/stat to read it from).
+    if std::path::Path::new("/proc/stat").exists() {
+        assert!(
+            report.contains("The host took") && report.contains("`steal` in `/proc/stat`"),
+            "{report}"
+        );
+    }
     assert!(log.contains("the shipped synthetic CLIP"), "{log}");
     for f in [
         "results.png",
