@@ -7,7 +7,7 @@
 #![cfg(feature = "mpi")]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
 use common::finetune_runs::{
@@ -15,17 +15,7 @@ use common::finetune_runs::{
 };
 use common::plugin_libs::clasp_exe;
 use common::task_data::synth;
-use common::{mpirun, mpirun_two};
-
-fn succeeded(o: Output) -> String {
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{log}");
-    log
-}
+use common::{mpirun, mpirun_two, succeeded};
 
 /// One epoch of `task` at LR `lr` in run `name`: in one process, or under `mpirun -np 2`.
 fn finetune(

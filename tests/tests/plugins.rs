@@ -357,13 +357,7 @@ fn a_finetune_stopped_after_an_epoch_and_resumed_equals_an_uninterrupted_run() {
             .args(flags)
             .output()
             .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{log}");
-        log
+        common::succeeded(o)
     };
     let straight = run("straight", &[]);
     let stopped = run("split", &["--max-epochs", "1"]);

@@ -12,6 +12,17 @@ use candle_core::{DType, Device, Tensor};
 use clasp_core::model::{ParamStore, Vit, VitConfig};
 use clasp_core::task_embedding::hashed_text_embedding;
 
+/// A finished command's stdout and stderr, asserting that it succeeded (the log says why not).
+pub fn succeeded(o: std::process::Output) -> String {
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{log}");
+    log
+}
+
 /// `mpirun`, allowed to run as root and on fewer cores than ranks (CI machines).
 pub fn mpirun() -> std::process::Command {
     let mut cmd = std::process::Command::new("mpirun");

@@ -350,16 +350,8 @@ fn two_processes_under_mpirun_write_the_cache_one_process_writes() {
         a
     };
     let one = f.root.join("cache-mpi-one");
-    let run = |mut cmd: Command, out: &Path| {
-        let o = cmd.args(args(out)).output().unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{log}");
-        log
-    };
+    let run =
+        |mut cmd: Command, out: &Path| common::succeeded(cmd.args(args(out)).output().unwrap());
     run(Command::new(common::plugin_libs::clasp_exe()), &one);
     let two = f.root.join("cache-mpi-two");
     let log = run(common::mpirun_two(), &two);

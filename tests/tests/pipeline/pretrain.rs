@@ -346,14 +346,7 @@ fn two_processes_pretrain_like_one_with_the_twofold_batch() {
         for set in sets.iter().chain([&eps]) {
             cmd.args(["--set", set]);
         }
-        let out = cmd.output().unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{log}");
-        log
+        common::succeeded(cmd.output().unwrap())
     };
     let log = run("dp-ranks", true, &["pretrain.batch_size=2"]);
     assert!(log.contains("rank 1 of 2 processes"), "{log}");
