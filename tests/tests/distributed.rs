@@ -53,14 +53,8 @@ const TOLERANCE: f32 = (LR / 100.0) as f32;
 
 /// The training loss each epoch logged.
 fn losses(runs: &Path, name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(runs.join(name).join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
+    let losses = common::logged(&runs.join(name), "train_loss");
+    losses.iter().map(|l| l.as_f64().unwrap()).collect()
 }
 
 /// The attribute set's 9 training images make job batches of 4, 4 and 1: in the last, rank 1's

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use super::dino_loss::DinoLoss;
-use super::losses::task_losses;
+use super::losses::{batch_labels, task_losses};
 use super::setup::Setup;
 use super::state;
 use crate::charts::curves::{write_curves, Series};
@@ -101,7 +101,9 @@ pub fn analyze(
         }
         // The centre is restored each batch: the analysis must not drift it.
         let dino = DinoLoss::new(center.clone(), d.student_temp, d.center_momentum);
-        let l = task_losses(&setup, &batch.items, &dino, d.teacher_temp, device)?;
+        let labels = batch_labels(&setup, &batch.items);
+        let items = (batch.items.as_slice(), &labels);
+        let l = task_losses(&setup, items, &dino, d.teacher_temp, device)?;
         let mut per_task: Vec<(&str, Tensor)> = vec![("ssl", l.dino.loss)];
         per_task.extend(l.part.map(|t| ("part", t)));
         per_task.extend(l.attr.map(|t| ("attr", t)));

@@ -21,22 +21,34 @@ pub struct TaskLosses {
     pub attr: Option<Tensor>,
 }
 
-/// What `items`' losses average over (see [`LabelCounts`]): the images, the part-labelled patches
-/// of both global views, the attribute labels of both — counted as [`task_losses`] counts them,
-/// and 0 for a loss the run has not.
-pub fn label_counts(setup: &Setup, items: &[PretrainItem]) -> LabelCounts {
+/// A batch's labels as its losses read them, derived once per batch: the part labels of both
+/// global views' patches (when the run has a part loss) and what each loss averages over.
+pub struct BatchLabels {
+    pub part: Option<Vec<u8>>,
+    pub counts: LabelCounts,
+}
+
+/// `items`' [`BatchLabels`]: counts are 0 for a loss the run has not.
+pub fn batch_labels(setup: &Setup, items: &[PretrainItem]) -> BatchLabels {
     let (heads, tasks) = (&setup.heads, &setup.tasks);
+    let part = match (&heads.part, tasks.part) {
+        (Some(_), Some(_)) => {
+            let patch = setup.student.vit.cfg.patch_size;
+            Some(
+                (0..2)
+                    .flat_map(|v| view_part_labels(items, v, patch))
+                    .collect::<Vec<u8>>(),
+            )
+        }
+        _ => None,
+    };
     let mut counts = LabelCounts {
         images: items.len(),
-        ..LabelCounts::default()
+        part: part
+            .as_ref()
+            .map_or(0, |l| l.iter().filter(|l| **l != IGNORE).count()),
+        attr: 0,
     };
-    if let (Some(_), Some(_)) = (&heads.part, tasks.part) {
-        let patch = setup.student.vit.cfg.patch_size;
-        counts.part = (0..2)
-            .flat_map(|v| view_part_labels(items, v, patch))
-            .filter(|l| *l != IGNORE)
-            .count();
-    }
     if let (Some(_), Some(_), Some(_)) = (&heads.attr, tasks.attr, &setup.positive_ratio) {
         let labelled = |it: &PretrainItem| {
             it.attributes
@@ -45,12 +57,12 @@ pub fn label_counts(setup: &Setup, items: &[PretrainItem]) -> LabelCounts {
         };
         counts.attr = 2 * items.iter().map(labelled).sum::<usize>();
     }
-    counts
+    BatchLabels { part, counts }
 }
 
 pub fn task_losses(
     setup: &Setup,
-    items: &[PretrainItem],
+    (items, labels): (&[PretrainItem], &BatchLabels),
     dino: &DinoLoss,
     teacher_temp: f64,
     device: &Device,
@@ -96,12 +108,9 @@ pub fn task_losses(
 
     // Part labels on the global views' patches, prompt `part`.
     let mut part = None;
-    if let (Some(head), Some(task)) = (&heads.part, tasks.part) {
+    if let (Some(head), Some(task), Some(labels)) = (&heads.part, tasks.part, &labels.part) {
         let out = global_pass(task)?;
-        let patch = student.vit.cfg.patch_size;
-        let mut labels = view_part_labels(items, 0, patch);
-        labels.extend(view_part_labels(items, 1, patch));
-        part = part_loss(&patch_logits(&out, head)?, &labels)?;
+        part = part_loss(&patch_logits(&out, head)?, labels)?;
     }
     // Attributes on the global views' CLS, prompt `attr`.
     let mut attr = None;

@@ -26,8 +26,8 @@ pub struct LabelCounts {
 }
 
 impl LabelCounts {
-    pub fn sum(counts: &[LabelCounts]) -> Self {
-        counts.iter().fold(Self::default(), |a, c| Self {
+    pub fn sum(counts: impl IntoIterator<Item = LabelCounts>) -> Self {
+        counts.into_iter().fold(Self::default(), |a, c| Self {
             images: a.images + c.images,
             part: a.part + c.part,
             attr: a.attr + c.attr,

@@ -15,7 +15,7 @@ use super::gates::{
     gate_diagnostics, gate_entropy, gate_table, mi_loss, task_expert_mi, write_gate_heatmap,
     GateDiagnostics, GateTable,
 };
-use super::losses::{label_counts, task_losses};
+use super::losses::{batch_labels, task_losses, BatchLabels};
 use super::model::{Heads, DINO_HEAD};
 use super::setup::Setup;
 use super::state::{self, Progress};
@@ -145,20 +145,22 @@ pub fn pretrain(
                 break; // the epoch's end (batches that make no whole step are left out)
             }
             read += micro.iter().map(Vec::len).sum::<usize>();
-            let counts: Vec<LabelCounts> = micro.iter().map(|b| label_counts(&setup, b)).collect();
-            let step_counts = LabelCounts::sum(&counts).over_world(&world)?;
+            let labels: Vec<BatchLabels> = micro.iter().map(|b| batch_labels(&setup, b)).collect();
+            let step_counts =
+                LabelCounts::sum(labels.iter().map(|l| l.counts)).over_world(&world)?;
             if step_counts.images < 2 {
                 continue; // a step emptied by unreadable images, skipped by every process
             }
             let t_temp = sched.teacher_temp(config, step);
             let (lr, dino_step) = (sched.lr.at(step), (&dino, t_temp));
             let mut sum = StepSum::new(&dino.center)?;
-            for (items, counts) in micro.iter().zip(&counts) {
+            for (items, labels) in micro.iter().zip(&labels) {
                 if items.is_empty() {
                     continue;
                 }
-                let weights = (gate_tasks.as_slice(), counts.shares_of(&step_counts));
-                let l = step_loss(&setup, items, dino_step, weights, config, device)?;
+                let weights = (gate_tasks.as_slice(), labels.counts.shares_of(&step_counts));
+                let batch = (items.as_slice(), labels);
+                let l = step_loss(&setup, batch, dino_step, weights, config, device)?;
                 if !l.value.is_finite() {
                     ensure_finite_loss(step, lr, &l.terms()?)?;
                 }
@@ -405,14 +407,14 @@ impl StepLoss {
 /// by the batch's share of what it averages over in the whole step (`shares`).
 fn step_loss(
     setup: &Setup,
-    items: &[PretrainItem],
+    batch: (&[PretrainItem], &BatchLabels),
     (dino, teacher_temp): (&DinoLoss, f64),
     (gate_tasks, shares): (&[&str], Shares),
     config: &Config,
     device: &Device,
 ) -> Result<StepLoss> {
     let p = &config.pretrain;
-    let l = task_losses(setup, items, dino, teacher_temp, device)?;
+    let l = task_losses(setup, batch, dino, teacher_temp, device)?;
     let mut total = (&l.dino.loss * (p.ssl_weight * shares.images))?;
     let (mut part, mut attr, mut gate_mi) = (None, None, None);
     if let Some(loss) = &l.part {

@@ -4,30 +4,13 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device};
-use clasp_core::data::synth::dataset::{generate, SynthOptions};
 
 use super::plugin_libs::{clasp_exe, library};
 
 /// A synthetic dataset of 6 people × 3 images at 64×32 (its `attributes/` set for the attribute
 /// task).
 pub fn attribute_data() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        &SynthOptions {
-            out: dir.path().to_path_buf(),
-            identities: 6,
-            images_per_id: 3,
-            cameras: 3,
-            seed: 2,
-            height: 64,
-            width: 32,
-            jpeg_quality: 90,
-            threads: 1,
-        },
-        &|_| {},
-    )
-    .unwrap();
-    dir
+    super::task_data::synth(6, 3, 3, 2, [64, 32])
 }
 
 /// `clasp finetune --task attribute` of a nano ViT at 64×32 with batches of 2 on `data`, runs

@@ -12,6 +12,15 @@ use candle_core::{DType, Device, Tensor};
 use clasp_core::model::{ParamStore, Vit, VitConfig};
 use clasp_core::task_embedding::hashed_text_embedding;
 
+/// The values of `key` on every line of a run folder's `metrics.jsonl`.
+pub fn logged(run: &std::path::Path, key: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[key].clone())
+        .collect()
+}
+
 /// A finished command's stdout and stderr, asserting that it succeeded (the log says why not).
 pub fn succeeded(o: std::process::Output) -> String {
     let log = format!(

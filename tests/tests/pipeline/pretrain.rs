@@ -189,15 +189,8 @@ fn a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert!(log.contains("resumed from"), "{log}");
     // The resumed log has every step once, in order, as the uninterrupted one.
     let steps = |run: &str| -> Vec<u64> {
-        std::fs::read_to_string(labelled().runs.join(run).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect()
+        let steps = common::logged(&labelled().runs.join(run), "step");
+        steps.iter().map(|s| s.as_u64().unwrap()).collect()
     };
     assert_eq!(steps("killed"), steps("straight"));
 
@@ -384,15 +377,8 @@ fn two_processes_pretrain_like_one_with_the_twofold_batch() {
     assert!(common::max_abs_diff(&two[key], &five[key]) > tolerance);
     // The logs agree (each step's loss is the mean over both processes' images).
     let losses = |run: &str| -> Vec<f64> {
-        std::fs::read_to_string(labelled().runs.join(run).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                    .as_f64()
-                    .unwrap()
-            })
-            .collect()
+        let losses = common::logged(&labelled().runs.join(run), "loss");
+        losses.iter().map(|l| l.as_f64().unwrap()).collect()
     };
     let (a, b) = (losses("dp-ranks"), losses("dp-four"));
     assert_eq!(a.len(), 15);
