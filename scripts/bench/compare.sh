@@ -8,7 +8,8 @@
 # CLASP: the release binary (default target/release/clasp, built if missing);
 # DEVICE: cpu (default) or cuda — both sides run there; on cuda the memory columns are the GPU's
 # peak use as nvidia-smi samples it while each process runs (the same meter for both), and BF16=1
-# adds PyTorch under bf16 autocast (ours trains in f32 only) as a last column.
+# adds two last columns: ours with `run.precision = "bf16"` and PyTorch under bf16 autocast
+# (on the CPU candle widens bf16 products to f32, so ours measures the numerics, not a speed-up).
 # Each variant runs in a process of its own, so its peak memory is its own.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,7 +48,7 @@ memory="MiB"; [ "$cuda" = 1 ] && memory="GPU MiB"
 echo "# $(date -u +%Y-%m-%d) · $device · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(nproc) threads · batch $batch, 256x128"
 [ "$cuda" = 1 ] && echo "# $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
 printf '%-6s %-6s %-8s %12s %12s %8s %12s %12s' mode preset variant "ours img/s" "torch img/s" ratio "ours $memory" "torch $memory"
-[ "$bf16" = 1 ] && printf ' %16s' "torch bf16 img/s"
+[ "$bf16" = 1 ] && printf ' %16s %16s' "ours bf16 img/s" "torch bf16 img/s"
 printf '\n'
 for preset in $presets; do
   for mode in train infer; do
@@ -61,15 +62,20 @@ for preset in $presets; do
       torch_args=(scripts/bench/torch_vit.py --device "$device" --mode "$mode" --preset "$preset"
         --batch "$batch" --steps "$steps" --variant "$ref")
       [ -n "${torch_row[$ref]:-}" ] || torch_row[$ref]=$(measure "$python" "${torch_args[@]}")
-      if [ "$bf16" = 1 ] && [ -z "${torch_bf16_row[$ref]:-}" ]; then
-        torch_bf16_row[$ref]=$(measure "$python" "${torch_args[@]}" --bf16)
+      ours_bf16=""
+      if [ "$bf16" = 1 ]; then
+        ours_bf16=$(measure "$clasp" --set "run.device=$device" --set 'run.precision="bf16"' \
+          bench "$mode" --preset "$preset" --batch "$batch" --steps "$steps" --variant "$v")
+        if [ -z "${torch_bf16_row[$ref]:-}" ]; then
+          torch_bf16_row[$ref]=$(measure "$python" "${torch_args[@]}" --bf16)
+        fi
       fi
       read -r ai am <<<"$ours"; read -r bi bm <<<"${torch_row[$ref]}"
       awk -v m="$mode" -v p="$preset" -v v="$v" -v ai="$ai" -v bi="$bi" -v am="$am" -v bm="$bm" \
         'BEGIN { printf "%-6s %-6s %-8s %12.1f %12.1f %7.2fx %12.0f %12.0f", m, p, v, ai, bi, ai / bi, am, bm }'
       if [ "$bf16" = 1 ]; then
-        read -r ci _ <<<"${torch_bf16_row[$ref]}"
-        printf ' %16.1f' "$ci"
+        read -r oi _ <<<"$ours_bf16"; read -r ci _ <<<"${torch_bf16_row[$ref]}"
+        printf ' %16.1f %16.1f' "$oi" "$ci"
       fi
       printf '\n'
     done

@@ -5,7 +5,7 @@
 # run time), then writes the environment to $CLASP_CUDA_CACHE/env.sh for the caller to source:
 #
 #   bash scripts/cuda/setup.sh && source ~/.cache/clasp-cuda/env.sh
-#   cargo build -p clasp-core --features cuda
+#   cargo build -p clasp-core --features cuda     # or --features nccl (also needs MPI)
 #
 # CLASP_CUDA_TOOLKIT picks the toolkit: 13.4 (default, what CI compiles with: the newest cudarc
 # 0.19 — candle 0.11's — knows; it reads the version off nvcc) or 13.0, for binaries that run on a
@@ -62,6 +62,19 @@ if [ ! -e "$stub/libcuda.so" ]; then
     sed 's/.*/void &(void) {}/' > "$stub/libcuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/libcuda_stub.c"
   ln -sf libcuda.so "$stub/libcuda.so.1"
+fi
+
+# libnccl link stub for `--features nccl` (cudarc links NCCL; the real library, PyPI's
+# nvidia-nccl-cu13 or the system's, is found through LD_LIBRARY_PATH at run time): every nccl*
+# symbol cudarc's bindings declare, as empty functions, SONAME libnccl.so.2 as the real one.
+if [ ! -e "$stub/libnccl.so" ]; then
+  (cd "$here" && cargo fetch --quiet)
+  nccl=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys -name 'mod.rs' | head -n 1)
+  [ -n "$nccl" ] || { echo "cudarc NCCL bindings not found (cargo fetch failed?)" >&2; exit 1; }
+  mkdir -p "$stub"
+  grep -ohE '^ +(pub )?fn nccl[A-Za-z0-9_]+\(' "$nccl" | sed -E 's/^ +(pub )?fn //; s/\($//' | sort -u |
+    sed 's/.*/void &(void) {}/' > "$stub/libnccl_stub.c"
+  cc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$stub/libnccl.so" "$stub/libnccl_stub.c"
 fi
 
 cat > "$cache/env.sh" <<ENV

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GlobalArgs;
 use crate::device::parse_device;
-use crate::model::Preset;
-use crate::model::{ParamStore, Vit, VitConfig};
+use crate::model::{ParamStore, Precision, Preset, Vit, VitConfig};
 use crate::optim::{build_groups, AdamW, AdamWConfig};
 use crate::task_embedding::hashed_text_embedding;
 
@@ -77,7 +76,7 @@ fn run_variant(
     mode: BenchMode,
     args: &BenchModelArgs,
     variant: &str,
-    device: &Device,
+    (device, precision): (&Device, Precision),
 ) -> Result<Figures> {
     if !mode.variants().contains(&variant) {
         bail!(
@@ -104,7 +103,7 @@ fn run_variant(
             let groups = build_groups(&store.vars(), cfg.depth, 1.0);
             let mut opt = AdamW::new(groups, AdamWConfig::default())?;
             Box::new(move || {
-                let out = vit.forward(&x, task)?;
+                let out = precision.scope(|| vit.forward(&x, task))?;
                 let loss = (out.cls.sqr()?.mean_all()? + out.patches.sqr()?.mean_all()?)?;
                 let grads = loss.backward()?;
                 opt.step(&grads, 1e-4, 0.05)?;
@@ -120,7 +119,7 @@ fn run_variant(
                 vit.detached()
             };
             Box::new(move || {
-                let out = vit.forward(&x, task)?;
+                let out = precision.scope(|| vit.forward(&x, task))?;
                 out.cls.sum_all()?.to_scalar::<f32>()?;
                 Ok(())
             })
@@ -149,7 +148,12 @@ pub fn run(g: &GlobalArgs, mode: BenchMode, args: BenchModelArgs) -> Result<()> 
     if let Some(v) = &args.variant {
         println!(
             "{}",
-            serde_json::to_string(&run_variant(mode, &args, v, &device)?)?
+            serde_json::to_string(&run_variant(
+                mode,
+                &args,
+                v,
+                (&device, config.run.precision)
+            )?)?
         );
         return Ok(());
     }
@@ -194,10 +198,11 @@ pub fn run(g: &GlobalArgs, mode: BenchMode, args: BenchModelArgs) -> Result<()> 
         BenchMode::Infer => "inference (forward, no autograd)",
     };
     println!(
-        "{what}, preset {}, batch {}, {h}x{w}, device {}, {} threads",
+        "{what}, preset {}, batch {}, {h}x{w}, device {}, {}, {} threads",
         args.preset,
         args.batch,
         config.run.device,
+        config.run.precision,
         candle_core::utils::get_num_threads()
     );
     println!(

@@ -50,7 +50,8 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
     let threshold = config.model.moe.fold_threshold;
     let task_model = match backbone.manifest.plugin {
         Some(_) => {
-            let mut m = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
+            let mut m = TaskModel::load(&args.checkpoint, &config.plugins, &device)?
+                .with_precision(config.run.precision);
             m.fold_for_inference(threshold)?;
             Some(m)
         }

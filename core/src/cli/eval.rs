@@ -61,7 +61,8 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<()> {
         return run_on_files(&config, &args);
     };
     let device = parse_device(&config.run.device)?;
-    let mut model = TaskModel::load(&checkpoint, &config.plugins, &device)?;
+    let mut model = TaskModel::load(&checkpoint, &config.plugins, &device)?
+        .with_precision(config.run.precision);
     model.fold_for_inference(config.model.moe.fold_threshold)?;
     let root = match &args.data {
         Some(d) => d.clone(),

@@ -57,5 +57,12 @@ pub fn run(g: &GlobalArgs, args: ExportArgs) -> Result<()> {
         kw_path.display(),
         kw_path.display()
     );
+    // timm's VisionTransformer takes no epsilon argument; its layer norms use 1e-6.
+    if vit.cfg.norm_eps != 1e-6 {
+        println!(
+            "  the layer norms' epsilon is {:e}: add norm_layer=functools.partial(torch.nn.LayerNorm, eps={:e})",
+            vit.cfg.norm_eps, vit.cfg.norm_eps
+        );
+    }
     Ok(())
 }

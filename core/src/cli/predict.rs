@@ -100,7 +100,8 @@ fn predict_files(
 pub fn run(g: &GlobalArgs, args: PredictArgs) -> Result<()> {
     let mut config = g.load()?;
     let device = parse_device(&config.run.device)?;
-    let mut model = TaskModel::load(&args.checkpoint, &config.plugins, &device)?;
+    let mut model = TaskModel::load(&args.checkpoint, &config.plugins, &device)?
+        .with_precision(config.run.precision);
     model.fold_for_inference(config.model.moe.fold_threshold)?;
     if config.run.name == "default" {
         config.run.name = format!("predict-{}", model.task());

@@ -84,6 +84,9 @@ pub fn vit_config(m: &ModelSettings) -> Result<VitConfig> {
     let mut cfg = VitConfig::preset(m.preset);
     cfg.img_size = m.img_size;
     cfg.patch_size = m.patch_size;
+    cfg.pre_norm = m.pre_norm;
+    cfg.activation = m.activation;
+    cfg.norm_eps = m.norm_eps;
     if m.prompts.enabled {
         cfg.prompts = Some(PromptConfig {
             num_tokens: m.prompts.num_tokens,

@@ -105,6 +105,9 @@ pub struct RunSettings {
     pub seed: u64,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: crate::device::DeviceSpec,
+    /// `f32`, or `bf16`: matrix products of training and evaluation in bf16, weights and
+    /// optimiser state in f32 ([`crate::model::precision`]).
+    pub precision: crate::model::Precision,
 }
 
 impl Default for RunSettings {
@@ -114,6 +117,7 @@ impl Default for RunSettings {
             dir: "runs".into(),
             seed: 0,
             device: crate::device::DeviceSpec::Cpu,
+            precision: crate::model::Precision::F32,
         }
     }
 }
@@ -127,6 +131,13 @@ pub struct ModelSettings {
     pub img_size: [usize; 2],
     /// Side of the square patches (16 as in timm's ViTs; 8 suits small crops).
     pub patch_size: usize,
+    /// A layer norm before the first block, as CLIP's vision tower has (`clasp init
+    /// --from-clip` sets it).
+    pub pre_norm: bool,
+    /// `gelu` (timm's ViTs), `quick_gelu` (OpenAI's CLIP) or `gelu_tanh`.
+    pub activation: crate::model::Activation,
+    /// Epsilon of every layer norm (timm's ViTs 1e-6, CLIP 1e-5).
+    pub norm_eps: f64,
     pub prompts: PromptSettings,
     pub moe: MoeSettings,
 }
@@ -137,6 +148,9 @@ impl Default for ModelSettings {
             preset: crate::model::config::Preset::Small,
             img_size: [256, 128],
             patch_size: 16,
+            pre_norm: false,
+            activation: crate::model::Activation::Gelu,
+            norm_eps: 1e-6,
             prompts: PromptSettings::default(),
             moe: MoeSettings::default(),
         }

@@ -48,6 +48,9 @@ pub fn sum_gradients(
         .map(|(p, _)| p)
         .collect();
     for bucket in buckets(&live) {
+        if sum_bucket_on_device(world, bucket, grads)? {
+            continue;
+        }
         let mut flat = Vec::new();
         for (name, var) in bucket {
             match grads.get(*name) {
@@ -65,6 +68,40 @@ pub fn sum_gradients(
         }
     }
     Ok(())
+}
+
+/// Sums one bucket in place on the GPU (NCCL), without a copy through the host; `false` when
+/// the world has no GPU collectives for these parameters.
+fn sum_bucket_on_device(
+    world: &World,
+    bucket: &[(&String, &Var)],
+    grads: &mut BTreeMap<String, Tensor>,
+) -> Result<bool> {
+    let Some((_, first)) = bucket.first() else {
+        return Ok(true);
+    };
+    if !first.device().is_cuda() {
+        return Ok(false);
+    }
+    let parts = bucket
+        .iter()
+        .map(|(name, var)| match grads.get(*name) {
+            Some(g) => Ok(g.to_dtype(DType::F32)?.flatten_all()?),
+            None => Ok(Tensor::zeros(var.elem_count(), DType::F32, var.device())?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let flat = Tensor::cat(&parts, 0)?.contiguous()?;
+    if !world.sum_on_device(&flat)? {
+        return Ok(false);
+    }
+    let mut at = 0;
+    for (name, var) in bucket {
+        let n = var.elem_count();
+        let sum = flat.narrow(0, at, n)?.reshape(var.shape())?;
+        grads.insert((*name).clone(), sum.to_dtype(var.dtype())?);
+        at += n;
+    }
+    Ok(true)
 }
 
 /// Consecutive runs of `params` of at most [`BUCKET_VALUES`] values (a larger parameter alone).

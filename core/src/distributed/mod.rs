@@ -14,6 +14,10 @@
 pub mod gradients;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
+#[cfg(feature = "nccl")]
+mod nccl_backend;
+#[cfg(feature = "nccl")]
+pub use nccl_backend::self_test as nccl_self_test;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -111,6 +115,8 @@ pub fn world() -> World {
 /// the job, since the other processes may be waiting in a collective this one will never join.
 #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
 pub fn finish(succeeded: bool) {
+    #[cfg(feature = "nccl")]
+    nccl_backend::finish(); // before MPI goes
     match world().backend {
         Backend::Single => {}
         #[cfg(feature = "mpi")]
@@ -212,6 +218,32 @@ impl World {
             );
         }
         Ok(())
+    }
+
+    /// Sets up the GPU collectives on this rank's `device` when the job spans several processes
+    /// and the build has NCCL; otherwise nothing (sums then go through the host over MPI).
+    #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
+    pub fn join_gpus(&self, device: &candle_core::Device) -> Result<()> {
+        #[cfg(feature = "nccl")]
+        if self.size > 1 && device.is_cuda() {
+            nccl_backend::init(self, device, |id| {
+                timed(|| mpi_backend::broadcast_bytes(&mut id[..]))
+            })?;
+            tracing::debug!("NCCL rank {} of {} on {device:?}", self.rank, self.size);
+        }
+        Ok(())
+    }
+
+    /// Sums the f32 tensor `t` over the world in place on its GPU, when NCCL is set up for it;
+    /// `false` when the caller must sum through the host instead.
+    #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
+    pub fn sum_on_device(&self, t: &candle_core::Tensor) -> Result<bool> {
+        #[cfg(feature = "nccl")]
+        if self.size > 1 && t.device().is_cuda() && nccl_backend::active() {
+            timed(|| nccl_backend::sum_in_place(t))?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Waits until every process reaches this point.

@@ -58,6 +58,12 @@ pub(super) fn broadcast_f32(values: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "nccl")]
+pub(super) fn broadcast_bytes(values: &mut [u8]) -> Result<()> {
+    comm()?.process_at_rank(0).broadcast_into(values);
+    Ok(())
+}
+
 pub(super) fn barrier() -> Result<()> {
     comm()?.barrier();
     Ok(())

@@ -26,6 +26,9 @@ pub struct TimmKwargs {
     pub num_classes: usize,
     pub global_pool: String,
     pub dynamic_img_size: bool,
+    pub pre_norm: bool,
+    /// timm's name of the activation (`gelu`, `quick_gelu`, `gelu_tanh`).
+    pub act_layer: String,
 }
 
 /// The state dict and constructor arguments, or a refusal that says why timm cannot express it.
@@ -106,6 +109,10 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
     }
     sd.insert("norm.weight".into(), vit.norm.weight.clone());
     sd.insert("norm.bias".into(), vit.norm.bias.clone());
+    if let Some(norm) = &vit.norm_pre {
+        sd.insert("norm_pre.weight".into(), norm.weight.clone());
+        sd.insert("norm_pre.bias".into(), norm.bias.clone());
+    }
     let sd = sd
         .into_iter()
         .map(|(k, v)| Ok((k, v.detach().contiguous()?)))
@@ -123,6 +130,8 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
         num_classes: 0,
         global_pool: "token".into(),
         dynamic_img_size: true,
+        pre_norm: vit.cfg.pre_norm,
+        act_layer: vit.cfg.activation.name().into(),
     };
     Ok((sd, kwargs))
 }

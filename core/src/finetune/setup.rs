@@ -61,7 +61,7 @@ impl Setup {
         let head =
             TaskHead::build_for_training(plugin.clone(), config_json, dim, device, seed, &train)?;
         head.state.set_dropout_stream(world.rank as u64);
-        let model = TaskModel::new(bb, head);
+        let model = TaskModel::new(bb, head).with_precision(config.run.precision);
         let size = model.img_size();
         // How batches are drawn; random flips when the plugin mirrors its targets.
         let flip = RecordFlip::new(plugin, &task_config);

@@ -12,7 +12,7 @@ use crate::checkpoint::atomic::AtomicDir;
 use crate::checkpoint::manifest::{PluginRef, Selection};
 use crate::checkpoint::{self, backbone::read_tensors};
 use crate::config::schema::PluginSettings;
-use crate::model::Vit;
+use crate::model::{Precision, Vit};
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::task_head::{HeadOutputs, TaskHead};
 use crate::plugin_host::Plugin;
@@ -25,6 +25,8 @@ pub struct TaskModel {
     pub head: TaskHead,
     /// The backbone with this task's gates and prompt folded in, for inference (DESIGN §3).
     folded: Option<Vit>,
+    /// The backbone's matrix products (`run.precision`); the plugin's head runs in f32.
+    precision: Precision,
 }
 
 impl TaskModel {
@@ -33,7 +35,13 @@ impl TaskModel {
             backbone,
             head,
             folded: None,
+            precision: Precision::F32,
         }
+    }
+
+    /// The same model with the backbone's products in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { precision, ..self }
     }
 
     pub fn task(&self) -> &str {
@@ -64,7 +72,9 @@ impl TaskModel {
             (Some(folded), false) => folded,
             _ => &self.backbone.vit,
         };
-        let f = vit.forward(x, self.prompt_task())?;
+        let f = self
+            .precision
+            .scope(|| vit.forward(x, self.prompt_task()))?;
         if training {
             self.head.forward(&f.cls, &f.patches, true)
         } else {

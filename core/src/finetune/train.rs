@@ -426,6 +426,7 @@ pub fn finetune_for(
         model
     } else {
         TaskModel::load_with_plugin(&selected_dir, plugin.clone(), device)?
+            .with_precision(config.run.precision)
     };
     let scorer = Scorer {
         plugin: plugin.clone(),

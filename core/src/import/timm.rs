@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
 
-use crate::model::pos_embed::resample_grid;
+use crate::model::pos_embed::{resample_grid_with, GridResampling};
 use crate::model::{ParamStore, Vit};
 
 /// What the import took, left and resampled.
@@ -41,6 +41,16 @@ pub fn load_timm(
     vit: &Vit,
     store: &ParamStore,
     sd: &BTreeMap<String, Tensor>,
+) -> Result<TimmImport> {
+    load_timm_with(vit, store, sd, GridResampling::AntialiasedBicubic)
+}
+
+/// [`load_timm`] with the position embedding's grid resampled by `resampling`.
+pub fn load_timm_with(
+    vit: &Vit,
+    store: &ParamStore,
+    sd: &BTreeMap<String, Tensor>,
+    resampling: GridResampling,
 ) -> Result<TimmImport> {
     // Resampling and the experts' 2E scale in f32 whatever the file holds (f16, bf16).
     let sd: BTreeMap<String, Tensor> = sd
@@ -74,7 +84,7 @@ pub fn load_timm(
              registers and a grid nor a grid alone of the model's aspect ratio or square"
         );
     };
-    let grid = resample_grid(&pos.narrow(0, prefix, cells)?, from, to)?;
+    let grid = resample_grid_with(&pos.narrow(0, prefix, cells)?, from, to, resampling)?;
     let cls = match prefix {
         0 => pos.narrow(0, 0, 1)?.zeros_like()?,
         _ => pos.narrow(0, 0, 1)?,

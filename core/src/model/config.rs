@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::activation::Activation;
+
 /// Task prompts: `m` learnable tokens per task, seeded from a text embedding (DESIGN §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,13 @@ pub struct VitConfig {
     pub img_size: [usize; 2],
     pub qkv_bias: bool,
     pub norm_eps: f64,
+    /// A layer norm between the embeddings and the first block (timm's `norm_pre`, CLIP's
+    /// `pre_layrnorm`). Absent from manifests written before it existed: false.
+    #[serde(default)]
+    pub pre_norm: bool,
+    /// The MLPs' activation (exact GELU unless the weights come from CLIP).
+    #[serde(default)]
+    pub activation: Activation,
     pub prompts: Option<PromptConfig>,
     pub moe: Option<MoeConfig>,
 }
@@ -111,6 +120,8 @@ impl VitConfig {
             img_size: [256, 128],
             qkv_bias: true,
             norm_eps: 1e-6,
+            pre_norm: false,
+            activation: Activation::Gelu,
             prompts: None,
             moe: None,
         }
@@ -142,6 +153,38 @@ impl VitConfig {
             self.img_size[0] / self.patch_size,
             self.img_size[1] / self.patch_size,
         )
+    }
+
+    /// How the computation of `self` differs from `other`'s with the same weights, one
+    /// `key: self vs other` line each (the shapes the weights themselves check).
+    pub fn computation_differences(&self, other: &VitConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |key: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{key}: {a} vs {b}"));
+            }
+        };
+        check(
+            "model.pre_norm",
+            self.pre_norm.to_string(),
+            other.pre_norm.to_string(),
+        );
+        check(
+            "model.activation",
+            self.activation.to_string(),
+            other.activation.to_string(),
+        );
+        check(
+            "model.norm_eps",
+            format!("{:e}", self.norm_eps),
+            format!("{:e}", other.norm_eps),
+        );
+        check(
+            "model.patch_size",
+            self.patch_size.to_string(),
+            other.patch_size.to_string(),
+        );
+        out
     }
 
     pub fn is_moe_block(&self, i: usize) -> bool {

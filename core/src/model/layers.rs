@@ -6,6 +6,7 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::params::{Init, Scope};
+use super::precision::autocast_dtype;
 
 /// timm's default init for linear weights.
 pub const LINEAR_STD: f32 = 0.02;
@@ -62,7 +63,24 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = candle_nn::Linear::new(self.weight.clone(), None).forward(x)?;
+        let y = match autocast_dtype(x) {
+            None => candle_nn::Linear::new(self.weight.clone(), None).forward(x)?,
+            // One product over all leading axes (not a batched product against a broadcast
+            // weight), so the weight's gradient is summed inside the f32-accumulating kernel
+            // rather than over a bf16 batch axis afterwards.
+            Some(dtype) => {
+                let (rows, out) = (x.elem_count() / self.in_dim(), self.out_dim());
+                let mut shape = x.dims().to_vec();
+                *shape
+                    .last_mut()
+                    .expect("a linear layer's input has a last axis") = out;
+                x.reshape((rows, self.in_dim()))?
+                    .to_dtype(dtype)?
+                    .matmul(&self.weight.to_dtype(dtype)?.t()?)?
+                    .to_dtype(x.dtype())?
+                    .reshape(shape)?
+            }
+        };
         match &self.bias {
             Some(b) => crate::ops::bias_add(&y, b),
             None => Ok(y),

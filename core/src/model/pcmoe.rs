@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor, D};
 use candle_nn::ops::sigmoid;
 
+use super::activation::Activation;
 use super::layers::{softmax_last_dim, Linear, LINEAR_STD};
 use super::mlp::Mlp;
 use super::params::{Init, Scope};
@@ -41,9 +42,10 @@ impl PcMoe {
         expert_hidden: usize,
         temperature: f64,
         top_k: Option<usize>,
+        act: Activation,
     ) -> Result<Self> {
         let experts = (0..num_experts)
-            .map(|e| Mlp::new(&scope.pp("experts").pp(e), dim, expert_hidden))
+            .map(|e| Mlp::new(&scope.pp("experts").pp(e), dim, expert_hidden, act))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             experts,
@@ -132,6 +134,7 @@ impl PcMoe {
         Ok(Mlp {
             fc1: Linear::from_tensors(Tensor::cat(&w1, 0)?, Some(Tensor::cat(&b1, 0)?)),
             fc2: Linear::from_tensors(Tensor::cat(&w2, 1)?, b2),
+            act: self.experts[0].act,
         })
     }
 

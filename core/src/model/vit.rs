@@ -97,6 +97,8 @@ pub struct Vit {
     pub patch_embed: Linear,
     pub cls_token: Tensor,
     pub pos_embed: Tensor,
+    /// Normalises the embedded tokens before the first block (`model.pre_norm`).
+    pub norm_pre: Option<LayerNorm>,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
     pub prompts: PromptSource,
@@ -118,6 +120,10 @@ impl Vit {
         let patch_b = root.get("patch_embed.proj.bias", &[d], Init::Zeros)?;
         let cls_token = root.get("cls_token", &[1, 1, d], Init::TruncNormal(1e-6))?;
         let pos_embed = root.get("pos_embed", &[1, 1 + gh * gw, d], Init::TruncNormal(0.02))?;
+        let norm_pre = match cfg.pre_norm {
+            true => Some(LayerNorm::new(&root.pp("norm_pre"), d, cfg.norm_eps)?),
+            false => None,
+        };
         let mut blocks = Vec::with_capacity(cfg.depth);
         for i in 0..cfg.depth {
             let s = root.pp("blocks").pp(i);
@@ -129,8 +135,9 @@ impl Vit {
                     m.expert_hidden,
                     m.temperature,
                     m.top_k,
+                    cfg.activation,
                 )?),
-                _ => BlockMlp::Plain(Mlp::new(&s.pp("mlp"), d, cfg.mlp_hidden())?),
+                _ => BlockMlp::Plain(Mlp::new(&s.pp("mlp"), d, cfg.mlp_hidden(), cfg.activation)?),
             };
             blocks.push(Block {
                 norm1: LayerNorm::new(&s.pp("norm1"), d, cfg.norm_eps)?,
@@ -154,6 +161,7 @@ impl Vit {
             patch_embed: Linear::from_tensors(patch_w, Some(patch_b)),
             cls_token,
             pos_embed,
+            norm_pre,
             blocks,
             norm,
             prompts,
@@ -290,7 +298,11 @@ impl Vit {
             }
             None => (x, None),
         };
-        let mut x = x;
+        // timm normalises register tokens with the rest; prompts take their place.
+        let mut x = match &self.norm_pre {
+            Some(norm) => norm.forward(&x)?,
+            None => x,
+        };
         for block in &self.blocks {
             x = block.forward(&x, summary.as_ref())?;
         }
@@ -332,6 +344,7 @@ impl Vit {
             patch_embed: self.patch_embed.detached(),
             cls_token: self.cls_token.detach(),
             pos_embed: self.pos_embed.detach(),
+            norm_pre: self.norm_pre.as_ref().map(LayerNorm::detached),
             blocks: self.blocks.iter().map(Block::detached).collect(),
             norm: self.norm.detached(),
             prompts: match &self.prompts {

@@ -4,6 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
+use super::cpu::{f32_slice, par_rows};
+
 /// Where a k×k window at grid cell (oy, ox) reads an image: row oy·stride + ky − padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
@@ -37,28 +39,19 @@ struct Unfold(Window);
 /// Columns → image, overlapping windows summed.
 struct Fold(Window);
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: f32 only");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
-    }
-}
-
 impl CustomOp1 for Unfold {
     fn name(&self) -> &'static str {
         "unfold"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout, "unfold")?;
+        let x = f32_slice(storage, layout, "unfold")?;
         let g = self.0;
         let b = layout.dims()[0];
         let (plane, n_cols) = (g.h * g.w, g.cols());
+        // Zeroed: taps in the padding stay 0.
         let mut out = vec![0f32; b * g.gh * g.gw * n_cols];
-        for (row, dst) in out.chunks_mut(n_cols).enumerate() {
+        par_rows(&mut out, n_cols, |row, dst| {
             let (bi, oy, ox) = (row / (g.gh * g.gw), row / g.gw % g.gh, row % g.gw);
             for c in 0..g.channels {
                 let src = &x[(bi * g.channels + c) * plane..][..plane];
@@ -71,7 +64,7 @@ impl CustomOp1 for Unfold {
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((b * g.gh * g.gw, n_cols))))
     }
 
@@ -86,26 +79,30 @@ impl CustomOp1 for Fold {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let cols = contiguous_f32(storage, layout, "fold")?;
+        let cols = f32_slice(storage, layout, "fold")?;
         let g = self.0;
-        let n_cols = g.cols();
-        let b = layout.dims()[0] / (g.gh * g.gw);
+        let (n_cols, cells) = (g.cols(), g.gh * g.gw);
+        let b = layout.dims()[0] / cells;
         let plane = g.h * g.w;
         let mut out = vec![0f32; b * g.channels * plane];
-        for (row, src) in cols.chunks(n_cols).enumerate() {
-            let (bi, oy, ox) = (row / (g.gh * g.gw), row / g.gw % g.gh, row % g.gw);
-            for c in 0..g.channels {
-                let dst = &mut out[(bi * g.channels + c) * plane..][..plane];
-                for ky in 0..g.k {
-                    let Some(y) = g.at(oy, ky, g.h) else { continue };
-                    for kx in 0..g.k {
-                        if let Some(xx) = g.at(ox, kx, g.w) {
-                            dst[y * g.w + xx] += src[(c * g.k + ky) * g.k + kx];
+        // One image per task: its windows are summed in the same order as on one thread.
+        par_rows(&mut out, g.channels * plane, |bi, image| {
+            for cell in 0..cells {
+                let src = &cols[(bi * cells + cell) * n_cols..][..n_cols];
+                let (oy, ox) = (cell / g.gw, cell % g.gw);
+                for c in 0..g.channels {
+                    let dst = &mut image[c * plane..][..plane];
+                    for ky in 0..g.k {
+                        let Some(y) = g.at(oy, ky, g.h) else { continue };
+                        for kx in 0..g.k {
+                            if let Some(xx) = g.at(ox, kx, g.w) {
+                                dst[y * g.w + xx] += src[(c * g.k + ky) * g.k + kx];
+                            }
                         }
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((b, g.channels, g.h, g.w))))
     }
 

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{log_softmax_last_dim, with_composed_ops};
-use crate::model::{ParamStore, Preset, Vit, VitConfig};
+use crate::model::{ParamStore, Precision, Preset, Vit, VitConfig};
 use crate::optim::{build_groups, AdamW, AdamWConfig};
 use crate::task_embedding::hashed_text_embedding;
 
@@ -36,7 +36,7 @@ fn train_steps(
     cfg: &VitConfig,
     images: &Tensor,
     steps: usize,
-    device: &Device,
+    (device, precision): (&Device, Precision),
 ) -> Result<TrainRun> {
     let store = ParamStore::new(device, 0);
     let mut vit = Vit::new(cfg, &store)?;
@@ -50,7 +50,7 @@ fn train_steps(
     let x = images.to_device(device)?;
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let out = vit.forward(&x, Some("ssl"))?;
+        let out = precision.scope(|| vit.forward(&x, Some("ssl")))?;
         // Squares of every token, and a log-softmax over the CLS features as DINO's loss has.
         let ce = log_softmax_last_dim(&out.cls)?
             .narrow(D::Minus1, 0, 1)?
@@ -90,12 +90,12 @@ pub struct TrainComparison {
 }
 
 /// `steps` training steps of a `preset` PC-MoE ViT on a seeded batch of `batch` images, on
-/// `device` and on the CPU with the composed ops.
+/// `device` in `precision` and on the CPU in f32 with the composed ops.
 pub fn compare_training(
     preset: Preset,
     batch: usize,
     steps: usize,
-    device: &Device,
+    (device, precision): (&Device, Precision),
 ) -> Result<TrainComparison> {
     let cfg = VitConfig::preset(preset).with_clasp_defaults();
     let [h, w] = cfg.img_size;
@@ -103,8 +103,9 @@ pub fn compare_training(
     let n = batch * 3 * h * w;
     let pixels: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
     let images = Tensor::from_vec(pixels, (batch, 3, h, w), &Device::Cpu)?;
-    let reference = with_composed_ops(|| train_steps(&cfg, &images, steps, &Device::Cpu))?;
-    let run = train_steps(&cfg, &images, steps, device)?;
+    let cpu_f32 = (&Device::Cpu, Precision::F32);
+    let reference = with_composed_ops(|| train_steps(&cfg, &images, steps, cpu_f32))?;
+    let run = train_steps(&cfg, &images, steps, (device, precision))?;
     let off = sq_distance(&run.end, &reference.end)?.sqrt();
     let moved = sq_distance(&reference.end, &reference.start)?.sqrt();
     Ok(TrainComparison {

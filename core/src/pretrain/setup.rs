@@ -11,6 +11,7 @@ use super::data::{PretrainImages, PseudoLabels};
 use super::model::{task_for, EmaTeacher, Heads, ATTR_TASK, PART_TASK, SSL_TASK};
 use crate::backbone::Backbone;
 use crate::checkpoint::backbone::load_into_except;
+use crate::checkpoint::manifest::Manifest;
 use crate::config::Config;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::Sampler;
@@ -97,8 +98,20 @@ impl Setup {
 
         let student = Backbone::fresh(config, device, config_hash)?;
         if let Some(init) = &p.init {
+            let context = || format!("starting from `pretrain.init` = {}", init.display());
+            // Weights of the right shapes can still be computed otherwise (activation, norms).
+            let made_for = Manifest::read(init).with_context(context)?.model;
+            let differences = student.vit.cfg.computation_differences(&made_for);
+            if !differences.is_empty() {
+                bail!(
+                    "{}: this run's model computes otherwise than the checkpoint's (this run vs \
+                     the checkpoint): {}",
+                    context(),
+                    differences.join("; ")
+                );
+            }
             load_into_except(init, &student.store, |name| name.starts_with("prompts."))
-                .with_context(|| format!("starting from `pretrain.init` = {}", init.display()))?;
+                .with_context(context)?;
         }
         let heads = Heads::new(
             ParamStore::new(device, config.run.seed ^ 0x5eed),

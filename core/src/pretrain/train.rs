@@ -414,7 +414,10 @@ fn step_loss(
     device: &Device,
 ) -> Result<StepLoss> {
     let p = &config.pretrain;
-    let l = task_losses(setup, batch, dino, teacher_temp, device)?;
+    let l = config
+        .run
+        .precision
+        .scope(|| task_losses(setup, batch, dino, teacher_temp, device))?;
     let mut total = (&l.dino.loss * (p.ssl_weight * shares.images))?;
     let (mut part, mut attr, mut gate_mi) = (None, None, None);
     if let Some(loss) = &l.part {

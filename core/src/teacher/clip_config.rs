@@ -7,29 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The MLP activation of a tower (`hidden_act`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// `x · σ(1.702 x)`, OpenAI's original CLIP.
-    QuickGelu,
-    /// Exact (erf) GELU.
-    Gelu,
-    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
-}
-
-impl Activation {
-    pub fn parse(name: &str, key: &str) -> Result<Self> {
-        Ok(match name {
-            "quick_gelu" => Self::QuickGelu,
-            "gelu" => Self::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
-            other => bail!(
-                "config key `{key}` = {other:?}: expected quick_gelu, gelu, gelu_new or \
-                 gelu_pytorch_tanh"
-            ),
-        })
-    }
-}
+pub use crate::model::activation::Activation;
 
 fn text_default_hidden() -> usize {
     512

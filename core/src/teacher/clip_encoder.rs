@@ -6,17 +6,9 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::clip_config::Activation;
-use crate::model::layers::{gelu, LayerNorm, Linear};
+use crate::model::layers::{LayerNorm, Linear};
 use crate::model::params::Scope;
 use crate::ops::{attention, scaled_softmax_last_dim};
-
-pub fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
-    match act {
-        Activation::QuickGelu => crate::ops::quick_gelu(x),
-        Activation::Gelu => gelu(x),
-        Activation::GeluTanh => x.gelu(),
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct ClipAttention {
@@ -126,8 +118,7 @@ impl ClipLayer {
     }
 
     pub fn mlp(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.fc2
-            .forward(&activate(self.act, &self.fc1.forward(x)?)?)
+        self.fc2.forward(&self.act.apply(&self.fc1.forward(x)?)?)
     }
 
     pub fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {

@@ -344,16 +344,11 @@ impl ReduceSum<'_> {
                     }
                     return Ok(dst);
                 };
-                for (unstr_index, &src) in src.iter().enumerate() {
-                    let mut dst_index = unstr_index;
-                    // Set the reduce_dims indexes to 0.
-                    for &(dim, stride) in self.reduce_dims_and_stride.iter() {
-                        // The compiler is able to optimize the following in a single divmod op.
-                        let (pre, post) = (dst_index / stride, dst_index % stride);
-                        dst_index = (pre / dim) * stride + post;
-                    }
-                    dst[dst_index] += src;
-                }
+                // clasp-rs: any other set of dims (batch norm's and broadcast gradients' sums
+                // over N, H, W) as nested loops over runs of adjacent dims, instead of two
+                // divisions per dim and element (see PATCHES.md).
+                let runs = merged_runs(src_l.dims(), self.reduce_dims);
+                sum_runs(src, &runs, &mut dst);
             }
             None => {
                 for (unstr_index, src_index) in src_l.strided_index().enumerate() {
@@ -369,6 +364,53 @@ impl ReduceSum<'_> {
             }
         }
         Ok(dst)
+    }
+}
+
+/// A contiguous source's dims merged into runs of adjacent dims that are all reduced or all kept:
+/// (length, reduced, source stride, destination stride), outermost first.
+fn merged_runs(dims: &[usize], reduce_dims: &[usize]) -> Vec<(usize, bool, usize, usize)> {
+    let mut runs: Vec<(usize, bool)> = Vec::new();
+    for (d, &n) in dims.iter().enumerate() {
+        let reduced = reduce_dims.contains(&d);
+        match runs.last_mut() {
+            Some(last) if last.1 == reduced => last.0 *= n,
+            _ => runs.push((n, reduced)),
+        }
+    }
+    let (mut src_stride, mut dst_stride) = (1, 1);
+    let mut out = vec![(0, false, 0, 0); runs.len()];
+    for (i, &(n, reduced)) in runs.iter().enumerate().rev() {
+        out[i] = (n, reduced, src_stride, dst_stride);
+        src_stride *= n;
+        if !reduced {
+            dst_stride *= n;
+        }
+    }
+    out
+}
+
+/// Adds `src`'s elements into `dst` along `runs` (see [`merged_runs`]); the innermost run is a
+/// contiguous slice of both (summed into one element when reduced).
+fn sum_runs<T: WithDType>(src: &[T], runs: &[(usize, bool, usize, usize)], dst: &mut [T]) {
+    match runs {
+        [] => {}
+        [(n, true, _, _)] => {
+            let mut total = T::zero();
+            unsafe { T::vec_reduce_sum(src.as_ptr(), &mut total, *n) };
+            dst[0] += total;
+        }
+        [(n, false, _, _)] => {
+            for (d, s) in dst[..*n].iter_mut().zip(&src[..*n]) {
+                *d += *s;
+            }
+        }
+        [(n, reduced, src_stride, dst_stride), inner @ ..] => {
+            for i in 0..*n {
+                let d = if *reduced { 0 } else { i * dst_stride };
+                sum_runs(&src[i * src_stride..], inner, &mut dst[d..]);
+            }
+        }
     }
 }
 
