@@ -57,13 +57,10 @@ impl From<DeviceSpec> for String {
 /// The device of this process of `world`: on CUDA, rank r of a machine takes the GPU `local
 /// rank` places after the configured one (`cuda` on 4 ranks of a machine: GPUs 0–3).
 pub fn device_for_rank(spec: &DeviceSpec, world: &crate::distributed::World) -> Result<Device> {
-    let device = match *spec {
-        DeviceSpec::Cuda(first) => parse_device(&DeviceSpec::Cuda(first + world.local_rank))?,
-        DeviceSpec::Cpu => parse_device(spec)?,
-    };
-    // With NCCL, the ranks' GPUs sum gradients among themselves.
-    world.join_gpus(&device)?;
-    Ok(device)
+    match *spec {
+        DeviceSpec::Cuda(first) => parse_device(&DeviceSpec::Cuda(first + world.local_rank)),
+        DeviceSpec::Cpu => parse_device(spec),
+    }
 }
 
 pub fn parse_device(spec: &DeviceSpec) -> Result<Device> {

@@ -66,7 +66,7 @@ impl RunDir {
                 Existing::Continue => {
                     // Refused here, before its resolved config is touched: a run with saved
                     // state continues only under the settings that wrote it.
-                    let old = std::fs::read_to_string(&file).unwrap_or_default();
+                    let old = as_written_now(&std::fs::read_to_string(&file).unwrap_or_default());
                     let saved = std::fs::read_dir(path.join("checkpoints"))
                         .is_ok_and(|mut d| d.next().is_some());
                     if saved && old != text {
@@ -251,6 +251,15 @@ fn host_name() -> String {
 
 pub fn config_hash(toml_text: &str) -> String {
     format!("{:x}", Sha256::digest(toml_text.as_bytes()))
+}
+
+/// A saved resolved config as this version writes it, so settings added since it was saved
+/// take their defaults rather than differ; the text itself when it no longer parses.
+fn as_written_now(text: &str) -> String {
+    toml::from_str::<Config>(text)
+        .ok()
+        .and_then(|c| to_toml(&c).ok())
+        .unwrap_or_else(|| text.to_string())
 }
 
 #[cfg(test)]

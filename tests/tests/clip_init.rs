@@ -55,24 +55,27 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `clasp init --from-clip folder --out out` without prompts and PC-MoE (CLIP's plain ViT), and
+/// `sets`; its log.
+fn init_plain(folder: &Path, out: &Path, sets: &[&str]) -> String {
+    let mut args = vec!["--from-clip", s(folder), "--out", s(out)];
+    for set in ["model.prompts.enabled=false", "model.moe.enabled=false"]
+        .iter()
+        .chain(sets)
+    {
+        args.extend(["--set", set]);
+    }
+    let (ok, log) = init(&args);
+    assert!(ok, "{log}");
+    log
+}
+
 #[test]
 fn init_from_clip_gives_the_vision_towers_features_at_the_model_size() {
     let tmp = tempfile::tempdir().unwrap();
     let (clip, folder) = nano_clip_folder(tmp.path());
     let out = tmp.path().join("ck");
-    let (ok, log) = init(&[
-        "--from-clip",
-        s(&folder),
-        "--out",
-        s(&out),
-        "--set",
-        "model.img_size=[128, 64]",
-        "--set",
-        "model.prompts.enabled=false",
-        "--set",
-        "model.moe.enabled=false",
-    ]);
-    assert!(ok, "{log}");
+    let log = init_plain(&folder, &out, &["model.img_size=[128, 64]"]);
     assert!(log.contains("model.preset=\"nano\""), "{log}");
     assert!(
         log.contains("resampled from a (4, 4) grid to (8, 4)"),
@@ -178,4 +181,69 @@ fn a_model_that_computes_otherwise_is_named_by_key() {
     assert!(plain
         .computation_differences(&VitConfig::preset(Preset::Nano))
         .is_empty());
+}
+
+/// A backbone from CLIP fixes how the model computes: fine-tuning it with another activation is
+/// refused by key (the setting could not take effect), and without one it runs as the checkpoint.
+#[test]
+fn fine_tuning_a_clip_backbone_refuses_another_activation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, folder) = nano_clip_folder(tmp.path());
+    let out = tmp.path().join("ck");
+    let (ok, log) = init(&["--from-clip", s(&folder), "--out", s(&out)]);
+    assert!(ok, "{log}");
+    let o = std::process::Command::new(common::plugin_libs::clasp_exe())
+        .args(["finetune", "--task", "attribute", "--backbone", s(&out)])
+        .args(["--data", s(&tmp.path().join("no-data"))])
+        .args(["--set", "model.activation=\"gelu\""])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        log.contains("model.activation") && log.contains("cannot take effect"),
+        "{log}"
+    );
+}
+
+/// `export --to timm` of a pre-norm backbone: timm's pre-norm ViTs have no patch-embedding bias,
+/// so ours moves into the grid's position embeddings; importing the export gives the same
+/// features (with a bias made non-zero, so the move is tested).
+#[test]
+fn a_pre_norm_backbone_exports_without_a_patch_bias_and_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, folder) = nano_clip_folder(tmp.path());
+    let out = tmp.path().join("ck");
+    init_plain(&folder, &out, &[]);
+    let ck = clasp_core::checkpoint::load(&out, &Device::Cpu).unwrap();
+    let bias = ck.store.get("patch_embed.proj.bias").unwrap();
+    bias.set(&Tensor::randn(0f32, 0.5, 64, &Device::Cpu).unwrap())
+        .unwrap();
+    let (sd, kwargs) = clasp_core::export::timm::to_timm(&ck.vit).unwrap();
+    assert!(!sd.contains_key("patch_embed.proj.bias"));
+    assert!(sd.contains_key("norm_pre.weight"));
+    assert!(kwargs.pre_norm);
+    assert_eq!(kwargs.act_layer, "quick_gelu");
+
+    let store = clasp_core::model::ParamStore::new(&Device::Cpu, 9);
+    let back = clasp_core::model::Vit::new(&ck.vit.cfg, &store).unwrap();
+    let report = clasp_core::import::timm::load_timm(&back, &store, &sd).unwrap();
+    assert_eq!(report.fresh, vec!["patch_embed.proj.bias".to_string()]);
+    let x = common::images(2, 3, 256, 128, candle_core::DType::F32, 3);
+    let (a, b) = (
+        ck.vit.forward(&x, None).unwrap(),
+        back.forward(&x, None).unwrap(),
+    );
+    let gap = max_abs_diff(&a.cls, &b.cls);
+    assert!(gap < 1e-4, "CLS after the round trip differs by {gap}");
+    // Without the move the bias would be lost: the features would differ.
+    let plain = clasp_core::model::ParamStore::new(&Device::Cpu, 9);
+    let lost = clasp_core::model::Vit::new(&ck.vit.cfg, &plain).unwrap();
+    plain.load_strict(&ck.store.tensors()).unwrap();
+    plain
+        .get("patch_embed.proj.bias")
+        .unwrap()
+        .set(&Tensor::zeros(64, candle_core::DType::F32, &Device::Cpu).unwrap())
+        .unwrap();
+    assert!(max_abs_diff(&lost.forward(&x, None).unwrap().cls, &a.cls) > 1e-3);
 }

@@ -23,6 +23,23 @@ fn naive(data: &[f32], dims: [usize; 4], mask: [bool; 4]) -> Vec<f64> {
     out
 }
 
+/// `t`'s sums over `dims`, flattened.
+fn sums(t: &Tensor, dims: &[usize]) -> Vec<f32> {
+    t.sum_keepdim(dims.to_vec())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn assert_close(ours: &[f32], want: &[f64], what: &str) {
+    assert_eq!(ours.len(), want.len(), "{what}");
+    for (a, b) in ours.iter().zip(want) {
+        assert!((*a as f64 - b).abs() < 1e-3, "{what}: {a} vs {b}");
+    }
+}
+
 #[test]
 fn sums_over_every_set_of_dims_equal_a_plain_loop() {
     let dims = [2usize, 3, 4, 5];
@@ -34,38 +51,35 @@ fn sums_over_every_set_of_dims_equal_a_plain_loop() {
     for subset in 1..16u32 {
         let mask = [0, 1, 2, 3].map(|d| subset & (1 << d) != 0);
         let reduce: Vec<usize> = (0..4).filter(|d| mask[*d]).collect();
-        let ours: Vec<f32> = x
-            .sum_keepdim(reduce.clone())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
         let want = naive(&data, dims, mask);
-        assert_eq!(ours.len(), want.len(), "dims {reduce:?}");
-        for (a, b) in ours.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() < 1e-3, "dims {reduce:?}: {a} vs {b}");
-        }
+        assert_close(&sums(&x, &reduce), &want, &format!("dims {reduce:?}"));
     }
     // A non-contiguous input (transposed) takes candle's strided path; same sums.
     let t = x.transpose(1, 3).unwrap();
-    let ours: Vec<f32> = t
-        .sum_keepdim(vec![0, 2])
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let theirs: Vec<f32> = t
-        .contiguous()
-        .unwrap()
-        .sum_keepdim(vec![0, 2])
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    for (a, b) in ours.iter().zip(&theirs) {
-        assert!((a - b).abs() < 1e-3);
+    let theirs: Vec<f64> = sums(&t.contiguous().unwrap(), &[0, 2])
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    assert_close(&sums(&t, &[0, 2]), &theirs, "transposed");
+    // Size-1 dims, an offset (narrowed) view, rank 1 and rank 5.
+    let y = Tensor::from_vec(data.clone(), (2, 1, 3, 4, 5), &Device::Cpu).unwrap();
+    // Its size-1 dim 1 is summed or not at no cost: each case is a 4-d case of the loop.
+    for (reduce, mask) in [
+        (vec![1usize], [false; 4]),
+        (vec![0, 1, 3], [true, false, true, false]),
+        (vec![1, 2, 4], [false, true, false, true]),
+        (vec![0, 1, 2, 3, 4], [true; 4]),
+    ] {
+        let want = naive(&data, dims, mask);
+        assert_close(
+            &sums(&y, &reduce),
+            &want,
+            &format!("rank 5, dims {reduce:?}"),
+        );
     }
+    let narrowed = x.narrow(0, 1, 1).unwrap();
+    let want = naive(&data[60..], [1, 3, 4, 5], [true, false, true, false]);
+    assert_close(&sums(&narrowed, &[0, 2]), &want, "narrowed");
+    let v = Tensor::new(&[1f32, 2.0, 3.5], &Device::Cpu).unwrap();
+    assert_eq!(v.sum_keepdim(0).unwrap().to_vec1::<f32>().unwrap(), [6.5]);
 }

@@ -25,6 +25,19 @@ pub struct Checkpointer {
     keep_last: usize,
     /// What must be equal for a checkpoint to be continued.
     settings: Value,
+    /// A saved record's settings as they would be written now (see [`Checkpointer::typed`]).
+    read_saved: fn(&Value) -> Result<Value>,
+}
+
+/// Saved settings compared as they are.
+fn as_saved(v: &Value) -> Result<Value> {
+    Ok(v.clone())
+}
+
+/// Saved settings read back through `S`: keys added since take their defaults.
+fn through<S: Serialize + DeserializeOwned>(v: &Value) -> Result<Value> {
+    let typed: S = serde_json::from_value(v.clone()).context("reading the saved settings")?;
+    Ok(serde_json::to_value(typed)?)
 }
 
 /// A checkpoint found to resume from.
@@ -46,6 +59,20 @@ impl Checkpointer {
             dir: dir.into(),
             keep_last: keep_last.max(1),
             settings: serde_json::to_value(settings).context("the run's settings as JSON")?,
+            read_saved: as_saved,
+        })
+    }
+
+    /// Like [`Checkpointer::new`], with the saved settings read back through `S` before they are
+    /// compared, so a checkpoint written before a setting existed continues under its default.
+    pub fn typed<S: Serialize + DeserializeOwned>(
+        dir: impl Into<PathBuf>,
+        keep_last: usize,
+        settings: &S,
+    ) -> Result<Self> {
+        Ok(Self {
+            read_saved: through::<S>,
+            ..Self::new(dir, keep_last, settings)?
         })
     }
 
@@ -87,7 +114,9 @@ impl Checkpointer {
             return Ok(None);
         };
         let record: Record<Value, P> = read_record(&dir)?;
-        let differ = differing_keys(&record.settings, &self.settings);
+        let saved = (self.read_saved)(&record.settings)
+            .with_context(|| format!("checkpoint {}", dir.display()))?;
+        let differ = differing_keys(&saved, &self.settings);
         if !differ.is_empty() {
             bail!(
                 "{} was saved by a run with other settings ({} differ{})",
@@ -180,6 +209,43 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Progress {
         epoch: usize,
+    }
+
+    /// Settings of a later version: `precision` did not exist when the checkpoint was saved.
+    #[derive(Serialize, Deserialize)]
+    struct Later {
+        lr: f64,
+        #[serde(default)]
+        precision: String,
+    }
+
+    #[test]
+    fn a_setting_added_since_the_save_continues_at_its_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = Checkpointer::new(dir.path(), 1, &json!({"lr": 0.1})).unwrap();
+        before
+            .save(5, &Progress { epoch: 1 }, |s| s.write("w", b"w"))
+            .unwrap();
+        let at_default = Later {
+            lr: 0.1,
+            precision: String::new(),
+        };
+        let typed = Checkpointer::typed(dir.path(), 1, &at_default).unwrap();
+        assert_eq!(typed.latest::<Progress>().unwrap().unwrap().step, 5);
+        // Compared as saved, the new key differs; set otherwise than its default it differs too.
+        let untyped = Checkpointer::new(dir.path(), 1, &at_default).unwrap();
+        assert!(untyped.latest::<Progress>().is_err());
+        let changed = Later {
+            lr: 0.1,
+            precision: "bf16".into(),
+        };
+        let e = Checkpointer::typed(dir.path(), 1, &changed)
+            .unwrap()
+            .latest::<Progress>()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("`precision`"), "{e}");
     }
 
     #[test]

@@ -107,7 +107,10 @@ pub fn run(g: &GlobalArgs, args: EmbedArgs) -> Result<()> {
         let vit = vit
             .as_ref()
             .expect("a backbone checkpoint has its folded model");
-        let out = vit.forward(&x, args.task.as_deref())?;
+        let out = config
+            .run
+            .precision
+            .scope(|| vit.forward(&x, args.task.as_deref()))?;
         cls.push(out.cls.to_device(&candle_core::Device::Cpu)?);
         pooled.push(out.pooled_patches()?.to_device(&candle_core::Device::Cpu)?);
     }

@@ -97,6 +97,21 @@ fn adopt_checkpoint_model(
             config.model.patch_size.to_string(),
             m.model.patch_size.to_string(),
         ),
+        (
+            "model.pre_norm",
+            config.model.pre_norm.to_string(),
+            m.model.pre_norm.to_string(),
+        ),
+        (
+            "model.activation",
+            format!("{:?}", config.model.activation.name()),
+            format!("{:?}", m.model.activation.name()),
+        ),
+        (
+            "model.norm_eps",
+            format!("{:e}", config.model.norm_eps),
+            format!("{:e}", m.model.norm_eps),
+        ),
     ];
     for (key, given, kept) in fixed {
         if given == kept {
@@ -114,6 +129,9 @@ fn adopt_checkpoint_model(
     config.model.preset = m.preset.parse()?;
     config.model.img_size = m.img_size;
     config.model.patch_size = m.model.patch_size;
+    config.model.pre_norm = m.model.pre_norm;
+    config.model.activation = m.model.activation;
+    config.model.norm_eps = m.model.norm_eps;
     Ok(())
 }
 
@@ -127,6 +145,8 @@ pub fn run(g: &GlobalArgs, args: FinetuneArgs) -> Result<()> {
     let args = args.run;
     let plugin = find_task(&config.plugins, &args.task)?;
     let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
+    // With NCCL, the ranks' GPUs sum the gradients among themselves.
+    crate::distributed::world().join_gpus(&device)?;
     let world = distributed::world();
     let existing = Existing::from_flags(how.resume, args.overwrite);
     let run = RunDir::create_in(&config, existing, &world)?;

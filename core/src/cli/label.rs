@@ -31,6 +31,7 @@ pub struct LabelArgs {
 
 pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
     let config = g.load()?;
+    super::warn_unused_precision(&config, "label");
     let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
     // Under mpirun every process is one `--shard rank/size` worker of the same cache.
     let world = crate::distributed::world();

@@ -227,3 +227,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quickstart(args) => quickstart::run(g, args),
     }
 }
+
+/// `run.precision` reaches the backbone only: a command that runs the teacher says it is unused.
+fn warn_unused_precision(config: &crate::config::Config, command: &str) {
+    if config.run.precision != crate::model::Precision::F32 {
+        tracing::warn!(
+            "run.precision = {} is not used by `clasp {command}`: the teacher runs in f32",
+            config.run.precision
+        );
+    }
+}

@@ -47,6 +47,8 @@ pub fn run(g: &GlobalArgs, args: PretrainArgs) -> Result<()> {
         config.run.name = "pretrain".into();
     }
     let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
+    // With NCCL, the ranks' GPUs sum the gradients among themselves.
+    crate::distributed::world().join_gpus(&device)?;
     let world = crate::distributed::world();
     let existing = Existing::from_flags(args.resume, args.overwrite);
     let run = RunDir::create_in(&config, existing, &world)?;

@@ -39,6 +39,7 @@ pub fn run(g: &GlobalArgs, args: TeacherEmbedArgs) -> Result<()> {
         bail!("nothing to embed: pass --images DIR and/or --text \"…\"");
     }
     let config = g.load()?;
+    super::warn_unused_precision(&config, "teacher embed");
     let device = parse_device(&config.run.device)?;
     let clip = Clip::load(&args.teacher, &device)?;
     let mut tensors = std::collections::HashMap::new();

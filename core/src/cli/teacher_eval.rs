@@ -32,6 +32,7 @@ pub struct TeacherEvalArgs {
 
 pub fn run(g: &GlobalArgs, args: TeacherEvalArgs) -> Result<()> {
     let config = g.load()?;
+    super::warn_unused_precision(&config, "teacher eval");
     let device = parse_device(&config.run.device)?;
     let labeller = Labeller::new(&args.teacher, &config.label, &device)?;
     if !labeller.unknown_words.is_empty() {

@@ -32,6 +32,7 @@ pub struct TeacherTrainArgs {
 
 pub fn run(g: &GlobalArgs, args: TeacherTrainArgs) -> Result<()> {
     let config = g.load()?;
+    super::warn_unused_precision(&config, "teacher train");
     let mut t = config.teacher.clone();
     if let Some(d) = &args.data {
         t.data = Some(d.clone());

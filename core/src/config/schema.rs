@@ -105,8 +105,9 @@ pub struct RunSettings {
     pub seed: u64,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: crate::device::DeviceSpec,
-    /// `f32`, or `bf16`: matrix products of training and evaluation in bf16, weights and
-    /// optimiser state in f32 ([`crate::model::precision`]).
+    /// `f32`, or `bf16`: the backbone's (and pre-training heads') matrix products in bf16 in
+    /// pretrain, finetune, probe, eval, predict and embed; weights and optimiser state stay f32,
+    /// the teacher (`label`) and plugin heads run f32 ([`crate::model::precision`]).
     pub precision: crate::model::Precision,
 }
 

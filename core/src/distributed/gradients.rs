@@ -80,7 +80,7 @@ fn sum_bucket_on_device(
     let Some((_, first)) = bucket.first() else {
         return Ok(true);
     };
-    if !first.device().is_cuda() {
+    if !world.sums_on_device(first.device()) {
         return Ok(false);
     }
     let parts = bucket
@@ -91,9 +91,7 @@ fn sum_bucket_on_device(
         })
         .collect::<Result<Vec<_>>>()?;
     let flat = Tensor::cat(&parts, 0)?.contiguous()?;
-    if !world.sum_on_device(&flat)? {
-        return Ok(false);
-    }
+    world.sum_on_device(&flat)?;
     let mut at = 0;
     for (name, var) in bucket {
         let n = var.elem_count();

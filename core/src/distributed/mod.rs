@@ -234,16 +234,26 @@ impl World {
         Ok(())
     }
 
-    /// Sums the f32 tensor `t` over the world in place on its GPU, when NCCL is set up for it;
-    /// `false` when the caller must sum through the host instead.
+    /// Whether tensors on `device` are summed over the world on the GPUs (NCCL set up for a
+    /// CUDA job of several processes); else sums go through the host.
     #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
-    pub fn sum_on_device(&self, t: &candle_core::Tensor) -> Result<bool> {
+    pub fn sums_on_device(&self, device: &candle_core::Device) -> bool {
         #[cfg(feature = "nccl")]
-        if self.size > 1 && t.device().is_cuda() && nccl_backend::active() {
-            timed(|| nccl_backend::sum_in_place(t))?;
-            return Ok(true);
+        if self.size > 1 && device.is_cuda() {
+            return nccl_backend::active();
         }
-        Ok(false)
+        false
+    }
+
+    /// Sums the contiguous f32 tensor `t` over the world in place on its GPU (only where
+    /// [`World::sums_on_device`] holds).
+    #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
+    pub fn sum_on_device(&self, t: &candle_core::Tensor) -> Result<()> {
+        #[cfg(feature = "nccl")]
+        if self.sums_on_device(t.device()) {
+            return timed(|| nccl_backend::sum_in_place(t));
+        }
+        anyhow::bail!("no GPU collectives for {:?} in this job", t.device())
     }
 
     /// Waits until every process reaches this point.

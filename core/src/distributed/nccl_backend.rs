@@ -66,6 +66,9 @@ pub(super) fn sum_in_place(t: &Tensor) -> Result<()> {
         bail!("NCCL is not set up");
     };
     t.inplace_op1(&AllReduceSum(comm))?;
+    // NCCL returns once the sum is queued: waiting here puts its time in the collectives' count
+    // (the step needs the sum next anyway).
+    t.device().synchronize()?;
     Ok(())
 }
 

@@ -81,7 +81,19 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
             bail!("the model still has learned prompts: fold it for one task first (--task)")
         }
     };
-    let pos = vit.pos_embed.squeeze(0)?;
+    let mut pos = vit.pos_embed.squeeze(0)?;
+    // timm gives a pre-norm ViT's patch embedding no bias (`PatchEmbed(bias=not pre_norm)`):
+    // ours goes into the grid's position embeddings, which every patch token also gets (and
+    // which resampling moves as a constant: its weights sum to one).
+    let patch_bias = match (&vit.norm_pre, &vit.patch_embed.bias) {
+        (Some(_), Some(b)) => {
+            let cells = pos.dim(0)? - 1;
+            let grid = pos.narrow(0, 1, cells)?.broadcast_add(&b.unsqueeze(0)?)?;
+            pos = Tensor::cat(&[&pos.narrow(0, 0, 1)?, &grid], 0)?;
+            None
+        }
+        (_, bias) => bias.clone(),
+    };
     let pos_embed = if reg_tokens > 0 {
         let zeros = Tensor::zeros((reg_tokens, d), pos.dtype(), pos.device())?;
         Tensor::cat(
@@ -104,8 +116,8 @@ pub fn to_timm(vit: &Vit) -> Result<(BTreeMap<String, Tensor>, TimmKwargs)> {
         "patch_embed.proj.weight".into(),
         vit.patch_embed.weight.clone(),
     );
-    if let Some(b) = &vit.patch_embed.bias {
-        sd.insert("patch_embed.proj.bias".into(), b.clone());
+    if let Some(b) = patch_bias {
+        sd.insert("patch_embed.proj.bias".into(), b);
     }
     sd.insert("norm.weight".into(), vit.norm.weight.clone());
     sd.insert("norm.bias".into(), vit.norm.bias.clone());

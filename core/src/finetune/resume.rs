@@ -55,12 +55,20 @@ pub fn checkpointer(
         }
         None => serde_json::Value::Null,
     };
-    let settings = serde_json::json!({
-        "config": config,
-        "backbone": backbone,
-        "plugin_sha256": plugin.sha256,
-    });
-    Checkpointer::new(dir, 1, &settings)
+    let settings = ResumeSettings {
+        config: config.clone(),
+        backbone,
+        plugin_sha256: plugin.sha256.clone(),
+    };
+    Checkpointer::typed(dir, 1, &settings)
+}
+
+/// What a fine-tuning checkpoint must share with the run that continues it.
+#[derive(Serialize, Deserialize)]
+struct ResumeSettings {
+    config: Config,
+    backbone: serde_json::Value,
+    plugin_sha256: String,
 }
 
 /// Writes the state after an epoch: the model, the optimiser and the progress.

@@ -67,44 +67,26 @@ pub fn model_overrides(config: &ClipConfig) -> Result<Vec<String>> {
 /// Where `cfg` differs from what the CLIP tower needs, as `key: here vs CLIP` lines.
 fn mismatches(cfg: &VitConfig, config: &ClipConfig) -> Vec<String> {
     let v = &config.vision_config;
-    let mut out = Vec::new();
-    let mut check = |key: &str, ours: String, theirs: String| {
-        if ours != theirs {
-            out.push(format!("{key}: {ours} here, {theirs} in the CLIP tower"));
-        }
+    let tower = VitConfig {
+        embed_dim: v.hidden_size,
+        depth: v.num_hidden_layers,
+        num_heads: v.num_attention_heads,
+        patch_size: v.patch_size,
+        pre_norm: true,
+        activation: config.vision_activation(),
+        norm_eps: v.layer_norm_eps,
+        ..cfg.clone()
     };
-    check(
-        "width",
-        cfg.embed_dim.to_string(),
-        v.hidden_size.to_string(),
-    );
-    check(
-        "depth",
-        cfg.depth.to_string(),
-        v.num_hidden_layers.to_string(),
-    );
-    let heads = v.num_attention_heads.to_string();
-    check("heads", cfg.num_heads.to_string(), heads);
-    check(
-        "model.patch_size",
-        cfg.patch_size.to_string(),
-        v.patch_size.to_string(),
-    );
-    check(
-        "model.pre_norm",
-        cfg.pre_norm.to_string(),
-        "true".to_string(),
-    );
-    check(
-        "model.activation",
-        cfg.activation.to_string(),
-        config.vision_activation().to_string(),
-    );
-    check(
-        "model.norm_eps",
-        format!("{:e}", cfg.norm_eps),
-        format!("{:e}", v.layer_norm_eps),
-    );
+    let mut out = cfg.computation_differences(&tower);
+    for (key, ours, theirs) in [
+        ("width", cfg.embed_dim, tower.embed_dim),
+        ("depth", cfg.depth, tower.depth),
+        ("heads", cfg.num_heads, tower.num_heads),
+    ] {
+        if ours != theirs {
+            out.push(format!("{key}: {ours} vs {theirs}"));
+        }
+    }
     out
 }
 
@@ -147,6 +129,7 @@ fn as_timm(tower: &BTreeMap<String, Tensor>, layers: usize) -> Result<BTreeMap<S
         rename(&format!("{l}.mlp.fc1"), &format!("{b}.mlp.fc1"))?;
         rename(&format!("{l}.mlp.fc2"), &format!("{b}.mlp.fc2"))?;
     }
+    // q, k and v stacked (after `rename`, which holds `sd` while it lives).
     for i in 0..layers {
         let (l, b) = (format!("encoder.layers.{i}"), format!("blocks.{i}"));
         for p in ["weight", "bias"] {
@@ -167,8 +150,8 @@ pub fn load_clip(vit: &Vit, store: &ParamStore, dir: &Path) -> Result<TimmImport
     let wrong = mismatches(&vit.cfg, &clip.config);
     if !wrong.is_empty() {
         bail!(
-            "the model cannot take this CLIP vision tower ({}); `clasp init --from-clip` sets \
-             these from the folder",
+            "the model cannot take this CLIP vision tower (this model vs the tower: {}); \
+             `clasp init --from-clip` sets these from the folder",
             wrong.join("; ")
         );
     }

@@ -61,6 +61,20 @@ pub fn load_timm_with(
     let Some(pos) = sd.get("pos_embed") else {
         bail!("not a timm VisionTransformer state dict: it has no `pos_embed`");
     };
+    // A layer norm before the first block changes what every weight computes: the file and the
+    // model must agree on it.
+    match (sd.contains_key("norm_pre.weight"), vit.norm_pre.is_some()) {
+        (true, false) => bail!(
+            "the file has `norm_pre` (a layer norm before the first block, as timm's CLIP ViTs): \
+             initialise with `--set model.pre_norm=true`, and the file's activation and layer-norm \
+             epsilon (`model.activation`, `model.norm_eps`)"
+        ),
+        (false, true) => bail!(
+            "`model.pre_norm` is set but the file has no `norm_pre`: initialise with \
+             `model.pre_norm=false`"
+        ),
+        _ => {}
+    }
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut ours: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut report = TimmImport::default();
@@ -267,6 +281,38 @@ mod tests {
         assert_eq!(cls, 0.0);
         let gap = (ours.narrow(1, 1, cells)? - pos.narrow(1, 1, cells)?)?;
         assert_eq!(gap.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
+        Ok(())
+    }
+
+    /// A file and a model that disagree on the layer norm before the first block are refused,
+    /// naming the setting (loaded anyway, one of them would compute otherwise).
+    #[test]
+    fn a_pre_norm_the_model_lacks_or_the_file_lacks_is_refused() -> Result<()> {
+        let source = ParamStore::new(&Device::Cpu, 3);
+        Vit::new(&VitConfig::preset(Preset::Nano), &source)?;
+        let mut sd = source.tensors();
+        let plain_store = ParamStore::new(&Device::Cpu, 4);
+        let plain = Vit::new(&VitConfig::preset(Preset::Nano), &plain_store)?;
+        let pre_cfg = VitConfig {
+            pre_norm: true,
+            ..VitConfig::preset(Preset::Nano)
+        };
+        let pre_store = ParamStore::new(&Device::Cpu, 5);
+        let pre = Vit::new(&pre_cfg, &pre_store)?;
+        let e = load_timm(&pre, &pre_store, &sd).unwrap_err().to_string();
+        assert!(e.contains("model.pre_norm=false"), "{e}");
+        let ones = Tensor::ones(64, DType::F32, &Device::Cpu)?;
+        sd.insert("norm_pre.weight".into(), ones.clone());
+        sd.insert("norm_pre.bias".into(), ones.zeros_like()?);
+        let e = load_timm(&plain, &plain_store, &sd)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.pre_norm=true"), "{e}");
+        let report = load_timm(&pre, &pre_store, &sd)?;
+        assert!(
+            report.unused.is_empty() && report.fresh.is_empty(),
+            "{report:?}"
+        );
         Ok(())
     }
 

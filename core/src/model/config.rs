@@ -192,6 +192,12 @@ impl VitConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
+            bail!(
+                "model.norm_eps = {} must be a positive number",
+                self.norm_eps
+            );
+        }
         if !self.embed_dim.is_multiple_of(self.num_heads) {
             bail!(
                 "embed_dim {} is not divisible by num_heads {}",

@@ -114,7 +114,7 @@ pub fn pretrain(
     );
 
     // 4. Resume from the newest checkpoint of this run.
-    let checkpointer = Checkpointer::new(run.checkpoints(), config.checkpoint.keep_last, config)?;
+    let checkpointer = Checkpointer::typed(run.checkpoints(), config.checkpoint.keep_last, config)?;
     let mut step = 0;
     if resume {
         step = resume_from(&checkpointer, &setup, &mut opt, &mut dino, device)?;

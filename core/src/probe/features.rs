@@ -96,7 +96,8 @@ impl SplitFeatures {
 
 /// Runs `vit` (frozen, with `task`'s prompt) over `records` at `size`; with `mirror`, every
 /// sample is also run mirrored and kept with its mirrored targets (rows after the originals).
-/// Loading follows `config.finetune`; `config.data` bounds the unreadable samples.
+/// Loading follows `config.finetune`; `config.data` bounds the unreadable samples; the backbone
+/// multiplies in `config.run.precision`.
 pub fn extract(
     vit: &Vit,
     task: Option<&str>,
@@ -116,12 +117,13 @@ pub fn extract(
             continue;
         }
         let x = batch_tensor(&batch.items, size, device)?;
-        let f = vit.forward(&x, task)?;
+        let precision = config.run.precision;
+        let f = precision.scope(|| vit.forward(&x, task))?;
         cls.push(f.cls.detach().to_device(&Device::Cpu)?);
         patches.push(f.patches.detach().to_device(&Device::Cpu)?);
         let loaded: Vec<Record> = batch.items.into_iter().map(|(_, r)| r).collect();
         if let Some(flip) = mirror {
-            let f = vit.forward(&x.flip(&[3])?, task)?;
+            let f = precision.scope(|| vit.forward(&x.flip(&[3])?, task))?;
             cls_m.push(f.cls.detach().to_device(&Device::Cpu)?);
             patches_m.push(f.patches.detach().to_device(&Device::Cpu)?);
             for r in &loaded {

@@ -320,6 +320,33 @@ fn pretraining_starts_from_the_init_checkpoint_except_its_prompts() {
     assert!(diff > 1e-6);
 }
 
+/// `pretrain.init` made for a model that computes otherwise (a pre-norm, as from CLIP) is
+/// refused by key before any step, not loaded into a model that would ignore its pre-norm.
+#[test]
+fn an_init_checkpoint_of_another_computation_is_refused_by_key() {
+    let init = labelled().runs.join("init-prenorm");
+    let (ok, log) = clasp(
+        &["init", "--out", s(&init)],
+        &[
+            "model.preset=nano",
+            "model.prompts.text_dim=16",
+            "model.pre_norm=true",
+        ],
+    );
+    assert!(ok, "{log}");
+    let (ok, log) = run_to_end(
+        "from-prenorm",
+        &["--init", s(&init)],
+        &["pretrain.epochs=1"],
+    );
+    assert!(!ok);
+    assert!(log.contains("model.pre_norm: false vs true"), "{log}");
+    // Refused before any step: no checkpoint.
+    let checkpoints = labelled().runs.join("from-prenorm/checkpoints");
+    let saved = std::fs::read_dir(&checkpoints).map_or(0, |d| d.count());
+    assert_eq!(saved, 0, "{}", checkpoints.display());
+}
+
 /// `run.precision = "bf16"` (products in bf16, weights and AdamW in f32): 15 steps of the whole
 /// pre-training (DINO + part + attribute losses, PC-MoE) log every loss within
 /// `BF16_LOSS_TOL` of the f32 run's, and not equal to it (the products did run in bf16).
