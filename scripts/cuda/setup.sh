@@ -51,31 +51,26 @@ done
 # nvcc looks for nvvm/ and the crt headers relative to its own bin/.
 [ -e "$root/bin/../nvvm" ] || { echo "nvvm missing under $root" >&2; exit 1; }
 
-# libcuda link stub: every cu* symbol cudarc's driver bindings declare, as empty functions.
+# Link stubs: a library whose every symbol cudarc's bindings declare (`fn <prefix>…(`) is an
+# empty function, under the real library's SONAME (the driver, or PyPI's / the system's NCCL,
+# provides the real one through LD_LIBRARY_PATH at run time).
+#   link_stub NAME SONAME BINDINGS-DIR (under cudarc's src/) PREFIX
 stub=$cache/stub
-if [ ! -e "$stub/libcuda.so" ]; then
+link_stub() {
+  local name=$1 soname=$2 dir=$3 prefix=$4 bindings
+  [ -e "$stub/$name.so" ] && return 0
   (cd "$here" && cargo fetch --quiet)
-  bindings=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys -name '*.rs' | head -n 1)
-  [ -n "$bindings" ] || { echo "cudarc driver bindings not found (cargo fetch failed?)" >&2; exit 1; }
+  bindings=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/"$dir" -name '*.rs' | head -n 1)
+  [ -n "$bindings" ] || { echo "cudarc $dir bindings not found (cargo fetch failed?)" >&2; exit 1; }
   mkdir -p "$stub"
-  grep -ohE '^ +fn cu[A-Za-z0-9_]+\(' "$bindings" | sed -E 's/^ +fn //; s/\($//' | sort -u |
-    sed 's/.*/void &(void) {}/' > "$stub/libcuda_stub.c"
-  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/libcuda_stub.c"
-  ln -sf libcuda.so "$stub/libcuda.so.1"
-fi
-
-# libnccl link stub for `--features nccl` (cudarc links NCCL; the real library, PyPI's
-# nvidia-nccl-cu13 or the system's, is found through LD_LIBRARY_PATH at run time): every nccl*
-# symbol cudarc's bindings declare, as empty functions, SONAME libnccl.so.2 as the real one.
-if [ ! -e "$stub/libnccl.so" ]; then
-  (cd "$here" && cargo fetch --quiet)
-  nccl=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys -name 'mod.rs' | head -n 1)
-  [ -n "$nccl" ] || { echo "cudarc NCCL bindings not found (cargo fetch failed?)" >&2; exit 1; }
-  mkdir -p "$stub"
-  grep -ohE '^ +(pub )?fn nccl[A-Za-z0-9_]+\(' "$nccl" | sed -E 's/^ +(pub )?fn //; s/\($//' | sort -u |
-    sed 's/.*/void &(void) {}/' > "$stub/libnccl_stub.c"
-  cc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$stub/libnccl.so" "$stub/libnccl_stub.c"
-fi
+  grep -ohE "^ +(pub )?fn $prefix[A-Za-z0-9_]+\\(" "$bindings" | sed -E 's/^ +(pub )?fn //; s/\($//' |
+    sort -u | sed 's/.*/void &(void) {}/' > "$stub/${name}_stub.c"
+  cc -shared -fPIC -Wl,-soname,"$soname" -o "$stub/$name.so" "$stub/${name}_stub.c"
+  ln -sf "$name.so" "$stub/$soname"
+}
+link_stub libcuda libcuda.so.1 driver/sys cu
+# `--features nccl`: cudarc links NCCL.
+link_stub libnccl libnccl.so.2 nccl/sys nccl
 
 cat > "$cache/env.sh" <<ENV
 export CUDA_HOME="$root" CUDA_ROOT="$root" CUDA_PATH="$root"
