@@ -17,8 +17,7 @@ use common::max_abs_diff;
 /// The shipped teacher's config with a vision tower of the nano preset's shape (64 wide, 4
 /// layers, 2 heads, MLP 256) at 64×64, written with seeded weights as a CLIP folder.
 fn nano_clip_folder(dir: &Path) -> (Clip, PathBuf) {
-    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/assets/synthetic-teacher");
-    let mut config = ClipConfig::read(&teacher.join("config.json")).unwrap();
+    let mut config = ClipConfig::read(&shipped_teacher().join("config.json")).unwrap();
     let v = &mut config.vision_config;
     v.hidden_size = 64;
     v.num_hidden_layers = 4;
@@ -36,19 +35,18 @@ fn nano_clip_folder(dir: &Path) -> (Clip, PathBuf) {
 }
 
 fn init(args: &[&str]) -> (bool, String) {
-    let o = std::process::Command::new(common::plugin_libs::clasp_exe())
-        .arg("init")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
+    common::outcome(
+        std::process::Command::new(common::plugin_libs::clasp_exe())
+            .arg("init")
+            .args(args)
+            .output()
+            .unwrap(),
     )
+}
+
+/// The synthetic CLIP teacher shipped in the repository (its tower fits no preset).
+fn shipped_teacher() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/assets/synthetic-teacher")
 }
 
 fn s(p: &Path) -> &str {
@@ -101,14 +99,7 @@ fn init_from_clip_gives_the_vision_towers_features_at_the_model_size() {
         .forward(&hidden.narrow(1, 1, 32).unwrap())
         .unwrap();
     let cls_gap = max_abs_diff(&ours.cls, &theirs_cls);
-    let (b, d, h, w) = ours.patches.dims4().unwrap();
-    let our_patches = ours
-        .patches
-        .reshape((b, d, h * w))
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap();
-    let patch_gap = max_abs_diff(&our_patches, &theirs_patches);
+    let patch_gap = max_abs_diff(&common::patch_tokens(&ours.patches), &theirs_patches);
     println!("CLS gap {cls_gap:.2e}, patch gap {patch_gap:.2e}");
     assert!(cls_gap < 1e-4, "CLS differs from CLIP's by {cls_gap}");
     assert!(
@@ -147,10 +138,9 @@ fn a_wrong_folder_and_a_tower_of_no_preset_are_named() {
     assert!(!ok);
     assert!(log.contains("no-such-clip"), "{log}");
     // The shipped teacher's tower (128 wide, 3 layers) has no preset's shape.
-    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/assets/synthetic-teacher");
     let (ok, log) = init(&[
         "--from-clip",
-        s(&teacher),
+        s(&shipped_teacher()),
         "--out",
         s(&tmp.path().join("b")),
     ]);
@@ -192,14 +182,15 @@ fn fine_tuning_a_clip_backbone_refuses_another_activation() {
     let out = tmp.path().join("ck");
     let (ok, log) = init(&["--from-clip", s(&folder), "--out", s(&out)]);
     assert!(ok, "{log}");
-    let o = std::process::Command::new(common::plugin_libs::clasp_exe())
-        .args(["finetune", "--task", "attribute", "--backbone", s(&out)])
-        .args(["--data", s(&tmp.path().join("no-data"))])
-        .args(["--set", "model.activation=\"gelu\""])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let (ok, log) = common::outcome(
+        std::process::Command::new(common::plugin_libs::clasp_exe())
+            .args(["finetune", "--task", "attribute", "--backbone", s(&out)])
+            .args(["--data", s(&tmp.path().join("no-data"))])
+            .args(["--set", "model.activation=\"gelu\""])
+            .output()
+            .unwrap(),
+    );
+    assert!(!ok);
     assert!(
         log.contains("model.activation") && log.contains("cannot take effect"),
         "{log}"

@@ -26,15 +26,7 @@ fn check(tag: &str) {
     let t = fixture_tensors(FIXTURE, tag);
     let out = vit.forward(&t["input"], None).unwrap();
     let cls_diff = max_abs_diff(&out.cls, &t["cls"]);
-    // Our map is [B, d, h, w]; timm's tokens are [B, h·w, d] in row-major patch order.
-    let (b, d, h, w) = out.patches.dims4().unwrap();
-    let ours = out
-        .patches
-        .reshape((b, d, h * w))
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap();
-    let patch_diff = max_abs_diff(&ours, &t["patches"]);
+    let patch_diff = max_abs_diff(&common::patch_tokens(&out.patches), &t["patches"]);
     println!("{tag}: cls {cls_diff:.2e}, patches {patch_diff:.2e}");
     assert!(
         cls_diff < 1e-4,

@@ -21,15 +21,32 @@ pub fn logged(run: &std::path::Path, key: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A finished command's stdout and stderr, asserting that it succeeded (the log says why not).
-pub fn succeeded(o: std::process::Output) -> String {
+/// Whether a finished command succeeded, and its stdout and stderr.
+pub fn outcome(o: std::process::Output) -> (bool, String) {
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "{log}");
+    (o.status.success(), log)
+}
+
+/// A finished command's stdout and stderr, asserting that it succeeded (the log says why not).
+pub fn succeeded(o: std::process::Output) -> String {
+    let (ok, log) = outcome(o);
+    assert!(ok, "{log}");
     log
+}
+
+/// A backbone's patch map `[B, d, h, w]` as timm's and transformers' tokens `[B, h·w, d]`
+/// (row-major patch order).
+pub fn patch_tokens(patches: &Tensor) -> Tensor {
+    let (b, d, h, w) = patches.dims4().unwrap();
+    patches
+        .reshape((b, d, h * w))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
 }
 
 /// `mpirun`, allowed to run as root and on fewer cores than ranks (CI machines).
