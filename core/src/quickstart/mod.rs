@@ -14,18 +14,22 @@ pub mod protocol;
 pub mod report;
 pub mod results;
 pub mod shipped_teacher;
+pub mod stage;
+pub mod stage_pool;
 pub mod variants;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
 use self::budget::{Budget, SetSize};
 use self::protocol::Protocol;
 use self::report::Report;
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
+use self::stage::Stage;
+use self::stage_pool::StagePool;
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigSources};
@@ -56,6 +60,9 @@ pub struct Quickstart {
     pub plugin_dir: Option<PathBuf>,
     pub device: Device,
     pub seed: u64,
+    /// Runs the stages after the labels as child processes, several at a time; `None`: one
+    /// after the other in this process.
+    pub stage_pool: Option<StagePool>,
     stage_seconds: Vec<(String, f64)>,
     /// The machine's CPU time when this invocation started (for the host's share of it).
     cpu_at_start: Option<CpuTimes>,
@@ -82,6 +89,7 @@ impl Quickstart {
             plugin_dir,
             device,
             seed: base.run.seed,
+            stage_pool: None,
             stage_seconds: Vec::new(),
             cpu_at_start: CpuTimes::now(),
         }
@@ -95,7 +103,15 @@ impl Quickstart {
                 let dir = self.root.join("configs");
                 std::fs::create_dir_all(&dir)?;
                 let path = dir.join(format!("{name}.toml"));
-                std::fs::write(&path, text)?;
+                // Stages running side by side write the same recipe: never truncate it under
+                // another one's reading (it would load an empty file, i.e. the defaults).
+                if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                    let staged = dir.join(format!(".{name}.toml.{}", std::process::id()));
+                    std::fs::write(&staged, text)
+                        .with_context(|| format!("writing {}", staged.display()))?;
+                    std::fs::rename(&staged, &path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 Some(path)
             }
             None => None,
@@ -119,9 +135,12 @@ impl Quickstart {
     fn timed<T>(&mut self, stage: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let out = f(self)?;
-        let seconds = start.elapsed().as_secs_f64();
-        println!("  ({stage}: {seconds:.0} s)");
-        self.stage_seconds.push((stage.to_string(), seconds));
+        // A stage that a child process ran has its time already (its own process's).
+        if !self.stage_seconds.iter().any(|(s, _)| s == stage) {
+            let seconds = start.elapsed().as_secs_f64();
+            println!("  ({stage}: {seconds:.0} s)");
+            self.stage_seconds.push((stage.to_string(), seconds));
+        }
         Ok(out)
     }
 
@@ -280,15 +299,15 @@ impl Quickstart {
         Ok(q)
     }
 
-    /// `pretrain-<variant>` for the first seed, `pretrain-<variant>-seed<k>` for the others.
-    fn pretrain_name(v: &Variant, seed_index: usize) -> String {
-        match seed_index {
-            0 => format!("pretrain-{}", v.key),
-            k => format!("pretrain-{}-seed{k}", v.key),
+    fn pretrain_name(variant: &'static Variant, seed_index: usize) -> String {
+        Stage::Pretrain {
+            variant,
+            seed_index,
         }
+        .name()
     }
 
-    fn pretrain_config(&self, v: &Variant, seed_index: usize) -> Result<Config> {
+    fn pretrain_config(&self, v: &'static Variant, seed_index: usize) -> Result<Config> {
         let mut o = self.budget.pretrain.clone();
         o.extend(&v.model());
         let o = o
@@ -309,7 +328,7 @@ impl Quickstart {
         self.stage_config(None, &o)
     }
 
-    fn pretrain(&self, v: &Variant, seed_index: usize) -> Result<PretrainResult> {
+    fn pretrain(&self, v: &'static Variant, seed_index: usize) -> Result<PretrainResult> {
         let name = Self::pretrain_name(v, seed_index);
         let done = self.root.join(&name).join("done.json");
         if let Some(r) = read_json::<PretrainResult>(&done) {
@@ -355,11 +374,19 @@ impl Quickstart {
 
     /// The run folder (and run name) of task `t` probed or fine-tuned from variant `v`'s
     /// pre-training seed `seed_index`.
-    fn task_run_name(stage: Protocol, v: &Variant, t: &QuickTask, seed_index: usize) -> String {
-        match seed_index {
-            0 => format!("{}-{}-{}", stage.key(), v.key, t.name),
-            k => format!("{}-{}-seed{k}-{}", stage.key(), v.key, t.name),
+    fn task_run_name(
+        protocol: Protocol,
+        variant: &'static Variant,
+        task: &'static QuickTask,
+        seed_index: usize,
+    ) -> String {
+        Stage::Read {
+            protocol,
+            variant,
+            task,
+            seed_index,
         }
+        .name()
     }
 
     fn task_data(&self, t: &QuickTask) -> PathBuf {
@@ -373,8 +400,8 @@ impl Quickstart {
     fn task_config(
         &self,
         stage: Protocol,
-        v: &Variant,
-        t: &QuickTask,
+        v: &'static Variant,
+        t: &'static QuickTask,
         seed_index: usize,
     ) -> Result<Config> {
         let mut o = self.budget.finetune.clone();
@@ -416,7 +443,12 @@ impl Quickstart {
         self.stage_config(Some((&format!("finetune-{}", t.name), t.recipe)), &o)
     }
 
-    fn finetune(&self, v: &Variant, t: &QuickTask, backbone: Option<&Path>) -> Result<TaskResult> {
+    fn finetune(
+        &self,
+        v: &'static Variant,
+        t: &'static QuickTask,
+        backbone: Option<&Path>,
+    ) -> Result<TaskResult> {
         let name = Self::task_run_name(Protocol::Finetune, v, t, 0);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<TaskResult>(&done) {
@@ -465,8 +497,8 @@ impl Quickstart {
     fn probe(
         &self,
         protocol: Protocol,
-        v: &Variant,
-        t: &QuickTask,
+        v: &'static Variant,
+        t: &'static QuickTask,
         seed_index: usize,
         backbone: Option<&Path>,
     ) -> Result<ProbeResult> {
@@ -499,8 +531,79 @@ impl Quickstart {
         Ok(r)
     }
 
+    /// The checkpoint a stage reads: its variant's pre-training of that seed (`None`: a random
+    /// backbone).
+    fn backbone_of(pretraining: &[PretrainResult], stage: &Stage) -> Result<Option<PathBuf>> {
+        let Some(Stage::Pretrain {
+            variant,
+            seed_index,
+        }) = stage.needs()
+        else {
+            return Ok(None);
+        };
+        let p = pretraining
+            .iter()
+            .find(|p| p.variant == variant.key && p.seed_index == seed_index)
+            .with_context(|| {
+                format!(
+                    "stage {} reads {}, which has not finished",
+                    stage.name(),
+                    Self::pretrain_name(variant, seed_index)
+                )
+            })?;
+        Ok(Some(PathBuf::from(&p.checkpoint)))
+    }
+
+    /// One stage named by `--stage NAME` (in a child process of a quickstart that runs
+    /// several at a time): its result is left in its run folder, where the quickstart reads it.
+    pub fn run_stage(&self, name: &str) -> Result<()> {
+        let stages = Stage::all(self.budget.pretrain_seeds);
+        let Some(stage) = stages.iter().find(|s| s.name() == name) else {
+            let names: Vec<String> = stages.iter().map(Stage::name).collect();
+            bail!(
+                "no quickstart stage is named {name:?}; this budget's stages: {}",
+                names.join(", ")
+            );
+        };
+        match *stage {
+            Stage::Pretrain {
+                variant,
+                seed_index,
+            } => {
+                self.pretrain(variant, seed_index)?;
+            }
+            Stage::Read {
+                protocol,
+                variant,
+                task,
+                seed_index,
+            } => {
+                let pretraining: Vec<PretrainResult> = stage
+                    .needs()
+                    .and_then(|n| read_json(&self.root.join(n.name()).join(n.result_file())))
+                    .into_iter()
+                    .collect();
+                let backbone = Self::backbone_of(&pretraining, stage)?;
+                match protocol {
+                    Protocol::Finetune => {
+                        self.finetune(variant, task, backbone.as_deref())?;
+                    }
+                    _ => {
+                        let r =
+                            self.probe(protocol, variant, task, seed_index, backbone.as_deref())?;
+                        let values: Vec<String> =
+                            r.values.iter().map(|v| format!("{v:.4}")).collect();
+                        println!("  {name}: test {} {}", r.primary, values.join(" / "));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs every stage and writes the report; returns its path.
     pub fn run(mut self) -> Result<PathBuf> {
+        let started = Instant::now();
         let b = self.budget.clone();
         println!("[1/7] data");
         self.timed("data", |q| {
@@ -530,53 +633,79 @@ impl Quickstart {
         self.timed("teacher", |q| q.teacher())?;
         println!("[3/7] pseudo-labels of the pool");
         let quality = self.timed("labels", |q| q.labels())?;
-        println!("[4/7] pre-training");
-        let mut pretraining = Vec::new();
-        for seed_index in 0..b.pretrain_seeds.max(1) {
-            for v in VARIANTS.iter().filter(|v| v.pretrained) {
-                let stage = format!("pretrain {} seed {seed_index}", v.key);
-                pretraining.push(self.timed(&stage, |q| q.pretrain(v, seed_index))?);
-            }
-        }
-        let backbone = |v: &Variant, seed_index: usize| {
-            pretraining
+        let stages = Stage::all(b.pretrain_seeds);
+        if let Some(pool) = &self.stage_pool {
+            let p = pool.parallelism;
+            println!(
+                "[4-6/7] pre-training, probes and fine-tuning: {} stages, {} at a time in \
+                 processes of their own ({} thread(s) each; logs in {})",
+                stages.len(),
+                p.jobs,
+                p.threads_per_job,
+                pool.log_dir.display()
+            );
+            // The pool starts stages in this order as they become ready: the pre-trainings first,
+            // the costliest first (full CLASP runs PC-MoE and two more losses), so that the
+            // reads waiting on them are not left for the end.
+            let (pretraining, reads): (Vec<Stage>, Vec<Stage>) = stages
                 .iter()
-                .find(|p| p.variant == v.key && p.seed_index == seed_index)
-                .map(|p| PathBuf::from(&p.checkpoint))
-        };
-        println!(
-            "[5/7] frozen-backbone probes: {} tasks × {} variants × {} pre-training seed(s), \
-             and reid by nearest neighbour on the CLS",
-            TASKS.len(),
-            VARIANTS.len(),
-            b.pretrain_seeds
-        );
+                .partition(|s| matches!(s, Stage::Pretrain { .. }));
+            let by_priority: Vec<Stage> = pretraining.into_iter().rev().chain(reads).collect();
+            let seconds = pool.run(&self.root, &by_priority)?;
+            self.stage_seconds.extend(seconds);
+        }
+        let mut pretraining: Vec<PretrainResult> = Vec::new();
         let mut probes = Vec::new();
-        for seed_index in 0..b.pretrain_seeds.max(1) {
-            for v in &VARIANTS {
-                let bb = backbone(v, seed_index);
-                for protocol in [Protocol::Probe, Protocol::NearestNeighbour] {
-                    for t in TASKS.iter().filter(|t| protocol.reads(t)) {
-                        let stage =
-                            format!("{} {} {} seed {seed_index}", protocol.key(), v.key, t.name);
-                        probes.push(self.timed(&stage, |q| {
-                            q.probe(protocol, v, t, seed_index, bb.as_deref())
-                        })?);
+        let mut results = Vec::new();
+        let mut header = None;
+        for stage in &stages {
+            let section = match stage {
+                Stage::Pretrain { .. } => "[4/7] pre-training".to_string(),
+                Stage::Read {
+                    protocol: Protocol::Finetune,
+                    ..
+                } => format!(
+                    "[6/7] fine-tuning {} tasks × {} variants",
+                    TASKS.len(),
+                    VARIANTS.len()
+                ),
+                Stage::Read { .. } => format!(
+                    "[5/7] frozen-backbone probes: {} tasks × {} variants × {} pre-training \
+                     seed(s), and reid by nearest neighbour on the CLS",
+                    TASKS.len(),
+                    VARIANTS.len(),
+                    b.pretrain_seeds
+                ),
+            };
+            if header.as_ref() != Some(&section) {
+                println!("{section}");
+                header = Some(section);
+            }
+            let label = stage.label();
+            match *stage {
+                Stage::Pretrain {
+                    variant,
+                    seed_index,
+                } => pretraining.push(self.timed(&label, |q| q.pretrain(variant, seed_index))?),
+                Stage::Read {
+                    protocol,
+                    variant,
+                    task,
+                    seed_index,
+                } => {
+                    let backbone = Self::backbone_of(&pretraining, stage)?;
+                    let bb = backbone.as_deref();
+                    match protocol {
+                        Protocol::Finetune => {
+                            results.push(self.timed(&label, |q| q.finetune(variant, task, bb))?)
+                        }
+                        _ => {
+                            probes.push(self.timed(&label, |q| {
+                                q.probe(protocol, variant, task, seed_index, bb)
+                            })?)
+                        }
                     }
                 }
-            }
-        }
-        println!(
-            "[6/7] fine-tuning {} tasks × {} variants",
-            TASKS.len(),
-            VARIANTS.len()
-        );
-        let mut results = Vec::new();
-        for v in &VARIANTS {
-            let bb = backbone(v, 0);
-            for t in &TASKS {
-                let stage = format!("finetune {} {}", v.key, t.name);
-                results.push(self.timed(&stage, |q| q.finetune(v, t, bb.as_deref()))?);
             }
         }
         println!("[7/7] gradient conflict, intervals and report");
@@ -589,6 +718,8 @@ impl Quickstart {
             tier: b.tier,
             shipped_teacher: !self.train_teacher,
             stage_seconds: &self.stage_seconds,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            parallelism: self.stage_pool.as_ref().map(|p| p.parallelism),
             host_steal: (self.cpu_at_start.zip(CpuTimes::now()))
                 .and_then(|(start, end)| start.steal_share_until(&end)),
             teacher: &quality,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::Tier;
 use super::protocol::Protocol;
 use super::results::{PretrainResult, ProbeResult, TaskResult};
+use super::stage_pool::Parallelism;
 use super::variants::{DIFFERENCES, TASKS, VARIANTS};
 use crate::charts::bars::{write_bar_chart, Bar, BarChart, Group, Panel};
 use crate::finetune::train::{BLIND_LEVELS_FILE, TEST_SCORES_FILE};
@@ -177,6 +178,10 @@ pub struct Report<'a> {
     pub tier: Tier,
     pub shipped_teacher: bool,
     pub stage_seconds: &'a [(String, f64)],
+    /// This invocation's wall time (stages that run side by side overlap in the table).
+    pub wall_seconds: f64,
+    /// How the stages after the labels ran: `None` one after the other in one process.
+    pub parallelism: Option<Parallelism>,
     /// The share of the machine's CPU time a hypervisor took during the run (`None` without
     /// `/proc/stat`).
     pub host_steal: Option<f64>,
@@ -423,7 +428,16 @@ impl Report<'_> {
             md += &format!("| {stage} | {s:.0} |\n");
             total += s;
         }
-        md += &format!("| total | {total:.0} |\n");
+        md += &format!("| total of the stages | {total:.0} |\n");
+        md += &format!("\nWall time: {:.0} s", self.wall_seconds);
+        md += &match self.parallelism {
+            Some(p) => format!(
+                "; pre-training, probes and fine-tuning ran {} stages at a time in processes of \
+                 their own ({} thread(s) each), so their times overlap.\n",
+                p.jobs, p.threads_per_job
+            ),
+            None => ", every stage one after the other.\n".to_string(),
+        };
         if let Some(steal) = self.host_steal {
             md += &format!(
                 "\nThe host took {:.1} % of this machine's CPU time during the run (`steal` in \

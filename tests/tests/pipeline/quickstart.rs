@@ -6,10 +6,10 @@ use std::process::Command;
 
 use crate::common;
 
-fn quickstart(cwd: &std::path::Path) -> (bool, String) {
+fn quickstart(cwd: &std::path::Path, jobs: &str) -> (bool, String) {
     let out = Command::new(common::plugin_libs::clasp_exe())
         .current_dir(cwd)
-        .args(["quickstart", "--fast"])
+        .args(["quickstart", "--fast", "--jobs", jobs])
         .env("CLASP_PLUGIN_PATH", common::plugin_libs::plugin_dir())
         .env_remove("RUST_LOG")
         .output()
@@ -27,8 +27,13 @@ fn quickstart(cwd: &std::path::Path) -> (bool, String) {
 #[test]
 fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, log) = quickstart(tmp.path());
+    // Two stages at a time, each in a child process.
+    let (ok, log) = quickstart(tmp.path(), "2");
     assert!(ok, "{log}");
+    assert!(
+        log.contains("2 at a time in processes of their own"),
+        "{log}"
+    );
     let run = tmp.path().join("runs/quickstart");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     // Per protocol, one row per task: the image-blind level and the four variants, each a value
@@ -99,11 +104,13 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
         "finetune-clasp-pose/test_scores.json",
         "finetune-clasp-pose/checkpoints/task_selected/manifest.json",
         "configs/finetune-reid.toml",
+        "logs/pretrain-clasp.log",
+        "logs/finetune-clasp-pose.log",
     ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
-    // Rerun: every stage is reused, the report is the same.
-    let (ok, log) = quickstart(tmp.path());
+    // Rerun, in one process: every stage is reused, the report is the same.
+    let (ok, log) = quickstart(tmp.path(), "1");
     assert!(ok, "{log}");
     assert!(log.contains("teacher: reused"), "{log}");
     assert!(log.contains("pretrain (d) CLASP seed 0: reused"), "{log}");
@@ -113,4 +120,15 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     // Everything but the stage times (the rerun's are its own).
     let results = |r: &str| r.split("## Time per stage").next().unwrap().to_string();
     assert_eq!(results(&report), results(&again));
+
+    // The stages run one after the other in one process compute exactly what the child
+    // processes computed (the stages share nothing but files written before them).
+    let apart = tempfile::tempdir().unwrap();
+    let (ok, log) = quickstart(apart.path(), "1");
+    assert!(ok, "{log}");
+    assert!(!log.contains("processes of their own"), "{log}");
+    let comparisons = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join("runs/quickstart/comparisons.json")).unwrap()
+    };
+    assert_eq!(comparisons(tmp.path()), comparisons(apart.path()));
 }
