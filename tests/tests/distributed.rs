@@ -67,7 +67,13 @@ fn two_processes_with_batches_of_two_step_like_one_with_batches_of_four() {
     let batch = |b: usize| vec![format!("finetune.batch_size={b}")];
     let log = finetune("attribute", at, "ranks", true, &batch(2));
     assert!(log.contains("rank 0 of 2 processes"), "{log}");
-    // Rank 0 alone validates and reads the test split.
+    // Both ranks predict their half of the validation and test splits; rank 0 alone scores
+    // and reports them.
+    assert_eq!(
+        log.matches("evaluation shared by 2 processes").count(),
+        2,
+        "validation and test: {log}"
+    );
     assert_eq!(log.matches("test, read once").count(), 1, "{log}");
     finetune("attribute", at, "four", false, &batch(4));
     let mut accumulated = batch(2);
@@ -92,6 +98,34 @@ fn two_processes_with_batches_of_two_step_like_one_with_batches_of_four() {
     // The logged loss is the mean over both ranks' samples.
     let (a, b) = (losses(runs.path(), "ranks"), losses(runs.path(), "four"));
     assert!((a[0] - b[0]).abs() < 1e-5 * b[0].abs(), "{a:?} vs {b:?}");
+    // The shared evaluation scores every sample once, as one process does: the same per-sample
+    // rows on the test split, and metrics equal up to the weights' rounding-level gap.
+    let metrics = |name: &str| common::logged(&runs.path().join(name), "metrics");
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x[0], y[0]);
+            // An undefined metric (no positive sample of an attribute) is null in both.
+            match (x[1].as_f64(), y[1].as_f64()) {
+                (Some(x), Some(y)) => assert!((x - y).abs() < 1e-4, "{a:?} vs {b:?}"),
+                (x, y) => assert_eq!(x, y, "{a:?} vs {b:?}"),
+            }
+        }
+    };
+    close(&metrics("ranks")[0], &metrics("four")[0]);
+    let scores = |name: &str| -> serde_json::Value {
+        let path = runs.path().join(name).join("test_scores.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let (ranks, four) = (scores("ranks"), scores("four"));
+    close(&ranks["metrics"], &four["metrics"]);
+    let rows = |s: &serde_json::Value| s["samples"].as_array().unwrap().len();
+    assert_eq!(rows(&ranks), rows(&four));
+    assert!(
+        rows(&ranks) >= 2,
+        "a test split of one sample shows nothing"
+    );
 }
 
 /// Reid's P × K batches, mined for hard triplets within each process's batch: two ranks with

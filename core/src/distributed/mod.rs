@@ -16,6 +16,7 @@ pub mod gradients;
 mod mpi_backend;
 #[cfg(feature = "nccl")]
 mod nccl_backend;
+pub mod record_bytes;
 #[cfg(feature = "nccl")]
 pub use nccl_backend::self_test as nccl_self_test;
 
@@ -254,6 +255,16 @@ impl World {
             return timed(|| nccl_backend::sum_in_place(t));
         }
         anyhow::bail!("no GPU collectives for {:?} in this job", t.device())
+    }
+
+    /// Every process's `mine`, in rank order, on rank 0; `None` on the others.
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    pub fn gather_bytes(&self, mine: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
+        match self.backend {
+            Backend::Single => Ok(Some(vec![mine])),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(|| mpi_backend::gather_bytes(&mine)),
+        }
     }
 
     /// Waits until every process reaches this point.

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
@@ -62,6 +63,38 @@ pub(super) fn broadcast_f32(values: &mut [f32]) -> Result<()> {
 pub(super) fn broadcast_bytes(values: &mut [u8]) -> Result<()> {
     comm()?.process_at_rank(0).broadcast_into(values);
     Ok(())
+}
+
+/// Every rank's `mine`, in rank order, on rank 0 (`None` elsewhere).
+pub(super) fn gather_bytes(mine: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+    let comm = comm()?;
+    let root = comm.process_at_rank(0);
+    let len = i32::try_from(mine.len()).context("more than 2 GiB to gather from one process")?;
+    if comm.rank() != 0 {
+        root.gather_into(&len);
+        root.gather_varcount_into(mine);
+        return Ok(None);
+    }
+    let mut counts = vec![0i32; comm.size() as usize];
+    root.gather_into_root(&len, &mut counts[..]);
+    let displs: Vec<i32> = counts
+        .iter()
+        .scan(0i32, |at, &c| {
+            let d = *at;
+            *at += c;
+            Some(d)
+        })
+        .collect();
+    let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+    let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+    root.gather_varcount_into_root(mine, &mut partition);
+    Ok(Some(
+        displs
+            .iter()
+            .zip(&counts)
+            .map(|(&d, &c)| all[d as usize..(d + c) as usize].to_vec())
+            .collect(),
+    ))
 }
 
 pub(super) fn barrier() -> Result<()> {

@@ -8,6 +8,9 @@ use clasp_sdk::abi::Record;
 use super::data::{batch_tensor, check_skipped, task_loader};
 use super::task_model::TaskModel;
 use crate::config::schema::FinetuneSettings;
+use crate::data::loader::Skipped;
+use crate::distributed::record_bytes::{Reader, Writer};
+use crate::distributed::World;
 
 pub struct Evaluation {
     /// One decoded prediction per sample that could be read, in the split's order.
@@ -57,14 +60,19 @@ fn flip_test(model: &TaskModel, x: &Tensor, predictions: Vec<Record>) -> Result<
         .collect()
 }
 
-/// Predicts every sample of `records` and scores the predictions with the plugin's metrics.
-pub fn evaluate(
+/// One process's predictions over a list of samples: aligned with the samples it could read.
+struct Predicted {
+    predictions: Vec<Record>,
+    targets: Vec<Record>,
+    skipped: Vec<Skipped>,
+}
+
+fn predict(
     model: &TaskModel,
     records: Vec<Record>,
     settings: &FinetuneSettings,
-    max_skipped: f64,
     device: &Device,
-) -> Result<Evaluation> {
+) -> Result<Predicted> {
     let size = model.img_size();
     let loader = task_loader(records, size, None, settings, 0);
     let mut batches = loader.epoch(0)?;
@@ -82,21 +90,105 @@ pub fn evaluate(
         predictions.extend(decoded);
         targets.extend(batch.items.into_iter().map(|(_, r)| r));
     }
-    let skipped = batches.skipped();
-    check_skipped("evaluation", &skipped, predictions.len(), max_skipped)?;
-    if predictions.is_empty() {
+    Ok(Predicted {
+        predictions,
+        targets,
+        skipped: batches.skipped(),
+    })
+}
+
+/// Scores one process's (or the gathered) predictions with the plugin's metrics.
+fn score(model: &TaskModel, p: Predicted, max_skipped: f64) -> Result<Evaluation> {
+    check_skipped("evaluation", &p.skipped, p.predictions.len(), max_skipped)?;
+    if p.predictions.is_empty() {
         anyhow::bail!("evaluation: none of the samples could be read");
     }
     let metrics = model
         .head
-        .evaluate(&predictions, &targets)?
+        .evaluate(&p.predictions, &p.targets)?
         .into_iter()
         .map(|m| (m.name.to_string(), m.value))
         .collect();
     Ok(Evaluation {
-        predictions,
-        targets,
+        predictions: p.predictions,
+        targets: p.targets,
         metrics,
-        skipped: skipped.len(),
+        skipped: p.skipped.len(),
     })
+}
+
+/// Predicts every sample of `records` and scores the predictions with the plugin's metrics.
+pub fn evaluate(
+    model: &TaskModel,
+    records: Vec<Record>,
+    settings: &FinetuneSettings,
+    max_skipped: f64,
+    device: &Device,
+) -> Result<Evaluation> {
+    score(
+        model,
+        predict(model, records, settings, device)?,
+        max_skipped,
+    )
+}
+
+/// [`evaluate`] shared by the processes of `world`: each predicts one contiguous block of
+/// `records` (the same list on every process) with its model — which must be the same model
+/// everywhere, batch norm's statistics included — and sends rank 0 its predictions, targets and
+/// unreadable samples; rank 0 joins them in the list's order and scores them as one process
+/// would (`Some` there, `None` on the others). Every process must call it.
+pub fn evaluate_in(
+    world: &World,
+    model: &TaskModel,
+    records: Vec<Record>,
+    settings: &FinetuneSettings,
+    max_skipped: f64,
+    device: &Device,
+) -> Result<Option<Evaluation>> {
+    if world.size == 1 {
+        return evaluate(model, records, settings, max_skipped, device).map(Some);
+    }
+    let n = records.len();
+    let block = |r: usize| n * r / world.size;
+    let (start, end) = (block(world.rank), block(world.rank + 1));
+    let mine: Vec<Record> = records.into_iter().skip(start).take(end - start).collect();
+    // A failure here (a plugin error) ends this process and, through `distributed::finish`,
+    // the job; the others would otherwise wait in the gather.
+    let p = predict(model, mine, settings, device)?;
+    let mut w = Writer::default();
+    w.records(&p.predictions);
+    w.records(&p.targets);
+    let skipped: Vec<Skipped> = p
+        .skipped
+        .into_iter()
+        .map(|s| Skipped {
+            index: s.index + start,
+            ..s
+        })
+        .collect();
+    w.skipped(&skipped);
+    let Some(shares) = world.gather_bytes(w.into_bytes())? else {
+        return Ok(None);
+    };
+    let mut all = Predicted {
+        predictions: Vec::new(),
+        targets: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (rank, bytes) in shares.iter().enumerate() {
+        let mut r = Reader::new(bytes);
+        let read = (|| -> Result<()> {
+            all.predictions.extend(r.records()?);
+            all.targets.extend(r.records()?);
+            all.skipped.extend(r.skipped()?);
+            Ok(())
+        })();
+        read.with_context(|| format!("reading rank {rank}'s share of the evaluation"))?;
+    }
+    tracing::info!(
+        "evaluation shared by {} processes: {} samples predicted",
+        world.size,
+        all.predictions.len()
+    );
+    score(model, all, max_skipped).map(Some)
 }

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::checkpoint::atomic::AtomicDir;
 use crate::checkpoint::manifest::{PluginRef, Selection};
 use crate::checkpoint::{self, backbone::read_tensors};
 use crate::config::schema::PluginSettings;
+use crate::distributed::World;
 use crate::model::{Precision, Vit};
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::task_head::{HeadOutputs, TaskHead};
@@ -40,6 +41,24 @@ impl TaskModel {
     }
 
     /// The same model with the backbone's products in `precision`.
+    /// Gives this process rank 0's head buffers (batch norm's running statistics, which each
+    /// process otherwise keeps from its own batches), as DDP's `broadcast_buffers` does: the
+    /// processes then evaluate one model, the one rank 0 delivers.
+    pub fn take_main_buffers(&self, world: &World) -> Result<()> {
+        if world.size == 1 {
+            return Ok(());
+        }
+        for (name, var) in self.head.state.buffers.vars() {
+            let t = var.as_tensor();
+            let mut values: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            world.broadcast_f32(&mut values)?;
+            let main = Tensor::from_vec(values, t.shape(), t.device())?.to_dtype(t.dtype())?;
+            var.set(&main)
+                .with_context(|| format!("taking rank 0's head buffer {name}"))?;
+        }
+        Ok(())
+    }
+
     pub fn with_precision(self, precision: Precision) -> Self {
         Self { precision, ..self }
     }

@@ -11,7 +11,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::data::{batch_tensor, check_skipped_in, evenly_spaced, TaskImages, BLIND_TRAIN_SAMPLES};
-use super::evaluate::{evaluate, format_metrics};
+use super::evaluate::{evaluate_in, format_metrics, Evaluation};
 use super::resume::{self, Progress, Writer};
 use super::sample::load_targets;
 use super::setup::Setup;
@@ -69,14 +69,10 @@ pub const SELECTED_CHECKPOINT: &str = "task_selected";
 fn read_test(
     scorer: &Scorer,
     model: &TaskModel,
-    test: Vec<clasp_sdk::Record>,
+    eval: Evaluation,
     train: &[clasp_sdk::Record],
-    config: &Config,
     run: &RunDir,
 ) -> Result<(ScoredSplit, Vec<BlindLevel>)> {
-    let device = model.backbone.store.device();
-    let max_skipped = config.data.max_skipped_fraction;
-    let eval = evaluate(model, test, &config.finetune, max_skipped, device)?;
     let test = ScoredSplit::score(scorer, eval.metrics, &eval.predictions, &eval.targets)?;
     test.write(&run.path.join(TEST_SCORES_FILE))?;
     let samples = evenly_spaced(train, BLIND_TRAIN_SAMPLES);
@@ -306,7 +302,8 @@ pub fn finetune_for(
     how: FinetuneRun,
 ) -> Result<Option<FinetuneOutcome>> {
     let (ft, max_skipped) = (&config.finetune, config.data.max_skipped_fraction);
-    // Under data parallelism every process trains; rank 0 alone validates, writes and tests.
+    // Under data parallelism every process trains and predicts its share of the validation and
+    // test splits; rank 0 scores them and alone writes.
     let world = distributed::world();
     let main = world.is_main();
     let task = plugin.name().to_string();
@@ -373,18 +370,24 @@ pub fn finetune_for(
             (max_skipped, &world),
         )?;
         at.dropout_positions = dropout_positions(&model, &world)?;
+
+        // Validation every `eval_every` epochs and after the last, shared by every process (with
+        // rank 0's batch-norm statistics) and scored by rank 0; the test split is not looked at
+        // until an epoch is selected.
+        let last = epoch + 1 == ft.epochs;
+        let validation = match !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0)
+        {
+            true => {
+                model.take_main_buffers(&world)?;
+                evaluate_in(&world, &model, val.clone(), ft, max_skipped, device)?
+            }
+            false => None,
+        };
         let Some(log) = log.as_mut() else {
             at.epochs_done = epoch + 1;
             continue;
         };
-
-        // Validation every `eval_every` epochs and after the last; the test split is not looked
-        // at until an epoch is selected.
-        let last = epoch + 1 == ft.epochs;
-        let metrics = match !val.is_empty() && (last || (epoch + 1) % ft.eval_every.max(1) == 0) {
-            true => evaluate(&model, val.clone(), ft, max_skipped, device)?.metrics,
-            false => Vec::new(),
-        };
+        let metrics = validation.map_or_else(Vec::new, |v| v.metrics);
         let value = primary_value(&metrics, &primary, &task, epoch)?;
         let selected_now = select(at.selected.as_ref(), epoch, value, last, &primary);
         if let Some(s) = &selected_now {
@@ -414,25 +417,34 @@ pub fn finetune_for(
         }
     }
 
-    if !main {
-        return Ok(None);
+    // 7. The selected epoch's model, read once on the test split (shared by every process like
+    // validation), beside the image-blind levels. Rank 0 tells the others which epoch it
+    // selected; it wrote that epoch's model before this broadcast.
+    let mut selected_epoch = [at.selected.as_ref().map_or(0.0, |s| s.epoch as f32)];
+    world.broadcast_f32(&mut selected_epoch)?;
+    let selected_epoch = selected_epoch[0] as usize;
+    if selected_epoch == 0 {
+        bail!("no epochs were run (finetune.epochs = 0)");
     }
-    // 7. The selected epoch's model, read once on the test split, beside the image-blind levels.
-    let Progress {
-        history, selected, ..
-    } = at;
-    let selected = selected.context("no epochs were run (finetune.epochs = 0)")?;
-    let model = if selected.epoch == ft.epochs {
+    let model = if selected_epoch == ft.epochs {
+        model.take_main_buffers(&world)?;
         model
     } else {
         TaskModel::load_with_plugin(&selected_dir, plugin.clone(), device)?
             .with_precision(config.run.precision)
     };
+    let Some(eval) = evaluate_in(&world, &model, test, ft, max_skipped, device)? else {
+        return Ok(None);
+    };
+    let Progress {
+        history, selected, ..
+    } = at;
+    let selected = selected.context("rank 0 holds the selection")?;
     let scorer = Scorer {
         plugin: plugin.clone(),
         config: task_config.clone(),
     };
-    let (test, blind) = read_test(&scorer, &model, test, &train_records, config, run)?;
+    let (test, blind) = read_test(&scorer, &model, eval, &train_records, run)?;
     checkpointer.clear()?; // a finished run keeps its delivered model, not its training state
     Ok(Some(FinetuneOutcome {
         history,
