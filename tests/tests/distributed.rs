@@ -13,7 +13,7 @@ mod common;
 use common::finetune_runs::{
     attribute_data, delivered_weights, max_weight_gap, nano_finetune_args,
 };
-use common::plugin_libs::clasp_exe;
+use common::plugin_libs::{clasp_exe, library};
 use common::task_data::synth;
 use common::{mpirun, mpirun_two, succeeded};
 
@@ -120,12 +120,25 @@ fn two_processes_with_batches_of_two_step_like_one_with_batches_of_four() {
     };
     let (ranks, four) = (scores("ranks"), scores("four"));
     close(&ranks["metrics"], &four["metrics"]);
-    let rows = |s: &serde_json::Value| s["samples"].as_array().unwrap().len();
-    assert_eq!(rows(&ranks), rows(&four));
-    assert!(
-        rows(&ranks) >= 2,
-        "a test split of one sample shows nothing"
-    );
+    // Row by row: the same people in the split's order, each scored alike.
+    let rows = |s: &serde_json::Value| s["samples"].as_array().unwrap().clone();
+    let (a, b) = (rows(&ranks), rows(&four));
+    assert!(a.len() >= 2, "a test split of one sample shows nothing");
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["group"], y["group"], "{a:?} vs {b:?}");
+        let (xv, yv) = (
+            x["values"].as_array().unwrap(),
+            y["values"].as_array().unwrap(),
+        );
+        assert_eq!(xv.len(), yv.len());
+        for (p, q) in xv.iter().zip(yv) {
+            match (p.as_f64(), q.as_f64()) {
+                (Some(p), Some(q)) => assert!((p - q).abs() < 1e-4, "{x:?} vs {y:?}"),
+                (p, q) => assert_eq!(p, q),
+            }
+        }
+    }
 }
 
 /// Reid's P × K batches, mined for hard triplets within each process's batch: two ranks with
@@ -162,6 +175,33 @@ fn two_processes_with_pk_batches_step_like_two_accumulated_batches() {
         losses(runs.path(), "accumulated"),
     );
     assert!((a[0] - b[0]).abs() < 1e-5 * b[0].abs(), "{a:?} vs {b:?}");
+
+    // Both ranks predicted their half of the test split with rank 0's batch-norm statistics:
+    // the shared read equals rank 0's delivered model evaluated by one process.
+    let out = runs.path().join("alone.json");
+    let o = Command::new(clasp_exe())
+        .args(["eval", "--checkpoint"])
+        .arg(runs.path().join("ranks/checkpoints/task_selected"))
+        .arg("--data")
+        .arg(data.path().join("reid"))
+        .args(["--split", "test", "--out"])
+        .arg(&out)
+        .env("CLASP_PLUGIN_PATH", library("clasp_plugin_reid"))
+        .output()
+        .unwrap();
+    succeeded(o);
+    let alone: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let shared: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.path().join("ranks/test_scores.json")).unwrap())
+            .unwrap();
+    for m in shared["metrics"].as_array().unwrap() {
+        let (name, value) = (m[0].as_str().unwrap(), m[1].as_f64().unwrap());
+        let one = alone["metrics"][name].as_f64().unwrap();
+        assert!(
+            (value - one).abs() < 1e-4,
+            "{name}: shared {value}, one process {one}"
+        );
+    }
 }
 
 /// Two ranks stopped after the first of two epochs and resumed (every rank from the checkpoint

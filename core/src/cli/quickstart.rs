@@ -32,8 +32,11 @@ pub struct QuickstartArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
     /// Run only the stage of this name (how a quickstart running several at a time starts each).
-    #[arg(long, hide = true, value_name = "NAME")]
+    #[arg(long, hide = true, value_name = "NAME", requires = "parent")]
     pub stage: Option<String>,
+    /// The process id of the quickstart that started this stage (it stops when that one is gone).
+    #[arg(long, hide = true, value_name = "PID", requires = "stage")]
+    pub parent: Option<u32>,
 }
 
 pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
@@ -51,9 +54,9 @@ pub fn run(g: &GlobalArgs, args: QuickstartArgs) -> Result<()> {
     let config = sources.load()?;
     let device = parse_device(&config.run.device)?;
     let budget = Budget::for_tier(tier);
-    if let Some(stage) = &args.stage {
+    if let (Some(stage), Some(parent)) = (&args.stage, args.parent) {
         // A child of a quickstart, which holds the folder's lock.
-        stage_pool::exit_with_parent();
+        stage_pool::exit_with_parent(parent);
         let root = Path::new(&config.run.dir).join(&config.run.name);
         let q = Quickstart::new(
             root,

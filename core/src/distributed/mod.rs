@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::Result;
+use sha2::{Digest, Sha256};
 
 use crate::data::loader::Shard;
 
@@ -185,6 +186,28 @@ impl World {
         }
     }
 
+    /// Replaces `bytes` by rank 0's.
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    pub fn broadcast_bytes(&self, bytes: &mut [u8]) -> Result<()> {
+        match self.backend {
+            Backend::Single => Ok(()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi => timed(|| mpi_backend::broadcast_bytes(bytes)),
+        }
+    }
+
+    /// Rank 0's `value` (the others' is not read).
+    pub fn main_value(&self, value: Option<u64>) -> Result<Option<u64>> {
+        let mut bytes = [0u8; 9];
+        if let Some(v) = value {
+            bytes[0] = 1;
+            bytes[1..].copy_from_slice(&v.to_le_bytes());
+        }
+        self.broadcast_bytes(&mut bytes)?;
+        let v = u64::from_le_bytes(bytes[1..].try_into()?);
+        Ok((bytes[0] == 1).then_some(v))
+    }
+
     /// Whether `ok` holds on every process (every process learns the same answer, so they can
     /// all stop together when one cannot go on).
     pub fn all(&self, ok: bool) -> Result<bool> {
@@ -221,15 +244,36 @@ impl World {
         Ok(())
     }
 
+    /// Refuses to go on unless every process lists rank 0's `names` of `what`, in the same order
+    /// (an evaluation shared out by position would otherwise drop or repeat samples).
+    pub fn ensure_same_list<'a>(
+        &self,
+        what: &str,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        let mut hash = Sha256::new();
+        let mut count = 0usize;
+        for name in names {
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+            count += 1;
+        }
+        if !self.same_everywhere(&hash.finalize())? {
+            anyhow::bail!(
+                "the processes of this job list different {what} ({count} here): give every \
+                 rank the same data"
+            );
+        }
+        Ok(())
+    }
+
     /// Sets up the GPU collectives on this rank's `device` when the job spans several processes
     /// and the build has NCCL; otherwise nothing (sums then go through the host over MPI).
     #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
     pub fn join_gpus(&self, device: &candle_core::Device) -> Result<()> {
         #[cfg(feature = "nccl")]
         if self.size > 1 && device.is_cuda() {
-            nccl_backend::init(self, device, |id| {
-                timed(|| mpi_backend::broadcast_bytes(&mut id[..]))
-            })?;
+            nccl_backend::init(self, device, |id| self.broadcast_bytes(&mut id[..]))?;
             tracing::debug!("NCCL rank {} of {} on {device:?}", self.rank, self.size);
         }
         Ok(())
@@ -258,7 +302,6 @@ impl World {
     }
 
     /// Every process's `mine`, in rank order, on rank 0; `None` on the others.
-    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
     pub fn gather_bytes(&self, mine: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
         match self.backend {
             Backend::Single => Ok(Some(vec![mine])),

@@ -59,7 +59,6 @@ pub(super) fn broadcast_f32(values: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(feature = "nccl")]
 pub(super) fn broadcast_bytes(values: &mut [u8]) -> Result<()> {
     comm()?.process_at_rank(0).broadcast_into(values);
     Ok(())
@@ -77,14 +76,15 @@ pub(super) fn gather_bytes(mine: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
     }
     let mut counts = vec![0i32; comm.size() as usize];
     root.gather_into_root(&len, &mut counts[..]);
-    let displs: Vec<i32> = counts
-        .iter()
-        .scan(0i32, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
+    // MPI counts and offsets are C ints: the whole gather must stay under 2 GiB.
+    let mut displs = Vec::with_capacity(counts.len());
+    let mut at = 0i32;
+    for &c in &counts {
+        displs.push(at);
+        at = at
+            .checked_add(c)
+            .context("more than 2 GiB to gather on rank 0")?;
+    }
     let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
     let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
     root.gather_varcount_into_root(mine, &mut partition);

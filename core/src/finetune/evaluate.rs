@@ -181,6 +181,7 @@ pub fn evaluate_in(
             all.predictions.extend(r.records()?);
             all.targets.extend(r.records()?);
             all.skipped.extend(r.skipped()?);
+            anyhow::ensure!(r.is_empty(), "bytes left over after the share");
             Ok(())
         })();
         read.with_context(|| format!("reading rank {rank}'s share of the evaluation"))?;

@@ -72,6 +72,10 @@ impl Setup {
         let train_records = train.clone();
         let train_loader = task_loader(train, size, Some(order), ft, seed);
         world.ensure_same_count("training samples", train_records.len())?;
+        // Validation and the test read are shared out by position in these lists.
+        for (what, split) in [("validation samples", &val), ("test samples", &test)] {
+            world.ensure_same_list(what, split.iter().map(|r| r.image.as_str()))?;
+        }
         // An optimiser step takes `finetune.accumulate` batches.
         let steps_per_epoch = train_loader
             .batches_per_epoch()?

@@ -40,7 +40,6 @@ impl TaskModel {
         }
     }
 
-    /// The same model with the backbone's products in `precision`.
     /// Gives this process rank 0's head buffers (batch norm's running statistics, which each
     /// process otherwise keeps from its own batches), as DDP's `broadcast_buffers` does: the
     /// processes then evaluate one model, the one rank 0 delivers.
@@ -50,15 +49,22 @@ impl TaskModel {
         }
         for (name, var) in self.head.state.buffers.vars() {
             let t = var.as_tensor();
-            let mut values: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            // The head's parameter store makes every buffer f32 (`ops::buffer`).
+            anyhow::ensure!(
+                t.dtype() == DType::F32,
+                "head buffer {name} is {:?}, not f32",
+                t.dtype()
+            );
+            let mut values: Vec<f32> = t.flatten_all()?.to_vec1()?;
             world.broadcast_f32(&mut values)?;
-            let main = Tensor::from_vec(values, t.shape(), t.device())?.to_dtype(t.dtype())?;
+            let main = Tensor::from_vec(values, t.shape(), t.device())?;
             var.set(&main)
                 .with_context(|| format!("taking rank 0's head buffer {name}"))?;
         }
         Ok(())
     }
 
+    /// The same model with the backbone's products in `precision`.
     pub fn with_precision(self, precision: Precision) -> Self {
         Self { precision, ..self }
     }

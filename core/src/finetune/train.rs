@@ -292,7 +292,7 @@ pub fn finetune(
 }
 
 /// Fine-tunes as `how` says; `None` when it stopped at `how.max_epochs` before the last epoch,
-/// and on every process but rank 0 of a data-parallel job (which alone selects and tests).
+/// and on every process but rank 0 of a data-parallel job (which alone selects, scores and writes).
 pub fn finetune_for(
     config: &Config,
     plugin: Plugin,
@@ -420,13 +420,9 @@ pub fn finetune_for(
     // 7. The selected epoch's model, read once on the test split (shared by every process like
     // validation), beside the image-blind levels. Rank 0 tells the others which epoch it
     // selected; it wrote that epoch's model before this broadcast.
-    let mut selected_epoch = [at.selected.as_ref().map_or(0.0, |s| s.epoch as f32)];
-    world.broadcast_f32(&mut selected_epoch)?;
-    let selected_epoch = selected_epoch[0] as usize;
-    if selected_epoch == 0 {
-        bail!("no epochs were run (finetune.epochs = 0)");
-    }
-    let model = if selected_epoch == ft.epochs {
+    let selected_epoch = world.main_value(at.selected.as_ref().map(|s| s.epoch as u64))?;
+    let selected_epoch = selected_epoch.context("no epochs were run (finetune.epochs = 0)")?;
+    let model = if selected_epoch as usize == ft.epochs {
         model.take_main_buffers(&world)?;
         model
     } else {

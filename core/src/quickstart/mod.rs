@@ -18,6 +18,7 @@ pub mod stage;
 pub mod stage_pool;
 pub mod variants;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,6 +32,7 @@ use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResu
 use self::stage::Stage;
 use self::stage_pool::StagePool;
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
+use crate::checkpoint::atomic::{remove_stale_temporaries, TMP_PREFIX};
 use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigSources};
 use crate::data::synth::dataset::{generate, SynthOptions};
@@ -63,6 +65,8 @@ pub struct Quickstart {
     /// Runs the stages after the labels as child processes, several at a time; `None`: one
     /// after the other in this process.
     pub stage_pool: Option<StagePool>,
+    /// The time-table labels of the stages the pool ran in this invocation.
+    ran_by_pool: HashSet<String>,
     stage_seconds: Vec<(String, f64)>,
     /// The machine's CPU time when this invocation started (for the host's share of it).
     cpu_at_start: Option<CpuTimes>,
@@ -90,6 +94,7 @@ impl Quickstart {
             device,
             seed: base.run.seed,
             stage_pool: None,
+            ran_by_pool: HashSet::new(),
             stage_seconds: Vec::new(),
             cpu_at_start: CpuTimes::now(),
         }
@@ -106,7 +111,9 @@ impl Quickstart {
                 // Stages running side by side write the same recipe: never truncate it under
                 // another one's reading (it would load an empty file, i.e. the defaults).
                 if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-                    let staged = dir.join(format!(".{name}.toml.{}", std::process::id()));
+                    // Named as every temporary, so a killed writer's is swept.
+                    remove_stale_temporaries(&dir)?;
+                    let staged = dir.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
                     std::fs::write(&staged, text)
                         .with_context(|| format!("writing {}", staged.display()))?;
                     std::fs::rename(&staged, &path)
@@ -135,8 +142,8 @@ impl Quickstart {
     fn timed<T>(&mut self, stage: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let out = f(self)?;
-        // A stage that a child process ran has its time already (its own process's).
-        if !self.stage_seconds.iter().any(|(s, _)| s == stage) {
+        // A stage that a child process ran has its time already (its process's own).
+        if !self.ran_by_pool.contains(stage) {
             let seconds = start.elapsed().as_secs_f64();
             println!("  ({stage}: {seconds:.0} s)");
             self.stage_seconds.push((stage.to_string(), seconds));
@@ -332,10 +339,15 @@ impl Quickstart {
         let name = Self::pretrain_name(v, seed_index);
         let done = self.root.join(&name).join("done.json");
         if let Some(r) = read_json::<PretrainResult>(&done) {
-            println!(
+            let stage = Stage::Pretrain {
+                variant: v,
+                seed_index,
+            };
+            let line = format!(
                 "  pretrain {} seed {seed_index}: reused ({} steps)",
                 v.title, r.steps
             );
+            self.say_reused(&stage, &line);
             return Ok(r);
         }
         let config = self.pretrain_config(v, seed_index)?;
@@ -452,7 +464,14 @@ impl Quickstart {
         let name = Self::task_run_name(Protocol::Finetune, v, t, 0);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<TaskResult>(&done) {
-            println!("  {name}: reused ({} {:.4})", r.primary, r.value);
+            let stage = Stage::Read {
+                protocol: Protocol::Finetune,
+                variant: v,
+                task: t,
+                seed_index: 0,
+            };
+            let line = format!("  {name}: reused ({} {:.4})", r.primary, r.value);
+            self.say_reused(&stage, &line);
             return Ok(r);
         }
         let config = self.task_config(Protocol::Finetune, v, t, 0)?;
@@ -505,7 +524,13 @@ impl Quickstart {
         let name = Self::task_run_name(protocol, v, t, seed_index);
         let done = self.root.join(&name).join("result.json");
         if let Some(r) = read_json::<ProbeResult>(&done) {
-            println!("  {name}: reused");
+            let stage = Stage::Read {
+                protocol,
+                variant: v,
+                task: t,
+                seed_index,
+            };
+            self.say_reused(&stage, &format!("  {name}: reused"));
             return Ok(r);
         }
         let config = self.task_config(protocol, v, t, seed_index)?;
@@ -529,6 +554,27 @@ impl Quickstart {
         };
         write_json(&done, &r)?;
         Ok(r)
+    }
+
+    /// Prints that a finished stage is reused — unless a child process of this invocation just
+    /// ran it (the pool printed its result then).
+    fn say_reused(&self, stage: &Stage, line: &str) {
+        if !self.ran_by_pool.contains(&stage.label()) {
+            println!("{line}");
+        }
+    }
+
+    /// Whether `stage` left a result this quickstart can read (as its reuse does).
+    fn finished(&self, stage: &Stage) -> bool {
+        let file = self.root.join(stage.name()).join(stage.result_file());
+        match stage {
+            Stage::Pretrain { .. } => read_json::<PretrainResult>(&file).is_some(),
+            Stage::Read {
+                protocol: Protocol::Finetune,
+                ..
+            } => read_json::<TaskResult>(&file).is_some(),
+            Stage::Read { .. } => read_json::<ProbeResult>(&file).is_some(),
+        }
     }
 
     /// The checkpoint a stage reads: its variant's pre-training of that seed (`None`: a random
@@ -645,13 +691,25 @@ impl Quickstart {
                 pool.log_dir.display()
             );
             // The pool starts stages in this order as they become ready: the pre-trainings first,
-            // the costliest first (full CLASP runs PC-MoE and two more losses), so that the
-            // reads waiting on them are not left for the end.
-            let (pretraining, reads): (Vec<Stage>, Vec<Stage>) = stages
+            // the first seed's first (every fine-tuning reads it), within a seed the costliest
+            // first (full CLASP runs PC-MoE and two more losses), so that the reads waiting on
+            // them are not left for the end.
+            let (mut pretraining, reads): (Vec<Stage>, Vec<Stage>) = stages
                 .iter()
                 .partition(|s| matches!(s, Stage::Pretrain { .. }));
-            let by_priority: Vec<Stage> = pretraining.into_iter().rev().chain(reads).collect();
-            let seconds = pool.run(&self.root, &by_priority)?;
+            pretraining.sort_by_key(|s| match s {
+                Stage::Pretrain {
+                    variant,
+                    seed_index,
+                } => (*seed_index, !variant.pc_moe, !variant.pseudo_labels),
+                Stage::Read { .. } => unreachable!("partitioned"),
+            });
+            let by_priority: Vec<Stage> = pretraining.into_iter().chain(reads).collect();
+            let mut seconds = pool.run(&by_priority, |s| self.finished(s))?;
+            // The time table lists stages in the report's order, not as they finished.
+            let position = |label: &str| stages.iter().position(|s| s.label() == label);
+            seconds.sort_by_key(|(label, _)| position(label));
+            self.ran_by_pool = seconds.iter().map(|(label, _)| label.clone()).collect();
             self.stage_seconds.extend(seconds);
         }
         let mut pretraining: Vec<PretrainResult> = Vec::new();
@@ -719,7 +777,10 @@ impl Quickstart {
             shipped_teacher: !self.train_teacher,
             stage_seconds: &self.stage_seconds,
             wall_seconds: started.elapsed().as_secs_f64(),
-            parallelism: self.stage_pool.as_ref().map(|p| p.parallelism),
+            parallelism: match self.ran_by_pool.is_empty() {
+                true => None,
+                false => self.stage_pool.as_ref().map(|p| p.parallelism),
+            },
             host_steal: (self.cpu_at_start.zip(CpuTimes::now()))
                 .and_then(|(start, end)| start.steal_share_until(&end)),
             teacher: &quality,

@@ -180,7 +180,7 @@ pub struct Report<'a> {
     pub stage_seconds: &'a [(String, f64)],
     /// This invocation's wall time (stages that run side by side overlap in the table).
     pub wall_seconds: f64,
-    /// How the stages after the labels ran: `None` one after the other in one process.
+    /// How the stages after the labels ran when child processes ran any of them.
     pub parallelism: Option<Parallelism>,
     /// The share of the machine's CPU time a hypervisor took during the run (`None` without
     /// `/proc/stat`).
@@ -436,7 +436,7 @@ impl Report<'_> {
                  their own ({} thread(s) each), so their times overlap.\n",
                 p.jobs, p.threads_per_job
             ),
-            None => ", every stage one after the other.\n".to_string(),
+            None => ".\n".to_string(),
         };
         if let Some(steal) = self.host_steal {
             md += &format!(

@@ -54,17 +54,21 @@ struct Running {
 }
 
 impl StagePool {
-    /// Runs `stages` (in their order of priority; those already finished are skipped), none
-    /// before the stage it needs. Returns each run stage's time-table label and wall seconds. A
-    /// failed stage stops new launches; the running ones finish (their results stay for a
-    /// rerun) and the error names it and its log.
-    pub fn run(&self, root: &Path, stages: &[Stage]) -> Result<Vec<(String, f64)>> {
+    /// Runs `stages` (in their order of priority; those `finished` says are done are skipped),
+    /// none before the stage it needs. Returns each run stage's time-table label and wall
+    /// seconds. A failed stage (or one that could not be started or watched) stops new launches;
+    /// the running ones finish (their results stay for a rerun) and the error names it and its
+    /// log.
+    pub fn run(
+        &self,
+        stages: &[Stage],
+        finished: impl Fn(&Stage) -> bool,
+    ) -> Result<Vec<(String, f64)>> {
         std::fs::create_dir_all(&self.log_dir)
             .with_context(|| format!("creating {}", self.log_dir.display()))?;
-        let finished_on_disk = |s: &Stage| root.join(s.name()).join(s.result_file()).exists();
         let mut done: HashSet<String> = stages
             .iter()
-            .filter(|s| finished_on_disk(s))
+            .filter(|s| finished(s))
             .map(Stage::name)
             .collect();
         let mut pending: Vec<Stage> = stages
@@ -82,7 +86,10 @@ impl StagePool {
                     .position(|s| s.needs().is_none_or(|n| done.contains(&n.name())));
                 let Some(i) = ready else { break };
                 let stage = pending.remove(i);
-                running.push(self.launch(stage)?);
+                match self.launch(stage) {
+                    Ok(r) => running.push(r),
+                    Err(e) => failure = Some(format!("{e:#}")),
+                }
             }
             if running.is_empty() {
                 break;
@@ -90,24 +97,36 @@ impl StagePool {
             std::thread::sleep(Duration::from_millis(200));
             let mut i = 0;
             while i < running.len() {
-                let Some(status) = running[i].child.try_wait()? else {
-                    i += 1;
-                    continue;
+                let status = match running[i].child.try_wait() {
+                    Ok(None) => {
+                        i += 1;
+                        continue;
+                    }
+                    Ok(Some(status)) => Ok(status),
+                    Err(e) => Err(e),
                 };
                 let r = running.swap_remove(i);
                 let secs = r.started.elapsed().as_secs_f64();
                 let name = r.stage.name();
-                if status.success() && finished_on_disk(&r.stage) {
-                    // The stage's own summary line names it.
-                    println!("  {} ({secs:.0} s in all)", last_line(&r.log));
-                    seconds.push((r.stage.label(), secs));
-                    done.insert(name);
-                } else if failure.is_none() {
-                    failure = Some(format!(
-                        "stage {name} failed ({status}); its log, {}, ends:\n{}",
-                        r.log.display(),
-                        tail(&r.log, 20)
-                    ));
+                match status {
+                    Ok(status) if status.success() && finished(&r.stage) => {
+                        // The stage's own summary line names it.
+                        println!("  {} ({secs:.0} s in all)", last_line(&r.log));
+                        seconds.push((r.stage.label(), secs));
+                        done.insert(name);
+                    }
+                    outcome => {
+                        let why = match outcome {
+                            Ok(status) if status.success() => "it left no result".to_string(),
+                            Ok(status) => status.to_string(),
+                            Err(e) => format!("its process could not be watched: {e}"),
+                        };
+                        failure.get_or_insert(format!(
+                            "stage {name} failed ({why}); its log, {}, ends:\n{}",
+                            r.log.display(),
+                            tail(&r.log, 20)
+                        ));
+                    }
                 }
             }
         }
@@ -119,6 +138,20 @@ impl StagePool {
             bail!("stages never became ready: {}", names.join(", "));
         }
         Ok(seconds)
+    }
+
+    /// The parent's arguments with `--stage NAME --parent PID` right after the subcommand, where
+    /// no `--` of the user's can turn them into positional arguments.
+    fn child_args(&self, name: &str) -> Vec<OsString> {
+        let mut args = self.args.clone();
+        let at = args
+            .iter()
+            .position(|a| a == "quickstart")
+            .map_or(args.len(), |i| i + 1);
+        let parent = std::process::id().to_string();
+        let ours = ["--stage", name, "--parent", &parent].map(OsString::from);
+        args.splice(at..at, ours);
+        args
     }
 
     fn launch(&self, stage: Stage) -> Result<Running> {
@@ -133,9 +166,7 @@ impl StagePool {
         let err = out.try_clone()?;
         let threads = self.parallelism.threads_per_job.to_string();
         let child = Command::new(&self.exe)
-            .args(&self.args)
-            .arg("--stage")
-            .arg(&name)
+            .args(self.child_args(&name))
             // candle's element-wise pool and gemm's rayon pool both size themselves from these.
             .env("RAYON_NUM_THREADS", &threads)
             .env("CANDLE_NUM_THREADS", &threads)
@@ -166,16 +197,22 @@ fn last_line(path: &Path) -> String {
     tail(path, 1).trim().to_string()
 }
 
-/// In a child: ends this process when the quickstart that started it is gone (killed), so no
-/// orphan keeps training and holding its run folder; the stage resumes from its last checkpoint
-/// on the next run.
-pub fn exit_with_parent() {
-    let parent = std::os::unix::process::parent_id();
+/// In a child started by the quickstart of process `parent`: ends this process when that
+/// quickstart is gone (killed, even before this one looked), so no orphan keeps training and
+/// holding its run folder; the stage resumes from its last checkpoint on the next run.
+pub fn exit_with_parent(parent: u32) {
+    let gone = move || std::os::unix::process::parent_id() != parent;
+    let stop = || {
+        eprintln!("the quickstart that started this stage is gone: stopping");
+        std::process::exit(130);
+    };
+    if gone() {
+        stop();
+    }
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(1));
-        if std::os::unix::process::parent_id() != parent {
-            eprintln!("the quickstart that started this stage is gone: stopping");
-            std::process::exit(130);
+        if gone() {
+            stop();
         }
     });
 }
@@ -220,7 +257,8 @@ mod tests {
              echo \"$2 finished\"",
             root.display()
         );
-        let seconds = pool(root, &script, 3).run(root, &stages).unwrap();
+        let finished = |s: &Stage| root.join(s.name()).join(s.result_file()).exists();
+        let seconds = pool(root, &script, 3).run(&stages, finished).unwrap();
         assert_eq!(seconds.len(), rest.len());
         let order = std::fs::read_to_string(root.join("order")).unwrap();
         let at = |line: String| order.lines().position(|l| l == line);
@@ -257,7 +295,7 @@ mod tests {
         let root = dir.path();
         let stages = Stage::all(1);
         let e = pool(root, "echo \"$2 cannot read its data\" >&2; exit 3", 1)
-            .run(root, &stages)
+            .run(&stages, |_| false)
             .unwrap_err()
             .to_string();
         let first = stages[0].name();
@@ -269,5 +307,58 @@ mod tests {
             logs, 1,
             "one job at a time: nothing started after the failure"
         );
+    }
+
+    /// When one stage fails, the one running beside it still finishes (its result stays for a
+    /// rerun) and nothing new starts.
+    #[test]
+    fn a_failure_lets_the_running_stage_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let stages = Stage::all(1);
+        let (first, second) = (stages[0].name(), stages[1].name());
+        let script = format!(
+            "cd '{}' && if [ \"$2\" = '{first}' ]; then exit 3; fi; sleep 0.6 && \
+             mkdir -p \"$2\" && touch \"$2/done.json\" && echo \"$2 finished\"",
+            root.display()
+        );
+        let finished = |s: &Stage| root.join(s.name()).join(s.result_file()).exists();
+        let e = pool(root, &script, 2).run(&stages, finished).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("stage {first} failed")),
+            "{e}"
+        );
+        assert!(
+            root.join(&second).join("done.json").exists(),
+            "{second} was cut short"
+        );
+        let logs = std::fs::read_dir(root.join("logs")).unwrap().count();
+        assert_eq!(logs, 2, "nothing started after the failure");
+    }
+
+    #[test]
+    fn the_stage_flag_goes_right_after_the_subcommand() {
+        let mut p = pool(Path::new("/tmp"), "", 1);
+        p.args = ["--set", "a=1", "quickstart", "--fast", "--"]
+            .map(OsString::from)
+            .to_vec();
+        let args: Vec<String> = p
+            .child_args("probe-dino-reid")
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let parent = std::process::id().to_string();
+        let wanted = [
+            "--set",
+            "a=1",
+            "quickstart",
+            "--stage",
+            "probe-dino-reid",
+            "--parent",
+            &parent,
+            "--fast",
+            "--",
+        ];
+        assert_eq!(args, wanted);
     }
 }

@@ -7,9 +7,14 @@ use std::process::Command;
 use crate::common;
 
 fn quickstart(cwd: &std::path::Path, jobs: &str) -> (bool, String) {
+    quickstart_with(cwd, jobs, &[])
+}
+
+fn quickstart_with(cwd: &std::path::Path, jobs: &str, env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(common::plugin_libs::clasp_exe())
         .current_dir(cwd)
         .args(["quickstart", "--fast", "--jobs", jobs])
+        .envs(env.iter().copied())
         .env("CLASP_PLUGIN_PATH", common::plugin_libs::plugin_dir())
         .env_remove("RUST_LOG")
         .output()
@@ -27,8 +32,9 @@ fn quickstart(cwd: &std::path::Path, jobs: &str) -> (bool, String) {
 #[test]
 fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     let tmp = tempfile::tempdir().unwrap();
-    // Two stages at a time, each in a child process.
-    let (ok, log) = quickstart(tmp.path(), "2");
+    // Two stages at a time, each in a child process of one thread (whatever the machine).
+    let one_thread = [("RAYON_NUM_THREADS", "1"), ("CANDLE_NUM_THREADS", "1")];
+    let (ok, log) = quickstart_with(tmp.path(), "2", &one_thread);
     assert!(ok, "{log}");
     assert!(
         log.contains("2 at a time in processes of their own"),
@@ -121,14 +127,72 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     let results = |r: &str| r.split("## Time per stage").next().unwrap().to_string();
     assert_eq!(results(&report), results(&again));
 
-    // The stages run one after the other in one process compute exactly what the child
-    // processes computed (the stages share nothing but files written before them).
+    // The stages run one after the other in one process, on one thread as each child ran,
+    // compute exactly what the child processes computed: the stages share nothing but files
+    // written before them. (The thread count itself changes float sums on larger tiers.)
     let apart = tempfile::tempdir().unwrap();
-    let (ok, log) = quickstart(apart.path(), "1");
+    let (ok, log) = quickstart_with(apart.path(), "1", &one_thread);
     assert!(ok, "{log}");
     assert!(!log.contains("processes of their own"), "{log}");
     let comparisons = |dir: &std::path::Path| {
         std::fs::read_to_string(dir.join("runs/quickstart/comparisons.json")).unwrap()
     };
     assert_eq!(comparisons(tmp.path()), comparisons(apart.path()));
+}
+
+/// A stage running in a child process stops when its quickstart is killed: no orphan keeps
+/// training and holding its run folder (it resumes from its checkpoint on the next run).
+#[test]
+fn killing_the_quickstart_stops_the_stages_it_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut parent = Command::new(common::plugin_libs::clasp_exe())
+        .current_dir(tmp.path())
+        // Pre-training long enough to be running when the quickstart is killed.
+        .args(["quickstart", "--fast", "--jobs", "2"])
+        .args(["--set", "pretrain.epochs=100000"])
+        .env("CLASP_PLUGIN_PATH", common::plugin_libs::plugin_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cwd = tmp.path().canonicalize().unwrap();
+    // The live stage processes started in this folder.
+    let stages = || -> Vec<String> {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .map(|p| p.path())
+            .filter(|p| {
+                let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
+                let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+                let zombie = stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'));
+                String::from_utf8_lossy(&cmd).contains("--stage")
+                    && std::fs::read_link(p.join("cwd")).is_ok_and(|d| d == cwd)
+                    && !zombie
+            })
+            .map(|p| p.display().to_string())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stages().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no stage started");
+        assert!(parent.try_wait().unwrap().is_none(), "the quickstart ended");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    parent.kill().unwrap(); // SIGKILL: the quickstart cannot stop them itself
+    parent.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !stages().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stages outlived their quickstart: {:?}",
+            stages()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
