@@ -690,21 +690,7 @@ impl Quickstart {
                 p.threads_per_job,
                 pool.log_dir.display()
             );
-            // The pool starts stages in this order as they become ready: the pre-trainings first,
-            // the first seed's first (every fine-tuning reads it), within a seed the costliest
-            // first (full CLASP runs PC-MoE and two more losses), so that the reads waiting on
-            // them are not left for the end.
-            let (mut pretraining, reads): (Vec<Stage>, Vec<Stage>) = stages
-                .iter()
-                .partition(|s| matches!(s, Stage::Pretrain { .. }));
-            pretraining.sort_by_key(|s| match s {
-                Stage::Pretrain {
-                    variant,
-                    seed_index,
-                } => (*seed_index, !variant.pc_moe, !variant.pseudo_labels),
-                Stage::Read { .. } => unreachable!("partitioned"),
-            });
-            let by_priority: Vec<Stage> = pretraining.into_iter().chain(reads).collect();
+            let by_priority = Stage::in_pool_order(&stages);
             let mut seconds = pool.run(&by_priority, |s| self.finished(s))?;
             // The time table lists stages in the report's order, not as they finished.
             let position = |label: &str| stages.iter().position(|s| s.label() == label);

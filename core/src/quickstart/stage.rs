@@ -61,6 +61,24 @@ impl Stage {
         stages
     }
 
+    /// `stages` in the order a pool starts them as they become ready: the pre-trainings first,
+    /// the first seed's first (every fine-tuning reads it), within a seed the costliest first
+    /// (full CLASP runs PC-MoE and the two pseudo-label losses, DINO only neither), so that the
+    /// reads waiting on them are not left for the end; then the reads in the report's order.
+    pub fn in_pool_order(stages: &[Stage]) -> Vec<Stage> {
+        let (mut pretraining, reads): (Vec<Stage>, Vec<Stage>) = stages
+            .iter()
+            .partition(|s| matches!(s, Stage::Pretrain { .. }));
+        pretraining.sort_by_key(|s| match s {
+            Stage::Pretrain {
+                variant,
+                seed_index,
+            } => (*seed_index, !variant.pseudo_labels, !variant.pc_moe),
+            Stage::Read { .. } => unreachable!("partitioned"),
+        });
+        pretraining.into_iter().chain(reads).collect()
+    }
+
     /// Its run folder under the quickstart's: `pretrain-<variant>[-seed<k>]`,
     /// `<protocol>-<variant>[-seed<k>]-<task>`.
     pub fn name(&self) -> String {
@@ -167,6 +185,22 @@ mod tests {
         }
         let s = Stage::all(2);
         assert_eq!(s.len(), 2 * 3 + 2 * (4 * 5) + 4 * 4);
+        let first: Vec<String> = Stage::in_pool_order(&s)[..7]
+            .iter()
+            .map(Stage::name)
+            .collect();
+        assert_eq!(
+            first,
+            [
+                "pretrain-clasp",
+                "pretrain-clasp-no-moe",
+                "pretrain-dino",
+                "pretrain-clasp-seed1",
+                "pretrain-clasp-no-moe-seed1",
+                "pretrain-dino-seed1",
+                "probe-scratch-reid",
+            ]
+        );
         assert!(s.iter().any(|s| s.name() == "probe-clasp-seed1-reid"));
         assert!(s.iter().any(|s| s.name() == "pretrain-dino-seed1"));
     }
