@@ -50,6 +50,13 @@ use crate::teacher::labeller::Labeller;
 use crate::teacher::quality::{evaluate_pseudo_labels, QualityReport};
 use crate::teacher::train::{train_teacher, TeacherRun};
 
+/// What a stage leaves.
+enum StageResult {
+    Pretrain(PretrainResult),
+    Probe(ProbeResult),
+    Finetune(TaskResult),
+}
+
 pub struct Quickstart {
     pub root: PathBuf,
     pub budget: Budget,
@@ -600,6 +607,29 @@ impl Quickstart {
         Ok(Some(PathBuf::from(&p.checkpoint)))
     }
 
+    /// Runs (or reuses) one stage; a read takes its backbone from `pretraining`.
+    fn run_one(&self, stage: &Stage, pretraining: &[PretrainResult]) -> Result<StageResult> {
+        Ok(match *stage {
+            Stage::Pretrain {
+                variant,
+                seed_index,
+            } => StageResult::Pretrain(self.pretrain(variant, seed_index)?),
+            Stage::Read {
+                protocol,
+                variant,
+                task,
+                seed_index,
+            } => {
+                let backbone = Self::backbone_of(pretraining, stage)?;
+                let bb = backbone.as_deref();
+                match protocol {
+                    Protocol::Finetune => StageResult::Finetune(self.finetune(variant, task, bb)?),
+                    _ => StageResult::Probe(self.probe(protocol, variant, task, seed_index, bb)?),
+                }
+            }
+        })
+    }
+
     /// One stage named by `--stage NAME` (in a child process of a quickstart that runs
     /// several at a time): its result is left in its run folder, where the quickstart reads it.
     pub fn run_stage(&self, name: &str) -> Result<()> {
@@ -611,38 +641,15 @@ impl Quickstart {
                 names.join(", ")
             );
         };
-        match *stage {
-            Stage::Pretrain {
-                variant,
-                seed_index,
-            } => {
-                self.pretrain(variant, seed_index)?;
-            }
-            Stage::Read {
-                protocol,
-                variant,
-                task,
-                seed_index,
-            } => {
-                let pretraining: Vec<PretrainResult> = stage
-                    .needs()
-                    .and_then(|n| read_json(&self.root.join(n.name()).join(n.result_file())))
-                    .into_iter()
-                    .collect();
-                let backbone = Self::backbone_of(&pretraining, stage)?;
-                match protocol {
-                    Protocol::Finetune => {
-                        self.finetune(variant, task, backbone.as_deref())?;
-                    }
-                    _ => {
-                        let r =
-                            self.probe(protocol, variant, task, seed_index, backbone.as_deref())?;
-                        let values: Vec<String> =
-                            r.values.iter().map(|v| format!("{v:.4}")).collect();
-                        println!("  {name}: test {} {}", r.primary, values.join(" / "));
-                    }
-                }
-            }
+        // A read finds the pre-training it needs on disk, where the quickstart's pool left it.
+        let pretraining: Vec<PretrainResult> = stage
+            .needs()
+            .and_then(|n| read_json(&self.root.join(n.name()).join(n.result_file())))
+            .into_iter()
+            .collect();
+        if let StageResult::Probe(r) = self.run_one(stage, &pretraining)? {
+            let values: Vec<String> = r.values.iter().map(|v| format!("{v:.4}")).collect();
+            println!("  {name}: test {} {}", r.primary, values.join(" / "));
         }
         Ok(())
     }
@@ -726,30 +733,10 @@ impl Quickstart {
                 header = Some(section);
             }
             let label = stage.label();
-            match *stage {
-                Stage::Pretrain {
-                    variant,
-                    seed_index,
-                } => pretraining.push(self.timed(&label, |q| q.pretrain(variant, seed_index))?),
-                Stage::Read {
-                    protocol,
-                    variant,
-                    task,
-                    seed_index,
-                } => {
-                    let backbone = Self::backbone_of(&pretraining, stage)?;
-                    let bb = backbone.as_deref();
-                    match protocol {
-                        Protocol::Finetune => {
-                            results.push(self.timed(&label, |q| q.finetune(variant, task, bb))?)
-                        }
-                        _ => {
-                            probes.push(self.timed(&label, |q| {
-                                q.probe(protocol, variant, task, seed_index, bb)
-                            })?)
-                        }
-                    }
-                }
+            match self.timed(&label, |q| q.run_one(stage, &pretraining))? {
+                StageResult::Pretrain(r) => pretraining.push(r),
+                StageResult::Probe(r) => probes.push(r),
+                StageResult::Finetune(r) => results.push(r),
             }
         }
         println!("[7/7] gradient conflict, intervals and report");
