@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The plugin crates these tests load, built once per test run as shared libraries.
+/// The plugin crates these tests load as shared libraries.
 const PLUGIN_CRATES: [&str; 7] = [
     "clasp-plugin-attribute",
     "clasp-plugin-reid",
@@ -15,29 +15,35 @@ const PLUGIN_CRATES: [&str; 7] = [
     "clasp-test-plugin-old-interface",
 ];
 
-/// `cargo test` builds libraries only as rlibs, so the `cdylib`s are built here, with cargo, into
-/// their own target directory (`target/test-plugins`; the test run holds no lock on it).
+/// The plugins' shared libraries, gathered in a folder of their own. Every plugin crate is a
+/// dev-dependency of this package, so the `cargo test` that built this binary also wrote their
+/// `cdylib`s beside it, in `target/<profile>/deps` (a lib's every crate type is built, even as a
+/// dependency): no second cargo build of the plugins and their dependencies. They are copied
+/// into `target/test-plugin-libs` because tests load every library of the folder they are given,
+/// and `deps` holds other shared objects (proc macros). Each copy is written beside its place
+/// and renamed into it: a test process that mapped the old file keeps its image.
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let target = root.join("target").join("test-plugins");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root)
-            .arg("build")
-            .env("CARGO_TARGET_DIR", &target);
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let deps = exe.parent().expect("the test binary's folder");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = root.join("target").join("test-plugin-libs");
+        std::fs::create_dir_all(&dir).unwrap();
         for c in PLUGIN_CRATES {
-            cmd.args(["-p", c]);
+            let file = format!("lib{}.so", c.replace('-', "_"));
+            let built = deps.join(&file);
+            assert!(
+                built.exists(),
+                "{} was not built: {c} must be a dev-dependency of clasp-tests",
+                built.display()
+            );
+            let partial = dir.join(format!(".{file}.{}", std::process::id()));
+            std::fs::copy(&built, &partial)
+                .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+            std::fs::rename(&partial, dir.join(&file)).unwrap();
         }
-        let status = cmd
-            .status()
-            .expect("running cargo to build the test plugins");
-        assert!(status.success(), "building the plugins failed");
-        target.join("debug")
+        dir
     })
 }
 
