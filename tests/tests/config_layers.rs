@@ -78,6 +78,9 @@ fn environment_layer_and_its_errors() {
     std::env::set_var("CLASP_PLUGIN_PATH", "/not/a/config/key");
     // The fused-ops switch (read by `ops::fused_for`) is not a config key either.
     std::env::set_var("CLASP_COMPOSED_OPS", "1");
+    // Nor are scripts/cuda/setup.sh's settings.
+    std::env::set_var("CLASP_CUDA_CACHE", "/tmp/clasp-cuda");
+    std::env::set_var("CLASP_CUDA_TOOLKIT", "13.0");
     let env = ConfigSources {
         use_env: true,
         ..Default::default()
@@ -93,6 +96,8 @@ fn environment_layer_and_its_errors() {
     std::env::remove_var("CLASP_MODEL__PRESET");
     std::env::remove_var("CLASP_PLUGIN_PATH");
     std::env::remove_var("CLASP_COMPOSED_OPS");
+    std::env::remove_var("CLASP_CUDA_CACHE");
+    std::env::remove_var("CLASP_CUDA_TOOLKIT");
     assert!(
         err.contains("`optim.warmup_steps`") && err.contains("CLASP_"),
         "{err}"

@@ -10,8 +10,16 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::overrides::Overrides;
 use super::schema::Config;
 
-/// Environment variables with the `CLASP_` prefix that are not configuration keys.
-pub const NON_CONFIG_ENV: [&str; 3] = ["PLUGIN_PATH", "LOG", "COMPOSED_OPS"];
+/// Environment variables with the `CLASP_` prefix that are not configuration keys: the plugin
+/// path, logging, the fused-ops switch, and `scripts/cuda/setup.sh`'s cache folder and toolkit
+/// (exported in a CI job, they must not stop every command).
+pub const NON_CONFIG_ENV: [&str; 5] = [
+    "PLUGIN_PATH",
+    "LOG",
+    "COMPOSED_OPS",
+    "CUDA_CACHE",
+    "CUDA_TOOLKIT",
+];
 
 /// Where the layers come from.
 #[derive(Debug, Clone, Default)]
