@@ -7,7 +7,7 @@
 //! `report.md`: every result with its 95 % interval over the test people, beside the image-blind
 //! levels, and the paired differences. Each stage leaves its result on disk; a rerun reuses
 //! finished stages (and an interrupted pre-training or fine-tuning resumes from its last
-//! checkpoint).
+//! checkpoint) that ran under the settings they get now, and runs the others again.
 
 pub mod budget;
 pub mod protocol;
@@ -16,6 +16,7 @@ pub mod results;
 pub mod shipped_teacher;
 pub mod stage;
 pub mod stage_pool;
+pub mod stage_settings;
 pub mod variants;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use self::report::Report;
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::stage::Stage;
 use self::stage_pool::StagePool;
+use self::stage_settings::StageSettings;
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::checkpoint::atomic::{remove_stale_temporaries, TMP_PREFIX};
 use crate::config::overrides::Overrides;
@@ -140,7 +142,12 @@ impl Quickstart {
         ConfigSources {
             file,
             program,
-            overrides: self.user_sets.clone(),
+            // The user's `run.dir` / `run.name` chose the quickstart's folder (`root`); each
+            // stage's run folder is its own name under it.
+            overrides: (self.user_sets.iter())
+                .filter(|s| !names_the_run_folder(s))
+                .cloned()
+                .collect(),
             use_env: true,
         }
         .load()
@@ -166,26 +173,37 @@ impl Quickstart {
         seed: u64,
         what: &str,
     ) -> Result<()> {
-        if out.join("synth.json").exists() {
+        let options = SynthOptions {
+            out: out.to_path_buf(),
+            identities: size.identities,
+            images_per_id: size.images_per_id,
+            cameras: 6,
+            seed,
+            height: hw[0],
+            width: hw[1],
+            jpeg_quality: 90,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let marker = out.join("synth.json");
+        if marker.exists() {
+            // Every later stage (labels, pre-training, every read) stands on these images: a
+            // set rendered otherwise (another tier) is refused, not mixed in or re-rendered.
+            let differs = rendered_otherwise(&marker, &options)?;
+            if !differs.is_empty() {
+                bail!(
+                    "{} was rendered with other settings than this quickstart's ({}): run it in \
+                     another folder (--set run.name=NAME) or delete {}",
+                    out.display(),
+                    differs.join(", "),
+                    self.root.display()
+                );
+            }
             println!("  {what}: reused {}", out.display());
             return Ok(());
         }
         // No completion mark: an interrupted earlier render, whose images must not mix in.
         crate::data::synth::dataset::clear_previous(out)?;
-        let s = generate(
-            &SynthOptions {
-                out: out.to_path_buf(),
-                identities: size.identities,
-                images_per_id: size.images_per_id,
-                cameras: 6,
-                seed,
-                height: hw[0],
-                width: hw[1],
-                jpeg_quality: 90,
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
-            &|_| {},
-        )?;
+        let s = generate(&options, &|_| {})?;
         println!(
             "  {what}: {} images of {} identities ({} train / {} val / {} test) → {}",
             s.images,
@@ -343,13 +361,14 @@ impl Quickstart {
     }
 
     fn pretrain(&self, v: &'static Variant, seed_index: usize) -> Result<PretrainResult> {
-        let name = Self::pretrain_name(v, seed_index);
-        let done = self.root.join(&name).join("done.json");
-        if let Some(r) = read_json::<PretrainResult>(&done) {
-            let stage = Stage::Pretrain {
-                variant: v,
-                seed_index,
-            };
+        let stage = Stage::Pretrain {
+            variant: v,
+            seed_index,
+        };
+        let settings = self.settings_of(&stage)?;
+        let current = self.holds_current_work(&stage, &settings);
+        let done = self.root.join(stage.name()).join("done.json");
+        if let Some(r) = read_json::<PretrainResult>(&done).filter(|_| current) {
             let line = format!(
                 "  pretrain {} seed {seed_index}: reused ({} steps)",
                 v.title, r.steps
@@ -358,7 +377,13 @@ impl Quickstart {
             return Ok(r);
         }
         let config = self.pretrain_config(v, seed_index)?;
-        let run = RunDir::create(&config, Existing::Continue)?;
+        // Work under other settings is moved aside; under these, an interrupted run resumes.
+        let existing = match current {
+            true => Existing::Continue,
+            false => Existing::Overwrite,
+        };
+        let run = RunDir::create(&config, existing)?;
+        settings.save(&run.path)?;
         let start = Instant::now();
         let out = pretrain(&config, &run, &self.device, true)?;
         let last = out.last.as_ref();
@@ -468,15 +493,17 @@ impl Quickstart {
         t: &'static QuickTask,
         backbone: Option<&Path>,
     ) -> Result<TaskResult> {
-        let name = Self::task_run_name(Protocol::Finetune, v, t, 0);
+        let stage = Stage::Read {
+            protocol: Protocol::Finetune,
+            variant: v,
+            task: t,
+            seed_index: 0,
+        };
+        let name = stage.name();
+        let settings = self.settings_of(&stage)?;
+        let current = self.holds_current_work(&stage, &settings);
         let done = self.root.join(&name).join("result.json");
-        if let Some(r) = read_json::<TaskResult>(&done) {
-            let stage = Stage::Read {
-                protocol: Protocol::Finetune,
-                variant: v,
-                task: t,
-                seed_index: 0,
-            };
+        if let Some(r) = read_json::<TaskResult>(&done).filter(|_| current) {
             let line = format!("  {name}: reused ({} {:.4})", r.primary, r.value);
             self.say_reused(&stage, &line);
             return Ok(r);
@@ -485,15 +512,17 @@ impl Quickstart {
         let plugin = find_task(&config.plugins, t.name)?;
         let primary = plugin.spec.primary_metric.to_string();
         // No result: a stage not run yet, or an interrupted one — continued after its last
-        // finished epoch when it left a checkpoint, else started afresh (remains moved aside).
+        // finished epoch when it left a checkpoint under these settings, else started afresh
+        // (remains moved aside).
         let checkpoints = self.root.join(&name).join("checkpoints");
-        let resume = !crate::checkpoint::store::list(&checkpoints)?.is_empty();
+        let resume = current && !crate::checkpoint::store::list(&checkpoints)?.is_empty();
         let existing = if resume {
             Existing::Continue
         } else {
             Existing::Overwrite
         };
         let run = RunDir::create(&config, existing)?;
+        settings.save(&run.path)?;
         let start = Instant::now();
         let how = FinetuneRun {
             resume,
@@ -528,21 +557,25 @@ impl Quickstart {
         seed_index: usize,
         backbone: Option<&Path>,
     ) -> Result<ProbeResult> {
-        let name = Self::task_run_name(protocol, v, t, seed_index);
+        let stage = Stage::Read {
+            protocol,
+            variant: v,
+            task: t,
+            seed_index,
+        };
+        let name = stage.name();
+        let settings = self.settings_of(&stage)?;
         let done = self.root.join(&name).join("result.json");
-        if let Some(r) = read_json::<ProbeResult>(&done) {
-            let stage = Stage::Read {
-                protocol,
-                variant: v,
-                task: t,
-                seed_index,
-            };
+        if let Some(r) =
+            read_json::<ProbeResult>(&done).filter(|_| self.holds_current_work(&stage, &settings))
+        {
             self.say_reused(&stage, &format!("  {name}: reused"));
             return Ok(r);
         }
         let config = self.task_config(protocol, v, t, seed_index)?;
         let plugin = find_task(&config.plugins, t.name)?;
         let run = RunDir::create(&config, Existing::Overwrite)?;
+        settings.save(&run.path)?;
         let start = Instant::now();
         let out = probe(&config, plugin, backbone, &run, &self.device)?;
         let r = ProbeResult {
@@ -571,8 +604,51 @@ impl Quickstart {
         }
     }
 
-    /// Whether `stage` left a result this quickstart can read (as its reuse does).
+    /// The config `stage` runs under.
+    fn config_of(&self, stage: &Stage) -> Result<Config> {
+        match *stage {
+            Stage::Pretrain {
+                variant,
+                seed_index,
+            } => self.pretrain_config(variant, seed_index),
+            Stage::Read {
+                protocol,
+                variant,
+                task,
+                seed_index,
+            } => self.task_config(protocol, variant, task, seed_index),
+        }
+    }
+
+    /// The settings `stage` runs under now, those of the pre-training it reads included.
+    fn settings_of(&self, stage: &Stage) -> Result<StageSettings> {
+        let backbone = stage.needs().map(|p| self.settings_of(&p)).transpose()?;
+        StageSettings::of(&self.config_of(stage)?, stage, backbone)
+    }
+
+    /// Whether `stage`'s folder holds work done under `settings` (to reuse, or to resume);
+    /// says why not when it holds other work, which the stage then moves aside.
+    fn holds_current_work(&self, stage: &Stage, settings: &StageSettings) -> bool {
+        let dir = self.root.join(stage.name());
+        let why = settings.differences(StageSettings::saved(&dir).as_ref());
+        if let Some(why) = &why {
+            if dir.exists() {
+                println!("  {}: {why}: run again", stage.name());
+            }
+        }
+        why.is_none()
+    }
+
+    /// Whether `stage` left a result this quickstart can read (as its reuse does): one made
+    /// under the settings it gets now.
     fn finished(&self, stage: &Stage) -> bool {
+        let current = self.settings_of(stage).is_ok_and(|s| {
+            s.differences(StageSettings::saved(&self.root.join(stage.name())).as_ref())
+                .is_none()
+        });
+        if !current {
+            return false;
+        }
         let file = self.root.join(stage.name()).join(stage.result_file());
         match stage {
             Stage::Pretrain { .. } => read_json::<PretrainResult>(&file).is_some(),
@@ -808,6 +884,39 @@ impl Quickstart {
     }
 }
 
+/// Whether a `--set KEY=VALUE` sets `run.dir` or `run.name`.
+fn names_the_run_folder(set: &str) -> bool {
+    let key = set.split_once('=').map_or(set, |(k, _)| k).trim();
+    matches!(key, "run.dir" | "run.name")
+}
+
+/// The rendering options (all but the output folder and the thread count, which change no
+/// image) in which the set whose `synth.json` is `marker` differs from `wanted`, each with both
+/// values.
+fn rendered_otherwise(marker: &Path, wanted: &SynthOptions) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(marker).with_context(|| format!("reading {}", marker.display()))?;
+    let saved: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", marker.display()))?;
+    let wanted = serde_json::to_value(wanted)?;
+    let mut differs = Vec::new();
+    for key in [
+        "identities",
+        "images_per_id",
+        "cameras",
+        "seed",
+        "height",
+        "width",
+        "jpeg_quality",
+    ] {
+        let was = &saved["options"][key];
+        if *was != wanted[key] {
+            differs.push(format!("{key} {was}, now {}", wanted[key]));
+        }
+    }
+    Ok(differs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::budget::Tier;
@@ -827,7 +936,12 @@ mod tests {
                 &Config::default(),
                 Budget::for_tier(tier),
                 true,
-                vec![format!("optim.lr={user_lr}")],
+                // The quickstart's own folder: no stage's.
+                vec![
+                    format!("optim.lr={user_lr}"),
+                    "run.name=\"mine\"".into(),
+                    " run.dir = \"elsewhere\"".into(),
+                ],
                 Device::Cpu,
             );
             q.teacher_config().unwrap();
@@ -835,6 +949,7 @@ mod tests {
                 if v.pretrained {
                     let c = q.pretrain_config(v, 1).unwrap();
                     assert_eq!(c.run.name, format!("pretrain-{}-seed1", v.key));
+                    assert_eq!(Path::new(&c.run.dir), dir.path().join(&name));
                     assert_eq!(c.run.seed, 1);
                     assert_eq!(c.optim.lr, user_lr);
                 }

@@ -138,6 +138,55 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
         std::fs::read_to_string(dir.join("runs/quickstart/comparisons.json")).unwrap()
     };
     assert_eq!(comparisons(tmp.path()), comparisons(apart.path()));
+
+    // A rerun under other settings runs again exactly the stages that read them (the old
+    // folder moved aside), and refuses data rendered for another tier.
+    let out = Command::new(common::plugin_libs::clasp_exe())
+        .current_dir(tmp.path())
+        .args([
+            "quickstart",
+            "--fast",
+            "--jobs",
+            "1",
+            "--set",
+            "probe.seeds=1",
+        ])
+        .env("CLASP_PLUGIN_PATH", common::plugin_libs::plugin_dir())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(
+            "probe-clasp-reid: ran under other settings: `probe.seeds` (saved 2, now 1): run again"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("pretrain (d) CLASP seed 0: reused"), "{log}");
+    assert!(log.contains("finetune-clasp-reid: reused"), "{log}");
+    assert!(!log.contains("probe-clasp-reid: reused"), "{log}");
+    let probe: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("probe-clasp-reid/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(probe["values"].as_array().unwrap().len(), 1, "{probe}");
+    let (ok, log) = {
+        let out = Command::new(common::plugin_libs::clasp_exe())
+            .current_dir(tmp.path())
+            .args(["quickstart", "--budget", "quick"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert!(!ok);
+    assert!(
+        log.contains("runs/quickstart/data was rendered with other settings")
+            && log.contains("identities 20, now 300"),
+        "{log}"
+    );
 }
 
 /// A stage running in a child process stops when its quickstart is killed: no orphan keeps
