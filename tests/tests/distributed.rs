@@ -288,3 +288,101 @@ fn a_command_that_is_not_data_parallel_is_refused_under_mpirun() {
         "nothing written"
     );
 }
+
+/// Two ranks whose data folders list different validation images (same settings, same number
+/// of training images: each rank reads `attributes` in its own working directory, one with an
+/// image renamed) would share the evaluation out by position over different lists: refused
+/// before any step, naming the list.
+#[test]
+fn ranks_listing_different_validation_images_are_refused() {
+    let data = attribute_data();
+    let copies = tempfile::tempdir().unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    for rank in ["a", "b"] {
+        std::fs::create_dir(copies.path().join(rank)).unwrap();
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(data.path().join("attributes"))
+            .arg(copies.path().join(rank))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+    // Rank b's first validation image under another name, in its list and on disk.
+    let b = copies.path().join("b/attributes");
+    let val = std::fs::read_to_string(b.join("val.csv")).unwrap();
+    let first = val
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let renamed = format!("renamed_{first}");
+    std::fs::write(b.join("val.csv"), val.replacen(&first, &renamed, 1)).unwrap();
+    std::fs::rename(
+        b.join("images").join(&first),
+        b.join("images").join(&renamed),
+    )
+    .unwrap();
+
+    let mut cmd = mpirun();
+    for (i, rank) in ["a", "b"].into_iter().enumerate() {
+        if i > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", "-wdir"])
+            .arg(copies.path().join(rank))
+            .arg(clasp_exe());
+        nano_finetune_args(
+            &mut cmd,
+            "attribute",
+            Path::new("attributes"),
+            runs.path(),
+            &["run.name=\"lists\""],
+        );
+    }
+    let o = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{log}");
+    assert!(log.contains("list different validation samples"), "{log}");
+}
+
+/// A torchrun-style launch (RANK, WORLD_SIZE, …) sums over NCCL: a build without it refuses,
+/// saying how to launch instead, and a missing variable is named — before anything is written.
+#[test]
+fn a_torchrun_style_launch_names_what_it_lacks() {
+    let data = attribute_data();
+    let runs = tempfile::tempdir().unwrap();
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(clasp_exe());
+        nano_finetune_args(
+            &mut cmd,
+            "attribute",
+            &data.path().join("attributes"),
+            runs.path(),
+            &[],
+        );
+        let o = cmd.envs(vars.iter().copied()).output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let full = [
+        ("WORLD_SIZE", "2"),
+        ("RANK", "0"),
+        ("LOCAL_RANK", "0"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", "29500"),
+    ];
+    // The tests' `clasp` is built with MPI, without NCCL.
+    let err = run(&full);
+    assert!(err.contains("built without NCCL"), "{err}");
+    assert!(err.contains("mpirun -np 2"), "{err}");
+    let err = run(&full[..2]);
+    assert!(err.contains("LOCAL_RANK is not set"), "{err}");
+    assert!(
+        std::fs::read_dir(runs.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}

@@ -116,7 +116,7 @@ fn check_nccl(device: &Device) -> Result<bool> {
         let gap = crate::distributed::nccl_self_test(device)?;
         let ok = gap == 0.0;
         println!(
-            "nccl all-reduce, world of one: largest change {gap:.1e}  {}",
+            "nccl all-reduce and host collectives (sum, broadcast, gather), world of one: largest change {gap:.1e}  {}",
             if ok { "ok" } else { "FAILED" }
         );
         return Ok(ok);

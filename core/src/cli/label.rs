@@ -32,9 +32,10 @@ pub struct LabelArgs {
 pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
     let config = g.load()?;
     super::warn_unused_precision(&config, "label");
-    let device = device_for_rank(&config.run.device, &crate::distributed::world())?;
-    // Under mpirun every process is one `--shard rank/size` worker of the same cache.
     let world = crate::distributed::world();
+    let device = device_for_rank(&config.run.device, &world)?;
+    world.join_gpus(&device)?;
+    // Under mpirun every process is one `--shard rank/size` worker of the same cache.
     let shards = match (&args.shard, world.size) {
         (Some(s), 1) => ShardSelection::parse(s)?,
         (None, 1) => ShardSelection::ALL,

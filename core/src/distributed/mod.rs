@@ -3,9 +3,12 @@
 //!
 //! A job started by an MPI launcher (`mpirun`, `mpiexec`, `srun --mpi=pmix`) in a binary built
 //! with `--features mpi` is a world of as many processes as the launcher started, joined over the
-//! system's MPI. Anything else — no feature, or no launcher — is a world of one, where every
-//! collective returns its input and costs nothing. The world is set up once by [`init`] at the
-//! start of `main` and ended by [`finish`].
+//! system's MPI. A job started torchrun-style (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`,
+//! `MASTER_PORT`: torchrun, Kubeflow's PyTorchJob, many Slurm scripts) in a binary built with
+//! `--features nccl` is joined over NCCL alone, on the GPUs (see [`torchrun`]). Anything else — no
+//! feature, or no launcher — is a world of one, where every collective returns its input and
+//! costs nothing. The world is set up once by [`init`] at the start of `main` and ended by
+//! [`finish`].
 //!
 //! Every collective must be called by every process of the world in the same order: a process
 //! that skips one leaves the others waiting in it. Training code therefore makes every decision
@@ -17,6 +20,7 @@ mod mpi_backend;
 #[cfg(feature = "nccl")]
 mod nccl_backend;
 pub mod record_bytes;
+pub mod torchrun;
 #[cfg(feature = "nccl")]
 pub use nccl_backend::self_test as nccl_self_test;
 
@@ -44,6 +48,9 @@ enum Backend {
     Single,
     #[cfg(feature = "mpi")]
     Mpi,
+    /// Launched torchrun-style: every collective runs on the GPUs over NCCL.
+    #[cfg(feature = "nccl")]
+    Nccl,
 }
 
 static WORLD: OnceLock<World> = OnceLock::new();
@@ -58,7 +65,7 @@ pub fn seconds_in_collectives() -> f64 {
 }
 
 /// Runs one collective, counting its time.
-#[cfg(feature = "mpi")]
+#[cfg(any(feature = "mpi", feature = "nccl"))]
 fn timed<T>(collective: impl FnOnce() -> T) -> T {
     let start = std::time::Instant::now();
     let out = collective();
@@ -87,19 +94,46 @@ pub fn launched_by_mpi() -> bool {
     })
 }
 
-/// Joins the job's world: over MPI when a launcher started this process, else a world of one.
-/// A launcher without MPI support in the binary is an error (the processes would each train
-/// alone, unaware of one another, and write over each other's run folder).
+/// Joins the job's world: over MPI when an MPI launcher started this process, over NCCL when
+/// it was started torchrun-style, else a world of one. A launcher whose backend the binary lacks
+/// is an error (the processes would each train alone, unaware of one another, and write over
+/// each other's run folder).
 pub fn init() -> Result<World> {
-    let world = match launched_by_mpi() {
-        false => World::single(),
+    let mpi = launched_by_mpi();
+    // An MPI launch wins over torchrun's variables (which a job script may also export).
+    let torchrun = match mpi {
+        true => None,
+        false => torchrun::Launch::from_env()?,
+    };
+    let world = match (mpi, torchrun) {
+        (false, None) => World::single(),
         #[cfg(feature = "mpi")]
-        true => mpi_backend::init()?,
+        (true, _) => mpi_backend::init()?,
         #[cfg(not(feature = "mpi"))]
-        true => anyhow::bail!(
+        (true, _) => anyhow::bail!(
             "started by an MPI launcher, but this `clasp` was built without MPI: rebuild with \
              `cargo build --release --features mpi` (needs libopenmpi-dev or MPICH), or run it \
              without mpirun"
+        ),
+        #[cfg(feature = "nccl")]
+        (false, Some(launch)) => {
+            launch.export_comm_id();
+            World {
+                rank: launch.rank,
+                size: launch.size,
+                local_rank: launch.local_rank,
+                backend: Backend::Nccl,
+            }
+        }
+        #[cfg(not(feature = "nccl"))]
+        (false, Some(launch)) => anyhow::bail!(
+            "started torchrun-style as rank {} of {} (RANK, WORLD_SIZE), but this `clasp` was \
+             built without NCCL, which such a job's processes sum over: rebuild with \
+             `--features nccl` to train on GPUs, or launch with `mpirun -np {}` (a build with \
+             `--features mpi`, on CPUs or GPUs)",
+            launch.rank,
+            launch.size,
+            launch.size
         ),
     };
     WORLD
@@ -123,6 +157,9 @@ pub fn finish(succeeded: bool) {
         Backend::Single => {}
         #[cfg(feature = "mpi")]
         Backend::Mpi => mpi_backend::finish(succeeded),
+        // The launcher (torchrun) stops the other processes when one fails.
+        #[cfg(feature = "nccl")]
+        Backend::Nccl => {}
     }
 }
 
@@ -156,6 +193,8 @@ impl World {
             Backend::Single => Ok(()),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(|| mpi_backend::sum_f32(values)),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::sum_host(values)),
         }
     }
 
@@ -166,6 +205,8 @@ impl World {
             Backend::Single => Ok(()),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(|| mpi_backend::sum_f64(values)),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::sum_host(values)),
         }
     }
 
@@ -183,6 +224,8 @@ impl World {
             Backend::Single => Ok(()),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(|| mpi_backend::broadcast_f32(values)),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::broadcast_host(values)),
         }
     }
 
@@ -193,6 +236,8 @@ impl World {
             Backend::Single => Ok(()),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(|| mpi_backend::broadcast_bytes(bytes)),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::broadcast_host(bytes)),
         }
     }
 
@@ -268,14 +313,28 @@ impl World {
     }
 
     /// Sets up the GPU collectives on this rank's `device` when the job spans several processes
-    /// and the build has NCCL; otherwise nothing (sums then go through the host over MPI).
+    /// and the build has NCCL; otherwise nothing (sums then go through the host over MPI). A
+    /// torchrun-style job has no other collectives: it must call this before any, on a GPU.
     #[cfg_attr(not(feature = "nccl"), allow(unused_variables))]
     pub fn join_gpus(&self, device: &candle_core::Device) -> Result<()> {
         #[cfg(feature = "nccl")]
-        if self.size > 1 && device.is_cuda() {
-            nccl_backend::init(self, device, |id| self.broadcast_bytes(&mut id[..]))?;
-            tracing::debug!("NCCL rank {} of {} on {device:?}", self.rank, self.size);
+        match self.backend {
+            Backend::Nccl if !device.is_cuda() => anyhow::bail!(
+                "a torchrun-style job (RANK, WORLD_SIZE) sums over NCCL, on GPUs: set \
+                 run.device = \"cuda\", or launch on CPUs with `mpirun -np {}`",
+                self.size
+            ),
+            // Every rank reads the same NCCL_COMM_ID, so every rank makes the same id.
+            Backend::Nccl => nccl_backend::init(self, device, nccl_backend::IdFrom::Environment)?,
+            _ if self.size > 1 && device.is_cuda() => nccl_backend::init(
+                self,
+                device,
+                nccl_backend::IdFrom::RankZero(&|id| self.broadcast_bytes(&mut id[..])),
+            )?,
+            _ => return Ok(()),
         }
+        #[cfg(feature = "nccl")]
+        tracing::debug!("NCCL rank {} of {} on {device:?}", self.rank, self.size);
         Ok(())
     }
 
@@ -307,6 +366,8 @@ impl World {
             Backend::Single => Ok(Some(vec![mine])),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(|| mpi_backend::gather_bytes(&mine)),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::gather_bytes(self, &mine)),
         }
     }
 
@@ -316,6 +377,8 @@ impl World {
             Backend::Single => Ok(()),
             #[cfg(feature = "mpi")]
             Backend::Mpi => timed(mpi_backend::barrier),
+            #[cfg(feature = "nccl")]
+            Backend::Nccl => timed(|| nccl_backend::sum_host(&mut [0f32])),
         }
     }
 }
