@@ -36,7 +36,8 @@ fn main() -> std::process::ExitCode {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .init();
-    let outcome = clasp_core::distributed::init().and_then(|_| run(cli));
+    let outcome =
+        clasp_core::distributed::init(cli.command.is_data_parallel()).and_then(|_| run(cli));
     if let Err(e) = &outcome {
         eprintln!("error: {e:#}");
     }

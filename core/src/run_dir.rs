@@ -253,6 +253,21 @@ pub fn config_hash(toml_text: &str) -> String {
     format!("{:x}", Sha256::digest(toml_text.as_bytes()))
 }
 
+/// Why `config`'s run folder cannot be continued under `config`: the keys in which the saved
+/// state's settings differ (what [`RunDir::create`] refuses to continue); `None` when it holds no
+/// saved state or holds it under these settings.
+pub fn saved_state_of_other_settings(config: &Config) -> Result<Option<String>> {
+    let path = Path::new(&config.run.dir).join(&config.run.name);
+    let saved = std::fs::read_dir(path.join("checkpoints")).is_ok_and(|mut d| d.next().is_some());
+    if !saved {
+        return Ok(None);
+    }
+    let text = to_toml(config)?;
+    let old =
+        as_written_now(&std::fs::read_to_string(path.join(RESOLVED_CONFIG)).unwrap_or_default());
+    Ok((old != text).then(|| what_differs(&old, &text)))
+}
+
 /// A saved resolved config as this version writes it, so settings added since it was saved
 /// take their defaults rather than differ; the text itself when it no longer parses.
 fn as_written_now(text: &str) -> String {

@@ -34,7 +34,10 @@ pub fn run(g: &GlobalArgs, args: LabelArgs) -> Result<()> {
     super::warn_unused_precision(&config, "label");
     let world = crate::distributed::world();
     let device = device_for_rank(&config.run.device, &world)?;
-    world.join_gpus(&device)?;
+    // Labelling sums nothing on the GPU; a torchrun-style job's few host collectives do.
+    if world.collectives_need_gpus() {
+        world.join_gpus(&device)?;
+    }
     // Under mpirun every process is one `--shard rank/size` worker of the same cache.
     let shards = match (&args.shard, world.size) {
         (Some(s), 1) => ShardSelection::parse(s)?,

@@ -171,14 +171,20 @@ pub enum ConfigCommand {
     Show,
 }
 
+impl Command {
+    /// Whether the command runs on every process of a data-parallel job.
+    pub fn is_data_parallel(&self) -> bool {
+        matches!(
+            self,
+            Command::Finetune(_) | Command::Pretrain(_) | Command::Label(_)
+        )
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     let world = crate::distributed::world();
-    let parallel = matches!(
-        cli.command,
-        Command::Finetune(_) | Command::Pretrain(_) | Command::Label(_)
-    );
-    if world.size > 1 && !parallel {
+    if world.size > 1 && !cli.command.is_data_parallel() {
         anyhow::bail!(
             "started as one of {} processes: of the `clasp` commands only `pretrain`, `finetune` \
              and `label` run on several processes so far; run this one without mpirun",

@@ -71,7 +71,7 @@ impl Provider for KeyValues {
 }
 
 /// The parts of a dotted key as TOML reads one: `plugins.sha256."libx.so"` is three parts.
-fn key_parts(key: &str) -> Result<Vec<String>> {
+pub(crate) fn key_parts(key: &str) -> Result<Vec<String>> {
     let not_a_key = || anyhow!("`{key}` is not a dotted key such as model.preset");
     let mut table =
         toml::from_str::<toml::Table>(&format!("{key} = 0")).map_err(|_| not_a_key())?;

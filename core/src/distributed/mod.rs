@@ -95,13 +95,15 @@ pub fn launched_by_mpi() -> bool {
 }
 
 /// Joins the job's world: over MPI when an MPI launcher started this process, over NCCL when
-/// it was started torchrun-style, else a world of one. A launcher whose backend the binary lacks
-/// is an error (the processes would each train alone, unaware of one another, and write over
-/// each other's run folder).
-pub fn init() -> Result<World> {
+/// it was started torchrun-style for a `data_parallel` command, else a world of one. A launcher
+/// whose backend the binary lacks is an error (the processes would each train alone, unaware of
+/// one another, and write over each other's run folder).
+pub fn init(data_parallel: bool) -> Result<World> {
     let mpi = launched_by_mpi();
-    // An MPI launch wins over torchrun's variables (which a job script may also export).
-    let torchrun = match mpi {
+    // An MPI launch wins over torchrun's variables (which a job script may also export); and
+    // those variables concern only the commands that run data parallel (a `clasp synth` called
+    // from inside a torchrun worker is one process of its own).
+    let torchrun = match mpi || !data_parallel {
         true => None,
         false => torchrun::Launch::from_env()?,
     };
@@ -310,6 +312,16 @@ impl World {
             );
         }
         Ok(())
+    }
+
+    /// Whether every collective of this job runs on the GPUs (a torchrun-style launch): then
+    /// [`World::join_gpus`] must come before any.
+    pub fn collectives_need_gpus(&self) -> bool {
+        #[cfg(feature = "nccl")]
+        if self.backend == Backend::Nccl {
+            return true;
+        }
+        false
     }
 
     /// Sets up the GPU collectives on this rank's `device` when the job spans several processes

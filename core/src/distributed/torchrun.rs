@@ -1,11 +1,12 @@
 //! A job launched torchrun-style: each process learns its place from `RANK`, `WORLD_SIZE` and
 //! `LOCAL_RANK`, and rank 0's address from `MASTER_ADDR` / `MASTER_PORT` — what torchrun,
-//! Kubeflow's PyTorchJob and many Slurm scripts set. Such a job has no MPI: its processes meet
-//! through NCCL's own bootstrap, rank 0 listening at `NCCL_COMM_ID` (`host:port`), which every
-//! rank's `ncclGetUniqueId` reads, so every rank makes the same id without a broadcast. Where
-//! `NCCL_COMM_ID` is unset it is `MASTER_ADDR:MASTER_PORT`; under torchrun itself, whose agent
-//! holds `MASTER_PORT` for its own store, set `NCCL_COMM_ID` to another free port of rank 0's
-//! host.
+//! Kubeflow's PyTorchJob (without `LOCAL_RANK`: one process per pod, so 0) and many Slurm
+//! scripts set. Such a job has no MPI: its processes meet through NCCL's own bootstrap, rank 0
+//! listening at `NCCL_COMM_ID` (`host:port`), which every rank's `ncclGetUniqueId` reads, so
+//! every rank makes the same id without a broadcast. Where `NCCL_COMM_ID` is unset it is
+//! `MASTER_ADDR:MASTER_PORT`, except under torchrun itself (`TORCHELASTIC_RUN_ID` set), whose
+//! agent holds `MASTER_PORT` for its own store: there `NCCL_COMM_ID` must name another free port
+//! of rank 0's host.
 
 use anyhow::{bail, Result};
 
@@ -44,22 +45,34 @@ impl Launch {
             number(name)?.ok_or_else(|| {
                 anyhow::anyhow!(
                     "WORLD_SIZE={size} (a torchrun-style job) but {name} is not set: set RANK, \
-                     LOCAL_RANK, MASTER_ADDR and MASTER_PORT on every process"
+                     MASTER_ADDR and MASTER_PORT (and LOCAL_RANK, where several processes share \
+                     a machine) on every process"
                 )
             })
         };
         let rank = required("RANK")?;
-        let local_rank = required("LOCAL_RANK")?;
+        // Kubeflow's PyTorchJob runs one process per pod and sets no LOCAL_RANK.
+        let local_rank = number("LOCAL_RANK")?.unwrap_or(0);
         if rank >= size {
             bail!("RANK={rank} is not below WORLD_SIZE={size}");
         }
         let comm_id = match (var("NCCL_COMM_ID"), var("MASTER_ADDR"), var("MASTER_PORT")) {
             (Some(id), _, _) => id,
+            (None, ..) if var("TORCHELASTIC_RUN_ID").is_some() => bail!(
+                "started by torchrun, whose agent holds MASTER_PORT for its own store: set \
+                 NCCL_COMM_ID=host:port to another free port of rank 0's host (every process \
+                 the same), where the processes meet"
+            ),
             (None, Some(addr), Some(port)) => {
                 if port.trim().parse::<u16>().is_err() {
                     bail!("MASTER_PORT={port:?} is not a port number");
                 }
-                format!("{}:{}", addr.trim(), port.trim())
+                let addr = addr.trim();
+                // An IPv6 address is bracketed before its port.
+                match addr.contains(':') && !addr.starts_with('[') {
+                    true => format!("[{addr}]:{}", port.trim()),
+                    false => format!("{addr}:{}", port.trim()),
+                }
             }
             (None, addr, _) => bail!(
                 "WORLD_SIZE={size} (a torchrun-style job) but {} is not set: rank 0's host and \
@@ -100,8 +113,8 @@ mod tests {
     }
 
     /// No `WORLD_SIZE`, or one process, is no job; a full set of variables is one (rank 0's
-    /// address from MASTER_ADDR:MASTER_PORT unless NCCL_COMM_ID says otherwise); a missing or
-    /// malformed variable is named.
+    /// address from MASTER_ADDR:MASTER_PORT unless NCCL_COMM_ID says otherwise, which torchrun
+    /// itself needs); LOCAL_RANK defaults to 0; a missing or malformed variable is named.
     #[test]
     fn torchrun_variables_are_read_and_a_missing_one_is_named() -> Result<()> {
         assert_eq!(launch(&[])?, None);
@@ -119,9 +132,23 @@ mod tests {
         let mut own_id = full.to_vec();
         own_id.push(("NCCL_COMM_ID", "node0:29511"));
         assert_eq!(launch(&own_id)?.unwrap().comm_id, "node0:29511");
+        let pod: Vec<_> = full
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "LOCAL_RANK")
+            .collect();
+        assert_eq!(launch(&pod)?.unwrap().local_rank, 0);
+        let mut v6 = full.to_vec();
+        v6[3] = ("MASTER_ADDR", "fd00::1");
+        assert_eq!(launch(&v6)?.unwrap().comm_id, "[fd00::1]:29500");
+        let mut torchrun = full.to_vec();
+        torchrun.push(("TORCHELASTIC_RUN_ID", "job7"));
+        let err = launch(&torchrun).unwrap_err().to_string();
+        assert!(err.contains("set NCCL_COMM_ID"), "{err}");
+        torchrun.push(("NCCL_COMM_ID", "node0:29501"));
+        assert_eq!(launch(&torchrun)?.unwrap().comm_id, "node0:29501");
         for (without, named) in [
             ("RANK", "RANK is not set"),
-            ("LOCAL_RANK", "LOCAL_RANK is not set"),
             ("MASTER_ADDR", "MASTER_ADDR is not set"),
             ("MASTER_PORT", "MASTER_PORT is not set"),
         ] {

@@ -32,7 +32,7 @@ use self::report::Report;
 use self::results::{read_json, write_json, PretrainResult, ProbeResult, TaskResult};
 use self::stage::Stage;
 use self::stage_pool::StagePool;
-use self::stage_settings::StageSettings;
+use self::stage_settings::{Backbone, StageSettings};
 use self::variants::{QuickTask, Variant, TASKS, TEACHER_RECIPE, VARIANTS};
 use crate::checkpoint::atomic::{remove_stale_temporaries, TMP_PREFIX};
 use crate::config::overrides::Overrides;
@@ -48,7 +48,7 @@ use crate::probe::probe;
 use crate::proc_stat::CpuTimes;
 use crate::run_dir::{Existing, RunDir};
 use crate::teacher::label_job::{run_label, LabelRequest, ShardSelection};
-use crate::teacher::labeller::Labeller;
+use crate::teacher::labeller::{teacher_fingerprint, Labeller};
 use crate::teacher::quality::{evaluate_pseudo_labels, QualityReport};
 use crate::teacher::train::{train_teacher, TeacherRun};
 
@@ -250,6 +250,27 @@ impl Quickstart {
     fn teacher(&self) -> Result<()> {
         let out = self.teacher_dir();
         if out.join("training.json").exists() {
+            // The pool's labels stand on this teacher: one of another kind is refused, not
+            // replaced under them.
+            let shipped = teacher_fingerprint(&out)? == shipped_teacher::FINGERPRINT;
+            if shipped == self.train_teacher {
+                let (holds, asks) = match shipped {
+                    true => (
+                        "the shipped teacher",
+                        "one trained in the run (--train-teacher)",
+                    ),
+                    false => ("a teacher trained in the run", "the shipped one"),
+                };
+                bail!(
+                    "{} holds {holds} and this quickstart asks for {asks}: run it in another \
+                     folder (--set run.name=NAME), or {} as the folder was made",
+                    out.display(),
+                    match shipped {
+                        true => "drop --train-teacher to continue",
+                        false => "pass --train-teacher to continue",
+                    }
+                );
+            }
             println!("  teacher: reused {}", out.display());
             return Ok(());
         }
@@ -378,10 +399,7 @@ impl Quickstart {
         }
         let config = self.pretrain_config(v, seed_index)?;
         // Work under other settings is moved aside; under these, an interrupted run resumes.
-        let existing = match current {
-            true => Existing::Continue,
-            false => Existing::Overwrite,
-        };
+        let existing = self.opening(&stage, current, &config)?;
         let run = RunDir::create(&config, existing)?;
         settings.save(&run.path)?;
         let start = Instant::now();
@@ -515,12 +533,11 @@ impl Quickstart {
         // finished epoch when it left a checkpoint under these settings, else started afresh
         // (remains moved aside).
         let checkpoints = self.root.join(&name).join("checkpoints");
-        let resume = current && !crate::checkpoint::store::list(&checkpoints)?.is_empty();
-        let existing = if resume {
-            Existing::Continue
-        } else {
-            Existing::Overwrite
+        let existing = match crate::checkpoint::store::list(&checkpoints)?.is_empty() {
+            true => Existing::Overwrite,
+            false => self.opening(&stage, current, &config)?,
         };
+        let resume = existing == Existing::Continue;
         let run = RunDir::create(&config, existing)?;
         settings.save(&run.path)?;
         let start = Instant::now();
@@ -620,10 +637,41 @@ impl Quickstart {
         }
     }
 
-    /// The settings `stage` runs under now, those of the pre-training it reads included.
+    /// The settings `stage` runs under now, those of the pre-training it reads (and the result
+    /// that one left) included.
     fn settings_of(&self, stage: &Stage) -> Result<StageSettings> {
-        let backbone = stage.needs().map(|p| self.settings_of(&p)).transpose()?;
+        let backbone = match stage.needs() {
+            Some(p) => Some(Backbone {
+                settings: self.settings_of(&p)?,
+                result: std::fs::read(self.root.join(p.name()).join(p.result_file()))
+                    .ok()
+                    .map(|bytes| crate::run_dir::config_hash(&String::from_utf8_lossy(&bytes))),
+            }),
+            None => None,
+        };
         StageSettings::of(&self.config_of(stage)?, stage, backbone)
+    }
+
+    /// How `stage`'s run opens its folder: an interrupted run continues only under the very
+    /// settings it saved its state with (any key, read by the stage or not, as `--resume`
+    /// demands); anything else starts afresh, the old folder moved aside.
+    fn opening(&self, stage: &Stage, current: bool, config: &Config) -> Result<Existing> {
+        if !current {
+            return Ok(Existing::Overwrite);
+        }
+        Ok(
+            match crate::run_dir::saved_state_of_other_settings(config)? {
+                None => Existing::Continue,
+                Some(why) => {
+                    println!(
+                        "  {}: its interrupted run saved its state under other settings ({why}): \
+                     starting afresh",
+                        stage.name()
+                    );
+                    Existing::Overwrite
+                }
+            },
+        )
     }
 
     /// Whether `stage`'s folder holds work done under `settings` (to reuse, or to resume);
@@ -884,10 +932,14 @@ impl Quickstart {
     }
 }
 
-/// Whether a `--set KEY=VALUE` sets `run.dir` or `run.name`.
+/// Whether a `--set KEY=VALUE` sets `run.dir` or `run.name` (however the key is quoted or
+/// spaced).
 fn names_the_run_folder(set: &str) -> bool {
-    let key = set.split_once('=').map_or(set, |(k, _)| k).trim();
-    matches!(key, "run.dir" | "run.name")
+    let parts = crate::config::load::parse_override(set)
+        .ok()
+        .and_then(|(key, _)| crate::config::load::key_parts(&key).ok())
+        .unwrap_or_default();
+    matches!(&parts[..], [run, key] if run == "run" && (key == "dir" || key == "name"))
 }
 
 /// The rendering options (all but the output folder and the thread count, which change no
@@ -940,7 +992,7 @@ mod tests {
                 vec![
                     format!("optim.lr={user_lr}"),
                     "run.name=\"mine\"".into(),
-                    " run.dir = \"elsewhere\"".into(),
+                    " \"run\" . dir = \"elsewhere\"".into(),
                 ],
                 Device::Cpu,
             );

@@ -1,9 +1,12 @@
 //! The settings a quickstart stage ran under, kept in its folder: a rerun reuses a finished
 //! stage, and resumes an interrupted one, only when they are the settings the stage gets now.
 //! Otherwise the stage runs again (its old folder moved aside), so a changed budget, `--set` or
-//! default never puts numbers of other settings in the report. Compared are the config sections
-//! the stage reads and, for a read of a pre-trained backbone, that pre-training's settings; not
-//! the code (a binary that computes otherwise under the same settings reuses old results).
+//! default does not leave results of other settings in the report. Compared are the config
+//! sections the stage reads and, for a read of a pre-trained backbone, that pre-training's
+//! settings and the result it left (a pre-training run again under the same settings gives its
+//! reads a new backbone). Not compared: the code (a binary that computes otherwise under the same
+//! settings reuses old results) and what the stages before pre-training made — the synthetic sets
+//! and the teacher are checked where they are made, the label cache by its own settings check.
 
 use std::path::Path;
 
@@ -28,13 +31,25 @@ pub struct StageSettings {
     pub config: Value,
     /// The settings of the pre-training whose checkpoint the stage reads.
     pub backbone: Option<Box<StageSettings>>,
+    /// sha256 of the result that pre-training left (`done.json`: its checkpoint, steps, losses,
+    /// seconds), so a pre-training run again gives its reads a new backbone.
+    #[serde(default)]
+    pub backbone_result: Option<String>,
+}
+
+/// What a read's backbone is: the pre-training's settings and the result it left.
+pub struct Backbone {
+    pub settings: StageSettings,
+    /// sha256 of its `done.json`; `None` while it has not finished.
+    pub result: Option<String>,
 }
 
 /// The config sections a stage never reads: a change there leaves its result valid (probe
-/// epochs do not make pre-training run again).
+/// epochs do not make pre-training run again). The teacher and the labels were made before any
+/// stage: pre-training reads the label cache and the teacher's folder, not their settings.
 fn unread_sections(stage: &Stage) -> &'static [&'static str] {
     match stage {
-        Stage::Pretrain { .. } => &["finetune", "probe", "task"],
+        Stage::Pretrain { .. } => &["finetune", "probe", "task", "teacher", "label"],
         // Fine-tuning and probes read a checkpoint, not the labels or the teacher that made it
         // (the teacher's text embeds a new task prompt through `model.prompts.teacher`).
         Stage::Read {
@@ -46,19 +61,31 @@ fn unread_sections(stage: &Stage) -> &'static [&'static str] {
 }
 
 impl StageSettings {
-    /// `stage`'s settings under `config`, reading a backbone pre-trained under `backbone`.
-    pub fn of(config: &Config, stage: &Stage, backbone: Option<StageSettings>) -> Result<Self> {
+    /// `stage`'s settings under `config`, reading `backbone`.
+    pub fn of(config: &Config, stage: &Stage, backbone: Option<Backbone>) -> Result<Self> {
         let mut value = serde_json::to_value(config)?;
         if let Value::Object(sections) = &mut value {
             for s in unread_sections(stage) {
                 sections.remove(*s);
             }
+            // Where the stage's folder is and where the binary's plugins are (the folder of
+            // whichever `clasp` runs) change no result; the plugins' pinned hashes stay.
+            for (section, key) in [("run", "dir"), ("run", "name"), ("plugins", "dirs")] {
+                if let Some(Value::Object(keys)) = sections.get_mut(section) {
+                    keys.remove(key);
+                }
+            }
         }
         // As it reads back from the file, so floats compare equal to a saved copy.
         let config = serde_json::from_str(&serde_json::to_string(&value)?)?;
+        let (backbone, backbone_result) = match backbone {
+            Some(b) => (Some(Box::new(b.settings)), b.result),
+            None => (None, None),
+        };
         Ok(Self {
             config,
-            backbone: backbone.map(Box::new),
+            backbone,
+            backbone_result,
         })
     }
 
@@ -91,7 +118,11 @@ impl StageSettings {
         match (&saved.backbone, &self.backbone) {
             (Some(a), Some(b)) => b
                 .differences(Some(a))
-                .map(|why| format!("read a backbone that {why}")),
+                .map(|why| format!("read a backbone that {why}"))
+                .or_else(|| match saved.backbone_result == self.backbone_result {
+                    true => None,
+                    false => Some("read a backbone that was pre-trained again since".into()),
+                }),
             (None, None) => None,
             _ => Some("read another backbone (pre-trained, or random)".into()),
         }
@@ -128,23 +159,26 @@ mod tests {
         let mut c = Config::default();
         c.optim.lr = 0.1 + 0.2; // a float that must survive the file unchanged
         let p = StageSettings::of(&c, &pretraining(), None)?;
-        let r = StageSettings::of(&c, &read(), Some(p.clone()))?;
+        let backbone = |settings: &StageSettings, result: &str| Backbone {
+            settings: settings.clone(),
+            result: Some(result.into()),
+        };
+        let r = StageSettings::of(&c, &read(), Some(backbone(&p, "run 1")))?;
         r.save(dir.path())?;
         let saved = StageSettings::saved(dir.path());
         assert_eq!(r.differences(saved.as_ref()), None);
 
-        let mut probe_epochs = c.clone();
-        probe_epochs.probe.epochs += 1;
-        let p2 = StageSettings::of(&probe_epochs, &pretraining(), None)?;
-        assert_eq!(
-            p2.differences(Some(&p)),
-            None,
-            "pre-training reads no probe key"
-        );
+        let mut unread = c.clone();
+        unread.probe.epochs += 1;
+        unread.teacher.epochs += 1;
+        unread.run.dir = "elsewhere".into();
+        unread.plugins.dirs = vec!["/another/binary's/folder".into()];
+        let p2 = StageSettings::of(&unread, &pretraining(), None)?;
+        assert_eq!(p2.differences(Some(&p)), None, "pre-training reads none");
 
         let mut epochs = c.clone();
         epochs.finetune.epochs = 40;
-        let why = StageSettings::of(&epochs, &read(), Some(p.clone()))?
+        let why = StageSettings::of(&epochs, &read(), Some(backbone(&p, "run 1")))?
             .differences(saved.as_ref())
             .unwrap();
         assert!(
@@ -155,13 +189,17 @@ mod tests {
         let mut longer = c.clone();
         longer.pretrain.epochs += 1;
         let p3 = StageSettings::of(&longer, &pretraining(), None)?;
-        let why = StageSettings::of(&c, &read(), Some(p3))?
+        let why = StageSettings::of(&c, &read(), Some(backbone(&p3, "run 1")))?
             .differences(saved.as_ref())
             .unwrap();
         assert!(
             why.starts_with("read a backbone that ran under other settings: `pretrain.epochs`"),
             "{why}"
         );
+        let why = StageSettings::of(&c, &read(), Some(backbone(&p, "run 2")))?
+            .differences(saved.as_ref())
+            .unwrap();
+        assert!(why.contains("pre-trained again"), "{why}");
         let why = StageSettings::of(&c, &read(), None)?
             .differences(saved.as_ref())
             .unwrap();

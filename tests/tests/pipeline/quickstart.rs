@@ -140,7 +140,12 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     assert_eq!(comparisons(tmp.path()), comparisons(apart.path()));
 
     // A rerun under other settings runs again exactly the stages that read them (the old
-    // folder moved aside), and refuses data rendered for another tier.
+    // folder moved aside), and refuses data rendered for another tier. A key no stage reads
+    // (the teacher's epochs: the shipped teacher is installed, not trained) reruns nothing.
+    // A pre-training left interrupted (its checkpoints, no result) saved its state under the old
+    // value: it starts afresh rather than resume under settings it did not save, and every read
+    // of its backbone runs again.
+    std::fs::remove_file(run.join("pretrain-clasp/done.json")).unwrap();
     let out = Command::new(common::plugin_libs::clasp_exe())
         .current_dir(tmp.path())
         .args([
@@ -150,6 +155,8 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
             "1",
             "--set",
             "probe.seeds=1",
+            "--set",
+            "teacher.epochs=7",
         ])
         .env("CLASP_PLUGIN_PATH", common::plugin_libs::plugin_dir())
         .output()
@@ -162,8 +169,24 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
         ),
         "{log}"
     );
-    assert!(log.contains("pretrain (d) CLASP seed 0: reused"), "{log}");
-    assert!(log.contains("finetune-clasp-reid: reused"), "{log}");
+    assert!(
+        log.contains(
+            "pretrain-clasp: its interrupted run saved its state under other settings \
+             (`teacher.epochs`"
+        ) && log.contains(", now 7)): starting afresh"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pretrain (b) DINO only seed 0: reused"),
+        "{log}"
+    );
+    assert!(log.contains("finetune-dino-parsing: reused"), "{log}");
+    assert!(
+        log.contains(
+            "finetune-clasp-parsing: read a backbone that was pre-trained again since: run again"
+        ),
+        "{log}"
+    );
     assert!(!log.contains("probe-clasp-reid: reused"), "{log}");
     let probe: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.join("probe-clasp-reid/result.json")).unwrap(),
@@ -185,6 +208,18 @@ fn quickstart_fast_runs_every_stage_and_reports_all_tasks_and_variants() {
     assert!(
         log.contains("runs/quickstart/data was rendered with other settings")
             && log.contains("identities 20, now 300"),
+        "{log}"
+    );
+    // The labels stand on the shipped teacher: asking for a trained one is refused, not mixed.
+    let out = Command::new(common::plugin_libs::clasp_exe())
+        .current_dir(tmp.path())
+        .args(["quickstart", "--fast", "--train-teacher"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("runs/quickstart/teacher holds the shipped teacher and this quickstart asks for one trained in the run"),
         "{log}"
     );
 }
