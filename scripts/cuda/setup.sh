@@ -5,7 +5,7 @@
 # run time), then writes the environment to $CLASP_CUDA_CACHE/env.sh for the caller to source:
 #
 #   bash scripts/cuda/setup.sh && source ~/.cache/clasp-cuda/env.sh
-#   cargo build -p clasp-core --features cuda     # or --features nccl (also needs MPI)
+#   cargo build -p clasp-core --features cuda     # or --features nccl (with mpi: MPI-launched jobs)
 #
 # CLASP_CUDA_TOOLKIT picks the toolkit: 13.4 (default, what CI compiles with: the newest cudarc
 # 0.19 — candle 0.11's — knows; it reads the version off nvcc) or 13.0, for binaries that run on a

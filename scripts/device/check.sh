@@ -38,7 +38,9 @@ except ImportError:
     roots = []
 found = {}
 for root in roots:
-    for name in ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10"):
+    # libnccl: only a FEATURES=cuda,nccl build (scripts/device/build.sh) links it.
+    for name in ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10",
+                 "libnccl.so.2"):
         for f in sorted(glob.glob(os.path.join(root, "**", name + "*"), recursive=True)):
             found.setdefault(name, f)
 for name in sorted(found):
@@ -72,7 +74,7 @@ with lzma.open(sys.argv[1]) as src, open(sys.argv[2], "wb") as dst: shutil.copyf
       fi
     done
   fi
-  ldd "$clasp" | grep -E 'libcu|not found' || echo "(links no CUDA library: a CPU build)"
+  ldd "$clasp" | grep -E 'libcu|libnccl|not found' || echo "(links no CUDA library: a CPU build)"
   if ldd "$clasp" | grep -q 'not found'; then
     echo "a library the binary links was not found"
     failed=1
