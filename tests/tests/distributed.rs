@@ -11,7 +11,7 @@ use std::process::Command;
 
 mod common;
 use common::finetune_runs::{
-    attribute_data, delivered_weights, max_weight_gap, nano_finetune_args,
+    attribute_data, delivered_weights, first_listed_image, max_weight_gap, nano_finetune_args,
 };
 use common::plugin_libs::{clasp_exe, library};
 use common::task_data::synth;
@@ -333,15 +333,7 @@ fn ranks_listing_different_validation_images_are_refused() {
     succeeded(two_ranks("same"));
     // Rank b's first validation image under another name, in its list and on disk.
     let b = copies.path().join("b/attributes");
-    let val = std::fs::read_to_string(b.join("val.csv")).unwrap();
-    let first = val
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let (first, val) = first_listed_image(&b.join("val.csv"));
     let renamed = format!("renamed_{first}");
     std::fs::write(b.join("val.csv"), val.replacen(&first, &renamed, 1)).unwrap();
     std::fs::rename(

@@ -13,7 +13,7 @@ use clasp_core::plugin_host::{load, loader::sha256_file};
 
 mod common;
 use common::finetune_runs::{
-    attribute_data, delivered_weights, max_weight_gap, nano_attribute_finetune,
+    attribute_data, delivered_weights, first_listed_image, max_weight_gap, nano_attribute_finetune,
     nano_attribute_finetune_cmd,
 };
 use common::plugin_libs::{build_apart, clasp_exe, err, input, library, plugin_dir};
@@ -493,15 +493,7 @@ fn a_diverging_finetune_stops_naming_the_step_and_delivers_nothing() {
 fn an_unreadable_first_training_image_is_skipped_like_any_other() {
     let data = attribute_data();
     let root = data.path().join("attributes");
-    let table = std::fs::read_to_string(root.join("train.csv")).unwrap();
-    let first = table
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let (first, _) = first_listed_image(&root.join("train.csv"));
     std::fs::write(root.join("images").join(&first), b"").unwrap();
     let runs = tempfile::tempdir().unwrap();
     let run = |max_skipped: &str| {

@@ -13,6 +13,14 @@ pub fn attribute_data() -> tempfile::TempDir {
     super::task_data::synth(6, 3, 3, 2, [64, 32])
 }
 
+/// The first image an attribute set's split table (`train.csv`, `val.csv`, …) lists, and the
+/// table's text.
+pub fn first_listed_image(table: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(table).unwrap();
+    let first = text.lines().nth(1).unwrap().split(',').next().unwrap();
+    (first.to_string(), text)
+}
+
 /// `clasp finetune --task attribute` of a nano ViT at 64×32 with batches of 2 on `data`, runs
 /// under `runs`, and further `--set`s.
 pub fn nano_attribute_finetune(data: &Path, runs: &Path, sets: &[&str]) -> std::process::Output {
