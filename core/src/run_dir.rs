@@ -66,16 +66,12 @@ impl RunDir {
                 Existing::Continue => {
                     // Refused here, before its resolved config is touched: a run with saved
                     // state continues only under the settings that wrote it.
-                    let old = as_written_now(&std::fs::read_to_string(&file).unwrap_or_default());
-                    let saved = std::fs::read_dir(path.join("checkpoints"))
-                        .is_ok_and(|mut d| d.next().is_some());
-                    if saved && old != text {
+                    if let Some(why) = saved_state_of_other_settings(config)? {
                         bail!(
-                            "{} holds a run of other settings ({}): resume with the same \
+                            "{} holds a run of other settings ({why}): resume with the same \
                              settings (`--config {}`), pass --overwrite to move it aside, or \
                              choose another --set run.name",
                             path.display(),
-                            what_differs(&old, &text),
                             file.display()
                         );
                     }

@@ -38,6 +38,7 @@ use crate::checkpoint::atomic::{remove_stale_temporaries, TMP_PREFIX};
 use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigSources};
 use crate::data::synth::dataset::{generate, SynthOptions};
+use crate::file_hash::sha256_file;
 use crate::finetune::{finetune_for, FinetuneRun};
 use crate::plugin_host::loader::find_task;
 use crate::plugin_host::scoring::Scorer;
@@ -643,9 +644,7 @@ impl Quickstart {
         let backbone = match stage.needs() {
             Some(p) => Some(Backbone {
                 settings: self.settings_of(&p)?,
-                result: std::fs::read(self.root.join(p.name()).join(p.result_file()))
-                    .ok()
-                    .map(|bytes| crate::run_dir::config_hash(&String::from_utf8_lossy(&bytes))),
+                result: sha256_file(&self.root.join(p.name()).join(p.result_file())).ok(),
             }),
             None => None,
         };
@@ -677,23 +676,25 @@ impl Quickstart {
     /// Whether `stage`'s folder holds work done under `settings` (to reuse, or to resume);
     /// says why not when it holds other work, which the stage then moves aside.
     fn holds_current_work(&self, stage: &Stage, settings: &StageSettings) -> bool {
-        let dir = self.root.join(stage.name());
-        let why = settings.differences(StageSettings::saved(&dir).as_ref());
+        let why = self.why_not_current(stage, settings);
         if let Some(why) = &why {
-            if dir.exists() {
+            if self.root.join(stage.name()).exists() {
                 println!("  {}: {why}: run again", stage.name());
             }
         }
         why.is_none()
     }
 
+    /// Why `stage`'s folder does not hold work done under `settings`; `None` when it does.
+    fn why_not_current(&self, stage: &Stage, settings: &StageSettings) -> Option<String> {
+        settings.differences(StageSettings::saved(&self.root.join(stage.name())).as_ref())
+    }
+
     /// Whether `stage` left a result this quickstart can read (as its reuse does): one made
     /// under the settings it gets now.
     fn finished(&self, stage: &Stage) -> bool {
-        let current = self.settings_of(stage).is_ok_and(|s| {
-            s.differences(StageSettings::saved(&self.root.join(stage.name())).as_ref())
-                .is_none()
-        });
+        let current =
+            (self.settings_of(stage)).is_ok_and(|s| self.why_not_current(stage, &s).is_none());
         if !current {
             return false;
         }
